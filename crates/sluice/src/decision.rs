@@ -1,0 +1,112 @@
+//! The answer to "may this request go through?".
+
+use std::time::Duration;
+
+/// What a limit decided for one request.
+///
+/// A denial is a value, not an error: `Err` from a store means that no
+/// decision could be made at all. All durations are whole microseconds,
+/// rounded up, so that a caller who waits `retry_after` and asks again is
+/// admitted (when nobody else spent the capacity meanwhile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may go through.
+    pub allowed: bool,
+    /// The most units this key can be granted at once: the bucket capacity
+    /// (`burst`) for bucket algorithms, `limit` for window algorithms.
+    pub limit: u64,
+    /// Units that could be taken right now, after this decision.
+    pub remaining: u64,
+    /// How long until the key is back to its untouched state (full bucket,
+    /// empty window), if nothing else is admitted meanwhile.
+    pub reset_after: Duration,
+    /// When denied, the soonest this same request would be admitted; `None`
+    /// when it never can be (its cost exceeds the capacity). Zero when allowed.
+    pub retry_after: Option<Duration>,
+    /// Leaky bucket only: how long an admitted request waits for its turn
+    /// in the queue before it goes through. Zero otherwise.
+    pub delay: Duration,
+    /// The policy is in shadow mode and would have denied this request; it
+    /// was admitted anyway (`allowed` is true).
+    pub shadow: bool,
+}
+
+impl Decision {
+    /// An admission. `delay` is zero and `retry_after` is zero.
+    pub fn allowed(limit: u64, remaining: u64, reset_after_us: u64) -> Decision {
+        Decision {
+            allowed: true,
+            limit,
+            remaining,
+            reset_after: Duration::from_micros(reset_after_us),
+            retry_after: Some(Duration::ZERO),
+            delay: Duration::ZERO,
+            shadow: false,
+        }
+    }
+
+    /// A denial; `retry_after_us` is `None` when the request can never fit.
+    pub fn denied(
+        limit: u64,
+        remaining: u64,
+        reset_after_us: u64,
+        retry_after_us: Option<u64>,
+    ) -> Decision {
+        Decision {
+            allowed: false,
+            limit,
+            remaining,
+            reset_after: Duration::from_micros(reset_after_us),
+            retry_after: retry_after_us.map(Duration::from_micros),
+            delay: Duration::ZERO,
+            shadow: false,
+        }
+    }
+
+    /// The same decision, admitted in shadow mode if it was a denial: the
+    /// caller lets the request through and reports that it would not have.
+    pub fn shadowed(self) -> Decision {
+        if self.allowed {
+            return self;
+        }
+        Decision {
+            allowed: true,
+            retry_after: Some(Duration::ZERO),
+            shadow: true,
+            ..self
+        }
+    }
+
+    /// Shifts every duration by `skew_us`: used when a key's stored time is
+    /// ahead of the caller's clock, so that durations still count from the
+    /// caller's `now`.
+    pub(crate) fn delayed_by(mut self, skew_us: u64) -> Decision {
+        if skew_us > 0 {
+            let skew = Duration::from_micros(skew_us);
+            self.reset_after += skew;
+            if !self.allowed {
+                self.retry_after = self.retry_after.map(|r| r + skew);
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadowed_admits_a_denial_and_says_so() {
+        let denied = Decision::denied(10, 0, 5_000, Some(1_000));
+        let shadowed = denied.shadowed();
+        assert!(shadowed.allowed && shadowed.shadow);
+        assert_eq!(shadowed.retry_after, Some(Duration::ZERO));
+        assert_eq!(
+            (shadowed.remaining, shadowed.reset_after),
+            (0, denied.reset_after)
+        );
+        let allowed = Decision::allowed(10, 3, 5_000);
+        assert_eq!(allowed.shadowed(), allowed);
+    }
+}

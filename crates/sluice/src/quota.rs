@@ -1,0 +1,370 @@
+//! What a limit allows: an algorithm, a limit per period and, for the bucket
+//! algorithms, a burst. A [`Quota`] can only be built valid.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The shortest period a quota may have.
+pub const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+/// The longest period a quota may have (366 days).
+pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The largest `limit` or `burst` a quota may have.
+pub const MAX_LIMIT: u64 = 1_000_000_000;
+
+/// The largest `limit` of a `sliding_window_log` quota: the log keeps one
+/// entry per admitted request, so its memory grows with the limit.
+pub const MAX_LOG_LIMIT: u64 = 100_000;
+
+/// Every bucket's scaled capacity (see [`Quota::scaled_capacity`]) stays at
+/// or below 2^53, the largest integer that Redis's Lua numbers (doubles)
+/// hold exactly, so that every store computes the same decisions.
+pub const MAX_SCALED_CAPACITY: u64 = 1 << 53;
+
+/// The rate limiting algorithms Sluice implements.
+///
+/// All of them decide from integer microseconds; see each module for the
+/// exact definition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// A bucket of `burst` tokens refilled continuously at `limit / period`.
+    #[default]
+    TokenBucket,
+    /// The generic cell rate algorithm: the token bucket kept as one time.
+    Gcra,
+    /// A queue that drains at `limit / period` and holds at most `burst`;
+    /// admitted requests are told how long to wait for their turn.
+    LeakyBucket,
+    /// Counters over windows aligned to the Unix epoch.
+    FixedWindow,
+    /// The exact count of what was admitted in the last `period`.
+    SlidingWindowLog,
+    /// The weighted estimate over the current and the previous window.
+    SlidingWindowCounter,
+}
+
+impl Algorithm {
+    /// Every algorithm, in documentation order.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::TokenBucket,
+        Algorithm::Gcra,
+        Algorithm::LeakyBucket,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowLog,
+        Algorithm::SlidingWindowCounter,
+    ];
+
+    /// The name used in configuration files and APIs, such as `token_bucket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::TokenBucket => "token_bucket",
+            Algorithm::Gcra => "gcra",
+            Algorithm::LeakyBucket => "leaky_bucket",
+            Algorithm::FixedWindow => "fixed_window",
+            Algorithm::SlidingWindowLog => "sliding_window_log",
+            Algorithm::SlidingWindowCounter => "sliding_window_counter",
+        }
+    }
+
+    /// Whether the algorithm is a bucket, and so takes a `burst`.
+    pub fn has_burst(self) -> bool {
+        matches!(
+            self,
+            Algorithm::TokenBucket | Algorithm::Gcra | Algorithm::LeakyBucket
+        )
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a name that is not one of [`Algorithm::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown algorithm {0:?}; expected one of token_bucket, gcra, leaky_bucket, fixed_window, sliding_window_log, sliding_window_counter"
+)]
+pub struct UnknownAlgorithm(pub String);
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| UnknownAlgorithm(s.to_owned()))
+    }
+}
+
+/// Why a quota could not be built. Each variant names the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    /// `limit` is zero or above [`MAX_LIMIT`] (or [`MAX_LOG_LIMIT`]).
+    #[error("limit: must be a positive integer of at most {max}, got {got}")]
+    Limit {
+        /// The value given.
+        got: u64,
+        /// The largest value allowed for this algorithm.
+        max: u64,
+    },
+    /// `period` is outside [`MIN_PERIOD`]..=[`MAX_PERIOD`] or not whole microseconds.
+    #[error("period: must be whole microseconds from 1ms to 366d, got {0:?}")]
+    Period(Duration),
+    /// `burst` is zero or above [`MAX_LIMIT`].
+    #[error("burst: must be a positive integer of at most {MAX_LIMIT}, got {0}")]
+    Burst(u64),
+    /// `burst` was given for a window algorithm, which has none.
+    #[error("burst: {0} has no burst; remove it or use a bucket algorithm")]
+    BurstNotAllowed(Algorithm),
+    /// The bucket cannot be computed exactly (see [`MAX_SCALED_CAPACITY`]).
+    #[error(
+        "burst: {burst} with {limit} per {period:?} cannot be computed exactly (burst x period / gcd(limit, period in microseconds) must be at most 2^53); use a shorter period or a smaller burst"
+    )]
+    TooPrecise {
+        /// The limit given.
+        limit: u64,
+        /// The period given.
+        period: Duration,
+        /// The burst given or implied.
+        burst: u64,
+    },
+}
+
+/// A validated quota: `limit` units per `period`, decided by `algorithm`,
+/// with a bucket capacity of `burst` for the bucket algorithms.
+///
+/// Bucket algorithms compute in exact integer fractions: with
+/// `g = gcd(limit, period_us)`, one token is `period_us / g` *scaled units*
+/// and the bucket refills `limit / g` scaled units per microsecond, so no
+/// refill is ever rounded away.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{Algorithm, Quota};
+///
+/// let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
+/// assert_eq!(quota.burst(), 10);
+/// assert!(Quota::new(Algorithm::FixedWindow, 10, Duration::from_secs(60), Some(5)).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Quota {
+    algorithm: Algorithm,
+    limit: u64,
+    period_us: u64,
+    burst: u64,
+    /// Scaled units refilled per microsecond: `limit / g`.
+    refill_per_us: u64,
+    /// Scaled units per token: `period_us / g`.
+    unit: u64,
+}
+
+impl Quota {
+    /// Builds a quota. `burst` is only for the bucket algorithms; when it is
+    /// `None` there, it follows `limit`.
+    pub fn new(
+        algorithm: Algorithm,
+        limit: u64,
+        period: Duration,
+        burst: Option<u64>,
+    ) -> Result<Quota, QuotaError> {
+        let max_limit = if algorithm == Algorithm::SlidingWindowLog {
+            MAX_LOG_LIMIT
+        } else {
+            MAX_LIMIT
+        };
+        if limit == 0 || limit > max_limit {
+            return Err(QuotaError::Limit {
+                got: limit,
+                max: max_limit,
+            });
+        }
+        if period < MIN_PERIOD || period > MAX_PERIOD || period.subsec_nanos() % 1_000 != 0 {
+            return Err(QuotaError::Period(period));
+        }
+        // In range by the check above: at most 366 days of microseconds.
+        let period_us = period.as_micros() as u64;
+        let burst = match (algorithm.has_burst(), burst) {
+            (false, Some(_)) => return Err(QuotaError::BurstNotAllowed(algorithm)),
+            (false, None) => limit,
+            (true, None) => limit,
+            (true, Some(b)) if b == 0 || b > MAX_LIMIT => return Err(QuotaError::Burst(b)),
+            (true, Some(b)) => b,
+        };
+        let g = gcd(limit, period_us);
+        let (refill_per_us, unit) = (limit / g, period_us / g);
+        if algorithm.has_burst()
+            && u128::from(burst) * u128::from(unit) > u128::from(MAX_SCALED_CAPACITY)
+        {
+            return Err(QuotaError::TooPrecise {
+                limit,
+                period,
+                burst,
+            });
+        }
+        Ok(Quota {
+            algorithm,
+            limit,
+            period_us,
+            burst,
+            refill_per_us,
+            unit,
+        })
+    }
+
+    /// The algorithm that decides.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Units allowed per period.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        Duration::from_micros(self.period_us)
+    }
+
+    /// The period in microseconds.
+    pub fn period_us(&self) -> u64 {
+        self.period_us
+    }
+
+    /// The bucket capacity; equal to `limit` for the window algorithms.
+    pub fn burst(&self) -> u64 {
+        self.burst
+    }
+
+    /// The most units one key can be granted at once from its untouched
+    /// state: `burst` for buckets, `limit` for windows. A cost above it can
+    /// never be admitted.
+    pub fn capacity(&self) -> u64 {
+        self.burst
+    }
+
+    /// Scaled units that one token is worth (`period_us / gcd`).
+    pub fn scaled_unit(&self) -> u64 {
+        self.unit
+    }
+
+    /// Scaled units the bucket regains per microsecond (`limit / gcd`).
+    pub fn refill_per_us(&self) -> u64 {
+        self.refill_per_us
+    }
+
+    /// The bucket capacity in scaled units: `burst × scaled_unit`, at most
+    /// [`MAX_SCALED_CAPACITY`] for bucket algorithms.
+    pub fn scaled_capacity(&self) -> u64 {
+        self.burst.saturating_mul(self.unit)
+    }
+
+    /// A short stable digest of every parameter. Stores keep it beside a
+    /// key's state so that a key whose policy changed starts afresh instead
+    /// of reading its old state in the new units.
+    pub fn fingerprint(&self) -> u32 {
+        // FNV-1a over the parameters: stable across processes and versions.
+        let mut hash: u32 = 0x811c_9dc5;
+        let words = [
+            self.algorithm as u64,
+            self.limit,
+            self.period_us,
+            self.burst,
+        ];
+        for byte in words.iter().flat_map(|w| w.to_le_bytes()) {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        hash
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn burst_defaults_to_limit_and_is_refused_on_windows() {
+        let q = Quota::new(Algorithm::Gcra, 7, MINUTE, None).unwrap();
+        assert_eq!(q.burst(), 7);
+        for a in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindowLog,
+            Algorithm::SlidingWindowCounter,
+        ] {
+            assert_eq!(
+                Quota::new(a, 7, MINUTE, Some(7)),
+                Err(QuotaError::BurstNotAllowed(a))
+            );
+        }
+    }
+
+    #[test]
+    fn scaled_units_are_reduced_by_the_gcd() {
+        // 1,000,000 per day: one token is 86,400 scaled units, refilled 1 per µs.
+        let day = Duration::from_secs(86_400);
+        let q = Quota::new(Algorithm::TokenBucket, 1_000_000, day, None).unwrap();
+        assert_eq!((q.scaled_unit(), q.refill_per_us()), (86_400, 1));
+        // 7 per minute does not reduce.
+        let q = Quota::new(Algorithm::TokenBucket, 7, MINUTE, None).unwrap();
+        assert_eq!((q.scaled_unit(), q.refill_per_us()), (60_000_000, 7));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_with_the_field() {
+        let err = Quota::new(Algorithm::TokenBucket, 0, MINUTE, None).unwrap_err();
+        assert!(err.to_string().starts_with("limit:"), "{err}");
+        let err =
+            Quota::new(Algorithm::TokenBucket, 1, Duration::from_micros(999), None).unwrap_err();
+        assert!(err.to_string().starts_with("period:"), "{err}");
+        let err = Quota::new(Algorithm::TokenBucket, 1, MINUTE, Some(0)).unwrap_err();
+        assert!(err.to_string().starts_with("burst:"), "{err}");
+        let err =
+            Quota::new(Algorithm::SlidingWindowLog, MAX_LOG_LIMIT + 1, MINUTE, None).unwrap_err();
+        assert!(err.to_string().starts_with("limit:"), "{err}");
+        let err = Quota::new(
+            Algorithm::TokenBucket,
+            7,
+            Duration::from_secs(86_400 * 300),
+            Some(MAX_LIMIT),
+        )
+        .unwrap_err();
+        assert!(matches!(err, QuotaError::TooPrecise { .. }), "{err}");
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.name().parse::<Algorithm>(), Ok(a));
+        }
+        assert!("token-bucket".parse::<Algorithm>().is_err());
+    }
+
+    #[test]
+    fn fingerprint_changes_with_every_parameter() {
+        let base = Quota::new(Algorithm::TokenBucket, 10, MINUTE, Some(20)).unwrap();
+        let others = [
+            Quota::new(Algorithm::Gcra, 10, MINUTE, Some(20)).unwrap(),
+            Quota::new(Algorithm::TokenBucket, 11, MINUTE, Some(20)).unwrap(),
+            Quota::new(Algorithm::TokenBucket, 10, MINUTE * 2, Some(20)).unwrap(),
+            Quota::new(Algorithm::TokenBucket, 10, MINUTE, Some(21)).unwrap(),
+        ];
+        for other in others {
+            assert_ne!(base.fingerprint(), other.fingerprint(), "{other:?}");
+        }
+    }
+}
