@@ -48,7 +48,7 @@ pub fn decide(
     };
     let used: u64 = live().map(|e| e.cost).sum();
     let reset_after = |newest_live: Option<u64>| newest_live.map_or(0, |at| at + period - now_us);
-    let newest_live = live().last().map(|e| e.at_us);
+    let newest_live = live().next_back().map(|e| e.at_us);
 
     let (decision, next) = if cost > limit {
         let d = Decision::denied(

@@ -1,0 +1,41 @@
+//! The one-shot commands: `sluice check` and `sluice validate`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use sluice::{Error, Limiter};
+
+use crate::body::DecisionBody;
+use crate::config::{Config, ConfigErrors};
+use crate::stores::AnyStore;
+
+/// Checks the configuration file at `path`: the number of policies it
+/// defines, or every error in it.
+pub fn validate(path: &Path) -> Result<usize, ConfigErrors> {
+    Config::load(path).map(|c| c.policies.len())
+}
+
+/// Makes one decision with `config` and returns it as the JSON body.
+pub async fn check(
+    config: Config,
+    policy: &str,
+    key: &str,
+    cost: u64,
+) -> anyhow::Result<DecisionBody> {
+    let store = AnyStore::open(&config.store).await?;
+    let limiter = Limiter::new(store, config.policies);
+    let decision = match limiter.check(policy, key, cost).await {
+        Err(Error::UnknownPolicy(name)) => {
+            let mut known: Vec<&str> = limiter.policies().map(|p| p.name()).collect();
+            known.sort_unstable();
+            anyhow::bail!(
+                "unknown policy {name:?}; the policies are: {}",
+                known.join(", ")
+            )
+        }
+        other => other.with_context(|| format!("checking {key:?} against policy {policy:?}"))?,
+    };
+    let quota = limiter.policy(policy).map(|p| *p.quota_for(key));
+    let quota = quota.context("the policy vanished while deciding")?;
+    Ok(DecisionBody::new(policy, key, &quota, &decision))
+}

@@ -1,0 +1,122 @@
+//! The configuration: a YAML file, environment variables and flags.
+//!
+//! Precedence, highest first: command-line flags, environment variables
+//! (`SLUICE_CONFIG`, `SLUICE_STORE`), the file, the built-in defaults. With
+//! no file at all Sluice runs on the memory store with one policy,
+//! `default`: token bucket, 10 per 60 s, burst 10.
+
+mod error;
+mod parse;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sluice::{Algorithm, Policy, Quota};
+
+pub use error::{ConfigError, ConfigErrors, Origin};
+pub use parse::{FileConfig, parse, parse_duration};
+pub use store::StoreSpec;
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "SLUICE_CONFIG";
+/// The environment variable naming the store.
+pub const STORE_ENV: &str = "SLUICE_STORE";
+
+/// Everything Sluice runs with, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// Where decisions are kept.
+    pub store: StoreSpec,
+    /// The policies in force, in file order.
+    pub policies: Vec<Policy>,
+    /// The file the configuration came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// What the command line says; `None` where a flag was not given.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--store URL`.
+    pub store: Option<String>,
+}
+
+impl Config {
+    /// The configuration with no file: memory store, the `default` policy.
+    pub fn builtin() -> Config {
+        Config {
+            store: StoreSpec::Memory,
+            policies: vec![default_policy()],
+            source: None,
+        }
+    }
+
+    /// Loads the configuration from flags, then the environment (read with
+    /// `env`), then the file they name, then the defaults.
+    pub fn resolve(
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let file = flags
+            .config
+            .clone()
+            .or_else(|| env(CONFIG_ENV).map(PathBuf::from));
+        let mut config = match file {
+            Some(path) => Config::load(&path)?,
+            None => Config::builtin(),
+        };
+        let store = match (&flags.store, env(STORE_ENV)) {
+            (Some(flag), _) => Some((flag.clone(), Origin::Flag("--store"))),
+            (None, Some(var)) => Some((var, Origin::Env(STORE_ENV))),
+            (None, None) => None,
+        };
+        if let Some((text, origin)) = store {
+            config.store = StoreSpec::parse(&text).map_err(|message| ConfigError {
+                origin,
+                path: String::new(),
+                message,
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// Loads the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: Origin::File {
+                file: name.clone(),
+                line: 1,
+            },
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let file = parse(&text, &name)?;
+        Ok(Config {
+            store: file.store.unwrap_or(StoreSpec::Memory),
+            policies: file.policies,
+            source: Some(path.to_owned()),
+        })
+    }
+}
+
+/// The policy Sluice runs with when there is no configuration file.
+pub fn default_policy() -> Policy {
+    let quota = Quota::new(
+        Algorithm::TokenBucket,
+        10,
+        Duration::from_secs(60),
+        Some(10),
+    );
+    // Both are valid constants, checked by a test below.
+    match quota.map(|q| Policy::new("default", q)) {
+        Ok(Ok(policy)) => policy,
+        _ => unreachable!("the built-in default policy is valid"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "sluice.yaml") {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn a_full_file_loads() {
+    let text = "\
+store: redis://127.0.0.1:6379
+policies:
+  api:
+    algorithm: sliding_window_counter
+    limit: 100
+    period: 1m
+  login:
+    limit: 5
+    period: 15m
+    burst: 2
+    shadow: true
+    overrides:
+      trusted-partner:
+        limit: 50
+      ci-runner:
+        burst: 9
+";
+    let config = parse(text, "sluice.yaml").unwrap();
+    assert_eq!(
+        config.store,
+        Some(StoreSpec::Redis("redis://127.0.0.1:6379".into()))
+    );
+    let [api, login] = &config.policies[..] else {
+        panic!("{config:?}")
+    };
+    assert_eq!(api.name(), "api");
+    assert_eq!(api.quota().algorithm(), Algorithm::SlidingWindowCounter);
+    assert_eq!(api.quota().period(), Duration::from_secs(60));
+    assert_eq!(login.quota().algorithm(), Algorithm::TokenBucket);
+    assert_eq!((login.quota().limit(), login.quota().burst()), (5, 2));
+    assert!(login.shadow());
+    // An override inherits what it does not set; the policy set a burst.
+    let partner = login.quota_for("trusted-partner");
+    assert_eq!(
+        (partner.limit(), partner.period(), partner.burst()),
+        (50, Duration::from_secs(900), 2)
+    );
+    let runner = login.quota_for("ci-runner");
+    assert_eq!((runner.limit(), runner.burst()), (5, 9));
+}
+
+#[test]
+fn an_unset_burst_follows_the_overridden_limit() {
+    let text = "policies:\n  api:\n    limit: 10\n    period: 1s\n    overrides:\n      vip:\n        limit: 1000\n";
+    let config = parse(text, "sluice.yaml").unwrap();
+    let vip = config.policies[0].quota_for("vip");
+    assert_eq!((vip.limit(), vip.burst()), (1000, 1000));
+}
+
+#[test]
+fn the_issue_example_error_reads_as_written() {
+    let text = "\
+# Sluice
+store: memory
+
+policies:
+  api:
+    period: 1m
+    limit: -5
+";
+    assert_eq!(
+        errors(text),
+        ["sluice.yaml:7: policies.api.limit: must be a positive integer, got -5"]
+    );
+}
+
+#[test]
+fn every_error_is_listed_with_its_line_and_path() {
+    let text = "\
+policies:
+  api:
+    algorithm: token-bucket
+    limit: ten
+    period: 5 parsecs
+    burts: 3
+  windows:
+    algorithm: fixed_window
+    limit: 10
+    period: 1s
+    burst: 5
+  tiers:
+    limit: 10
+    period: 1s
+    overrides:
+      vip:
+        limit: 0
+        colour: blue
+  bad name:
+    limit: 1
+    period: 1s
+";
+    let got = errors(text);
+    let expected = [
+        "sluice.yaml:6: policies.api.burts: unknown field; expected one of algorithm, limit, period, burst, shadow, overrides",
+        "sluice.yaml:3: policies.api.algorithm: unknown algorithm \"token-bucket\"",
+        "sluice.yaml:4: policies.api.limit: must be a positive integer, got ten",
+        "sluice.yaml:5: policies.api.period: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got 5 parsecs",
+        "sluice.yaml:11: policies.windows.burst: fixed_window has no burst",
+        "sluice.yaml:18: policies.tiers.overrides.vip.colour: unknown field; expected one of limit, period, burst",
+        "sluice.yaml:17: policies.tiers.overrides.vip.limit: must be a positive integer, got 0",
+        "sluice.yaml:19: policies.bad name: policy name \"bad name\" must be",
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (got, expected) in got.iter().zip(expected) {
+        assert!(
+            got.starts_with(expected),
+            "{got}\n  does not start with\n{expected}"
+        );
+    }
+}
+
+#[test]
+fn missing_and_unknown_top_level_fields_are_errors() {
+    assert_eq!(
+        errors("store: memory\n"),
+        ["sluice.yaml:1: policies: missing field; at least one policy is required"]
+    );
+    let got = errors("polices:\n  api: {limit: 1, period: 1s}\n");
+    assert!(
+        got[0]
+            .starts_with("sluice.yaml:1: polices: unknown field; expected one of store, policies"),
+        "{got:?}"
+    );
+    let got = errors("policies:\n  api:\n    limit: 1\n");
+    assert_eq!(got, ["sluice.yaml:3: policies.api.period: missing field"]);
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let got = errors("policies:\n  api:\n    limit: 1\n   period: [1s\n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("sluice.yaml:4: invalid YAML"), "{got:?}");
+    let got = errors("policies:\n  api: {limit: 1, period: 1s}\n  api: {limit: 2, period: 1s}\n");
+    assert!(
+        got[0].starts_with("sluice.yaml:3: duplicate key \"api\" (first defined on line 2)"),
+        "{got:?}"
+    );
+    let got = errors("- just\n- a list\n");
+    assert!(got[0].contains("must be a YAML mapping"), "{got:?}");
+}
+
+#[test]
+fn wrong_shapes_say_what_they_got() {
+    let got = errors("policies:\n  api:\n    limit: [1]\n    period: 1s\n    shadow: maybe\n");
+    assert_eq!(
+        got,
+        [
+            "sluice.yaml:3: policies.api.limit: must be a positive integer, got a list",
+            "sluice.yaml:5: policies.api.shadow: must be true or false, got maybe",
+        ]
+    );
+    let got = errors("policies: 3\n");
+    assert_eq!(
+        got,
+        ["sluice.yaml:1: policies: must be a mapping from policy name to policy, got \"3\""]
+    );
+}
+
+#[test]
+fn periods_are_checked_against_the_quota_rules() {
+    let got = errors("policies:\n  api:\n    limit: 1\n    period: 500us\n");
+    assert_eq!(
+        got,
+        [
+            "sluice.yaml:4: policies.api.period: must be whole microseconds from 1ms to 366d, got 500µs"
+        ]
+    );
+    let got = errors("policies:\n  api:\n    limit: 1\n    period: 60\n");
+    assert!(got[0].contains("a number needs a unit"), "{got:?}");
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &path,
+        "store: redis://127.0.0.1:1\npolicies:\n  api: {limit: 1, period: 1s}\n",
+    )
+    .unwrap();
+    let path_text = path.display().to_string();
+    let env = |name: &str| match name {
+        CONFIG_ENV => Some(path_text.clone()),
+        STORE_ENV => Some("redis://127.0.0.1:2".to_owned()),
+        _ => None,
+    };
+
+    let from_env = Config::resolve(&Flags::default(), env).unwrap();
+    assert_eq!(
+        from_env.store,
+        StoreSpec::Redis("redis://127.0.0.1:2".into())
+    );
+    assert_eq!(from_env.policies[0].name(), "api");
+
+    let flags = Flags {
+        config: None,
+        store: Some("memory".into()),
+    };
+    assert_eq!(
+        Config::resolve(&flags, env).unwrap().store,
+        StoreSpec::Memory
+    );
+
+    let file_only = Config::resolve(&Flags::default(), |n| {
+        (n == CONFIG_ENV).then(|| path_text.clone())
+    })
+    .unwrap();
+    assert_eq!(
+        file_only.store,
+        StoreSpec::Redis("redis://127.0.0.1:1".into())
+    );
+
+    let bad = Config::resolve(&Flags::default(), |n| {
+        (n == STORE_ENV).then(|| "postgres://x".to_owned())
+    });
+    let message = bad.unwrap_err().to_string();
+    assert!(
+        message.starts_with("environment variable SLUICE_STORE: must be memory"),
+        "{message}"
+    );
+}
+
+#[test]
+fn no_configuration_at_all_runs_the_default_policy_in_memory() {
+    let config = Config::resolve(&Flags::default(), |_| None).unwrap();
+    assert_eq!(config.store, StoreSpec::Memory);
+    let [policy] = &config.policies[..] else {
+        panic!("{config:?}")
+    };
+    let q = policy.quota();
+    assert_eq!(policy.name(), "default");
+    assert_eq!(
+        (q.algorithm(), q.limit(), q.period(), q.burst()),
+        (Algorithm::TokenBucket, 10, Duration::from_secs(60), 10)
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_named() {
+    let flags = Flags {
+        config: Some("/nonexistent/sluice.yaml".into()),
+        store: None,
+    };
+    let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();
+    assert!(
+        message.starts_with("/nonexistent/sluice.yaml:1: cannot read the file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_empty_file_lacks_policies() {
+    assert_eq!(
+        errors(""),
+        ["sluice.yaml:1: policies: missing field; at least one policy is required"]
+    );
+    assert_eq!(
+        errors("# nothing\n"),
+        ["sluice.yaml:1: policies: missing field; at least one policy is required"]
+    );
+}
+
+proptest::proptest! {
+    /// Whatever the file holds, loading it answers with a config or errors
+    /// that name the file; it never panics.
+    #[test]
+    fn any_text_gets_an_answer_never_a_panic(text in "(?s).{0,200}") {
+        if let Err(ConfigErrors(errors)) = parse(&text, "f.yaml") {
+            proptest::prop_assert!(!errors.is_empty());
+            for e in errors {
+                proptest::prop_assert!(e.to_string().starts_with("f.yaml:"), "{e}");
+            }
+        }
+    }
+
+    /// Near-valid files (valid structure, random field values) never panic.
+    #[test]
+    fn any_field_values_get_an_answer(
+        algorithm in "[a-z_]{0,24}",
+        limit in "-?[0-9]{0,22}",
+        period in "[0-9]{0,12}(us|ms|s|m|h|d|y|)",
+        burst in "[0-9a-z]{0,5}",
+    ) {
+        let text = format!(
+            "policies:\n  p:\n    algorithm: {algorithm}\n    limit: {limit}\n    period: {period}\n    burst: {burst}\n"
+        );
+        let _ = parse(&text, "f.yaml");
+    }
+}

@@ -1,0 +1,175 @@
+//! The `sluice` binary driven as a user would: `check` and `validate`,
+//! their output and their exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sluice(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .args(args)
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_STORE");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the sluice binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn check_with_no_configuration_uses_the_default_policy() {
+    let out = sluice(&["check", "default", "user-42"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"allowed": true, "policy": "default", "key": "user-42", "limit": 10,
+            "remaining": 9, "reset_after_ms": 6000, "retry_after_ms": 0})
+    );
+}
+
+#[test]
+fn check_exits_1_when_denied_and_2_on_errors() {
+    let out = sluice(&["check", "default", "k", "--cost", "11"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["allowed"], false);
+    assert!(
+        json["retry_after_ms"].is_null(),
+        "a cost over the burst can never pass"
+    );
+
+    let out = sluice(&["check", "nope", "k"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        r#"error: unknown policy "nope"; the policies are: default"#
+    );
+
+    let out = sluice(&["check", "default", "k", "--cost", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses a zero cost");
+
+    let long_key = "k".repeat(1025);
+    let out = sluice(&["check", "default", &long_key], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("key must be 1 to 1024 bytes long, got 1025"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_reads_the_file_named_by_the_flag_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "policies:\n  tiny:\n    algorithm: fixed_window\n    limit: 2\n    period: 1h\n",
+    );
+    for (args, env) in [
+        (
+            vec!["check", "--config", &file, "tiny", "k", "--cost", "2"],
+            vec![],
+        ),
+        (
+            vec!["check", "tiny", "k", "--cost", "2"],
+            vec![("SLUICE_CONFIG", file.as_str())],
+        ),
+    ] {
+        let out = sluice(&args, &env);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (json["limit"].as_u64(), json["remaining"].as_u64()),
+            (Some(2), Some(0))
+        );
+    }
+    // The store flag beats the environment, which is checked too.
+    let out = sluice(
+        &["check", "--config", &file, "tiny", "k"],
+        &[("SLUICE_STORE", "etcd://x")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("environment variable SLUICE_STORE: must be memory"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(
+        &["check", "--config", &file, "--store", "memory", "tiny", "k"],
+        &[("SLUICE_STORE", "etcd://x")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "ok.yaml",
+        "store: memory\npolicies:\n  a: {limit: 1, period: 1s}\n  b: {limit: 2, period: 1m}\n",
+    );
+    let out = sluice(&["validate", &file], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("{file}: ok, 2 policies"));
+}
+
+#[test]
+fn validate_lists_every_error_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "bad.yaml",
+        "store: memcached\npolicies:\n  api:\n    limit: -5\n    period: 1m\n  web:\n    limit: 3\n    period: soon\n",
+    );
+    let out = sluice(&["validate", &file], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{file}:1: store: must be memory")),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("{file}:4: policies.api.limit: must be a positive integer, got -5")
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:8: policies.web.period: must be a duration"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_never_panics_on_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.yaml");
+    std::fs::write(&path, [0xff, 0xfe, 0x00, b'{', b'[', 0x80]).unwrap();
+    let out = sluice(&["validate", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("garbage.yaml:1:") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
+    let out = sluice(&["validate", "/nonexistent.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("/nonexistent.yaml:1: cannot read the file"));
+}
