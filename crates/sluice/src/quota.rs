@@ -18,10 +18,13 @@ pub const MAX_LIMIT: u64 = 1_000_000_000;
 /// entry per admitted request, so its memory grows with the limit.
 pub const MAX_LOG_LIMIT: u64 = 100_000;
 
-/// Every bucket's scaled capacity (see [`Quota::scaled_capacity`]) stays at
-/// or below 2^53, the largest integer that Redis's Lua numbers (doubles)
-/// hold exactly, so that every store computes the same decisions.
-pub const MAX_SCALED_CAPACITY: u64 = 1 << 53;
+/// The largest scaled quantity a quota may lead to: a bucket's scaled
+/// capacity (see [`Quota::scaled_capacity`]), and `limit × period_us` for
+/// the sliding window counter. Redis's Lua numbers are doubles, exact for
+/// integers up to 2^53; keeping every operand at or below 2^50 leaves room
+/// for the sums and products of the scripts' exact integer division, so
+/// that every store computes the same decisions.
+pub const MAX_SCALED: u64 = 1 << 50;
 
 /// The rate limiting algorithms Sluice implements.
 ///
@@ -121,9 +124,20 @@ pub enum QuotaError {
     /// `burst` was given for a window algorithm, which has none.
     #[error("burst: {0} has no burst; remove it or use a bucket algorithm")]
     BurstNotAllowed(Algorithm),
-    /// The bucket cannot be computed exactly (see [`MAX_SCALED_CAPACITY`]).
+    /// A sliding window counter whose `limit × period` (in µs) exceeds
+    /// [`MAX_SCALED`].
     #[error(
-        "burst: {burst} with {limit} per {period:?} cannot be computed exactly (burst x period / gcd(limit, period in microseconds) must be at most 2^53); use a shorter period or a smaller burst"
+        "limit: {limit} per {period:?} is too large for sliding_window_counter (limit x period in microseconds must be at most 2^50, about 13,000 per day or 312,000 per hour); use fixed_window or a shorter period"
+    )]
+    CounterTooLarge {
+        /// The limit given.
+        limit: u64,
+        /// The period given.
+        period: Duration,
+    },
+    /// The bucket cannot be computed exactly (see [`MAX_SCALED`]).
+    #[error(
+        "burst: {burst} with {limit} per {period:?} cannot be computed exactly (burst x period / gcd(limit, period in microseconds) must be at most 2^50); use a shorter period or a smaller burst"
     )]
     TooPrecise {
         /// The limit given.
@@ -197,9 +211,12 @@ impl Quota {
         };
         let g = gcd(limit, period_us);
         let (refill_per_us, unit) = (limit / g, period_us / g);
-        if algorithm.has_burst()
-            && u128::from(burst) * u128::from(unit) > u128::from(MAX_SCALED_CAPACITY)
+        if algorithm == Algorithm::SlidingWindowCounter
+            && u128::from(limit) * u128::from(period_us) > u128::from(MAX_SCALED)
         {
+            return Err(QuotaError::CounterTooLarge { limit, period });
+        }
+        if algorithm.has_burst() && u128::from(burst) * u128::from(unit) > u128::from(MAX_SCALED) {
             return Err(QuotaError::TooPrecise {
                 limit,
                 period,
@@ -259,7 +276,7 @@ impl Quota {
     }
 
     /// The bucket capacity in scaled units: `burst × scaled_unit`, at most
-    /// [`MAX_SCALED_CAPACITY`] for bucket algorithms.
+    /// [`MAX_SCALED`] for bucket algorithms.
     pub fn scaled_capacity(&self) -> u64 {
         self.burst.saturating_mul(self.unit)
     }
@@ -344,6 +361,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, QuotaError::TooPrecise { .. }), "{err}");
+        let day = Duration::from_secs(86_400);
+        assert!(Quota::new(Algorithm::SlidingWindowCounter, 13_000, day, None).is_ok());
+        let err = Quota::new(Algorithm::SlidingWindowCounter, 14_000, day, None).unwrap_err();
+        assert!(matches!(err, QuotaError::CounterTooLarge { .. }), "{err}");
     }
 
     #[test]

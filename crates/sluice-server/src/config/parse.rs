@@ -355,7 +355,7 @@ impl Walker<'_> {
             Ok(q) => Some(q),
             Err(e) => {
                 let field = match e {
-                    QuotaError::Limit { .. } => "limit",
+                    QuotaError::Limit { .. } | QuotaError::CounterTooLarge { .. } => "limit",
                     QuotaError::Period(_) => "period",
                     QuotaError::Burst(_)
                     | QuotaError::BurstNotAllowed(_)
