@@ -41,9 +41,9 @@ impl Store for AnyStore {
         }
     }
 
-    async fn reset(&self, policy: &str, key: &str) -> Result<(), StoreError> {
+    async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
         match self {
-            AnyStore::Memory(s) => s.reset(policy, key).await,
+            AnyStore::Memory(s) => s.reset(check).await,
         }
     }
 }

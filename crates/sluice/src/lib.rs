@@ -16,7 +16,8 @@
 //! - [`policy`]: [`Policy`], a named quota with shadow mode and per-key overrides.
 //! - [`decision`]: [`Decision`], what a check answers.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
-//! - [`store`]: the [`Store`] trait and [`Check`]; [`store::memory`] holds [`MemoryStore`].
+//! - [`store`]: the [`Store`] trait and [`Check`]; [`store::memory`] holds [`MemoryStore`],
+//!   [`store::redis`] the `RedisStore` (feature `redis`, on by default) and its Lua scripts.
 //! - [`limiter`]: [`Limiter`], named policies over a store.
 //! - [`error`]: [`Error`] and [`StoreError`].
 
@@ -36,4 +37,6 @@ pub use limiter::{Limiter, MAX_KEY_LEN};
 pub use policy::{InvalidPolicyName, Policy};
 pub use quota::{Algorithm, Quota, QuotaError};
 pub use store::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisOptions, RedisStore};
 pub use store::{Check, Store};

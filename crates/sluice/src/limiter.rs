@@ -104,8 +104,8 @@ impl<S: Store> Limiter<S> {
 
     /// Forgets `key` under `policy`.
     pub async fn reset(&self, policy: &str, key: &str) -> Result<(), Error> {
-        self.prepare(policy, key, 1)?;
-        Ok(self.store.reset(policy, key).await?)
+        let check = self.prepare(policy, key, 1)?;
+        Ok(self.store.reset(&check).await?)
     }
 
     fn prepare<'a>(&'a self, policy: &'a str, key: &'a str, cost: u64) -> Result<Check<'a>, Error> {

@@ -346,10 +346,13 @@ impl<C: Clock> Store for MemoryStore<C> {
         Ok(algorithm::peek(state, check.quota, now))
     }
 
-    async fn reset(&self, policy: &str, key: &str) -> Result<(), StoreError> {
-        let hash = self.hash(policy, key);
+    async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
+        let hash = self.hash(check.policy, check.key);
         let mut table = self.shards[self.shard_of(hash)].table.lock();
-        if let Ok(found) = table.entries.find_entry(hash, |e| e.is(policy, key)) {
+        if let Ok(found) = table
+            .entries
+            .find_entry(hash, |e| e.is(check.policy, check.key))
+        {
             found.remove();
         }
         Ok(())

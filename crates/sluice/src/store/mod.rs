@@ -6,6 +6,8 @@
 //! trip. Every store decides exactly as [`algorithm::decide`](crate::algorithm::decide).
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::future::Future;
 
@@ -61,9 +63,9 @@ pub trait Store: Send + Sync + 'static {
     /// (see [`algorithm::peek`](crate::algorithm::peek)). `check.cost` is ignored.
     fn peek(&self, check: &Check<'_>) -> impl Future<Output = Result<Decision, StoreError>> + Send;
 
-    /// Forgets `key` under `policy`: its next check finds it untouched.
-    fn reset(&self, policy: &str, key: &str)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets `check.key` under `check.policy`: its next check finds it
+    /// untouched. `check.cost` is ignored.
+    fn reset(&self, check: &Check<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Applies the all-or-nothing rule to decisions made one by one: whether

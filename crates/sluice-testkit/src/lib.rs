@@ -1,0 +1,50 @@
+//! Test harness for Sluice: starts **real** `redis-server` processes on free
+//! loopback ports, so the Redis store is tested against Redis itself, not a
+//! mock.
+//!
+//! - [`RedisServer`] is one standalone node. It can be killed and restarted on
+//!   the same port, to show that a store recovers after Redis goes away.
+//! - [`RedisCluster`] is three masters (no replicas) joined with
+//!   `redis-cli --cluster create`.
+//!
+//! Everything is blocking and uses only `std` (plus `tempfile`), so the
+//! harness works from sync tests and from inside `#[tokio::test]` alike. Each
+//! server lives in its own temporary directory (log file, cluster config) and
+//! is killed and reaped when its handle is dropped. Keep handles in locals,
+//! not in `static`s: statics are never dropped, so their servers would outlive
+//! the test binary.
+//!
+//! When `redis-server` or `redis-cli` is not on `PATH`, `start()` panics and
+//! says how to install them. Tests never skip silently.
+//!
+//! ```
+//! use sluice_testkit::RedisServer;
+//!
+//! let mut redis = RedisServer::start();
+//! assert_eq!(redis.url(), format!("redis://127.0.0.1:{}", redis.port()));
+//! assert_eq!(redis.cli(&["set", "greeting", "hello"]), "OK");
+//! assert_eq!(redis.cli(&["get", "greeting"]), "hello");
+//!
+//! redis.kill();
+//! redis.restart();
+//! // Same port, but nothing is persisted: the restarted server is empty.
+//! assert_eq!(redis.cli(&["exists", "greeting"]), "0");
+//! ```
+//!
+//! # Layout
+//! - `server`: [`RedisServer`], one standalone node with `kill` and `restart`.
+//! - `cluster`: [`RedisCluster`], three cluster masters and their creation.
+//! - `process`: shared plumbing: finding the binaries, reserving free ports,
+//!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
+
+// Test support: when Redis cannot be started or a command fails, panicking
+// with a clear message (and the server log) is the point, so these lints,
+// which guard library code against panics, do not apply here.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod cluster;
+mod process;
+mod server;
+
+pub use cluster::RedisCluster;
+pub use server::RedisServer;

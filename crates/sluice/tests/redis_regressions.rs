@@ -1,0 +1,246 @@
+//! Regression tests named after the defects of the article's Lua script,
+//! which this store must not have, and after the failures it must survive
+//! (a Redis restart, `SCRIPT FLUSH`). All against a real redis-server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sluice::{Algorithm, Check, FakeClock, Quota, RedisStore, Store, StoreError};
+use sluice_testkit::{RedisCluster, RedisServer};
+
+const START_US: u64 = 1_764_000_000_000_000;
+
+fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota) -> Check<'a> {
+    Check {
+        policy,
+        key,
+        quota,
+        cost: 1,
+        shadow: false,
+    }
+}
+
+async fn store(url: &str, clock: &FakeClock) -> RedisStore {
+    RedisStore::connect(url)
+        .await
+        .unwrap()
+        .with_clock(clock.clone())
+}
+
+/// The article's script resets the refill clock on every request, so a
+/// client asking slightly faster than the refill rate is starved forever.
+/// Here a client asking every 0.6 T of a 1-token-per-T bucket gets about 60%
+/// through (the fraction a burst of 1 would drop is kept by a burst of 2).
+#[tokio::test]
+async fn polling_faster_than_the_refill_is_never_starved() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    for algorithm in [
+        Algorithm::TokenBucket,
+        Algorithm::Gcra,
+        Algorithm::LeakyBucket,
+    ] {
+        let quota = Quota::new(algorithm, 1, Duration::from_secs(1), Some(2)).unwrap();
+        let c = check("starve", "client", &quota);
+        let mut admitted = 0;
+        let mut longest_drought = 0;
+        let mut drought = 0;
+        for _ in 0..1000 {
+            if store.decide_one(&c).await.unwrap().allowed {
+                admitted += 1;
+                drought = 0;
+            } else {
+                drought += 1;
+                longest_drought = longest_drought.max(drought);
+            }
+            clock.advance(Duration::from_millis(600));
+        }
+        // 1000 requests over 600 s at 1 per second: 600 admitted, plus the
+        // second token the bucket started with.
+        assert!(
+            (600..=602).contains(&admitted),
+            "{algorithm}: {admitted} admitted"
+        );
+        assert_eq!(
+            longest_drought, 1,
+            "{algorithm}: a denial is always followed by an admission"
+        );
+    }
+}
+
+/// The article works in whole seconds: sub-second periods and fractional
+/// refills are lost. Here 10 per 100 ms refills one token every 10 ms, and
+/// half a token waits for its other half instead of vanishing.
+#[tokio::test]
+async fn sub_second_periods_and_fractional_refills_count() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_millis(100), None).unwrap();
+    let c = check("fast", "client", &quota);
+    for _ in 0..10 {
+        assert!(store.decide_one(&c).await.unwrap().allowed);
+    }
+    let empty = store.decide_one(&c).await.unwrap();
+    assert!(!empty.allowed);
+    assert_eq!(empty.retry_after, Some(Duration::from_millis(10)));
+    clock.advance(Duration::from_millis(5));
+    assert!(
+        !store.decide_one(&c).await.unwrap().allowed,
+        "half a token is not a token"
+    );
+    clock.advance(Duration::from_millis(5));
+    let refilled = store.decide_one(&c).await.unwrap();
+    assert!(refilled.allowed, "the two halves make one token");
+    assert_eq!(refilled.remaining, 0);
+}
+
+/// The article keeps two keys per bucket, which Redis Cluster refuses
+/// (CROSSSLOT) when they hash to different slots. Here every limit is one
+/// key, and all the limits of one client share a slot.
+#[tokio::test]
+async fn every_limit_is_one_key_and_one_client_is_one_slot() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, 5, Duration::from_secs(60), None).unwrap();
+        for _ in 0..3 {
+            store
+                .decide_one(&check(algorithm.name(), "client{1}:x", &quota))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(server.cli(&["dbsize"]), "6", "one key per limit");
+    let keys = server.cli(&["keys", "*"]);
+    let slots: std::collections::HashSet<String> = keys
+        .lines()
+        .map(|k| server.cli(&["cluster", "keyslot", k]))
+        .collect();
+    assert_eq!(
+        slots.len(),
+        1,
+        "the limits of one client are in one slot: {keys}"
+    );
+
+    // And on a real cluster, one client's limits are decided in one call.
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(&cluster.url()).await.unwrap();
+    let quotas: Vec<Quota> = Algorithm::ALL
+        .iter()
+        .map(|&a| Quota::new(a, 5, Duration::from_secs(60), None).unwrap())
+        .collect();
+    let checks: Vec<Check<'_>> = Algorithm::ALL
+        .iter()
+        .zip(&quotas)
+        .map(|(a, q)| check(a.name(), "client{1}:x", q))
+        .collect();
+    let decisions = store.decide(&checks).await.unwrap();
+    assert!(
+        decisions.iter().all(|d| d.allowed && d.remaining == 4),
+        "{decisions:?}"
+    );
+}
+
+/// The article takes a `rate_limit` argument it never uses. Here the refill
+/// rate follows `limit / period` with the capacity set apart by `burst`.
+#[tokio::test]
+async fn the_limit_sets_the_rate_and_the_burst_the_capacity() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    let slow = Quota::new(Algorithm::TokenBucket, 1, Duration::from_secs(1), Some(5)).unwrap();
+    let fast = Quota::new(Algorithm::TokenBucket, 5, Duration::from_secs(1), Some(5)).unwrap();
+    for quota in [&slow, &fast] {
+        for _ in 0..5 {
+            assert!(
+                store
+                    .decide_one(&check("rate", "k", quota))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+    }
+    clock.advance(Duration::from_secs(1));
+    let slow_left = store
+        .peek(&check("rate", "k", &slow))
+        .await
+        .unwrap()
+        .remaining;
+    let fast_left = store
+        .peek(&check("rate", "k", &fast))
+        .await
+        .unwrap()
+        .remaining;
+    assert_eq!((slow_left, fast_left), (1, 5));
+}
+
+/// The article writes the state on denied requests too, keeping it alive.
+/// Here a denial writes nothing: the value stays and the expiry runs on.
+#[tokio::test]
+async fn a_denial_writes_nothing() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap(); // Redis TIME
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, 1, Duration::from_secs(30), None).unwrap();
+        let c = check("deny", "k", &quota);
+        assert!(store.decide_one(&c).await.unwrap().allowed);
+        let key = store.key_of(&c);
+        let dump = |s: &RedisServer| {
+            let kind = s.cli(&["type", &key]);
+            let value = if kind == "zset" {
+                s.cli(&["zrange", &key, "0", "-1"])
+            } else {
+                s.cli(&["get", &key])
+            };
+            let ttl: i64 = s.cli(&["pttl", &key]).parse().unwrap();
+            (value, ttl)
+        };
+        let (before, ttl_before) = dump(&server);
+        for _ in 0..20 {
+            assert!(!store.decide_one(&c).await.unwrap().allowed, "{algorithm}");
+        }
+        let (after, ttl_after) = dump(&server);
+        assert_eq!(before, after, "{algorithm}: a denial changed the state");
+        assert!(
+            ttl_after <= ttl_before && ttl_after > 0,
+            "{algorithm}: {ttl_before} -> {ttl_after}"
+        );
+    }
+}
+
+/// A Redis restart loses the loaded script and the connection; `SCRIPT
+/// FLUSH` loses the script. Neither makes the store fail once Redis is back.
+#[tokio::test]
+async fn the_store_recovers_from_a_restart_and_a_script_flush() {
+    let mut server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    let quota = Quota::new(Algorithm::Gcra, 100, Duration::from_secs(60), None).unwrap();
+    let c = check("restart", "k", &quota);
+    assert!(store.decide_one(&c).await.unwrap().allowed);
+
+    server.cli(&["script", "flush"]);
+    assert_eq!(
+        store.decide_one(&c).await.unwrap().remaining,
+        98,
+        "after SCRIPT FLUSH"
+    );
+
+    server.kill();
+    let down = store.decide_one(&c).await.unwrap_err();
+    assert!(down.is_transient(), "{down:?}");
+    assert!(matches!(
+        down,
+        StoreError::Unavailable(_) | StoreError::Timeout(_)
+    ));
+
+    server.restart();
+    // The restarted server is empty: the key starts afresh.
+    let decision = store.decide_one(&c).await;
+    assert_eq!(decision.unwrap().remaining, 99, "after a restart");
+    assert!(store.decide_one(&c).await.unwrap().allowed);
+}

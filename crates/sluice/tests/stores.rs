@@ -1,0 +1,381 @@
+//! One contract for every [`Store`]: the same traces and behaviours run
+//! against the pure core, the memory store, a real single Redis and a real
+//! three-master Redis Cluster (started by `sluice-testkit`). A store that
+//! decides differently from the core fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice::algorithm;
+use sluice::{Algorithm, Check, Decision, FakeClock, MemoryStore, Quota, RedisStore, Store};
+use sluice_testkit::{RedisCluster, RedisServer};
+
+/// An epoch-like start that is not aligned to any window in the traces.
+const START_US: u64 = 1_764_000_000_123_457;
+
+/// One step of a trace: advance the clock by `advance_us`, then charge `cost`.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    advance_us: u64,
+    cost: u64,
+}
+
+/// A quota and the requests made against it.
+#[derive(Clone, Debug)]
+struct Trace {
+    quota: Quota,
+    steps: Vec<Step>,
+}
+
+/// A tiny deterministic generator, so that every target sees the same traces.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The shared table: for every algorithm, a few hand-picked quotas (sub-second
+/// periods, fractional rates, bursts above and below the limit) and seeded
+/// random traces of 40 steps each.
+fn traces() -> Vec<Trace> {
+    let mut rng = Xorshift(0x5eed_1234_abcd_ef01);
+    let mut traces = Vec::new();
+    for algorithm in Algorithm::ALL {
+        let shapes: [(u64, u64, Option<u64>); 4] = [
+            (1, 1_000, None),
+            (3, 10_000, None),
+            (7, 100_000, Some(4)),
+            (5, 1_000_000, Some(9)),
+        ];
+        for (limit, period_us, burst) in shapes {
+            let burst = burst.filter(|_| algorithm.has_burst());
+            let quota =
+                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap();
+            for _ in 0..3 {
+                let steps = (0..40)
+                    .map(|_| Step {
+                        advance_us: match rng.below(4) {
+                            0 => 0,
+                            1 => rng.below(period_us / limit + 1),
+                            _ => rng.below(period_us * 2),
+                        },
+                        cost: rng.below(quota.capacity() + 2) + 1,
+                    })
+                    .collect();
+                traces.push(Trace { quota, steps });
+            }
+        }
+    }
+    traces
+}
+
+/// What the pure core decides for `trace`.
+fn core_decisions(trace: &Trace) -> Vec<Decision> {
+    let mut now = START_US;
+    let mut state = None;
+    trace
+        .steps
+        .iter()
+        .map(|step| {
+            now += step.advance_us;
+            let (decision, next) = algorithm::decide(state.as_ref(), &trace.quota, step.cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            decision
+        })
+        .collect()
+}
+
+/// Replays every trace on `store` (driven by `clock`) and compares each
+/// decision with the core's.
+async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
+    for (i, trace) in traces().iter().enumerate() {
+        clock.set(START_US);
+        let key = format!("trace-{i}");
+        let expected = core_decisions(trace);
+        for (n, (step, want)) in trace.steps.iter().zip(expected).enumerate() {
+            clock.advance(Duration::from_micros(step.advance_us));
+            let check = Check {
+                policy: "conformance",
+                key: &key,
+                quota: &trace.quota,
+                cost: step.cost,
+                shadow: false,
+            };
+            let got = store.decide_one(&check).await.unwrap();
+            assert_eq!(
+                got, want,
+                "{target}: trace {i} ({:?}) step {n} {step:?}",
+                trace.quota
+            );
+        }
+    }
+}
+
+fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
+    Check {
+        policy,
+        key,
+        quota,
+        cost,
+        shadow: false,
+    }
+}
+
+/// Several policies on one request are charged all or nothing.
+async fn all_or_nothing(store: &impl Store, clock: &FakeClock, key: &str) {
+    clock.set(START_US);
+    let second = Quota::new(Algorithm::TokenBucket, 2, Duration::from_secs(1), None).unwrap();
+    let minute = Quota::new(Algorithm::FixedWindow, 3, Duration::from_secs(3600), None).unwrap();
+    let both = |cost| {
+        [
+            check("per-second", key, &second, cost),
+            check("per-hour", key, &minute, cost),
+        ]
+    };
+
+    let first = store.decide(&both(2)).await.unwrap();
+    assert!(first.iter().all(|d| d.allowed), "{first:?}");
+    // The per-second bucket is empty: nothing is charged to the hourly window.
+    let denied = store.decide(&both(1)).await.unwrap();
+    assert!(!denied[0].allowed, "{denied:?}");
+    assert!(
+        denied[1].allowed && denied[1].remaining == 1,
+        "the hour was not charged: {denied:?}"
+    );
+    clock.advance(Duration::from_secs(1));
+    // Now the hour has 1 left: a cost of 2 is denied there and not charged per second.
+    let denied = store.decide(&both(2)).await.unwrap();
+    assert!(denied[0].allowed && denied[0].remaining == 2, "{denied:?}");
+    assert!(!denied[1].allowed);
+    let last = store.decide(&both(1)).await.unwrap();
+    assert!(last.iter().all(|d| d.allowed));
+    assert_eq!((last[0].remaining, last[1].remaining), (1, 0));
+}
+
+/// A shadow check reports a denial but does not deny, nor veto the others.
+async fn shadow_never_denies(store: &impl Store, clock: &FakeClock, key: &str) {
+    clock.set(START_US);
+    let tiny = Quota::new(Algorithm::Gcra, 1, Duration::from_secs(60), None).unwrap();
+    let roomy = Quota::new(Algorithm::Gcra, 100, Duration::from_secs(60), None).unwrap();
+    let checks = |shadow| {
+        [
+            Check {
+                shadow,
+                ..check("shadowed", key, &tiny, 1)
+            },
+            check("enforced", key, &roomy, 1),
+        ]
+    };
+    assert!(
+        store
+            .decide(&checks(true))
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.allowed && !d.shadow)
+    );
+    let second = store.decide(&checks(true)).await.unwrap();
+    assert!(second[0].allowed && second[0].shadow, "{second:?}");
+    assert!(
+        second[1].allowed && second[1].remaining == 98,
+        "the shadow denial vetoed: {second:?}"
+    );
+}
+
+/// Peek reports without charging; reset forgets.
+async fn peek_and_reset(store: &impl Store, clock: &FakeClock, key: &str) {
+    clock.set(START_US);
+    let quota = Quota::new(
+        Algorithm::SlidingWindowLog,
+        2,
+        Duration::from_secs(10),
+        None,
+    )
+    .unwrap();
+    let c = check("peeked", key, &quota, 1);
+    assert_eq!(store.peek(&c).await.unwrap().remaining, 2);
+    store.decide_one(&c).await.unwrap();
+    store.decide_one(&c).await.unwrap();
+    let peeked = store.peek(&c).await.unwrap();
+    assert!(!peeked.allowed);
+    assert_eq!(peeked.retry_after, Some(Duration::from_secs(10)));
+    assert_eq!(
+        store.peek(&c).await.unwrap(),
+        peeked,
+        "peeking charged something"
+    );
+    store.reset(&c).await.unwrap();
+    let after = store.peek(&c).await.unwrap();
+    assert!(after.allowed && after.remaining == 2, "{after:?}");
+}
+
+/// Many clients at once never get one admission more than the limit.
+async fn exact_under_concurrency<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str) {
+    clock.set(START_US);
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, 50, Duration::from_secs(3600), None).unwrap();
+        let key = format!("hot-{algorithm}");
+        let tasks: Vec<_> = (0..64)
+            .map(|client| {
+                let store = Arc::clone(&stores[client % stores.len()]);
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let mut admitted = 0u64;
+                    for _ in 0..4 {
+                        let d = store
+                            .decide_one(&check("concurrency", &key, &quota, 1))
+                            .await
+                            .unwrap();
+                        admitted += u64::from(d.allowed);
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.unwrap();
+        }
+        assert_eq!(
+            admitted, 50,
+            "{target}: {algorithm} admitted {admitted} of 256 against a limit of 50"
+        );
+    }
+}
+
+async fn contract(stores: &[Arc<impl Store>], clock: &FakeClock, target: &str) {
+    let store = &*stores[0];
+    conforms(store, clock, target).await;
+    all_or_nothing(store, clock, "user-1").await;
+    shadow_never_denies(store, clock, "user-2").await;
+    peek_and_reset(store, clock, "user-3").await;
+    exact_under_concurrency(stores, clock, target).await;
+}
+
+async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
+    Arc::new(
+        RedisStore::connect(url)
+            .await
+            .unwrap()
+            .with_clock(clock.clone()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_store_keeps_the_contract() {
+    let clock = FakeClock::new(START_US);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    contract(&[store], &clock, "memory").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_redis_keeps_the_contract() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    // Two connections, as two API servers would have.
+    let stores = [
+        redis_store(&server.url(), &clock).await,
+        redis_store(&server.url(), &clock).await,
+    ];
+    contract(&stores, &clock, "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_keeps_the_contract() {
+    let cluster = RedisCluster::start();
+    let clock = FakeClock::new(START_US);
+    let stores = [
+        redis_store(&cluster.url(), &clock).await,
+        redis_store(&cluster.url(), &clock).await,
+    ];
+    contract(&stores, &clock, "cluster").await;
+}
+
+/// On a cluster, checks on different clients live in different slots: each
+/// slot is charged atomically, and a denial in one refunds the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_in_one_cluster_slot_refunds_the_others() {
+    let cluster = RedisCluster::start();
+    let clock = FakeClock::new(START_US);
+    let store = redis_store(&cluster.url(), &clock).await;
+    for algorithm in Algorithm::ALL {
+        let roomy = Quota::new(algorithm, 5, Duration::from_secs(60), None).unwrap();
+        let tight = Quota::new(algorithm, 1, Duration::from_secs(60), None).unwrap();
+        // Keys chosen to hash to different slots ("a" and "b" tags).
+        let checks = [
+            check("refund", "a", &roomy, 1),
+            check("refund", "b", &tight, 1),
+        ];
+        let key_a = store.key_of(&checks[0]);
+        let key_b = store.key_of(&checks[1]);
+        let slot = |key: &str| cluster.cli(0, &["cluster", "keyslot", key]);
+        assert_ne!(slot(&key_a), slot(&key_b), "the test needs two slots");
+
+        assert!(
+            store
+                .decide(&checks)
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.allowed),
+            "{algorithm}"
+        );
+        let denied = store.decide(&checks).await.unwrap();
+        assert!(!denied[1].allowed, "{algorithm}: {denied:?}");
+        assert!(
+            denied[0].allowed,
+            "{algorithm}: a alone would pass: {denied:?}"
+        );
+        let standing = store.peek(&checks[0]).await.unwrap();
+        assert_eq!(
+            standing.remaining, 4,
+            "{algorithm}: the charge to a was not refunded"
+        );
+        clock.advance(Duration::from_secs(120));
+    }
+}
+
+/// A store that reads from another policy's quota can never be charged
+/// through a changed policy: the key starts afresh.
+#[tokio::test]
+async fn a_changed_quota_starts_afresh_on_redis() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = redis_store(&server.url(), &clock).await;
+    let one = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
+    let two = Quota::new(Algorithm::FixedWindow, 2, Duration::from_secs(60), None).unwrap();
+    assert!(
+        store
+            .decide_one(&check("p", "k", &one, 1))
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !store
+            .decide_one(&check("p", "k", &one, 1))
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert_eq!(
+        store
+            .decide_one(&check("p", "k", &two, 1))
+            .await
+            .unwrap()
+            .remaining,
+        1
+    );
+}
