@@ -22,7 +22,7 @@ pub async fn check(
     key: &str,
     cost: u64,
 ) -> anyhow::Result<DecisionBody> {
-    let store = AnyStore::open(&config.store).await?;
+    let store = AnyStore::open(&config.store, &config.redis).await?;
     let limiter = Limiter::new(store, config.policies);
     let decision = match limiter.check(policy, key, cost).await {
         Err(Error::UnknownPolicy(name)) => {

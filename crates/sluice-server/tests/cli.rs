@@ -173,3 +173,51 @@ fn validate_never_panics_on_garbage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("/nonexistent.yaml:1: cannot read the file"));
 }
+
+#[test]
+fn two_checks_on_one_redis_share_the_limit() {
+    let server = sluice_testkit::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "policies:\n  tiny:\n    algorithm: sliding_window_log\n    limit: 2\n    period: 1h\n",
+    );
+    let url = server.url();
+    let remaining: Vec<Option<i32>> = (0..3)
+        .map(|_| {
+            sluice(
+                &["check", "--config", &file, "--store", &url, "tiny", "k"],
+                &[],
+            )
+        })
+        .map(|out| out.status.code())
+        .collect();
+    assert_eq!(
+        remaining,
+        [Some(0), Some(0), Some(1)],
+        "two admitted, the third denied"
+    );
+    assert_eq!(server.cli(&["dbsize"]), "1");
+}
+
+#[test]
+fn an_unreachable_redis_is_an_error_that_hides_the_password() {
+    let out = sluice(
+        &[
+            "check",
+            "--store",
+            "redis://app:s3cret@127.0.0.1:1",
+            "default",
+            "k",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: connecting to redis://app:***@127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

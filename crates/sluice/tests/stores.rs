@@ -51,11 +51,20 @@ fn traces() -> Vec<Trace> {
     let mut rng = Xorshift(0x5eed_1234_abcd_ef01);
     let mut traces = Vec::new();
     for algorithm in Algorithm::ALL {
-        let shapes: [(u64, u64, Option<u64>); 4] = [
+        const DAY_US: u64 = 86_400_000_000;
+        let shapes: [(u64, u64, Option<u64>); 5] = [
             (1, 1_000, None),
             (3, 10_000, None),
             (7, 100_000, Some(4)),
             (5, 1_000_000, Some(9)),
+            // Near the 2^50 bound of exact Lua arithmetic: 7 per 30 days with
+            // a burst of 400 (scaled capacity 1.04e15); 13,000 per day for the
+            // sliding counter (limit x period 1.12e15); 100,000 for the log.
+            match algorithm {
+                Algorithm::SlidingWindowCounter => (13_000, DAY_US, None),
+                Algorithm::SlidingWindowLog => (100_000, DAY_US, None),
+                _ => (7, 30 * DAY_US, Some(400)),
+            },
         ];
         for (limit, period_us, burst) in shapes {
             let burst = burst.filter(|_| algorithm.has_burst());

@@ -12,7 +12,7 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice::{Algorithm, Policy, Quota};
+use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use parse::{FileConfig, parse, parse_duration};
@@ -30,6 +30,8 @@ pub struct Config {
     pub store: StoreSpec,
     /// The policies in force, in file order.
     pub policies: Vec<Policy>,
+    /// How the Redis store names its keys and how long a call may take.
+    pub redis: RedisOptions,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -49,6 +51,7 @@ impl Config {
         Config {
             store: StoreSpec::Memory,
             policies: vec![default_policy()],
+            redis: RedisOptions::default(),
             source: None,
         }
     }
@@ -98,6 +101,7 @@ impl Config {
         Ok(Config {
             store: file.store.unwrap_or(StoreSpec::Memory),
             policies: file.policies,
+            redis: file.redis,
             source: Some(path.to_owned()),
         })
     }

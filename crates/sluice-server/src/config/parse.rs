@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
-use sluice::{Algorithm, Policy, Quota, QuotaError};
+use sluice::{Algorithm, Policy, Quota, QuotaError, RedisOptions};
 
 use super::error::{ConfigError, ConfigErrors, Origin};
 use super::store::StoreSpec;
@@ -21,9 +21,12 @@ pub struct FileConfig {
     pub store: Option<StoreSpec>,
     /// The `policies` field, in file order.
     pub policies: Vec<Policy>,
+    /// The `redis` field: key prefix and call timeout.
+    pub redis: RedisOptions,
 }
 
-const TOP_FIELDS: &[&str] = &["store", "policies"];
+const TOP_FIELDS: &[&str] = &["store", "redis", "policies"];
+const REDIS_FIELDS: &[&str] = &["prefix", "timeout"];
 const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
@@ -176,6 +179,7 @@ impl Walker<'_> {
         let mut config = FileConfig {
             store: None,
             policies: Vec::new(),
+            redis: RedisOptions::default(),
         };
         let Some(map) = self.mapping(root, "", TOP_FIELDS) else {
             return config;
@@ -189,6 +193,9 @@ impl Walker<'_> {
                     Err(e) => self.error(s.span(), "store", e),
                 }
             }
+        }
+        if let Some(node) = map.get_node("redis") {
+            self.redis(node, &mut config.redis);
         }
         match map.get_node("policies") {
             None => {
@@ -226,6 +233,31 @@ impl Walker<'_> {
             },
         }
         config
+    }
+
+    fn redis(&mut self, node: &Node, options: &mut RedisOptions) {
+        let Some(map) = self.mapping(node, "redis", REDIS_FIELDS) else {
+            return;
+        };
+        if let Some(node) = map.get_node("prefix") {
+            if let Some(s) = self.scalar(node, "redis.prefix", "a key prefix") {
+                if s.as_str().is_empty() || s.as_str().contains(['{', '}']) {
+                    let got = s.as_str();
+                    self.error(
+                        s.span(),
+                        "redis.prefix",
+                        format!("must be a non-empty prefix without braces, got {got:?}"),
+                    );
+                } else {
+                    options.prefix = s.as_str().to_owned();
+                }
+            }
+        }
+        if let Some(node) = map.get_node("timeout") {
+            if let Some(timeout) = self.duration(node, "redis.timeout") {
+                options.timeout = timeout;
+            }
+        }
     }
 
     fn policy(&mut self, name: &MarkedScalarNode, body: &Node) -> Option<Policy> {

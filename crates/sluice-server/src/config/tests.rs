@@ -52,6 +52,27 @@ policies:
 }
 
 #[test]
+fn redis_options_are_read_and_checked() {
+    let text =
+        "redis:\n  prefix: shop\n  timeout: 250ms\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    let config = parse(text, "sluice.yaml").unwrap();
+    assert_eq!(
+        (config.redis.prefix.as_str(), config.redis.timeout),
+        ("shop", Duration::from_millis(250))
+    );
+    let got = errors(
+        "redis:\n  prefix: '{x}'\n  colour: red\npolicies:\n  api: {limit: 1, period: 1s}\n",
+    );
+    assert_eq!(
+        got,
+        [
+            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout",
+            "sluice.yaml:2: redis.prefix: must be a non-empty prefix without braces, got \"{x}\"",
+        ]
+    );
+}
+
+#[test]
 fn an_unset_burst_follows_the_overridden_limit() {
     let text = "policies:\n  api:\n    limit: 10\n    period: 1s\n    overrides:\n      vip:\n        limit: 1000\n";
     let config = parse(text, "sluice.yaml").unwrap();
@@ -129,8 +150,9 @@ fn missing_and_unknown_top_level_fields_are_errors() {
     );
     let got = errors("polices:\n  api: {limit: 1, period: 1s}\n");
     assert!(
-        got[0]
-            .starts_with("sluice.yaml:1: polices: unknown field; expected one of store, policies"),
+        got[0].starts_with(
+            "sluice.yaml:1: polices: unknown field; expected one of store, redis, policies"
+        ),
         "{got:?}"
     );
     let got = errors("policies:\n  api:\n    limit: 1\n");
