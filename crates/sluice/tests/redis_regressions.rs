@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sluice::{Algorithm, Check, FakeClock, Quota, RedisStore, Store, StoreError};
+use sluice::{Algorithm, Check, FakeClock, Quota, RedisOptions, RedisStore, Store, StoreError};
 use sluice_testkit::{RedisCluster, RedisServer};
 
 const START_US: u64 = 1_764_000_000_000_000;
@@ -243,4 +243,72 @@ async fn the_store_recovers_from_a_restart_and_a_script_flush() {
     let decision = store.decide_one(&c).await;
     assert_eq!(decision.unwrap().remaining, 99, "after a restart");
     assert!(store.decide_one(&c).await.unwrap().allowed);
+}
+
+/// A Redis that stops answering turns into a timeout, not a hang.
+#[tokio::test]
+async fn a_silent_redis_times_out() {
+    let server = RedisServer::start();
+    let options = RedisOptions {
+        timeout: Duration::from_millis(200),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect_with(&server.url(), options)
+        .await
+        .unwrap();
+    let quota = Quota::new(Algorithm::TokenBucket, 5, Duration::from_secs(1), None).unwrap();
+    let c = check("slow", "k", &quota);
+    assert!(store.decide_one(&c).await.unwrap().allowed);
+    // Redis holds every client's commands for 2 s.
+    server.cli(&["client", "pause", "2000", "all"]);
+    let error = store.decide_one(&c).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::Timeout(t) if t == Duration::from_millis(200)),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    server.cli(&["client", "unpause"]);
+}
+
+/// Keys of any UTF-8, braces, colons and newlines included, up to 1024
+/// bytes, each get their own limit.
+#[tokio::test]
+async fn any_key_gets_its_own_limit() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let store = store(&server.url(), &clock).await;
+    let quota = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
+    let long = "é}".repeat(341); // 1023 bytes
+    let keys = [
+        "{",
+        "}",
+        "a}{b",
+        "x:y",
+        "line\nbreak",
+        "%7D",
+        "%",
+        "ключ",
+        long.as_str(),
+    ];
+    for key in keys {
+        assert!(
+            store
+                .decide_one(&check("any", key, &quota))
+                .await
+                .unwrap()
+                .allowed,
+            "{key:?}"
+        );
+    }
+    for key in keys {
+        assert!(
+            !store
+                .decide_one(&check("any", key, &quota))
+                .await
+                .unwrap()
+                .allowed,
+            "{key:?}"
+        );
+    }
+    assert_eq!(server.cli(&["dbsize"]), keys.len().to_string());
 }

@@ -328,6 +328,8 @@ async fn within<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Err(StoreError::Timeout(timeout)),
+        // The client's own response timeout (the same duration) may fire first.
+        Ok(Err(error)) if error.is_timeout() => Err(StoreError::Timeout(timeout)),
         Ok(result) => result.map_err(store_error),
     }
 }
@@ -345,7 +347,6 @@ fn store_error(error: RedisError) -> StoreError {
         || error.is_connection_refusal()
         || error.is_connection_dropped()
         || error.is_cluster_error()
-        || error.is_timeout()
         || error.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
     if transient {
         StoreError::Unavailable(Box::new(error))
