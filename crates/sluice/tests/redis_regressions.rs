@@ -312,3 +312,29 @@ async fn any_key_gets_its_own_limit() {
     }
     assert_eq!(server.cli(&["dbsize"]), keys.len().to_string());
 }
+
+/// A password and a database number in the URL are used.
+#[tokio::test]
+async fn the_url_carries_the_password_and_the_database() {
+    let server = RedisServer::start();
+    server.cli(&["config", "set", "requirepass", "s3cret"]);
+    let port = server.port();
+    let url = format!("redis://:s3cret@127.0.0.1:{port}/2");
+    let store = RedisStore::connect(&url).await.unwrap();
+    let quota = Quota::new(Algorithm::Gcra, 5, Duration::from_secs(1), None).unwrap();
+    assert!(
+        store
+            .decide_one(&check("auth", "k", &quota))
+            .await
+            .unwrap()
+            .allowed
+    );
+    let dbsize = |db: &str| server.cli(&["--no-auth-warning", "-a", "s3cret", "-n", db, "dbsize"]);
+    assert_eq!((dbsize("0"), dbsize("2")), ("0".to_owned(), "1".to_owned()));
+
+    let wrong = format!("redis://:wrong@127.0.0.1:{port}/2");
+    assert!(
+        RedisStore::connect(&wrong).await.is_err(),
+        "a wrong password is refused"
+    );
+}
