@@ -353,26 +353,32 @@ impl Walker<'_> {
     /// mandatory. `None` when one of them is invalid (already reported).
     fn numbers(&mut self, map: &MarkedMappingNode, path: &str, required: bool) -> Option<Numbers> {
         let mut ok = true;
-        let mut field = |walker: &mut Self, name: &str| -> Option<&Node> {
-            let node = map.get_node(name);
-            if node.is_none() && required && name != "burst" {
-                walker.error(map.span(), &join(path, name), "missing field");
-                ok = false;
+        if required {
+            for name in ["limit", "period"] {
+                if map.get_node(name).is_none() {
+                    self.error(map.span(), &join(path, name), "missing field");
+                    ok = false;
+                }
             }
-            node
-        };
-        let limit = field(self, "limit");
-        let period = field(self, "period");
-        let burst = field(self, "burst");
-        let limit = limit.map(|n| self.positive(n, &join(path, "limit")));
-        let period = period.map(|n| self.duration(n, &join(path, "period")));
-        let burst = burst.map(|n| self.positive(n, &join(path, "burst")));
-        let numbers = Numbers {
-            limit: transpose(limit, &mut ok),
-            period: transpose(period, &mut ok),
-            burst: transpose(burst, &mut ok),
-        };
-        ok.then_some(numbers)
+        }
+        // `Some(None)`: present but invalid, and already reported.
+        let limit = map
+            .get_node("limit")
+            .map(|n| self.positive(n, &join(path, "limit")));
+        let period = map
+            .get_node("period")
+            .map(|n| self.duration(n, &join(path, "period")));
+        let burst = map
+            .get_node("burst")
+            .map(|n| self.positive(n, &join(path, "burst")));
+        let invalid = limit.is_some_and(|v| v.is_none())
+            || period.is_some_and(|v| v.is_none())
+            || burst.is_some_and(|v| v.is_none());
+        (ok && !invalid).then(|| Numbers {
+            limit: limit.flatten(),
+            period: period.flatten(),
+            burst: burst.flatten(),
+        })
     }
 
     fn quota(
@@ -456,17 +462,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{expected} (a number needs a unit), got {text}"));
     }
     humantime::parse_duration(text).map_err(|e| format!("{expected}, got {text} ({e})"))
-}
-
-fn transpose<T>(value: Option<Option<T>>, ok: &mut bool) -> Option<T> {
-    match value {
-        Some(None) => {
-            *ok = false;
-            None
-        }
-        Some(Some(v)) => Some(v),
-        None => None,
-    }
 }
 
 fn join(path: &str, field: &str) -> String {

@@ -230,6 +230,13 @@ impl<C: Clock> MemoryStore<C> {
         (decision, Some(undo))
     }
 
+    fn decide_single(&self, check: &Check<'_>) -> Decision {
+        let now = self.clock.now_us();
+        let hash = self.hash(check.policy, check.key);
+        let mut table = self.shards[self.shard_of(hash)].table.lock();
+        self.decide_in(&mut table, hash, check, now).0
+    }
+
     fn decide_many(&self, checks: &[Check<'_>]) -> Vec<Decision> {
         let now = self.clock.now_us();
         let hashes: Vec<u64> = checks.iter().map(|c| self.hash(c.policy, c.key)).collect();
@@ -356,15 +363,6 @@ impl<C: Clock> Store for MemoryStore<C> {
             found.remove();
         }
         Ok(())
-    }
-}
-
-impl<C: Clock> MemoryStore<C> {
-    fn decide_single(&self, check: &Check<'_>) -> Decision {
-        let now = self.clock.now_us();
-        let hash = self.hash(check.policy, check.key);
-        let mut table = self.shards[self.shard_of(hash)].table.lock();
-        self.decide_in(&mut table, hash, check, now).0
     }
 }
 

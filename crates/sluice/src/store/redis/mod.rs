@@ -123,14 +123,18 @@ impl RedisStore {
 
     /// Whether Redis answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let cmd = redis::cmd("PING");
-        let ping = async {
+        self.query(&redis::cmd("PING")).await
+    }
+
+    /// Sends one command (routed by its key on a cluster).
+    async fn query(&self, cmd: &redis::Cmd) -> Result<(), StoreError> {
+        let call = async {
             match &self.connection {
                 Connection::Single(c) => cmd.query_async::<()>(&mut c.clone()).await,
                 Connection::Cluster(c) => cmd.query_async::<()>(&mut c.clone()).await,
             }
         };
-        within(self.options.timeout, ping).await
+        within(self.options.timeout, call).await
     }
 
     /// The Redis key that holds `check`'s state.
@@ -214,22 +218,28 @@ impl RedisStore {
             }
         }
         if !all {
+            // Groups never reached, and charges given back, get their standing.
+            let mut stale: Vec<usize> = (0..checks.len())
+                .filter(|&i| decisions[i].is_none())
+                .collect();
             for (at, members) in charged {
                 // Give back exactly what was taken: shadow denials took nothing.
-                let taken: Vec<Check<'_>> = members
+                let taken: Vec<usize> = members
                     .iter()
-                    .filter(|&&i| decisions[i].is_some_and(|d| !d.shadow))
-                    .map(|&i| checks[i])
+                    .copied()
+                    .filter(|&i| decisions[i].is_some_and(|d| !d.shadow))
                     .collect();
-                self.run(&taken, &format!("r{at}")).await?;
+                let refunds: Vec<Check<'_>> = taken.iter().map(|&i| checks[i]).collect();
+                self.run(&refunds, &format!("r{at}")).await?;
+                stale.extend(taken);
             }
-            // Report what stands, for every check that alone would admit.
-            for (i, check) in checks.iter().enumerate() {
-                if decisions[i].is_none_or(|d| d.allowed && !d.shadow) {
-                    let standing = Check { cost: 0, ..*check };
-                    let (_, mut made) = self.run(std::slice::from_ref(&standing), "d").await?;
-                    decisions[i] = made.pop();
-                }
+            for i in stale {
+                let standing = Check {
+                    cost: 0,
+                    ..checks[i]
+                };
+                let (_, mut made) = self.run(std::slice::from_ref(&standing), "d").await?;
+                decisions[i] = made.pop();
             }
         }
         decisions
@@ -267,15 +277,7 @@ impl Store for RedisStore {
     }
 
     async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key_of(check));
-        let del = async {
-            match &self.connection {
-                Connection::Single(c) => cmd.query_async::<()>(&mut c.clone()).await,
-                Connection::Cluster(c) => cmd.query_async::<()>(&mut c.clone()).await,
-            }
-        };
-        within(self.options.timeout, del).await
+        self.query(redis::cmd("DEL").arg(self.key_of(check))).await
     }
 }
 
