@@ -45,6 +45,16 @@ impl<S: Store> Limiter<S> {
     pub fn new(store: S, policies: impl IntoIterator<Item = Policy>) -> Limiter<S> {
         Limiter {
             store: Arc::new(store),
+            policies: Arc::new(HashMap::new()),
+        }
+        .with_policies(policies)
+    }
+
+    /// A limiter deciding `policies` on this limiter's store: how a running
+    /// service swaps its policies without losing any key's state.
+    pub fn with_policies(&self, policies: impl IntoIterator<Item = Policy>) -> Limiter<S> {
+        Limiter {
+            store: Arc::clone(&self.store),
             policies: Arc::new(
                 policies
                     .into_iter()
@@ -126,5 +136,31 @@ impl<S: Store> Limiter<S> {
             cost,
             shadow: found.shadow(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Algorithm, MemoryStore, Quota};
+
+    fn policy(name: &str, limit: u64) -> Policy {
+        let quota = Quota::new(Algorithm::FixedWindow, limit, Duration::from_secs(60), None);
+        Policy::new(name, quota.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn swapped_policies_keep_the_keys_state() {
+        let before = Limiter::new(MemoryStore::new(), [policy("api", 5)]);
+        before.check("api", "k", 3).await.unwrap();
+        let after = before.with_policies([policy("api", 5), policy("new", 1)]);
+        assert_eq!(after.check("api", "k", 1).await.unwrap().remaining, 1);
+        assert!(after.policy("new").is_some());
+        assert!(
+            before.policy("new").is_none(),
+            "the old limiter is unchanged"
+        );
     }
 }
