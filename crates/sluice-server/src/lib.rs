@@ -1,14 +1,22 @@
 //! The `sluice` program as a library that tests can drive: configuration,
-//! the JSON shape of decisions, and the commands.
+//! the decision service, and the commands.
 //!
 //! # Layout
 //!
 //! - [`config`]: the YAML file, environment variables and flags, checked, with errors that name file, line and field.
 //! - [`body`]: the JSON body of a decision, shared by `sluice check` and the HTTP API.
 //! - [`stores`]: opening the store a configuration names.
+//! - [`server`]: `sluice serve`: start, shared state, admin token, reload on SIGHUP, drain on SIGTERM.
+//! - [`http`]: the HTTP API's routes and handlers, described by `openapi.json`.
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
 
 pub mod body;
 pub mod commands;
 pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod server;
 pub mod stores;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_server::commands;
 use sluice_server::config::{Config, Flags};
+use sluice_server::{commands, logging, server};
 
 /// Sluice: a rate limiter that decides atomically.
 #[derive(Parser)]
@@ -17,6 +17,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the decision service: the HTTP API, /metrics, /healthz and
+    /// /readyz. SIGHUP reloads the configuration; SIGTERM and Ctrl-C drain
+    /// the requests in flight and exit. The admin API (DELETE
+    /// /v1/limits/…) is on when $SLUICE_ADMIN_TOKEN is set; the log is
+    /// shaped by $SLUICE_LOG (a filter, default info) and
+    /// $SLUICE_LOG_FORMAT (text or json).
+    Serve {
+        /// The configuration file (default: $SLUICE_CONFIG, else the
+        /// built-in `default` policy on the memory store).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store: memory, redis://…, rediss://… or redis+cluster://…
+        /// (default: $SLUICE_STORE, else the file's `store`).
+        #[arg(long)]
+        store: Option<String>,
+        /// The address to listen on (default: $SLUICE_LISTEN, else
+        /// 127.0.0.1:8080); port 0 picks a free port, which the start-up
+        /// log line names.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Checks a configuration file; lists every error and exits 1 if any.
     Validate {
         /// The YAML configuration file.
@@ -46,6 +67,26 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            config,
+            store,
+            listen,
+        } => {
+            let flags = Flags { config, store };
+            let served = logging::init().and_then(|()| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(server::serve(flags, listen))
+            });
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Validate { file } => match commands::validate(&file) {
             Ok(n) => {
                 println!(

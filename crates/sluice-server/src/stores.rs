@@ -29,6 +29,16 @@ impl AnyStore {
     }
 }
 
+impl AnyStore {
+    /// Whether the store answers: always for memory, a `PING` for Redis.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(_) => Ok(()),
+            AnyStore::Redis(s) => s.ping().await,
+        }
+    }
+}
+
 impl Store for AnyStore {
     async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
         match self {

@@ -33,6 +33,18 @@ impl StoreSpec {
     }
 }
 
+impl StoreSpec {
+    /// The store's kind, as metrics label it: `memory`, `redis` or
+    /// `redis_cluster`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreSpec::Memory => "memory",
+            StoreSpec::Redis(_) => "redis",
+            StoreSpec::RedisCluster(_) => "redis_cluster",
+        }
+    }
+}
+
 /// Shows the store with any password replaced by `***`, so that it can be
 /// logged.
 impl fmt::Display for StoreSpec {

@@ -1,0 +1,83 @@
+//! `GET` and `DELETE /v1/limits/{policy}/{key}`: a key's standing, and
+//! resetting it (admin only).
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sluice_tower::headers::Standing;
+
+use crate::body::DecisionBody;
+use crate::http::decision_response;
+use crate::http::error::ApiError;
+use crate::server::state::AppState;
+
+type PolicyAndKey = Result<Path<(String, String)>, PathRejection>;
+
+/// Handles `GET /v1/limits/{policy}/{key}`: what a cost-1 check would be
+/// told, without charging anything. Always 200.
+pub async fn peek(State(state): State<AppState>, path: PolicyAndKey) -> Result<Response, ApiError> {
+    let (policy, key) = policy_and_key(path)?;
+    let active = state.active();
+    let found = active
+        .limiter
+        .policy(&policy)
+        .ok_or_else(|| sluice::Error::UnknownPolicy(policy.clone()))?;
+    let decision = (active.limiter.peek(&policy, &key).await).inspect_err(|e| {
+        state.count_store_error(e);
+    })?;
+    let quota = found.quota_for(&key);
+    let body = DecisionBody::new(&policy, &key, quota, &decision);
+    let standing = Standing {
+        policy: &policy,
+        quota,
+        decision: &decision,
+    };
+    Ok(decision_response(StatusCode::OK, &[standing], &body))
+}
+
+/// Handles `DELETE /v1/limits/{policy}/{key}`: forgets the key (204).
+/// Needs `Authorization: Bearer <SLUICE_ADMIN_TOKEN>`: 401 without it,
+/// 403 when no token is configured (the admin API is off).
+pub async fn reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PolicyAndKey,
+) -> Result<Response, ApiError> {
+    let Some(token) = state.admin_token() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the admin API is off; set SLUICE_ADMIN_TOKEN to turn it on",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if !token.admits(given) {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this needs \"Authorization: Bearer <admin token>\" with the right token",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Ok(response);
+    }
+    let (policy, key) = policy_and_key(path)?;
+    state
+        .active()
+        .limiter
+        .reset(&policy, &key)
+        .await
+        .inspect_err(|e| {
+            state.count_store_error(e);
+        })?;
+    tracing::info!(policy, key, "key reset by the admin API");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn policy_and_key(path: PolicyAndKey) -> Result<(String, String), ApiError> {
+    path.map(|Path(pk)| pk)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}

@@ -1,0 +1,88 @@
+//! The HTTP API of `sluice serve`, described in `openapi.json` (served at
+//! `/openapi.json`).
+
+pub mod check;
+pub mod error;
+pub mod health;
+pub mod limits;
+pub mod policies;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use sluice_tower::headers::{self, Standing};
+
+use crate::server::state::AppState;
+use error::ApiError;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The OpenAPI 3 description of this API.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Every route of the API over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/check", post(check::check))
+        .route(
+            "/v1/limits/{policy}/{*key}",
+            get(limits::peek).delete(limits::reset),
+        )
+        .route("/v1/policies", get(policies::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// A decision's answer: `status`, the rate-limit headers for `standings`,
+/// and `body` as JSON.
+pub fn decision_response(
+    status: StatusCode,
+    standings: &[Standing<'_>],
+    body: &impl Serialize,
+) -> Response {
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = (status, json).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, JSON);
+    headers::insert(headers, standings);
+    response
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, JSON)], OPENAPI).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such route: {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

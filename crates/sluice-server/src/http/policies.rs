@@ -1,0 +1,90 @@
+//! `GET /v1/policies`: the policies in force.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use sluice::{Policy, Quota};
+
+use crate::server::state::AppState;
+
+#[derive(Serialize)]
+struct PolicyList<'a> {
+    policies: Vec<PolicyBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct PolicyBody<'a> {
+    name: &'a str,
+    algorithm: &'static str,
+    #[serde(flatten)]
+    quota: QuotaBody,
+    shadow: bool,
+    overrides: Vec<OverrideBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct OverrideBody<'a> {
+    key: &'a str,
+    #[serde(flatten)]
+    quota: QuotaBody,
+}
+
+#[derive(Serialize)]
+struct QuotaBody {
+    limit: u64,
+    period_ms: u64,
+    /// The most units at once: the burst of buckets and GCRA, else the limit.
+    burst: u64,
+}
+
+impl From<&Quota> for QuotaBody {
+    fn from(quota: &Quota) -> QuotaBody {
+        QuotaBody {
+            limit: quota.limit(),
+            period_ms: quota.period_us().div_ceil(1000),
+            burst: quota.capacity(),
+        }
+    }
+}
+
+/// The body of `GET /v1/policies` for `policies`, sorted by name (and
+/// each policy's overrides by key).
+pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Bytes {
+    let mut list: Vec<PolicyBody<'_>> = policies
+        .into_iter()
+        .map(|p| {
+            let mut overrides: Vec<OverrideBody<'_>> = p
+                .overrides()
+                .iter()
+                .map(|(key, quota)| OverrideBody {
+                    key,
+                    quota: quota.into(),
+                })
+                .collect();
+            overrides.sort_unstable_by_key(|o| o.key);
+            PolicyBody {
+                name: p.name(),
+                algorithm: p.quota().algorithm().name(),
+                quota: p.quota().into(),
+                shadow: p.shadow(),
+                overrides,
+            }
+        })
+        .collect();
+    list.sort_unstable_by_key(|p| p.name);
+    // Serialising plain structs of strings and integers cannot fail.
+    Bytes::from(serde_json::to_vec(&PolicyList { policies: list }).unwrap_or_default())
+}
+
+/// Handles `GET /v1/policies`.
+pub async fn list(State(state): State<AppState>) -> Response {
+    let body = state.active().policies_json.clone();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

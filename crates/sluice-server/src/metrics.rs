@@ -1,0 +1,198 @@
+//! The Prometheus metrics `sluice serve` exposes at `/metrics`:
+//!
+//! - `sluice_decisions_total{policy,outcome}`: outcome `allowed`, `denied`,
+//!   `shadow_denied` (a shadow policy would have denied) or `error`;
+//! - `sluice_decision_duration_seconds{policy,store}`: how long the store took;
+//! - `sluice_store_errors_total{store}`: calls to the store that failed;
+//! - `sluice_config_reloads_total{result}`: result `ok` or `error`.
+//!
+//! Labels come only from the configuration (policy names, the store kind),
+//! never from a client, so a client cannot grow the series without bound.
+//! The handles of each policy are looked up once, when the policies are
+//! loaded, so a decision only bumps atomics.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sluice::{Decision, Policy};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The registry and every metric family in it.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<Labels, Counter>,
+    durations: Family<Labels, Histogram, fn() -> Histogram>,
+    store_errors: Counter,
+    reloads: Family<Labels, Counter>,
+    store: &'static str,
+}
+
+/// What one policy's decision came to, as counted in `sluice_decisions_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Admitted.
+    Allowed,
+    /// Denied.
+    Denied,
+    /// Admitted, but the shadow policy would have denied it.
+    ShadowDenied,
+    /// No decision: the store failed.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome of `decision`.
+    pub fn of(decision: &Decision) -> Outcome {
+        match (decision.allowed, decision.shadow) {
+            (true, true) => Outcome::ShadowDenied,
+            (true, false) => Outcome::Allowed,
+            (false, _) => Outcome::Denied,
+        }
+    }
+}
+
+/// One policy's metric handles, looked up once.
+#[derive(Clone)]
+pub struct PolicyMetrics {
+    outcomes: [Counter; 4],
+    duration: Histogram,
+}
+
+impl PolicyMetrics {
+    /// Counts a decision of `outcome` that took `elapsed`.
+    pub fn record(&self, outcome: Outcome, elapsed: Duration) {
+        self.outcomes[outcome as usize].inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Empty metrics for a service whose store is `store` (`memory`,
+    /// `redis` or `redis_cluster`).
+    pub fn new(store: &'static str) -> Metrics {
+        let mut registry = Registry::default();
+        let decisions = Family::<Labels, Counter>::default();
+        // 50 µs to ~1.6 s: a memory decision is far below, a Redis round
+        // trip in the middle, a timeout at the top.
+        let durations: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(50e-6, 2.0, 16)));
+        let store_errors = Counter::default();
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "sluice_decisions",
+            "Decisions made, by policy and outcome",
+            decisions.clone(),
+        );
+        registry.register(
+            "sluice_decision_duration_seconds",
+            "Time the store took to decide, by policy and store",
+            durations.clone(),
+        );
+        registry.register(
+            "sluice_store_errors",
+            "Calls to the store that failed",
+            store_errors.clone(),
+        );
+        registry.register(
+            "sluice_config_reloads",
+            "Configuration reloads, by result",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            durations,
+            store_errors,
+            reloads,
+            store,
+        }
+    }
+
+    /// The handles of every policy in `policies`, by name.
+    pub fn for_policies<'a>(
+        &self,
+        policies: impl IntoIterator<Item = &'a Policy>,
+    ) -> HashMap<String, PolicyMetrics> {
+        policies
+            .into_iter()
+            .map(|p| (p.name().to_owned(), self.for_policy(p.name())))
+            .collect()
+    }
+
+    fn for_policy(&self, policy: &str) -> PolicyMetrics {
+        let outcome = |name: &str| {
+            let labels = vec![("policy", policy.to_owned()), ("outcome", name.to_owned())];
+            self.decisions.get_or_create(&labels).clone()
+        };
+        let labels = vec![
+            ("policy", policy.to_owned()),
+            ("store", self.store.to_owned()),
+        ];
+        PolicyMetrics {
+            outcomes: [
+                outcome("allowed"),
+                outcome("denied"),
+                outcome("shadow_denied"),
+                outcome("error"),
+            ],
+            duration: self.durations.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Counts a failed call to the store.
+    pub fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    /// Counts a configuration reload that succeeded (`ok`) or not.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    /// Every metric in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_decisions_durations_and_errors_by_label() {
+        let metrics = Metrics::new("memory");
+        let policy = crate::config::default_policy();
+        let handles = metrics.for_policies([&policy]);
+        let api = &handles["default"];
+        api.record(Outcome::Allowed, Duration::from_micros(30));
+        api.record(Outcome::Allowed, Duration::from_micros(30));
+        api.record(Outcome::ShadowDenied, Duration::from_micros(30));
+        metrics.store_error();
+        metrics.reload(false);
+        let text = metrics.render();
+        for line in [
+            r#"sluice_decisions_total{policy="default",outcome="allowed"} 2"#,
+            r#"sluice_decisions_total{policy="default",outcome="shadow_denied"} 1"#,
+            r#"sluice_decisions_total{policy="default",outcome="denied"} 0"#,
+            r#"sluice_decision_duration_seconds_count{policy="default",store="memory"} 3"#,
+            r#"sluice_decision_duration_seconds_bucket{le="0.00005",policy="default",store="memory"} 3"#,
+            "sluice_store_errors_total 1",
+            r#"sluice_config_reloads_total{result="error"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
