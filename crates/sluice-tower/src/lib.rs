@@ -1,7 +1,46 @@
 //! Rate limiting for tower services (axum, tonic, hyper) with
 //! [Sluice](sluice).
 //!
+//! [`RateLimitLayer`] applies one policy of a [`Limiter`](sluice::Limiter),
+//! over any store, to every request: it keys the request (by peer address,
+//! a header, the client behind trusted proxies, or any function; see
+//! [`KeyBy`]), lets it through with the IETF rate-limit headers or answers
+//! 429 with `Retry-After`, and waits out leaky-bucket delays.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//!
+//! use axum::{Router, routing::get};
+//! use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
+//! use sluice_tower::{KeyBy, RateLimitLayer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None)?;
+//! let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota)?]);
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! // The peer address reaches the layer as `ConnectInfo<SocketAddr>`.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//!
+//! - `axum` (default): [`KeyBy`] reads axum's `ConnectInfo<SocketAddr>`;
+//!   without it, only a plain `SocketAddr` request extension.
+//!
 //! # Layout
 //!
+//! - [`rate_limit`]: [`RateLimitLayer`], its [`RateLimit`] service and response future, and the JSON answers of its own.
+//! - [`key`]: [`KeyBy`], the key extractors, and `Forwarded`/`X-Forwarded-For` parsing.
 //! - [`headers`]: the rate-limit response headers, shared with `sluice serve`.
+
 pub mod headers;
+pub mod key;
+pub mod rate_limit;
+
+pub use key::KeyBy;
+pub use rate_limit::{RateLimit, RateLimitLayer, ResponseBody, ResponseFuture, Unkeyed};

@@ -71,6 +71,7 @@ pub async fn check(
             "\"cost\" must be an integer from 1 to {MAX_COST}, got {cost}"
         )));
     }
+    tracing::debug!(policy = ?request.policy, policies = ?request.policies, key, cost, "deciding");
     let active = state.active();
     match (request.policy.as_deref(), request.policies.as_deref()) {
         (Some(policy), None) => check_one(&state, &active, policy, key, cost).await,

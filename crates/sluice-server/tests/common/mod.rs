@@ -25,8 +25,13 @@ impl Serve {
     /// `SLUICE_*` variables in `env`, and waits for its start-up line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.arg("serve");
+        let listen_given =
+            args.contains(&"--listen") || env.iter().any(|(n, _)| *n == "SLUICE_LISTEN");
+        if !listen_given {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -57,9 +62,15 @@ impl Serve {
             log,
         };
         let line = serve.wait_for_log("listening");
+        // The text format writes `address=…`, the JSON one `"address":"…"`.
         let address = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("address="))
+            .split([' ', ','])
+            .find_map(|field| {
+                let value = field
+                    .strip_prefix("address=")
+                    .or_else(|| field.strip_prefix("\"address\":"))?;
+                Some(value.trim_matches('"'))
+            })
             .unwrap_or_else(|| panic!("no address in the start-up line {line:?}"))
             .to_owned();
         serve.base = format!("http://{address}");

@@ -1,0 +1,391 @@
+//! `openapi.json` says what every route answers; this drives every
+//! documented operation to every documented status on a real `sluice serve`
+//! and checks each answer's body against the documented schema and its
+//! headers against the documented headers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Serve, client, write};
+use serde_json::{Value, json};
+use sluice_testkit::RedisServer;
+
+const DOC: &str = include_str!("../openapi.json");
+
+const POLICIES: &str = "
+redis:
+  timeout: 300ms
+policies:
+  api: {limit: 2, period: 1h}
+  per-second: {limit: 5, period: 1s}
+  per-hour: {limit: 100, period: 1h}
+";
+
+/// One request and the status it must get.
+struct Case {
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+    token: Option<&'static str>,
+    status: u16,
+}
+
+fn case(method: &'static str, path: &str, body: Option<Value>, status: u16) -> Case {
+    Case {
+        method,
+        path: path.to_owned(),
+        body: body.map(|b| b.to_string()),
+        token: None,
+        status,
+    }
+}
+
+fn with_token(mut case: Case, token: &'static str) -> Case {
+    case.token = Some(token);
+    case
+}
+
+#[tokio::test]
+async fn every_route_answers_as_openapi_json_says() {
+    let doc: Value = serde_json::from_str(DOC).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "sluice.yaml", POLICIES);
+    let config = ["--config", file.to_str().unwrap()];
+    let admin = Serve::start(&config, &[("SLUICE_ADMIN_TOKEN", "t")]);
+    let plain = Serve::start(&config, &[]);
+    let mut redis = RedisServer::start();
+    let redis_url = redis.url();
+    let down = Serve::start(
+        &[&config[..], &["--store", &redis_url]].concat(),
+        &[("SLUICE_ADMIN_TOKEN", "t")],
+    );
+    redis.kill();
+
+    let long = format!("/v1/limits/api/{}", "k".repeat(1025));
+    let one = |key: &str| json!({"policy": "api", "key": key});
+    let cases = [
+        (&admin, case("POST", "/v1/check", Some(one("a")), 200)),
+        (
+            &admin,
+            case(
+                "POST",
+                "/v1/check",
+                Some(json!({"policy": "api", "key": "a", "cost": 2})),
+                429,
+            ),
+        ),
+        (
+            &admin,
+            case(
+                "POST",
+                "/v1/check",
+                Some(json!({"policies": ["per-second", "per-hour"], "key": "a"})),
+                200,
+            ),
+        ),
+        (
+            &admin,
+            case("POST", "/v1/check", Some(json!({"policy": "api"})), 400),
+        ),
+        (
+            &admin,
+            case(
+                "POST",
+                "/v1/check",
+                Some(json!({"policy": "nope", "key": "a"})),
+                404,
+            ),
+        ),
+        (
+            &admin,
+            Case {
+                body: Some(format!("{{\"key\": \"{}\"}}", "k".repeat(70_000))),
+                ..case("POST", "/v1/check", None, 413)
+            },
+        ),
+        (&down, case("POST", "/v1/check", Some(one("a")), 503)),
+        (&admin, case("GET", "/v1/limits/api/a", None, 200)),
+        (&admin, case("GET", &long, None, 400)),
+        (&admin, case("GET", "/v1/limits/nope/a", None, 404)),
+        (&down, case("GET", "/v1/limits/api/a", None, 503)),
+        (
+            &admin,
+            with_token(case("DELETE", "/v1/limits/api/a", None, 204), "t"),
+        ),
+        (&admin, with_token(case("DELETE", &long, None, 400), "t")),
+        (
+            &admin,
+            with_token(case("DELETE", "/v1/limits/api/a", None, 401), "wrong"),
+        ),
+        (
+            &plain,
+            with_token(case("DELETE", "/v1/limits/api/a", None, 403), "t"),
+        ),
+        (
+            &admin,
+            with_token(case("DELETE", "/v1/limits/nope/a", None, 404), "t"),
+        ),
+        (
+            &down,
+            with_token(case("DELETE", "/v1/limits/api/a", None, 503), "t"),
+        ),
+        (&admin, case("GET", "/v1/policies", None, 200)),
+        (&admin, case("GET", "/healthz", None, 200)),
+        (&admin, case("GET", "/readyz", None, 200)),
+        (&down, case("GET", "/readyz", None, 503)),
+        (&admin, case("GET", "/metrics", None, 200)),
+        (&admin, case("GET", "/openapi.json", None, 200)),
+        (&admin, case("GET", "/v2/nothing", None, 404)),
+        (&admin, case("PUT", "/healthz", None, 405)),
+    ];
+
+    let mut covered = BTreeSet::new();
+    for (serve, case) in &cases {
+        let what = format!("{} {} → {}", case.method, case.path, case.status);
+        let mut request = client().request(case.method.parse().unwrap(), serve.url(&case.path));
+        if let Some(body) = &case.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
+        }
+        if let Some(token) = case.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), case.status, "{what}");
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+
+        let documented = match operation(&doc, case.method, &case.path) {
+            Some((template, op)) => {
+                covered.insert(format!("{} {template} {}", case.method, case.status));
+                resolve(&doc, &op["responses"][case.status.to_string()]).clone()
+            }
+            // Routes that do not exist answer with the shared responses.
+            None => {
+                let name = if case.status == 404 {
+                    "NotFound"
+                } else {
+                    "MethodNotAllowed"
+                };
+                doc["components"]["responses"][name].clone()
+            }
+        };
+        assert!(documented.is_object(), "{what}: status not documented");
+        for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+            let value = headers
+                .get(name.as_str())
+                .unwrap_or_else(|| panic!("{what}: no {name} header"));
+            let value = value.to_str().unwrap();
+            if resolve(&doc, header)["schema"]["type"] == "integer" {
+                assert!(value.parse::<u64>().is_ok(), "{what}: {name}: {value:?}");
+            }
+        }
+        match documented["content"].as_object() {
+            None => assert!(text.is_empty(), "{what}: a body where none is documented"),
+            Some(content) => {
+                let (media, spec) = content.iter().next().unwrap();
+                let content_type = headers["content-type"].to_str().unwrap();
+                assert_eq!(content_type, media, "{what}");
+                if media == "application/json" {
+                    let body: Value = serde_json::from_str(&text).unwrap();
+                    if let Err(e) = validate(&doc, &spec["schema"], &body) {
+                        panic!("{what}: {e}\nbody: {body}");
+                    }
+                }
+            }
+        }
+    }
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in operations(item) {
+            for status in op["responses"].as_object().unwrap().keys() {
+                documented.insert(format!("{} {path} {status}", method.to_uppercase()));
+            }
+        }
+    }
+    let missed: Vec<_> = documented.difference(&covered).collect();
+    assert!(
+        missed.is_empty(),
+        "documented but never exercised: {missed:?}"
+    );
+}
+
+#[test]
+fn every_example_in_openapi_json_fits_its_schema() {
+    let doc: Value = serde_json::from_str(DOC).unwrap();
+    let mut checked = 0;
+    let mut check = |schema: &Value, examples: &Value| {
+        for example in examples
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, e)| &e["value"])
+        {
+            validate(&doc, schema, example).unwrap_or_else(|e| panic!("{e}: {example}"));
+            checked += 1;
+        }
+    };
+    for item in doc["paths"].as_object().unwrap().values() {
+        for (_, op) in operations(item) {
+            if let Some(body) = op.get("requestBody") {
+                let json = &body["content"]["application/json"];
+                check(&json["schema"], &json["examples"]);
+            }
+            for response in op["responses"].as_object().unwrap().values() {
+                let response = resolve(&doc, response);
+                if let Some(json) = response["content"].get("application/json") {
+                    check(&json["schema"], &json["examples"]);
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} examples");
+}
+
+/// The operations of a path item (not its shared `parameters`).
+fn operations(item: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+    item.as_object()
+        .into_iter()
+        .flatten()
+        .filter(move |(name, _)| methods.contains(&name.as_str()))
+}
+
+/// The operation `method path` names, and its path template.
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    doc["paths"]
+        .as_object()?
+        .iter()
+        .find_map(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            // The last parameter ({key}) takes the rest of the path.
+            let fits = if parts.last().is_some_and(|p| p.starts_with('{')) {
+                segments.len() >= parts.len()
+            } else {
+                segments.len() == parts.len()
+            };
+            let matches = fits
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| p.starts_with('{') || p == s);
+            let op = item.get(method.to_lowercase())?;
+            matches.then_some((template.as_str(), op))
+        })
+}
+
+/// `value` with a `$ref` followed.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(doc, doc.pointer(pointer).unwrap_or(&Value::Null))
+        }
+        None => value,
+    }
+}
+
+/// Checks `value` against the OpenAPI 3.0 `schema`: the keywords the
+/// document uses (`pattern` and `uniqueItems` are not checked).
+fn validate(doc: &Value, schema: &Value, value: &Value) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    for sub in schema["allOf"].as_array().into_iter().flatten() {
+        validate(doc, sub, value)?;
+    }
+    if let Some(any) = schema["anyOf"].as_array() {
+        if !any.iter().any(|s| validate(doc, s, value).is_ok()) {
+            return Err(format!("{value} fits none of anyOf"));
+        }
+    }
+    if let Some(one) = schema["oneOf"].as_array() {
+        let fitting = one
+            .iter()
+            .filter(|s| validate(doc, s, value).is_ok())
+            .count();
+        if fitting != 1 {
+            return Err(format!("{value} fits {fitting} of oneOf, not 1"));
+        }
+    }
+    if value.is_null() {
+        return match schema.get("type") {
+            Some(_) if schema["nullable"] != true => Err("null where it is not nullable".into()),
+            _ => Ok(()),
+        };
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{value} is not one of {allowed:?}"));
+        }
+    }
+    let fits = match schema["type"].as_str() {
+        None => true,
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some(other) => return Err(format!("unknown type {other}")),
+    };
+    if !fits {
+        return Err(format!("{value} is not of type {}", schema["type"]));
+    }
+    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64()) {
+        if n < min {
+            return Err(format!("{n} < minimum {min}"));
+        }
+    }
+    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64()) {
+        if n > max {
+            return Err(format!("{n} > maximum {max}"));
+        }
+    }
+    if let Some(s) = value.as_str() {
+        let chars = s.chars().count() as u64;
+        if schema["minLength"].as_u64().is_some_and(|min| chars < min)
+            || schema["maxLength"].as_u64().is_some_and(|max| chars > max)
+        {
+            return Err(format!("{s:?} has a length out of range"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        if schema["minItems"]
+            .as_u64()
+            .is_some_and(|min| (items.len() as u64) < min)
+            || schema["maxItems"]
+                .as_u64()
+                .is_some_and(|max| items.len() as u64 > max)
+        {
+            return Err("the number of items is out of range".into());
+        }
+        for item in items {
+            validate(doc, &schema["items"], item)?;
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                return Err(format!("missing required {name:?} in {value}"));
+            }
+        }
+        let properties = schema["properties"].as_object();
+        for (name, field) in object {
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => {
+                    validate(doc, property, field).map_err(|e| format!("{name}: {e}"))?
+                }
+                None if schema["additionalProperties"] == false => {
+                    return Err(format!("{name:?} is not documented"));
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}

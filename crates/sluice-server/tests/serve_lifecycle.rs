@@ -1,0 +1,214 @@
+//! `sluice serve` as an operator runs it: start-up, the log, reload on
+//! SIGHUP, and draining on SIGTERM and Ctrl-C.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Serve, check, client, send, write};
+use serde_json::json;
+use sluice_testkit::RedisServer;
+
+#[tokio::test]
+async fn with_no_configuration_it_serves_the_default_policy_on_memory() {
+    let serve = Serve::start(&[], &[("SLUICE_LISTEN", "127.0.0.1:0")]);
+    let line = serve.wait_for_log("listening");
+    assert!(
+        line.contains("store=memory policies=default admin_api=false"),
+        "{line}"
+    );
+    let a = check(&serve, json!({"policy": "default", "key": "user-42"})).await;
+    assert_eq!(
+        a.json,
+        json!({"allowed": true, "policy": "default", "key": "user-42", "limit": 10,
+            "remaining": 9, "reset_after_ms": 6000, "retry_after_ms": 0})
+    );
+}
+
+#[tokio::test]
+async fn the_json_log_format_writes_one_object_per_line() {
+    let serve = Serve::start(&[], &[("SLUICE_LOG_FORMAT", "json")]);
+    let line = serve.wait_for_log("listening");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["store"], "memory");
+    assert_eq!(event["policies"], "default");
+    assert_eq!(
+        format!("http://{}", event["address"].as_str().unwrap()),
+        serve.base
+    );
+}
+
+#[test]
+fn a_bad_configuration_or_environment_stops_it_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "policies:\n  api:\n    limit: -5\n    period: 1s\n",
+    );
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 4] = [
+        (
+            &["--config", bad.to_str().unwrap()],
+            &[],
+            "bad.yaml:3: policies.api.limit: must be a positive integer, got -5",
+        ),
+        (
+            &[],
+            &[("SLUICE_LOG_FORMAT", "xml")],
+            "SLUICE_LOG_FORMAT: must be text or json, got \"xml\"",
+        ),
+        (
+            &[],
+            &[("SLUICE_LOG", "info,[")],
+            "SLUICE_LOG: invalid filter",
+        ),
+        (
+            &["--listen", "127.0.0.1:99999"],
+            &[],
+            "cannot listen on 127.0.0.1:99999",
+        ),
+    ];
+    for (args, env, message) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.arg("serve").args(args).env_remove("SLUICE_CONFIG");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(message), "{stderr:?} lacks {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_policies_and_refuses_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |limit: &str| {
+        format!(
+            "policies:\n  api:\n    limit: {limit}\n    period: 1h\n    algorithm: fixed_window\n"
+        )
+    };
+    let file = write(dir.path(), "sluice.yaml", &yaml("1"));
+    let serve = Serve::start(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(
+        check(&serve, json!({"policy": "api", "key": "k"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        check(&serve, json!({"policy": "api", "key": "k"}))
+            .await
+            .status,
+        429
+    );
+
+    let more = yaml("3") + "  extra:\n    limit: 1\n    period: 1s\n";
+    write(dir.path(), "sluice.yaml", &more);
+    let seen = serve.log_len();
+    serve.signal("HUP");
+    let line = serve.wait_for_log_after(seen, "reloaded");
+    assert!(line.contains("policies=api,extra"), "{line}");
+    let a = check(&serve, json!({"policy": "api", "key": "k"})).await;
+    assert_eq!((a.status, a.json["limit"].as_u64()), (200, Some(3)));
+    assert_eq!(
+        check(&serve, json!({"policy": "extra", "key": "k"}))
+            .await
+            .status,
+        200
+    );
+
+    write(dir.path(), "sluice.yaml", &yaml("-5"));
+    let seen = serve.log_len();
+    serve.signal("HUP");
+    serve.wait_for_log_after(seen, "configuration refused");
+    let error = serve.wait_for_log_after(seen, "policies.api.limit");
+    assert!(
+        error.contains("sluice.yaml:3: policies.api.limit: must be a positive integer, got -5"),
+        "{error}"
+    );
+    let a = check(&serve, json!({"policy": "extra", "key": "other"})).await;
+    assert_eq!(a.status, 200, "the running configuration stays");
+    let policies = send(client().get(serve.url("/v1/policies"))).await;
+    assert_eq!(policies.json["policies"][0]["limit"], 3);
+
+    let metrics = client()
+        .get(serve.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"sluice_config_reloads_total{result="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_config_reloads_total{result="error"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_and_ctrl_c_stop_it_with_exit_code_0() {
+    for signal in ["TERM", "INT"] {
+        let mut serve = Serve::start(&[], &[]);
+        assert_eq!(
+            check(&serve, json!({"policy": "default", "key": "k"}))
+                .await
+                .status,
+            200
+        );
+        serve.signal(signal);
+        let status = serve.wait_exit();
+        assert!(status.success(), "SIG{signal}: {status:?}\n{}", serve.log());
+        serve.wait_for_log("sluice stopped");
+    }
+}
+
+// Multi-threaded: the request runs while the test blocks reading the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "redis:\n  timeout: 20s\npolicies:\n  api:\n    limit: 5\n    period: 1m\n";
+    let file = write(dir.path(), "sluice.yaml", yaml);
+    let args = ["--config", file.to_str().unwrap(), "--store", &redis.url()];
+    let mut serve = Serve::start(&args, &[("SLUICE_LOG", "info,sluice_server=debug")]);
+    assert_eq!(
+        check(&serve, json!({"policy": "api", "key": "k"}))
+            .await
+            .status,
+        200
+    );
+
+    // Redis holds every script call for 3 s: the next check stays in flight.
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    let seen = serve.log_len();
+    let in_flight = tokio::spawn({
+        let url = serve.url("/v1/check");
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"policy": "api", "key": "k"}))
+                .send()
+                .await
+        }
+    });
+    serve.wait_for_log_after(seen, "deciding");
+    serve.signal("TERM");
+    serve.wait_for_log_after(seen, "draining");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["remaining"], 3);
+    assert!(serve.wait_exit().success(), "{}", serve.log());
+}

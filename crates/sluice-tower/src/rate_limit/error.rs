@@ -1,0 +1,162 @@
+//! Every response the layer gives instead of the inner service's: one JSON
+//! shape, `{"error": "..."}`, that names no internals.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+
+/// Why a request was answered by the layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// The policy denied the request: 429.
+    Denied {
+        policy: String,
+        /// `None` when the request can never fit.
+        retry_after: Option<Duration>,
+    },
+    /// No key could be found and [`Unkeyed::Reject`](crate::Unkeyed) applies: 400.
+    Unkeyed,
+    /// The key is longer than [`sluice::MAX_KEY_LEN`] bytes: 400.
+    InvalidKey,
+    /// The layer names a policy the limiter does not have: 500.
+    Misconfigured,
+    /// The store could not decide: 503.
+    Unavailable,
+}
+
+impl Rejection {
+    /// What a failed check means for the client.
+    pub(crate) fn from_error(error: &sluice::Error) -> Rejection {
+        match error {
+            sluice::Error::Store(_) => Rejection::Unavailable,
+            sluice::Error::InvalidKey { .. } => Rejection::InvalidKey,
+            // The layer's own policy and cost: a misconfiguration, not the
+            // client's fault.
+            sluice::Error::UnknownPolicy(_)
+            | sluice::Error::InvalidCost
+            | sluice::Error::DuplicatePolicy(_) => Rejection::Misconfigured,
+        }
+    }
+
+    /// The status code.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Denied { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::Unkeyed | Rejection::InvalidKey => StatusCode::BAD_REQUEST,
+            Rejection::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON response, without the rate-limit headers.
+    pub(crate) fn response(&self) -> Response<Full<Bytes>> {
+        let body = match self {
+            Rejection::Denied {
+                policy,
+                retry_after,
+            } => json!({
+                "error": "rate limit exceeded",
+                "policy": policy,
+                "retry_after_ms": retry_after.map(ceil_millis),
+            }),
+            Rejection::Unkeyed => json!({"error": "no rate-limit key found in the request"}),
+            Rejection::InvalidKey => json!({
+                "error": format!("rate-limit key longer than {} bytes", sluice::MAX_KEY_LEN),
+            }),
+            Rejection::Misconfigured => json!({"error": "rate limiter misconfigured"}),
+            Rejection::Unavailable => json!({"error": "rate limiter unavailable"}),
+        };
+        json_response(self.status(), &body)
+    }
+}
+
+/// A response with status `status` and `body` as JSON.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Whole milliseconds, rounded up, so that waiting them out is enough.
+fn ceil_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body(rejection: Rejection) -> (StatusCode, String) {
+        let response = rejection.response();
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_rejection_is_json_without_internals() {
+        let denied = Rejection::Denied {
+            policy: "api".into(),
+            retry_after: Some(Duration::from_micros(1_500_001)),
+        };
+        assert_eq!(
+            body(denied).await,
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                r#"{"error":"rate limit exceeded","policy":"api","retry_after_ms":1501}"#.into()
+            )
+        );
+        let never = Rejection::Denied {
+            policy: "api".into(),
+            retry_after: None,
+        };
+        assert!(body(never).await.1.ends_with(r#""retry_after_ms":null}"#));
+        for (rejection, status, text) in [
+            (
+                Rejection::Unkeyed,
+                400,
+                r#"{"error":"no rate-limit key found in the request"}"#,
+            ),
+            (
+                Rejection::InvalidKey,
+                400,
+                r#"{"error":"rate-limit key longer than 1024 bytes"}"#,
+            ),
+            (
+                Rejection::Misconfigured,
+                500,
+                r#"{"error":"rate limiter misconfigured"}"#,
+            ),
+            (
+                Rejection::Unavailable,
+                503,
+                r#"{"error":"rate limiter unavailable"}"#,
+            ),
+        ] {
+            assert_eq!(
+                body(rejection).await,
+                (StatusCode::from_u16(status).unwrap(), text.into())
+            );
+        }
+    }
+
+    #[test]
+    fn errors_map_to_rejections() {
+        let store = sluice::Error::Store(sluice::StoreError::Protocol("secret detail".into()));
+        assert_eq!(Rejection::from_error(&store), Rejection::Unavailable);
+        let key = sluice::Error::InvalidKey { got: 2000 };
+        assert_eq!(Rejection::from_error(&key), Rejection::InvalidKey);
+        let policy = sluice::Error::UnknownPolicy("nope".into());
+        assert_eq!(Rejection::from_error(&policy), Rejection::Misconfigured);
+    }
+}

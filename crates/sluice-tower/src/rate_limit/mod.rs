@@ -1,0 +1,74 @@
+//! The rate-limit layer: [`RateLimitLayer`] makes [`RateLimit`] services.
+//!
+//! For every request the service takes a key from the request's head (a
+//! [`KeyBy`](crate::KeyBy)), asks the limiter's policy whether that key may
+//! spend the request's cost, and then:
+//!
+//! | outcome | response |
+//! | --- | --- |
+//! | admitted | the inner service's response, untouched but for the rate-limit [`headers`](crate::headers) |
+//! | admitted after a leaky-bucket `delay` | the same, once `delay` has passed (the inner service is called only then) |
+//! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. |
+//! | no key | per [`Unkeyed`]: 400 `{"error": "no rate-limit key found in the request"}` by default |
+//! | key over 1024 bytes | 400 `{"error": "rate-limit key longer than 1024 bytes"}` |
+//! | the store failed | 503 `{"error": "rate limiter unavailable"}` |
+//! | the policy is not in the limiter | 500 `{"error": "rate limiter misconfigured"}` |
+//!
+//! Every answer of the layer's own is JSON and names no internals. Requests
+//! that the inner service answers are never changed otherwise: their body
+//! passes through as the left side of [`ResponseBody`].
+//!
+//! The layer works wherever tower services do: axum (`Router::layer`),
+//! hyper (through `hyper_util::service::TowerToHyperService`) and tonic
+//! (`Server::builder().layer(..)`; gRPC clients see a 429 as `UNAVAILABLE`).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//!
+//! use http::{Request, Response, StatusCode};
+//! use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
+//! use sluice_tower::{KeyBy, RateLimitLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let quota = Quota::new(Algorithm::TokenBucket, 1, Duration::from_secs(60), None).unwrap();
+//! let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
+//! let service = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()))
+//!     .service(service_fn(|_: Request<()>| async {
+//!         Ok::<_, Infallible>(Response::new(String::from("hello")))
+//!     }));
+//!
+//! // What a hyper server would insert for the connection.
+//! let peer: SocketAddr = "192.0.2.7:50000".parse().unwrap();
+//! let request = || {
+//!     let mut request = Request::new(());
+//!     request.extensions_mut().insert(peer);
+//!     request
+//! };
+//! let first = service.clone().oneshot(request()).await.unwrap();
+//! assert_eq!(first.status(), StatusCode::OK);
+//! assert_eq!(first.headers()["ratelimit-remaining"], "0");
+//! let second = service.oneshot(request()).await.unwrap();
+//! assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(second.headers()["retry-after"], "60");
+//! # });
+//! ```
+
+mod error;
+mod future;
+mod layer;
+mod service;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+
+pub use self::future::ResponseFuture;
+pub use self::layer::{RateLimitLayer, Unkeyed};
+pub use self::service::RateLimit;
+
+/// The body of a [`RateLimit`] response: the inner service's body `B`
+/// (left), or the layer's own JSON (right).
+pub type ResponseBody<B> = Either<B, Full<Bytes>>;

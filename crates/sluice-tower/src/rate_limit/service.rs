@@ -1,0 +1,156 @@
+//! [`RateLimit`]: the service that decides, then calls the inner one.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use sluice::Store;
+use tower_service::Service;
+
+use super::error::Rejection;
+use super::layer::{Config, Unkeyed};
+use super::{ResponseBody, ResponseFuture};
+use crate::headers::{self, Standing};
+
+/// A tower service that rate-limits the requests to `T` with a
+/// [`Limiter`](sluice::Limiter) over store `S`; made by
+/// [`RateLimitLayer`](super::RateLimitLayer).
+///
+/// Clones share the layer's configuration and the limiter's state.
+pub struct RateLimit<T, S> {
+    inner: T,
+    config: Arc<Config<S>>,
+}
+
+impl<T, S> RateLimit<T, S> {
+    pub(crate) fn from_config(inner: T, config: Arc<Config<S>>) -> Self {
+        RateLimit { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The inner service, without the limit.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: Clone, S> Clone for RateLimit<T, S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<T: fmt::Debug, S> fmt::Debug for RateLimit<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<T, S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<T, S>
+where
+    T: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    T::Future: Send,
+    T::Error: 'static,
+    S: Store,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = T::Error;
+    type Future = ResponseFuture<ResponseBody<ResBody>, T::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // `self.inner` is the clone that `poll_ready` readied: the future
+        // takes it and leaves a fresh clone, which the next `poll_ready`
+        // readies (tower's `Service` docs, "Be careful when cloning inner
+        // services").
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        let key = self.config.key_by.key(&parts);
+        let request = Request::from_parts(parts, body);
+        ResponseFuture::new(limit(Arc::clone(&self.config), inner, request, key))
+    }
+}
+
+/// Decides `request` (keyed `key`), then waits out any leaky-bucket delay
+/// and calls `inner`, or answers by itself.
+async fn limit<T, S, ReqBody, ResBody>(
+    config: Arc<Config<S>>,
+    mut inner: T,
+    request: Request<ReqBody>,
+    key: Option<String>,
+) -> Result<Response<ResponseBody<ResBody>>, T::Error>
+where
+    T: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Store,
+{
+    let key = match (key, &config.unkeyed) {
+        (Some(key), _) => key,
+        (None, Unkeyed::SharedKey(shared)) => shared.clone(),
+        (None, Unkeyed::Allow) => return Ok(inner.call(request).await?.map(Either::Left)),
+        (None, Unkeyed::Reject) => return Ok(reject(&Rejection::Unkeyed)),
+    };
+    let decision = match config
+        .limiter
+        .check(&config.policy, &key, config.cost.get())
+        .await
+    {
+        Ok(decision) => decision,
+        Err(error) => return Ok(reject(&Rejection::from_error(&error))),
+    };
+    // Found by the check just made; policies never change in a limiter.
+    let Some(policy) = config.limiter.policy(&config.policy) else {
+        return Ok(reject(&Rejection::Misconfigured));
+    };
+    let standing = [Standing {
+        policy: policy.name(),
+        quota: policy.quota_for(&key),
+        decision: &decision,
+    }];
+    if !decision.allowed {
+        let mut response = match &config.on_denied {
+            Some(hook) => hook(&decision),
+            None => Rejection::Denied {
+                policy: config.policy.clone(),
+                retry_after: decision.retry_after,
+            }
+            .response(),
+        };
+        headers::insert(response.headers_mut(), &standing);
+        return Ok(response.map(Either::Right));
+    }
+    if !decision.delay.is_zero() {
+        // The leaky bucket's queue: this request's turn comes after `delay`.
+        tokio::time::sleep(decision.delay).await;
+    }
+    let mut response = inner.call(request).await?;
+    headers::insert(response.headers_mut(), &standing);
+    Ok(response.map(Either::Left))
+}
+
+fn reject<B>(rejection: &Rejection) -> Response<Either<B, Full<Bytes>>> {
+    rejection.response().map(Either::Right)
+}
