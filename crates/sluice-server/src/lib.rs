@@ -11,7 +11,9 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
+//! - [`bench`]: `sluice bench`, the load generator.
 
+pub mod bench;
 pub mod body;
 pub mod commands;
 pub mod config;

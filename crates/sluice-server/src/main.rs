@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sluice_server::config::{Config, Flags};
+use sluice::Algorithm;
+use sluice_server::bench::{self, BenchOptions, Distribution};
+use sluice_server::config::{Config, Flags, STORE_ENV, StoreSpec, parse_duration};
 use sluice_server::{commands, logging, server};
 
 /// Sluice: a rate limiter that decides atomically.
@@ -37,6 +40,45 @@ enum Command {
         /// log line names.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Measures decisions per second and their latency on a store, driving
+    /// the library directly (no HTTP). On Redis its keys live under the
+    /// prefix `sluice-bench`.
+    Bench {
+        /// The store: memory, redis://…, rediss://… or redis+cluster://…
+        /// (default: $SLUICE_STORE, else memory).
+        #[arg(long)]
+        store: Option<String>,
+        /// The algorithm.
+        #[arg(long, default_value = "token_bucket")]
+        algorithm: Algorithm,
+        /// Units per period, per key.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// The period, such as 1s or 1m.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        period: Duration,
+        /// The bucket's capacity (bucket algorithms; default: the limit).
+        #[arg(long)]
+        burst: Option<u64>,
+        /// Distinct keys (1: one hot key).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        keys: u64,
+        /// How keys are picked.
+        #[arg(long, value_enum, default_value = "uniform")]
+        distribution: Distribution,
+        /// Decisions in flight at once.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        concurrency: u64,
+        /// How long to run, such as 5s.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Units each decision charges.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        cost: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Checks a configuration file; lists every error and exits 1 if any.
     Validate {
@@ -87,6 +129,56 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench {
+            store,
+            algorithm,
+            limit,
+            period,
+            burst,
+            keys,
+            distribution,
+            concurrency,
+            duration,
+            cost,
+            json,
+        } => {
+            let report =
+                bench_options(store, algorithm, limit, period, burst).and_then(|(store, quota)| {
+                    let options = BenchOptions {
+                        store,
+                        quota,
+                        keys,
+                        distribution,
+                        concurrency: usize::try_from(concurrency)?,
+                        duration,
+                        cost,
+                    };
+                    tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(bench::run(&options))
+                });
+            match report {
+                Ok(report) if json => match serde_json::to_string(&report) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                },
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Validate { file } => match commands::validate(&file) {
             Ok(n) => {
                 println!(
@@ -124,6 +216,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The store and quota a bench's flags name.
+fn bench_options(
+    store: Option<String>,
+    algorithm: Algorithm,
+    limit: u64,
+    period: Duration,
+    burst: Option<u64>,
+) -> anyhow::Result<(StoreSpec, sluice::Quota)> {
+    let store = store
+        .or_else(|| std::env::var(STORE_ENV).ok())
+        .map_or(Ok(StoreSpec::Memory), |s| StoreSpec::parse(&s))
+        .map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+    Ok((store, bench::quota(algorithm, limit, period, burst)?))
 }
 
 fn run<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

@@ -221,3 +221,69 @@ fn an_unreachable_redis_is_an_error_that_hides_the_password() {
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+#[test]
+fn bench_reports_rate_share_and_latency_as_json() {
+    let out = sluice(
+        &[
+            "bench",
+            "--duration",
+            "200ms",
+            "--keys",
+            "100",
+            "--distribution",
+            "zipf",
+            "--limit",
+            "5",
+            "--period",
+            "1h",
+            "--concurrency",
+            "4",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["store"], "memory");
+    assert_eq!(report["algorithm"], "token_bucket");
+    let decisions = report["decisions"].as_u64().unwrap();
+    assert!(decisions > 500, "{report}");
+    // 100 keys × 5 per hour: at most 500 admitted, whatever the speed.
+    let allowed = (report["allowed_ratio"].as_f64().unwrap() * decisions as f64).round() as u64;
+    assert!(allowed <= 500, "{report}");
+    assert!(report["decisions_per_sec"].as_f64().unwrap() > 0.0);
+    let (p50, p99, p999) = (
+        report["p50_us"].as_f64().unwrap(),
+        report["p99_us"].as_f64().unwrap(),
+        report["p999_us"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{report}");
+}
+
+#[test]
+fn bench_names_the_flag_that_is_wrong() {
+    let out = sluice(
+        &[
+            "bench",
+            "--algorithm",
+            "sliding_window_log",
+            "--limit",
+            "200000",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--algorithm/--limit/--period/--burst"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(&["bench", "--duration", "5"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("a number needs a unit"),
+        "{}",
+        text(&out.stderr)
+    );
+}

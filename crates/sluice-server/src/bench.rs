@@ -1,0 +1,234 @@
+//! `sluice bench`: a load generator that drives the library directly (no
+//! HTTP) against any store, to size a deployment and to compare stores.
+//!
+//! `concurrency` tasks each loop until the deadline: pick a key (uniform or
+//! Zipf over `keys` pre-made keys, from a seeded generator), decide, and
+//! record the decision's latency. On Redis the tasks' decisions are in flight
+//! together on one multiplexed connection, as a server's requests would be.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Zipf;
+use serde::Serialize;
+use sluice::{Algorithm, Limiter, Policy, Quota, RedisOptions};
+
+use crate::config::StoreSpec;
+use crate::stores::AnyStore;
+
+/// How keys are chosen for each decision.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum Distribution {
+    /// Every key equally often.
+    Uniform,
+    /// A few keys very often, most rarely (Zipf, exponent 1): real traffic.
+    Zipf,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// The store to decide on.
+    pub store: StoreSpec,
+    /// The quota every key gets.
+    pub quota: Quota,
+    /// How many distinct keys.
+    pub keys: u64,
+    /// How keys are picked.
+    pub distribution: Distribution,
+    /// Decisions in flight at once.
+    pub concurrency: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Units each decision charges.
+    pub cost: u64,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// The store's kind.
+    pub store: &'static str,
+    /// The algorithm.
+    pub algorithm: &'static str,
+    /// Distinct keys.
+    pub keys: u64,
+    /// `uniform` or `zipf`.
+    pub distribution: &'static str,
+    /// Decisions in flight at once.
+    pub concurrency: usize,
+    /// Seconds the run took.
+    pub seconds: f64,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Decisions per second.
+    pub decisions_per_sec: f64,
+    /// The share of decisions that admitted.
+    pub allowed_ratio: f64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Latency percentiles, in microseconds.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// The slowest decision.
+    pub max_us: f64,
+}
+
+/// The policy name a bench decides under; on Redis its keys live under the
+/// prefix `sluice-bench`, away from a deployment's own.
+pub const BENCH_POLICY: &str = "bench";
+
+struct Tally {
+    decisions: u64,
+    allowed: u64,
+    errors: u64,
+    latency_ns: Histogram<u64>,
+}
+
+/// Runs the bench `options` describes.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let redis = RedisOptions {
+        prefix: "sluice-bench".into(),
+        ..RedisOptions::default()
+    };
+    let store = AnyStore::open(&options.store, &redis).await?;
+    let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
+    let limiter = Limiter::new(store, [policy]);
+    let keys: Arc<Vec<String>> =
+        Arc::new((0..options.keys).map(|i| format!("bench-{i}")).collect());
+    let zipf = Zipf::new(options.keys as f64, 1.0).context("--keys")?;
+
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let mut tasks = Vec::with_capacity(options.concurrency);
+    for task in 0..options.concurrency {
+        let (limiter, keys) = (limiter.clone(), Arc::clone(&keys));
+        let (distribution, cost) = (options.distribution, options.cost);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(task as u64);
+            let mut tally = Tally {
+                decisions: 0,
+                allowed: 0,
+                errors: 0,
+                latency_ns: latency_histogram()?,
+            };
+            loop {
+                // A decision on memory never waits: yield now and then so
+                // every task gets its turn on the runtime's threads.
+                if tally.decisions % 64 == 63 {
+                    tokio::task::yield_now().await;
+                }
+                let at = Instant::now();
+                if at >= deadline {
+                    break;
+                }
+                let index = match distribution {
+                    Distribution::Uniform => rng.random_range(0..keys.len()),
+                    Distribution::Zipf => (rng.sample(zipf) as usize).saturating_sub(1),
+                };
+                let key = keys.get(index).map_or("bench-0", String::as_str);
+                let result = limiter.check(BENCH_POLICY, key, cost).await;
+                let took = at.elapsed();
+                tally.decisions += 1;
+                match result {
+                    Ok(decision) => tally.allowed += u64::from(decision.allowed),
+                    Err(_) => tally.errors += 1,
+                }
+                tally
+                    .latency_ns
+                    .saturating_record(took.as_nanos().try_into().unwrap_or(u64::MAX));
+            }
+            anyhow::Ok(tally)
+        }));
+    }
+    let mut total = Tally {
+        decisions: 0,
+        allowed: 0,
+        errors: 0,
+        latency_ns: latency_histogram()?,
+    };
+    for task in tasks {
+        let tally = task.await.context("a bench task failed")??;
+        total.decisions += tally.decisions;
+        total.allowed += tally.allowed;
+        total.errors += tally.errors;
+        total
+            .latency_ns
+            .add(&tally.latency_ns)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let us = |q: f64| total.latency_ns.value_at_quantile(q) as f64 / 1000.0;
+    Ok(BenchReport {
+        store: options.store.kind(),
+        algorithm: options.quota.algorithm().name(),
+        keys: options.keys,
+        distribution: match options.distribution {
+            Distribution::Uniform => "uniform",
+            Distribution::Zipf => "zipf",
+        },
+        concurrency: options.concurrency,
+        seconds,
+        decisions: total.decisions,
+        decisions_per_sec: total.decisions as f64 / seconds,
+        allowed_ratio: if total.decisions == 0 {
+            0.0
+        } else {
+            total.allowed as f64 / total.decisions as f64
+        },
+        errors: total.errors,
+        p50_us: us(0.5),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
+        max_us: total.latency_ns.max() as f64 / 1000.0,
+    })
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} on {}: {} keys ({}), {} in flight, {:.1} s",
+            self.algorithm,
+            self.store,
+            self.keys,
+            self.distribution,
+            self.concurrency,
+            self.seconds
+        )?;
+        writeln!(f, "decisions/s  {:.0}", self.decisions_per_sec)?;
+        writeln!(
+            f,
+            "decisions    {} ({} errors)",
+            self.decisions, self.errors
+        )?;
+        writeln!(f, "allowed      {:.1}%", self.allowed_ratio * 100.0)?;
+        write!(
+            f,
+            "latency µs   p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+            self.p50_us, self.p99_us, self.p999_us, self.max_us
+        )
+    }
+}
+
+/// Nanoseconds from 1 ns to an hour, to 3 significant digits.
+fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The quota of a bench from its flags; the error names the flag.
+pub fn quota(
+    algorithm: Algorithm,
+    limit: u64,
+    period: Duration,
+    burst: Option<u64>,
+) -> anyhow::Result<Quota> {
+    Quota::new(algorithm, limit, period, burst).context("--algorithm/--limit/--period/--burst")
+}
