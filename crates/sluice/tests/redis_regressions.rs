@@ -215,7 +215,7 @@ async fn a_denial_writes_nothing() {
 /// A Redis restart loses the loaded script and the connection; `SCRIPT
 /// FLUSH` loses the script. Neither makes the store fail once Redis is back.
 #[tokio::test]
-async fn the_store_recovers_from_a_restart_and_a_script_flush() {
+async fn the_store_recovers_from_a_restart_and_a_script_or_function_flush() {
     let mut server = RedisServer::start();
     let clock = FakeClock::new(START_US);
     let store = store(&server.url(), &clock).await;
@@ -228,6 +228,12 @@ async fn the_store_recovers_from_a_restart_and_a_script_flush() {
         store.decide_one(&c).await.unwrap().remaining,
         98,
         "after SCRIPT FLUSH"
+    );
+    server.cli(&["function", "flush"]);
+    assert_eq!(
+        store.decide_one(&c).await.unwrap().remaining,
+        97,
+        "after FUNCTION FLUSH"
     );
 
     server.kill();
@@ -337,4 +343,125 @@ async fn the_url_carries_the_password_and_the_database() {
         RedisStore::connect(&wrong).await.is_err(),
         "a wrong password is refused"
     );
+}
+
+/// Decisions waiting at the same moment go to Redis in one call: on a
+/// single-threaded runtime every one of 100 concurrent checks is queued
+/// before the driver runs, so they share one call (and one `TIME`, one read
+/// and one write per key), and each is still decided exactly.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_decisions_share_one_call() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let quota = Quota::new(Algorithm::FixedWindow, 60, Duration::from_secs(3600), None).unwrap();
+    let keys: Vec<String> = (0..100).map(|i| format!("client-{}", i % 2)).collect();
+    // Load the function first, so that only the batch is counted below.
+    store
+        .decide_one(&check("warm", "up", &quota))
+        .await
+        .unwrap();
+    server.cli(&["CONFIG", "RESETSTAT"]);
+
+    let checks: Vec<Check<'_>> = keys.iter().map(|k| check("batch", k, &quota)).collect();
+    let decisions = futures_join_all(checks.iter().map(|c| store.decide_one(c))).await;
+    let admitted = decisions
+        .iter()
+        .filter(|d| d.as_ref().unwrap().allowed)
+        .count();
+    assert_eq!(admitted, 100, "two keys of 50 each, under a limit of 60");
+    let stats = server.cli(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_fcall:calls=1,"), "{stats}");
+    assert!(stats.contains("cmdstat_time:calls=1,"), "{stats}");
+    // Each key is read once and written once, however many decisions it had.
+    assert!(stats.contains("cmdstat_get:calls=2,"), "{stats}");
+    assert!(stats.contains("cmdstat_set:calls=2,"), "{stats}");
+    // In queue order: the last check of each key saw the 49 before it.
+    let last = decisions[98].as_ref().unwrap();
+    assert_eq!(last.remaining, 10);
+
+    let over: Vec<Check<'_>> = (0..30)
+        .map(|_| check("batch", "client-0", &quota))
+        .collect();
+    let decisions = futures_join_all(over.iter().map(|c| store.decide_one(c))).await;
+    let admitted = decisions
+        .iter()
+        .filter(|d| d.as_ref().unwrap().allowed)
+        .count();
+    assert_eq!(admitted, 10, "exactly what was left");
+}
+
+/// Polls every future to completion, concurrently, on this task.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => *slot = Some(out),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+/// A state key holding something Sluice did not write (text, or 16 bytes
+/// that unpack to NaN or a negative number) reads as untouched, for every
+/// algorithm, rather than failing or admitting beyond the limit.
+#[tokio::test]
+async fn a_foreign_value_reads_as_untouched() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(1_700_000_000_000_000);
+    let store = store(&server.url(), &clock).await;
+    let nan = "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff";
+    let negative =
+        "\\x00\\x00\\x00\\x00\\x00\\x00\\xf0\\xbf\\x00\\x00\\x00\\x00\\x00\\x00\\xf0\\xbf";
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, 3, Duration::from_secs(60), None).unwrap();
+        for (i, junk) in ["hello", nan, negative, "1:2"].iter().enumerate() {
+            let policy = format!("foreign-{i}");
+            let c = check(&policy, "k", &quota);
+            let key = store.key_of(&c);
+            // redis-cli reads "\xff" escapes inside double quotes.
+            let command = format!("SET \"{}\" \"{junk}\"", key.replace('"', "\\\""));
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &server.port().to_string()])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(command.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("OK"),
+                "{command}"
+            );
+            let d = store.decide_one(&c).await;
+            // The sliding log keeps a sorted set: a string there is a Redis type error.
+            if algorithm == Algorithm::SlidingWindowLog {
+                assert!(
+                    matches!(d, Err(StoreError::Protocol(_))),
+                    "{algorithm}: {d:?}"
+                );
+                continue;
+            }
+            let d = d.unwrap();
+            assert!(d.allowed, "{algorithm} {junk}");
+            assert_eq!(d.remaining, 2, "{algorithm} {junk}: read as untouched");
+        }
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::algorithm;
-use sluice::{Algorithm, Check, Decision, FakeClock, MemoryStore, Quota, RedisStore, Store};
+use sluice::{
+    Algorithm, Check, Decision, FakeClock, MemoryStore, Quota, RedisOptions, RedisStore, Store,
+};
 use sluice_testkit::{RedisCluster, RedisServer};
 
 /// An epoch-like start that is not aligned to any window in the traces.
@@ -299,6 +301,29 @@ async fn a_single_redis_keeps_the_contract() {
         redis_store(&server.url(), &clock).await,
     ];
     contract(&stores, &clock, "redis").await;
+}
+
+/// The same with `EVALSHA` instead of a Redis Function, as on Redis 6 or
+/// behind a proxy that passes scripts only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_redis_keeps_the_contract_with_scripts() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let options = || RedisOptions {
+        functions: false,
+        ..RedisOptions::default()
+    };
+    let connect = || async {
+        let store = RedisStore::connect_with(&server.url(), options())
+            .await
+            .unwrap();
+        Arc::new(store.with_clock(clock.clone()))
+    };
+    let stores = [connect().await, connect().await];
+    contract(&stores, &clock, "redis-scripts").await;
+    let stats = server.cli(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_evalsha"), "{stats}");
+    assert!(!stats.contains("cmdstat_fcall"), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

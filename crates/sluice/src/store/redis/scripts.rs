@@ -1,19 +1,26 @@
-//! The decision script, assembled from one readable `.lua` file per
-//! algorithm (see `lua/`), built once per process.
+//! The decision library, assembled from one readable `.lua` file per
+//! algorithm (see `lua/`), and the two forms Redis runs it in.
 //!
-//! The script is documented in `lua/main.lua` (KEYS, ARGV, the reply and
+//! The library is documented in `lua/main.lua` (KEYS, ARGV, the reply and
 //! why it must be atomic) and `lua/prelude.lua` (the numbers). It uses the
 //! caller's time when one is given (tests drive it with a fake clock) and
 //! Redis `TIME` otherwise, so that servers with skewed clocks agree.
+//!
+//! - **A Redis Function** (Redis 7+, the default): `FUNCTION LOAD` runs the
+//!   library once, and each `FCALL` runs only the decision, not the
+//!   definitions: about half the cost of a script call.
+//! - **An `EVALSHA` script** (older Redis, or `RedisOptions::functions`
+//!   off): the library with `return run(KEYS, ARGV)` at the end.
+//!
+//! Both are named after the hash of the library, so two versions of Sluice
+//! on one Redis (a rolling upgrade) each call their own.
 
 use std::sync::OnceLock;
 
-use redis::Script;
-
 use crate::Algorithm;
 
-/// The whole script: the prelude, the six algorithms, refunds, the entry point.
-pub const SOURCE: &str = concat!(
+/// The library: the prelude, the six algorithms, refunds, the entry point.
+pub const LIBRARY: &str = concat!(
     include_str!("lua/prelude.lua"),
     include_str!("lua/token_bucket.lua"),
     include_str!("lua/gcra.lua"),
@@ -25,11 +32,30 @@ pub const SOURCE: &str = concat!(
     include_str!("lua/main.lua"),
 );
 
-/// The script, hashed once; `invoke_async` sends EVALSHA and loads the
-/// script on NOSCRIPT (after a Redis restart or `SCRIPT FLUSH`).
-pub fn decide() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(SOURCE))
+/// The library as a script for `SCRIPT LOAD`/`EVALSHA`, and its SHA-1.
+pub fn script() -> &'static (String, String) {
+    static SCRIPT: OnceLock<(String, String)> = OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        let source = format!("{LIBRARY}return run(KEYS, ARGV)\n");
+        let sha = redis::Script::new(&source).get_hash().to_owned();
+        (source, sha)
+    })
+}
+
+/// The name of the library and of its one function: `sluice_` and the
+/// first 16 hex digits of the script's SHA-1.
+pub fn function_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let sha = &script().1;
+        format!("sluice_{}", &sha[..16.min(sha.len())])
+    })
+}
+
+/// The library as `FUNCTION LOAD` takes it.
+pub fn function_library() -> String {
+    let name = function_name();
+    format!("#!lua name={name}\n{LIBRARY}redis.register_function('{name}', run)\n")
 }
 
 /// The algorithm's code in the script's ARGV.
@@ -46,3 +72,5 @@ pub fn code(algorithm: Algorithm) -> u8 {
 
 /// Values per check in the reply.
 pub const REPLY_PER_CHECK: usize = 6;
+/// Values per check in a group's packed values.
+pub const VALUES_PER_CHECK: usize = 7;

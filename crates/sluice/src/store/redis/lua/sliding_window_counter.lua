@@ -1,14 +1,21 @@
--- Sliding window counter (algorithm 6). State: the string
--- "window:current:previous". Mirrors algorithm/sliding_window_counter.rs:
+-- Sliding window counter (algorithm 6). State: window,
+-- current and previous (packed). Mirrors algorithm/sliding_window_counter.rs:
 -- admitted iff previous * (period - elapsed) + (current + cost) * period
 -- <= limit * period, every product at most 2^51 (quota.rs checks
 -- limit * period <= 2^50).
-algorithms[6] = function(key, q, cost, now)
-  local period, limit = q.period, q.capacity
+-- Until the key is untouched: the next window's end while the current
+-- window counts, this one's end while only the previous one does.
+local function counter_reset(n, previous, start, period, t)
+  if n > 0 then return start + 2 * period - t end
+  if previous > 0 then return start + period - t end
+  return 0
+end
+
+algorithms[6] = function(raw, limit, period, unit, rate, cost, now)
   local window = floor_div(now, period)
   local current, previous = 0, 0
-  local w, c, p = numbers(redis.call('GET', key))
-  if w and p then
+  local w, c, p = unpack3(raw)
+  if w then
     if w >= window then
       window, current, previous = w, c, p
     elseif w + 1 == window then
@@ -18,38 +25,29 @@ algorithms[6] = function(key, q, cost, now)
   local start = window * period
   local skew = math.max(0, start - now)
   local t = math.max(now, start)
-  local elapsed = t - start
-  local weighted = previous * (period - elapsed)
-  local function fits(n, add) return weighted + (n + add) * period <= limit * period end
-  local function remaining(n) return math.max(0, limit - (n + ceil_div(weighted, period))) end
-  local function reset(n)
-    if n > 0 then return start + 2 * period - t end
-    if previous > 0 then return start + period - t end
-    return 0
-  end
-  -- The earliest elapsed time at which weight * (period - elapsed) <= room * period.
-  local function earliest(weight, room)
-    if weight == 0 then return 0 end
-    return math.max(0, period - (floor_div(room * period, weight)))
-  end
+  local weighted = previous * (period - (t - start))
+  local weighted_units = ceil_div(weighted, period)
+  local reset = counter_reset(current, previous, start, period, t)
 
   if cost > limit then
-    return delayed_by(denied(remaining(current), reset(current), -1), skew), nil
+    return denied(math.max(0, limit - (current + weighted_units)), reset, -1, skew)
   end
-  if fits(current, cost) then
+  if weighted + (current + cost) * period <= limit * period then
     local after = current + cost
-    local d = delayed_by(allowed(remaining(after), reset(after)), skew)
-    if cost == 0 then return d, nil end
-    return d, function()
-      set_for(key, string.format('%d:%d:%d', window, after, previous), d[3])
-    end
+    local d = allowed(math.max(0, limit - (after + weighted_units)), counter_reset(after, previous, start, period, t), skew)
+    if cost == 0 then return d end
+    return d, pack3(window, after, previous)
   end
+  -- The earliest elapsed time at which weight * (period - elapsed) <= room * period.
   local retry
   if current + cost <= limit then
-    retry = earliest(previous, limit - current - cost)
+    retry = 0
+    if previous > 0 then
+      retry = math.max(0, period - floor_div((limit - current - cost) * period, previous))
+    end
   else
-    retry = period + earliest(current, limit - cost)
+    retry = period + math.max(0, period - floor_div((limit - cost) * period, current))
   end
-  retry = retry + start - t
-  return delayed_by(denied(remaining(current), reset(current), retry), skew), nil
+  return denied(math.max(0, limit - (current + weighted_units)), reset,
+    retry + start - t, skew)
 end

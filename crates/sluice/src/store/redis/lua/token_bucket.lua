@@ -1,10 +1,9 @@
--- Token bucket (algorithm 1). State: the string "level:at_us", the bucket's
+-- Token bucket (algorithm 1). State: level and at_us (packed), the bucket's
 -- level in scaled units measured at at_us. Mirrors algorithm/token_bucket.rs.
-algorithms[1] = function(key, q, cost, now)
-  local capacity = q.capacity * q.unit
-  local rate = q.rate
+algorithms[1] = function(raw, burst, period, unit, rate, cost, now)
+  local capacity = burst * unit
   local t, level = now, capacity
-  local stored, at = numbers(redis.call('GET', key))
+  local stored, at = unpack2(raw)
   if stored then
     if at > now then t = at end
     -- A sum beyond 2^53 is far above the capacity: its rounding is harmless.
@@ -12,21 +11,16 @@ algorithms[1] = function(key, q, cost, now)
     if level > capacity then level = capacity end
   end
   local skew = t - now
-  local function remaining(l) return (floor_div(l, q.unit)) end
-  local function full_after(l) return ceil_div(capacity - l, rate) end
-
-  if cost > q.capacity then
-    return delayed_by(denied(remaining(level), full_after(level), -1), skew), nil
+  if cost > burst then
+    return denied(floor_div(level, unit), ceil_div(capacity - level, rate), -1, skew)
   end
-  local need = cost * q.unit
+  local need = cost * unit
   if level >= need then
     local after = level - need
-    local d = delayed_by(allowed(remaining(after), full_after(after)), skew)
-    if cost == 0 then return d, nil end
-    return d, function()
-      set_for(key, string.format('%d:%d', after, t), d[3])
-    end
+    local d = allowed(floor_div(after, unit), ceil_div(capacity - after, rate), skew)
+    if cost == 0 then return d end
+    return d, pack2(after, t)
   end
-  local retry = ceil_div(need - level, rate)
-  return delayed_by(denied(remaining(level), full_after(level), retry), skew), nil
+  return denied(floor_div(level, unit), ceil_div(capacity - level, rate),
+    ceil_div(need - level, rate), skew)
 end
