@@ -21,12 +21,12 @@ pub struct FileConfig {
     pub store: Option<StoreSpec>,
     /// The `policies` field, in file order.
     pub policies: Vec<Policy>,
-    /// The `redis` field: key prefix and call timeout.
+    /// The `redis` field: key prefix, call timeout, and whether to use Redis Functions.
     pub redis: RedisOptions,
 }
 
 const TOP_FIELDS: &[&str] = &["store", "redis", "policies"];
-const REDIS_FIELDS: &[&str] = &["prefix", "timeout"];
+const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions"];
 const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
@@ -256,6 +256,11 @@ impl Walker<'_> {
         if let Some(node) = map.get_node("timeout") {
             if let Some(timeout) = self.duration(node, "redis.timeout") {
                 options.timeout = timeout;
+            }
+        }
+        if let Some(node) = map.get_node("functions") {
+            if let Some(functions) = self.boolean(node, "redis.functions") {
+                options.functions = functions;
             }
         }
     }

@@ -53,20 +53,25 @@ policies:
 
 #[test]
 fn redis_options_are_read_and_checked() {
-    let text =
-        "redis:\n  prefix: shop\n  timeout: 250ms\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    let text = "redis:\n  prefix: shop\n  timeout: 250ms\n  functions: false\npolicies:\n  api: {limit: 1, period: 1s}\n";
     let config = parse(text, "sluice.yaml").unwrap();
     assert_eq!(
-        (config.redis.prefix.as_str(), config.redis.timeout),
-        ("shop", Duration::from_millis(250))
+        (
+            config.redis.prefix.as_str(),
+            config.redis.timeout,
+            config.redis.functions
+        ),
+        ("shop", Duration::from_millis(250), false)
     );
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert!(defaults.redis.functions);
     let got = errors(
         "redis:\n  prefix: '{x}'\n  colour: red\npolicies:\n  api: {limit: 1, period: 1s}\n",
     );
     assert_eq!(
         got,
         [
-            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout",
+            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout, functions",
             "sluice.yaml:2: redis.prefix: must be a non-empty prefix without braces, got \"{x}\"",
         ]
     );
