@@ -7,7 +7,9 @@ pub mod state;
 use std::future::Future;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use sluice::Limiter;
 use tokio::net::TcpListener;
 
@@ -23,22 +25,50 @@ pub const LISTEN_ENV: &str = "SLUICE_LISTEN";
 /// without it.
 pub const ADMIN_TOKEN_ENV: &str = "SLUICE_ADMIN_TOKEN";
 
-/// Answers HTTP on `listener` with `state` until `shutdown` completes, then
-/// stops accepting and returns once the requests in flight are answered.
+/// Answers HTTP/1.1 on `listener` with `state` until `shutdown` completes,
+/// then stops accepting and returns once the requests in flight are
+/// answered.
+///
+/// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
+/// once, not after Nagle's delay) and answers pipelined requests with one
+/// write per batch rather than one per answer (hyper's `pipeline_flush`).
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Decisions are small: send each answer at once, not after Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
+    let app = crate::http::router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.pipeline_flush(true);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-    });
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Runs `sluice serve`: resolves the configuration from `flags` and the

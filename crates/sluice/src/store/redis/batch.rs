@@ -18,7 +18,7 @@ use super::{Connection, scripts, store_error};
 use crate::StoreError;
 
 /// Calls in flight at once.
-pub const IN_FLIGHT: usize = 4;
+pub const IN_FLIGHT: usize = 2;
 /// The most checks in one call, so that no call holds Redis for long.
 pub const MAX_CHECKS: usize = 128;
 

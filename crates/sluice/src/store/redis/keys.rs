@@ -35,6 +35,11 @@ pub fn hash_tag(state_key: &str) -> &str {
 }
 
 fn escape_into(text: &str, out: &mut String) {
+    // Most keys have nothing to escape: copy them whole.
+    if !text.contains(['%', '{', '}']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '%' => out.push_str("%25"),
