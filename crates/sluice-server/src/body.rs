@@ -10,14 +10,14 @@ use sluice::{Algorithm, Decision, Quota};
 ///
 /// Durations are whole milliseconds rounded up, so a client that waits
 /// `retry_after_ms` is not turned away for a fraction of a millisecond.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DecisionBody {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DecisionBody<'a> {
     /// Whether the request may go through.
     pub allowed: bool,
     /// The policy that decided.
-    pub policy: String,
+    pub policy: &'a str,
     /// The key that was charged.
-    pub key: String,
+    pub key: &'a str,
     /// The most units the key can be granted at once.
     pub limit: u64,
     /// Units that could be taken now.
@@ -35,13 +35,18 @@ pub struct DecisionBody {
     pub shadow: bool,
 }
 
-impl DecisionBody {
+impl<'a> DecisionBody<'a> {
     /// The body for `decision`, made by `policy` under `quota` for `key`.
-    pub fn new(policy: &str, key: &str, quota: &Quota, decision: &Decision) -> DecisionBody {
+    pub fn new(
+        policy: &'a str,
+        key: &'a str,
+        quota: &Quota,
+        decision: &Decision,
+    ) -> DecisionBody<'a> {
         DecisionBody {
             allowed: decision.allowed,
-            policy: policy.to_owned(),
-            key: key.to_owned(),
+            policy,
+            key,
             limit: decision.limit,
             remaining: decision.remaining,
             reset_after_ms: ceil_ms(decision.reset_after),

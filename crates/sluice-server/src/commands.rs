@@ -16,12 +16,12 @@ pub fn validate(path: &Path) -> Result<usize, ConfigErrors> {
 }
 
 /// Makes one decision with `config` and returns it as the JSON body.
-pub async fn check(
+pub async fn check<'a>(
     config: Config,
-    policy: &str,
-    key: &str,
+    policy: &'a str,
+    key: &'a str,
     cost: u64,
-) -> anyhow::Result<DecisionBody> {
+) -> anyhow::Result<DecisionBody<'a>> {
     let store = AnyStore::open(&config.store, &config.redis).await?;
     let limiter = Limiter::new(store, config.policies);
     let decision = match limiter.check(policy, key, cost).await {

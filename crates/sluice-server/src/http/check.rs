@@ -41,10 +41,10 @@ struct CheckRequest<'a> {
 /// The answer to a multi-policy check: the most restrictive policy's
 /// decision, and every policy's under `results`.
 #[derive(Serialize)]
-struct MultiBody {
+struct MultiBody<'a> {
     #[serde(flatten)]
-    top: DecisionBody,
-    results: Vec<DecisionBody>,
+    top: DecisionBody<'a>,
+    results: Vec<DecisionBody<'a>>,
 }
 
 /// Handles `POST /v1/check`.
@@ -159,7 +159,7 @@ async fn check_many(
             decision,
         })
         .collect();
-    let results: Vec<DecisionBody> = standings
+    let results: Vec<DecisionBody<'_>> = standings
         .iter()
         .map(|s| DecisionBody::new(s.policy, key, s.quota, s.decision))
         .collect();
@@ -167,7 +167,7 @@ async fn check_many(
     let top = most_restrictive(&standings).unwrap_or(0);
     let status = status_of(&decisions[top]);
     let body = MultiBody {
-        top: results[top].clone(),
+        top: results[top],
         results,
     };
     Ok(decision_response(status, &standings, &body))
