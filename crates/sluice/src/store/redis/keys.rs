@@ -10,8 +10,6 @@
 //! fingerprint of the quota makes a policy whose numbers changed start
 //! afresh; the old keys expire on their own.
 
-use std::fmt::Write;
-
 /// The Redis key of `key` under `policy` with a quota of `fingerprint`.
 pub fn state_key(prefix: &str, policy: &str, key: &str, fingerprint: u32) -> String {
     let mut out = String::with_capacity(prefix.len() + policy.len() + key.len() + 16);
@@ -20,7 +18,12 @@ pub fn state_key(prefix: &str, policy: &str, key: &str, fingerprint: u32) -> Str
     escape_into(key, &mut out);
     out.push_str("}:");
     escape_into(policy, &mut out);
-    let _ = write!(out, ":{fingerprint:08x}");
+    out.push(':');
+    // Eight lowercase hex digits, without the formatting machinery.
+    for shift in (0..8).rev() {
+        let digit = (fingerprint >> (shift * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[digit as usize]));
+    }
     out
 }
 
@@ -36,7 +39,7 @@ pub fn hash_tag(state_key: &str) -> &str {
 
 fn escape_into(text: &str, out: &mut String) {
     // Most keys have nothing to escape: copy them whole.
-    if !text.contains(['%', '{', '}']) {
+    if !text.bytes().any(|b| matches!(b, b'%' | b'{' | b'}')) {
         out.push_str(text);
         return;
     }

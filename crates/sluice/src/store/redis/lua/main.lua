@@ -145,6 +145,21 @@ local function refund_group(keys, values, k, n, now, at, reply)
   end
 end
 
+-- One check alone, the most common call at low load: no cache, no group.
+local function decide_one(key, values, now)
+  local code, cost, shadow, capacity, period, unit, rate = check_at(values, 0)
+  local d, state, score
+  if code == 5 then
+    d, state, score = algorithms[5](key, capacity, period, unit, rate, cost, now)
+    if state then write(code, key, d, state, score, period) end
+  else
+    d, state = algorithms[code](redis.call('GET', key) or nil, capacity, period, unit, rate, cost, now)
+    if state then redis.call('SET', key, state, 'PX', ttl_ms(d[3])) end
+  end
+  if d[1] == 0 and shadow then return {now, 1, d[2], d[3], 0, d[5], 1} end
+  return {now, d[1], d[2], d[3], d[4], d[5], 0}
+end
+
 local function run(keys, argv)
   local now
   if argv[1] == '' then
@@ -156,6 +171,7 @@ local function run(keys, argv)
     ttl_slack_ms = 60000
   end
   local mode = argv[2]
+  if mode == 'd' and #keys == 1 then return decide_one(keys[1], argv[4], now) end
   values_of, resets_of, dirty = {}, {}, {}
   local reply = {now}
   local k = 1
