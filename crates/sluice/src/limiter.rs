@@ -27,7 +27,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// ```
 pub struct Limiter<S> {
     store: Arc<S>,
-    policies: Arc<HashMap<String, Policy>>,
+    /// Looked up on every check: foldhash, not SipHash (whose DoS
+    /// resistance buys nothing for names the operator configured).
+    policies: Arc<HashMap<String, Policy, foldhash::fast::RandomState>>,
 }
 
 impl<S> Clone for Limiter<S> {
@@ -45,7 +47,7 @@ impl<S: Store> Limiter<S> {
     pub fn new(store: S, policies: impl IntoIterator<Item = Policy>) -> Limiter<S> {
         Limiter {
             store: Arc::new(store),
-            policies: Arc::new(HashMap::new()),
+            policies: Arc::default(),
         }
         .with_policies(policies)
     }

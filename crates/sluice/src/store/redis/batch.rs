@@ -11,7 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
 
 use super::call::{Form, Group, call};
 use super::{Connection, scripts, store_error};
@@ -63,32 +65,42 @@ async fn drive(
     form: Arc<Form>,
     timeout: Duration,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        // Waiting for a slot is what lets the queue fill up under load.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let mut checks = first.group.keys.len();
-        let mut jobs = vec![first];
-        while checks < MAX_CHECKS {
-            match queue.try_recv() {
-                Ok(job) => {
-                    checks += job.group.keys.len();
-                    jobs.push(job);
+    // The calls in flight are polled here, not spawned: no task per call.
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            // Taking work only while a call may start is what lets the
+            // queue fill up under load.
+            job = queue.recv(), if open && in_flight.len() < IN_FLIGHT => {
+                let Some(first) = job else {
+                    open = false;
+                    continue;
+                };
+                let mut checks = first.group.keys.len();
+                let mut jobs = vec![first];
+                while checks < MAX_CHECKS {
+                    match queue.try_recv() {
+                        Ok(job) => {
+                            checks += job.group.keys.len();
+                            jobs.push(job);
+                        }
+                        Err(_) => break,
+                    }
                 }
-                Err(_) => break,
+                let (connection, form) = (&connection, &form);
+                in_flight.push(async move {
+                    let now = jobs.iter().filter_map(|j| j.now).max();
+                    let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
+                    let call = call(connection, form, now, "d", &groups);
+                    let reply = tokio::time::timeout(timeout, call).await;
+                    drop(groups);
+                    answer(jobs, checks, reply, timeout);
+                });
             }
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            else => return,
         }
-        let (connection, form) = (connection.clone(), Arc::clone(&form));
-        tokio::spawn(async move {
-            let now = jobs.iter().filter_map(|j| j.now).max();
-            let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
-            let reply =
-                tokio::time::timeout(timeout, call(&connection, &form, now, "d", &groups)).await;
-            drop(slot);
-            answer(jobs, checks, reply, timeout);
-        });
     }
 }
 

@@ -305,10 +305,9 @@ impl Store for RedisStore {
             (Connection::Single(_), _) => match &self.batcher {
                 Some(batcher) => {
                     let now = self.clock.as_ref().map(|c| c.now_us());
-                    let pending = batcher.decide(self.group(checks), now);
-                    let reply = tokio::time::timeout(self.options.timeout, pending)
-                        .await
-                        .map_err(|_| StoreError::Timeout(self.options.timeout))??;
+                    // The batch's call has the timeout; a check waits at
+                    // most for the calls in flight before its own.
+                    let reply = batcher.decide(self.group(checks), now).await?;
                     Ok(parse_reply(&reply, checks)?.1)
                 }
                 None => Ok(self.run(checks, "d").await?.1),
