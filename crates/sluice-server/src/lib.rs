@@ -11,7 +11,7 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
-//! - [`bench`]: `sluice bench`, the load generator.
+//! - [`bench`](mod@bench): `sluice bench`, the load generator.
 
 pub mod bench;
 pub mod body;
