@@ -13,23 +13,29 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # The PIDs of every process this run started; `stop_all` ends them.
 STARTED_PIDS=()
 
-# Stops every process this run started (by PID, TERM then KILL), newest first.
-stop_all() {
-    local i pid
-    for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${STARTED_PIDS[i]}
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${STARTED_PIDS[i]}
-        local n=0
-        while kill -0 "$pid" 2>/dev/null && ((n < 50)); do
-            sleep 0.1
-            n=$((n + 1))
+# Ends the processes PID...: TERM, then KILL those still alive after 5 s.
+terminate() {
+    (($#)) || return 0
+    local pid n=0 alive
+    kill -TERM "$@" 2>/dev/null || true
+    while ((n < 50)); do
+        alive=0
+        for pid in "$@"; do
+            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
         done
-        kill -KILL "$pid" 2>/dev/null || true
+        ((alive)) || break
+        sleep 0.1
+        n=$((n + 1))
+    done
+    kill -KILL "$@" 2>/dev/null || true
+    for pid in "$@"; do
         wait "$pid" 2>/dev/null || true
     done
+}
+
+# Stops every process this run started.
+stop_all() {
+    terminate "${STARTED_PIDS[@]}"
     STARTED_PIDS=()
 }
 
@@ -42,35 +48,18 @@ descendants() {
     done
 }
 
-# Stops every process still running below this run's shell (by PID: TERM,
-# then KILL after 5 s): whatever a section interrupted mid-way had started.
+# Stops every process still running below this run's shell: whatever a
+# section interrupted mid-way had started.
 stop_descendants() {
-    local pids=() pid n=0 alive
+    local pids=()
     mapfile -t pids < <(descendants $$)
-    ((${#pids[@]})) || return 0
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    while ((n < 50)); do
-        alive=0
-        for pid in "${pids[@]}"; do
-            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-        done
-        ((alive)) || break
-        sleep 0.1
-        n=$((n + 1))
-    done
-    kill -KILL "${pids[@]}" 2>/dev/null || true
+    terminate "${pids[@]}"
 }
 
 # Stops one process started by this run.
 stop_pid() {
-    local pid=$1 n=0 kept=() p
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((n < 50)); do
-        sleep 0.1
-        n=$((n + 1))
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    local pid=$1 kept=() p
+    terminate "$pid"
     for p in "${STARTED_PIDS[@]}"; do
         [[ $p == "$pid" ]] || kept+=("$p")
     done

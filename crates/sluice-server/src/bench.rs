@@ -113,12 +113,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         let (distribution, cost) = (options.distribution, options.cost);
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(task as u64);
-            let mut tally = Tally {
-                decisions: 0,
-                allowed: 0,
-                errors: 0,
-                latency_ns: latency_histogram()?,
-            };
+            let mut tally = Tally::new()?;
             loop {
                 // A decision on memory never waits: yield now and then so
                 // every task gets its turn on the runtime's threads.
@@ -148,12 +143,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             anyhow::Ok(tally)
         }));
     }
-    let mut total = Tally {
-        decisions: 0,
-        allowed: 0,
-        errors: 0,
-        latency_ns: latency_histogram()?,
-    };
+    let mut total = Tally::new()?;
     for task in tasks {
         let tally = task.await.context("a bench task failed")??;
         total.decisions += tally.decisions;
@@ -218,9 +208,18 @@ impl std::fmt::Display for BenchReport {
     }
 }
 
-/// Nanoseconds from 1 ns to an hour, to 3 significant digits.
-fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))
+impl Tally {
+    /// Nothing counted; latencies from 1 ns to an hour, to 3 significant digits.
+    fn new() -> anyhow::Result<Tally> {
+        let latency_ns = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Tally {
+            decisions: 0,
+            allowed: 0,
+            errors: 0,
+            latency_ns,
+        })
+    }
 }
 
 /// The quota of a bench from its flags; the error names the flag.

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Serve, check, client, send, write};
+use common::{Serve, check, client, metrics, send, write};
 use serde_json::json;
 use sluice_testkit::RedisServer;
 
@@ -136,14 +136,7 @@ async fn sighup_reloads_the_policies_and_refuses_a_bad_file() {
     let policies = send(client().get(serve.url("/v1/policies"))).await;
     assert_eq!(policies.json["policies"][0]["limit"], 3);
 
-    let metrics = client()
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&serve).await;
     assert!(
         metrics.contains(r#"sluice_config_reloads_total{result="ok"} 1"#),
         "{metrics}"

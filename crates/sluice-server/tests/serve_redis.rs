@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, check, client, send, write};
+use common::{Serve, check, client, metrics, send, write};
 use serde_json::json;
 use sluice_testkit::{RedisCluster, RedisServer};
 
@@ -127,14 +127,7 @@ async fn while_redis_is_down_checks_and_readiness_answer_503() {
     )
     .await;
     assert_eq!(a.status, 503);
-    let metrics = client()
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&serve).await;
     assert!(
         metrics.contains(r#"sluice_decisions_total{policy="api",outcome="error"} 1"#),
         "{metrics}"

@@ -206,3 +206,9 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
 pub async fn check(serve: &Serve, body: serde_json::Value) -> Answer {
     send(client().post(serve.url("/v1/check")).json(&body)).await
 }
+
+/// The text of `GET /metrics`.
+pub async fn metrics(serve: &Serve) -> String {
+    let response = client().get(serve.url("/metrics")).send().await;
+    response.expect("the server answers").text().await.unwrap()
+}

@@ -299,20 +299,19 @@ impl Store for RedisStore {
                 )));
             }
         }
-        match (&self.connection, checks) {
+        match (&self.batcher, checks) {
             (_, []) => Ok(Vec::new()),
-            (Connection::Cluster(_), [_, _, ..]) => self.decide_grouped(checks).await,
-            (Connection::Single(_), _) => match &self.batcher {
-                Some(batcher) => {
-                    let now = self.clock.as_ref().map(|c| c.now_us());
-                    // The batch's call has the timeout; a check waits at
-                    // most for the calls in flight before its own.
-                    let reply = batcher.decide(self.group(checks), now).await?;
-                    Ok(parse_reply(&reply, checks)?.1)
-                }
-                None => Ok(self.run(checks, "d").await?.1),
-            },
-            (Connection::Cluster(_), _) => Ok(self.run(checks, "d").await?.1),
+            // A single Redis: every decision goes through the batcher. The
+            // batch's call has the timeout; a check waits at most for the
+            // calls in flight before its own.
+            (Some(batcher), _) => {
+                let now = self.clock.as_ref().map(|c| c.now_us());
+                let reply = batcher.decide(self.group(checks), now).await?;
+                Ok(parse_reply(&reply, checks)?.1)
+            }
+            // A cluster: checks in several slots are grouped per slot.
+            (None, [_, _, ..]) => self.decide_grouped(checks).await,
+            (None, _) => Ok(self.run(checks, "d").await?.1),
         }
     }
 
