@@ -3,6 +3,8 @@
 //! (a Redis restart, `SCRIPT FLUSH`). All against a real redis-server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
 use sluice::{Algorithm, Check, FakeClock, Quota, RedisOptions, RedisStore, Store, StoreError};
@@ -188,7 +190,7 @@ async fn a_denial_writes_nothing() {
         let quota = Quota::new(algorithm, 1, Duration::from_secs(30), None).unwrap();
         let c = check("deny", "k", &quota);
         assert!(store.decide_one(&c).await.unwrap().allowed);
-        let key = store.key_of(&c);
+        let key = common::redis_key(&c);
         let dump = |s: &RedisServer| {
             let kind = s.cli(&["type", &key]);
             let value = if kind == "zset" {
@@ -432,7 +434,7 @@ async fn a_foreign_value_reads_as_untouched() {
         for (i, junk) in ["hello", nan, negative, "1:2"].iter().enumerate() {
             let policy = format!("foreign-{i}");
             let c = check(&policy, "k", &quota);
-            let key = store.key_of(&c);
+            let key = common::redis_key(&c);
             // redis-cli reads "\xff" escapes inside double quotes.
             let command = format!("SET \"{}\" \"{junk}\"", key.replace('"', "\\\""));
             let out = std::process::Command::new("redis-cli")

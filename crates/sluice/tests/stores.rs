@@ -4,6 +4,8 @@
 //! decides differently from the core fails here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -352,8 +354,8 @@ async fn a_denial_in_one_cluster_slot_refunds_the_others() {
             check("refund", "a", &roomy, 1),
             check("refund", "b", &tight, 1),
         ];
-        let key_a = store.key_of(&checks[0]);
-        let key_b = store.key_of(&checks[1]);
+        let key_a = common::redis_key(&checks[0]);
+        let key_b = common::redis_key(&checks[1]);
         let slot = |key: &str| cluster.cli(0, &["cluster", "keyslot", key]);
         assert_ne!(slot(&key_a), slot(&key_b), "the test needs two slots");
 

@@ -16,7 +16,9 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::call::{Form, Group, call};
-use super::{Connection, scripts, store_error};
+use super::connection::{Connection, store_error};
+use super::library::Mode;
+use super::reply;
 use crate::StoreError;
 
 /// Calls in flight at once.
@@ -92,10 +94,10 @@ async fn drive(
                 in_flight.push(async move {
                     let now = jobs.iter().filter_map(|j| j.now).max();
                     let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
-                    let call = call(connection, form, now, "d", &groups);
+                    let call = call(connection, form, now, Mode::Decide, &groups);
                     let reply = tokio::time::timeout(timeout, call).await;
                     drop(groups);
-                    answer(jobs, checks, reply, timeout);
+                    answer(jobs, reply, timeout);
                 });
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
@@ -108,31 +110,27 @@ async fn drive(
 /// or the error.
 fn answer(
     jobs: Vec<Job>,
-    checks: usize,
     reply: Result<redis::RedisResult<Vec<i64>>, tokio::time::error::Elapsed>,
     timeout: Duration,
 ) {
     let failure: Box<dyn Fn() -> StoreError + Send> = match reply {
-        Ok(Ok(values)) if values.len() == 1 + checks * scripts::REPLY_PER_CHECK => {
-            let mut rest = values.get(1..).unwrap_or_default();
-            for job in jobs {
-                let n = job.group.keys.len() * scripts::REPLY_PER_CHECK;
-                let (mine, others) = rest.split_at(n.min(rest.len()));
-                rest = others;
-                let mut part = Vec::with_capacity(1 + n);
-                part.push(values[0]);
-                part.extend_from_slice(mine);
-                let _ = job.done.send(Ok(part));
-            }
-            return;
-        }
         Ok(Ok(values)) => {
-            let n = values.len();
-            Box::new(move || {
-                StoreError::Protocol(format!(
-                    "the script answered {n} values for {checks} checks"
-                ))
-            })
+            let sizes: Vec<usize> = jobs.iter().map(|j| j.group.keys.len()).collect();
+            match reply::split(&values, &sizes) {
+                Ok(parts) => {
+                    for (job, part) in jobs.into_iter().zip(parts) {
+                        let _ = job.done.send(Ok(part));
+                    }
+                    return;
+                }
+                Err(error) => {
+                    let message = match error {
+                        StoreError::Protocol(message) => message,
+                        other => other.to_string(),
+                    };
+                    Box::new(move || StoreError::Protocol(message.clone()))
+                }
+            }
         }
         Ok(Err(e)) if !e.is_timeout() => Box::new(move || store_error(e.clone())),
         _ => Box::new(move || StoreError::Timeout(timeout)),

@@ -1,33 +1,34 @@
-//! One call of the decision library: `FCALL` of the Redis Function, or
-//! `EVALSHA` of the script where Redis has no functions. A function or
-//! script that Redis lacks (a new server, a restart, `FUNCTION FLUSH`,
-//! `SCRIPT FLUSH`) is loaded and the call made again.
+//! Calling the library: checks as the library takes them, in the form this
+//! Redis runs (a function, else a script), loaded again when Redis lost it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use redis::{Cmd, RedisError, RedisResult};
 
-use super::Connection;
-use super::scripts;
+use super::connection::{Connection, within};
+use super::library::{self, Mode, VALUES_PER_CHECK};
+use super::{keys, reply};
+use crate::clock::Clock;
+use crate::store::Check;
+use crate::{Decision, StoreError};
 
 /// The checks of one all-or-nothing group, as the library takes them: a
-/// key and [`scripts::VALUES_PER_CHECK`] packed values per check.
+/// key and [`VALUES_PER_CHECK`] packed values per check.
 #[derive(Debug, Default)]
 pub struct Group {
     /// The state key of each check.
     pub keys: Vec<String>,
-    /// The values of each check, in order, as little-endian doubles.
+    /// The values of each check, in order, packed by [`library::pack`].
     pub values: Vec<u8>,
 }
 
 impl Group {
-    /// Adds a check on `key` with `values`, every one below 2^53 (quota
-    /// validation keeps them there), so exact as doubles.
-    pub fn push(&mut self, key: String, values: [u64; scripts::VALUES_PER_CHECK]) {
+    /// Adds a check on `key` with `values`.
+    pub fn push(&mut self, key: String, values: [u64; VALUES_PER_CHECK]) {
         self.keys.push(key);
-        for value in values {
-            self.values.extend_from_slice(&(value as f64).to_le_bytes());
-        }
+        library::pack(&values, &mut self.values);
     }
 }
 
@@ -61,17 +62,17 @@ pub async fn call(
     connection: &Connection,
     form: &Form,
     now: Option<u64>,
-    mode: &str,
+    mode: Mode,
     groups: &[&Group],
 ) -> RedisResult<Vec<i64>> {
     if form.functions() {
-        let fcall = || command("FCALL", scripts::function_name(), now, mode, groups);
+        let fcall = || command("FCALL", library::function_name(), now, mode, groups);
         match connection.query(&fcall()).await {
             Err(e) if says(&e, "Function not found") => {
                 let load = redis::cmd("FUNCTION")
                     .arg("LOAD")
                     .arg("REPLACE")
-                    .arg(scripts::function_library())
+                    .arg(library::function_library())
                     .to_owned();
                 match connection.query::<()>(&load).await {
                     Ok(()) => return connection.query(&fcall()).await,
@@ -84,11 +85,13 @@ pub async fn call(
             result => return result,
         }
     }
-    let (source, sha) = scripts::script();
-    let evalsha = || command("EVALSHA", sha, now, mode, groups);
+    let evalsha = || command("EVALSHA", library::script_sha(), now, mode, groups);
     match connection.query(&evalsha()).await {
         Err(e) if e.code() == Some("NOSCRIPT") => {
-            let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
+            let load = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(library::script())
+                .to_owned();
             connection.query::<String>(&load).await?;
             connection.query(&evalsha()).await
         }
@@ -96,8 +99,10 @@ pub async fn call(
     }
 }
 
-/// `<name> <id> <number of keys> <keys…> <now> <mode> [<n> <packed values>]…`.
-fn command(name: &str, id: &str, now: Option<u64>, mode: &str, groups: &[&Group]) -> Cmd {
+/// `<name> <id> <number of keys> <keys…>`, then the arguments of
+/// [`library::Call::arguments`] from groups already packed: `<now> <mode>
+/// [<n> <packed values>]…` (a test holds the two equal).
+fn command(name: &str, id: &str, now: Option<u64>, mode: Mode, groups: &[&Group]) -> Cmd {
     let mut cmd = redis::cmd(name);
     cmd.arg(id)
         .arg(groups.iter().map(|g| g.keys.len()).sum::<usize>());
@@ -108,7 +113,7 @@ fn command(name: &str, id: &str, now: Option<u64>, mode: &str, groups: &[&Group]
         Some(now) => cmd.arg(now),
         None => cmd.arg(""),
     };
-    cmd.arg(mode);
+    cmd.arg(&*mode.argument());
     for group in groups {
         cmd.arg(group.keys.len()).arg(&group.values[..]);
     }
@@ -118,4 +123,102 @@ fn command(name: &str, id: &str, now: Option<u64>, mode: &str, groups: &[&Group]
 /// Whether Redis answered an error whose message contains `text`.
 fn says(error: &RedisError, text: &str) -> bool {
     error.code().is_some() && error.to_string().contains(text)
+}
+
+/// What the store needs to call the library on its own checks: the
+/// connection, the form, the time limit, the clock and the key prefix.
+#[derive(Clone)]
+pub struct Caller {
+    /// The connection every call goes through.
+    pub connection: Connection,
+    /// The form of the library this Redis runs.
+    pub form: Arc<Form>,
+    /// The most one call may take.
+    pub timeout: Duration,
+    /// The time to decide at; Redis `TIME` when `None`.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Prepended to every key.
+    pub prefix: String,
+}
+
+impl Caller {
+    /// The time to decide at now: the clock's, or `None` for Redis `TIME`.
+    pub fn now(&self) -> Option<u64> {
+        self.clock.as_ref().map(|c| c.now_us())
+    }
+
+    /// The Redis key that holds `check`'s state.
+    pub fn key_of(&self, check: &Check<'_>) -> String {
+        keys::state_key(
+            &self.prefix,
+            check.policy,
+            check.key,
+            check.quota.fingerprint(),
+        )
+    }
+
+    /// The group of `checks` as the library takes it.
+    pub fn group(&self, checks: &[Check<'_>]) -> Group {
+        let mut group = Group {
+            keys: Vec::with_capacity(checks.len()),
+            values: Vec::with_capacity(checks.len() * VALUES_PER_CHECK * 8),
+        };
+        for check in checks {
+            group.push(
+                self.key_of(check),
+                library::values(check.quota, check.cost, check.shadow),
+            );
+        }
+        group
+    }
+
+    /// Runs the library on `checks` (all in one slot) in `mode`, in a call
+    /// of its own; returns the time it decided at and one decision per check.
+    pub async fn run(
+        &self,
+        checks: &[Check<'_>],
+        mode: Mode,
+    ) -> Result<(u64, Vec<Decision>), StoreError> {
+        let group = self.group(checks);
+        let groups = [&group];
+        let call = call(&self.connection, &self.form, self.now(), mode, &groups);
+        let reply = within(self.timeout, call).await?;
+        reply::parse(&reply, checks)
+    }
+
+    /// Sends one command (routed by its key on a cluster) within the time
+    /// limit.
+    pub async fn query(&self, cmd: &Cmd) -> Result<(), StoreError> {
+        within(self.timeout, self.connection.query::<()>(cmd)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algorithm, Quota};
+
+    /// The store sends exactly the documented calling protocol.
+    #[test]
+    fn the_command_is_the_documented_call() {
+        let quota = Quota::new(Algorithm::LeakyBucket, 3, Duration::from_secs(2), Some(5)).unwrap();
+        let mut group = Group::default();
+        group.push("k".to_owned(), library::values(&quota, 2, false));
+        let mode = Mode::Refund { at_us: 99 };
+        let cmd = command("FCALL", "f", Some(7), mode, &[&group]);
+        let sent: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                other => panic!("an argument that is not bytes: {other:?}"),
+            })
+            .collect();
+        let mut expected: Vec<Vec<u8>> = [&b"FCALL"[..], b"f", b"1", b"k"]
+            .iter()
+            .map(|a| a.to_vec())
+            .collect();
+        let documented = library::Call::one(mode, Some(7), &quota, 2);
+        expected.extend(documented.arguments().iter().map(|a| a.to_bytes()));
+        assert_eq!(sent, expected);
+    }
 }

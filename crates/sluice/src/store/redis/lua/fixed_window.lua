@@ -1,7 +1,7 @@
 -- Fixed window (algorithm 4). State: window and count (packed), windows
 -- [k * period, (k + 1) * period) from the Unix epoch. Mirrors
 -- algorithm/fixed_window.rs.
-algorithms[4] = function(raw, limit, period, unit, rate, cost, now)
+algorithms[4] = packed(function(raw, limit, period, unit, rate, cost, now)
   local window = floor_div(now, period)
   local count = 0
   local w, c = unpack2(raw)
@@ -24,4 +24,4 @@ algorithms[4] = function(raw, limit, period, unit, rate, cost, now)
     return d, pack2(window, after)
   end
   return denied(math.max(0, limit - count), reset, ends_after, skew)
-end
+end)

@@ -27,7 +27,7 @@ local function gcra(raw, burst, unit, rate, cost, now)
     ceil_div(after - tolerance, rate), 0), nil, backlog
 end
 
-algorithms[2] = function(raw, burst, period, unit, rate, cost, now)
+algorithms[2] = packed(function(raw, burst, period, unit, rate, cost, now)
   local d, state = gcra(raw, burst, unit, rate, cost, now)
   return d, state
-end
+end)

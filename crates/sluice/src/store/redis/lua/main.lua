@@ -7,157 +7,116 @@
 -- argv[1]  the time in microseconds since the Unix epoch, or '' to use
 --          Redis TIME once for the whole call (so that servers with skewed
 --          clocks agree).
--- argv[2]  the mode: 'd' decides, 'p' peeks (what a cost-1 check would be
---          told, nothing written), 'r<at>' refunds the charges that an
---          earlier 'd' call made at time <at>.
+-- argv[2]  the mode (library.rs `Mode`): 'd' decides, 'p' peeks (what a
+--          cost-1 check would be told, nothing written), 'r<at>' refunds
+--          the charges that an earlier 'd' call made at time <at>
+--          (refund.lua).
 -- then, per group: its number of checks n, then one string of 7 packed
 --          little-endian doubles per check (one C call unpacks them, where
 --          7 tonumber calls cost several times more): algorithm code
---          (1 token_bucket, 2 gcra, 3 leaky_bucket, 4 fixed_window,
---          5 sliding_window_log, 6 sliding_window_counter), cost, shadow
---          (0/1), capacity (burst for buckets, limit for windows), period
---          (µs), unit, rate.
+--          (library.rs `code`), cost, shadow (0/1), capacity (burst for
+--          buckets, limit for windows), period (µs), unit, rate.
 --
 -- Returns {now, then per check: allowed, remaining, reset_after_us,
--- retry_after_us (-1: never), delay_us, shadow (0/1)}.
+-- retry_after_us (-1: never), delay_us, shadow (0/1)}; a refund answers
+-- {1, 0, 0, 0, 0, 0} per check.
 --
 -- Why one script: a decision reads the state, decides and writes it back;
 -- done over several round trips, two servers could both read the same
 -- state and both admit. Inside a script nothing runs in between. For the
--- all-or-nothing rule, a group's checks are all decided first and written
+-- all-or-nothing rule, a group's checks are all decided first and saved
 -- only when every non-shadow check admits. Batching many clients' groups
 -- in one call shares its fixed cost (the call, TIME) between them.
 
--- The call's view of its keys: each key's value as last read or decided
--- (false: missing), and the keys to write at the end with the reset of
--- their last decision. `run` makes them afresh on every call.
-local values_of, resets_of, dirty = {}, {}, {}
-
--- Decides one check, reading its key once per call.
-local function decide(code, key, capacity, period, unit, rate, cost, now)
-  if code == 5 then
-    return algorithms[5](key, capacity, period, unit, rate, cost, now)
-  end
-  local raw = values_of[key]
-  if raw == nil then
-    raw = redis.call('GET', key)
-    values_of[key] = raw
-  end
-  return algorithms[code](raw or nil, capacity, period, unit, rate, cost, now)
-end
-
--- Keeps what an admitting decision `d` of algorithm `code` changed: the
--- sliding log at once, other keys when the call ends.
-local function write(code, key, d, state, score, period)
-  if code == 5 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', score - period))
-    redis.call('ZADD', key, score, state)
-    redis.call('PEXPIRE', key, ttl_ms(d[3]))
-    return
-  end
-  if not resets_of[key] then dirty[#dirty + 1] = key end
-  values_of[key], resets_of[key] = state, d[3]
-end
-
--- Writes every changed key once, to expire when it is back to untouched.
-local function flush()
-  for _, key in ipairs(dirty) do
-    redis.call('SET', key, values_of[key], 'PX', ttl_ms(resets_of[key]))
-  end
-end
-
--- Appends decision `d` (shadow: 0/1) to the reply.
-local function reply_with(reply, d, shadow)
-  local n = #reply
-  reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4], reply[n + 5], reply[n + 6] =
-    d[1], d[2], d[3], d[4], d[5], shadow
-end
-
--- The 7 values of check i (from 0) of a group's packed values.
+-- The numbers of check i (from 0) of a group's packed values.
 local function check_at(values, i)
-  local code, cost, shadow, capacity, period, unit, rate =
-    struct.unpack('<ddddddd', values, 1 + 56 * i)
-  return code, cost, shadow == 1, capacity, period, unit, rate
+  return struct.unpack('<ddddddd', values, 1 + 56 * i)
 end
 
--- Decides the group of n checks whose keys start at keys[k].
+-- Decides check i of a group on `key`, charging `cost` (nil: the check's
+-- own). The one place shadow mode applies: a shadow check's denial is
+-- reported allowed, with d[6] = 1, and denies nothing. Returns the
+-- decision, and what the algorithm's entry saves when the group admits.
+local function decide_check(key, values, i, now, cost)
+  local code, own, shadow, capacity, period, unit, rate = check_at(values, i)
+  local entry = algorithms[code]
+  local d, state, score = entry.decide(entry.load(key, period, now),
+    capacity, period, unit, rate, cost or own, now)
+  if d[1] == 0 and shadow == 1 then d[1], d[4], d[6] = 1, 0, 1 end
+  return d, entry, state, score, period
+end
+
+-- How many values of the call's reply are filled (the reply is made
+-- presized for one check: a table grown one value at a time is resized
+-- three times on the way to 7).
+local filled = 1
+
+-- Appends decision `d` to the reply.
+local function reply_with(reply, d)
+  local n = filled
+  reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4], reply[n + 5], reply[n + 6] =
+    d[1], d[2], d[3], d[4], d[5], d[6]
+  filled = n + 6
+end
+
+-- Decides the group of n checks whose keys start at keys[k]. Each check
+-- is decided and its answer appended; its state is saved as soon as the
+-- group is known to admit: at once for the last check (so a group of one
+-- holds nothing back), at the end for the others. When an enforced check
+-- denies, nothing is saved, and the checks that admitted report what
+-- stands instead.
 local function decide_group(keys, values, k, n, now, reply)
-  if n == 1 then
-    local code, cost, shadow, capacity, period, unit, rate = check_at(values, 0)
-    local d, state, score = decide(code, keys[k], capacity, period, unit, rate, cost, now)
-    if d[1] == 1 then
-      if state then write(code, keys[k], d, state, score, period) end
-      reply_with(reply, d, 0)
-    elseif shadow then
-      d[1], d[4] = 1, 0
-      reply_with(reply, d, 1)
-    else
-      reply_with(reply, d, 0)
-    end
-    return
-  end
-  local decisions, states, scores, all = {}, {}, {}, true
+  local held, all = nil, true
   for i = 0, n - 1 do
-    local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
-    local d, state, score = decide(code, keys[k + i], capacity, period, unit, rate, cost, now)
-    if d[1] == 0 then
-      if shadow then
-        d[1], d[4], d[6] = 1, 0, 1
+    local key = keys[k + i]
+    local d, entry, state, score, period = decide_check(key, values, i, now)
+    if d[1] == 0 then all = false end
+    if state and all then
+      if i == n - 1 then
+        entry.save(key, d, state, score, period)
       else
-        all = false
+        held = held or {}
+        held[#held + 1] = {entry, key, d, state, score, period}
       end
     end
-    decisions[i], states[i], scores[i] = d, state, score
+    reply_with(reply, d)
   end
-  for i = 0, n - 1 do
-    local d = decisions[i]
-    local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
-    if all then
-      if states[i] then write(code, keys[k + i], d, states[i], scores[i], period) end
-    elseif d[1] == 1 and d[6] ~= 1 then
-      -- Nothing is charged: report what stands.
-      d = decide(code, keys[k + i], capacity, period, unit, rate, 0, now)
+  if held and all then
+    for _, h in ipairs(held) do h[1].save(h[2], h[3], h[4], h[5], h[6]) end
+  elseif not all then
+    -- Nothing is charged: the checks that admitted report what stands.
+    local base = filled - 6 * n
+    for i = 0, n - 1 do
+      local at = base + 6 * i
+      if reply[at + 1] == 1 and reply[at + 6] == 0 then
+        local d = decide_check(keys[k + i], values, i, now, 0)
+        reply[at + 2], reply[at + 3], reply[at + 4], reply[at + 5] = d[2], d[3], d[4], d[5]
+      end
     end
-    reply_with(reply, d, d[6] or 0)
   end
 end
 
 -- What a check of cost 1 would be told, with the standing state.
-local function peek_group(keys, values, k, n, now, reply)
-  for i = 0, n - 1 do
-    local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
-    local key = keys[k + i]
-    local d = decide(code, key, capacity, period, unit, rate, 1, now)
-    if d[1] == 1 then
-      local standing = decide(code, key, capacity, period, unit, rate, 0, now)
-      standing[5] = d[5]
-      d = standing
-    end
-    reply_with(reply, d, 0)
+local function peek_check(key, values, i, now)
+  local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
+  local entry = algorithms[code]
+  local input = entry.load(key, period, now)
+  local d = entry.decide(input, capacity, period, unit, rate, 1, now)
+  if d[1] == 1 then
+    local standing = entry.decide(input, capacity, period, unit, rate, 0, now)
+    standing[5] = d[5]
+    d = standing
   end
+  return d
 end
 
-local function refund_group(keys, values, k, n, now, at, reply)
-  for i = 0, n - 1 do
-    local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
-    refunds[code](keys[k + i], capacity, period, unit, rate, cost, at, math.max(now, at))
-    reply_with(reply, {1, 0, 0, 0, 0}, 0)
-  end
-end
+local REFUNDED = {1, 0, 0, 0, 0, 0}
 
--- One check alone, the most common call at low load: no cache, no group.
-local function decide_one(key, values, now)
-  local code, cost, shadow, capacity, period, unit, rate = check_at(values, 0)
-  local d, state, score
-  if code == 5 then
-    d, state, score = algorithms[5](key, capacity, period, unit, rate, cost, now)
-    if state then write(code, key, d, state, score, period) end
-  else
-    d, state = algorithms[code](redis.call('GET', key) or nil, capacity, period, unit, rate, cost, now)
-    if state then redis.call('SET', key, state, 'PX', ttl_ms(d[3])) end
-  end
-  if d[1] == 0 and shadow then return {now, 1, d[2], d[3], 0, d[5], 1} end
-  return {now, d[1], d[2], d[3], d[4], d[5], 0}
+-- Gives back check i's charge made at `at` (refund.lua).
+local function refund_check(key, values, i, now, at)
+  local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
+  algorithms[code].refund(key, capacity, period, unit, rate, cost, at, now)
+  return REFUNDED
 end
 
 local function run(keys, argv)
@@ -170,19 +129,23 @@ local function run(keys, argv)
     now = tonumber(argv[1])
     ttl_slack_ms = 60000
   end
-  local mode = argv[2]
-  if mode == 'd' and #keys == 1 then return decide_one(keys[1], argv[4], now) end
-  values_of, resets_of, dirty = {}, {}, {}
-  local reply = {now}
-  local k = 1
+  local mode, at = argv[2], nil
+  if mode ~= 'd' and mode ~= 'p' then
+    at = tonumber(string.match(mode, '^r(%d+)$'))
+    if not at then return redis.error_reply('sluice: unknown mode ' .. mode) end
+  end
+  if #keys == 0 then return {now} end
+  start_call(keys)
+  local reply, k = {now, 0, 0, 0, 0, 0, 0}, 1
+  filled = 1
   for a = 3, #argv - 1, 2 do
     local n, values = tonumber(argv[a]), argv[a + 1]
     if mode == 'd' then
       decide_group(keys, values, k, n, now, reply)
     elseif mode == 'p' then
-      peek_group(keys, values, k, n, now, reply)
+      for i = 0, n - 1 do reply_with(reply, peek_check(keys[k + i], values, i, now)) end
     else
-      refund_group(keys, values, k, n, now, tonumber(string.sub(mode, 2)), reply)
+      for i = 0, n - 1 do reply_with(reply, refund_check(keys[k + i], values, i, now, at)) end
     end
     k = k + n
   end

@@ -1,35 +1,43 @@
 -- Sluice: the shared part of the decision library.
 --
 -- The library is this file, then one file per algorithm, then refund.lua
--- and main.lua (see scripts.rs). Loaded as a Redis Function library
+-- and main.lua (library.rs joins them). Loaded as a Redis Function library
 -- (Redis 7+) it runs once, at FUNCTION LOAD, and every call only runs
 -- `run` in main.lua; sent as an EVALSHA script (older Redis) it runs on
 -- every call. So nothing here may keep state between calls: every value a
 -- call sets is set again by the next one (see main.lua).
 --
--- Each algorithm file adds one function to `algorithms`, mirroring
--- crates/sluice/src/algorithm/<name>.rs exactly:
+-- One table, `algorithms`, keyed by the algorithm's code (library.rs
+-- `code`), holds everything the library does per algorithm. Each
+-- algorithm file adds its entry, mirroring
+-- crates/sluice/src/algorithm/<name>.rs exactly; refund.lua adds `refund`:
 --
---   algorithms[code](raw, capacity, period, unit, rate, cost, now)
---     -> decision, state
+--   algorithms[code] = {
+--     load(key, period, now) -> input
+--         reads what `decide` needs from the key;
+--     decide(input, capacity, period, unit, rate, cost, now)
+--       -> decision, state, score
+--         decides, reading and writing nothing: `state` is what to keep
+--         when the request is admitted (nil: nothing, as after a denial or
+--         a cost of 0), `score` whatever `save` needs besides;
+--     save(key, decision, state, score, period)
+--         keeps an admitted state;
+--     refund(key, capacity, period, unit, rate, cost, at, now)
+--         gives back a charge made at `at` (refund.lua).
+--   }
 --
--- `raw` is the key's value (nil when missing) and `state` its new value,
--- nil when nothing is to be written (a denial, a cost of 0): the
--- algorithms read and write no key themselves, so main.lua reads each key
--- once per call and writes it once at the end, however many decisions of
--- the call touch it (a hot key). The sliding log, a sorted set, is the
--- exception: algorithms[5](key, ...) -> decision, member, score reads its
--- key, and main.lua adds the member at the score.
+-- Most algorithms keep a string of packed numbers (see pack2): `packed`
+-- gives them a `load` and `save` that read each key once per call and
+-- write it once when the call ends (`flush`), however many decisions of
+-- the call touch it (a hot key). The sliding log keeps a sorted set: its
+-- `load` reads the live entries and its `save` adds one at once.
 --
 -- `decision` is {allowed (0/1), remaining, reset_after_us, retry_after_us
--- (-1 for never), delay_us}. The quota arrives as
+-- (-1 for never), delay_us, shadow (0/1)}. The quota arrives as
 -- four numbers: capacity (burst for buckets, limit for windows), period
 -- (µs), unit and rate (the scaled units of a token and of a microsecond's
 -- refill; see quota.rs). No closure or table is made per decision but the
 -- decision itself: a call decides many.
---
--- States: a string of packed numbers (see pack2), or for the sliding log a
--- sorted set.
 --
 -- Numbers: Lua numbers are doubles, exact for integers up to 2^53. Quota
 -- validation keeps every operand at or below 2^50 (quota.rs MAX_SCALED),
@@ -58,13 +66,14 @@ end
 
 -- A decision; `skew` (a stored time ahead of `now`) is added to every
 -- duration, so that durations count from the caller's `now`.
+-- The shadow flag (d[6]) is set where shadow mode is applied (main.lua).
 local function allowed(remaining, reset_us, skew)
-  return {1, remaining, reset_us + skew, 0, 0}
+  return {1, remaining, reset_us + skew, 0, 0, 0}
 end
 
 local function denied(remaining, reset_us, retry_us, skew)
   if retry_us >= 0 then retry_us = retry_us + skew end
-  return {0, remaining, reset_us + skew, retry_us, 0}
+  return {0, remaining, reset_us + skew, retry_us, 0, 0}
 end
 
 -- Redis expires keys by its own clock. When the caller gives the time, its
@@ -101,4 +110,53 @@ local function unpack3(raw)
   local a, b, c = struct.unpack('<ddd', raw)
   if whole(a) and whole(b) and whole(c) then return a, b, c end
   return nil
+end
+
+-- The call's view of its packed keys, when it has several (a batch may
+-- decide a hot key many times): each key's value as last read or decided
+-- (false: missing), and the keys to write when the call ends with the
+-- reset of their last decision. `run` makes them afresh on every such
+-- call. A call with one key reads and writes it once anyway, and goes
+-- straight to Redis: three tables fewer.
+local cached, values_of, resets_of, dirty = false, {}, {}, {}
+
+-- Reads a packed key, once per call.
+local function load_packed(key)
+  if not cached then return redis.call('GET', key) or nil end
+  local raw = values_of[key]
+  if raw == nil then
+    raw = redis.call('GET', key)
+    values_of[key] = raw
+  end
+  return raw or nil
+end
+
+-- Keeps an admitted packed state, written once per call, to expire when
+-- it is back to untouched.
+local function save_packed(key, d, state)
+  if not cached then
+    redis.call('SET', key, state, 'PX', ttl_ms(d[3]))
+    return
+  end
+  if not resets_of[key] then dirty[#dirty + 1] = key end
+  values_of[key], resets_of[key] = state, d[3]
+end
+
+-- Starts a call on `keys`.
+local function start_call(keys)
+  cached = #keys > 1
+  if cached then values_of, resets_of, dirty = {}, {}, {} end
+end
+
+-- Writes every changed packed key of a call with a cache.
+local function flush()
+  if not cached then return end
+  for _, key in ipairs(dirty) do
+    redis.call('SET', key, values_of[key], 'PX', ttl_ms(resets_of[key]))
+  end
+end
+
+-- The entry of an algorithm whose state is one packed string.
+local function packed(decide)
+  return {load = load_packed, decide = decide, save = save_packed}
 end

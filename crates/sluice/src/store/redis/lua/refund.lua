@@ -1,16 +1,60 @@
--- Refunds (mode 'r'): give back a charge made at `at` by an earlier call,
--- when another Redis Cluster slot denied the same all-or-nothing request.
--- Each one undoes what the algorithm's write added, as far as it is still
--- there: a bucket regains the tokens (never above its capacity), a window
--- loses the count if the window is still kept, a log loses the entry.
+-- Refunds (mode 'r<at>'): give back the charges that an earlier 'd' call
+-- made at `at` (that call's time), because another Redis Cluster slot
+-- denied the same all-or-nothing request (store/redis/cluster.rs). The
+-- refund call has its own time, `now`, which may be behind `at`: a failover
+-- to a replica whose clock is behind steps the time back.
 --
---   refunds[code](key, capacity, period, unit, rate, cost, at, now)
-local refunds = {}
+-- What a refund must give back. A refund of `cost` charged at `at`, made at
+-- `now`, leaves the key as if the charge had not been made, where the
+-- state shows where the charge went. It never gives back more than that:
+-- never more than `cost`, never beyond an untouched key, never to a window
+-- or an instant the charge did not go to. Where the state cannot show it
+-- (below), it gives back less, or nothing: a refund may leave a limit
+-- stricter than it should be, never looser.
+--
+-- Where the charge went. decide counts a request at its own time, unless
+-- the state is ahead of it (a clock that stepped back keeps counting from
+-- the stored time, window or newest entry: see each algorithm). So the
+-- charge went to `at`, unless the state is ahead of both `at` and `now`:
+-- then the clock was behind the state at the charge as it is now, and the
+-- charge went to the state's time. (A state ahead of `at` but not of `now`
+-- moved on after the charge: the charge is not there.)
+--
+--   token bucket   The level, measured at max(now, the stored time), regains
+--                  cost tokens, up to the capacity (a full bucket is
+--                  deleted). A state measured before `at` was written
+--                  without the charge (the charged one was lost in a
+--                  failover): nothing.
+--   gcra, leaky    The theoretical arrival time moves back by cost × T (the
+--                  emission interval); back at or before `now`, the key is
+--                  deleted. A TAT already at or before `now` holds nothing.
+--   fixed window   The count loses cost, not below 0, when the stored window
+--                  is the one charged; else nothing (the window has passed
+--                  and no longer counts, or the state was lost).
+--   sliding        The current count loses cost when the stored window is
+--   counter        the one charged, the previous count when the state has
+--                  moved one window on; else nothing.
+--   sliding log    The entries at the charged instant lose cost units (the
+--                  charge's own entry, or others of that same microsecond:
+--                  equal for every decision); else nothing.
+--
+-- The Rust model of this file is crates/sluice/tests/common/refund.rs, and
+-- tests/redis_regressions.rs holds them equal (r9_*).
+--
+--   algorithms[code].refund(key, capacity, period, unit, rate, cost, at, now)
 
-refunds[1] = function(key, burst, period, unit, rate, cost, at, now)
+-- The window index or instant the charge went to, from the stored one
+-- (`stored`), `at`'s and `now`'s, in the same units.
+local function charged(stored, at, now)
+  if stored > at and stored > now then return stored end
+  return at
+end
+
+algorithms[1].refund = function(key, burst, period, unit, rate, cost, at, now)
   local capacity = burst * unit
   local stored, stored_at = unpack2(redis.call('GET', key))
-  if not stored then return end
+  -- Every state written since the charge was measured at `at` or later.
+  if not stored or stored_at < at then return end
   local t = math.max(now, stored_at)
   local level = math.min(capacity, stored + (t - stored_at) * rate + cost * unit)
   if level >= capacity then redis.call('DEL', key); return end
@@ -18,41 +62,55 @@ refunds[1] = function(key, burst, period, unit, rate, cost, at, now)
   redis.call('SET', key, pack2(level, t), 'PX', ttl_ms(reset))
 end
 
+-- The TAT is at_us + frac / rate µs; it moves back by cost × unit / rate µs,
+-- computed in parts so that no product grows with the distance to `now`.
 local function refund_gcra(key, burst, period, unit, rate, cost, at, now)
   local tat, frac = unpack2(redis.call('GET', key))
-  if not tat or tat < now then return end
-  local backlog = (tat - now) * rate + frac - cost * unit
-  if backlog <= 0 then redis.call('DEL', key); return end
-  local whole, rest = floor_div(backlog, rate)
-  redis.call('SET', key, pack2(now + whole, rest), 'PX', ttl_ms(ceil_div(backlog, rate)))
+  if not tat or tat < now or (tat == now and frac == 0) then return end
+  local back, back_frac = floor_div(cost * unit, rate)
+  tat, frac = tat - back, frac - back_frac
+  if frac < 0 then tat, frac = tat - 1, frac + rate end
+  if tat < now or (tat == now and frac == 0) then redis.call('DEL', key); return end
+  local reset = tat - now
+  if frac > 0 then reset = reset + 1 end
+  redis.call('SET', key, pack2(tat, frac), 'PX', ttl_ms(reset))
 end
-refunds[2] = refund_gcra
-refunds[3] = refund_gcra
+algorithms[2].refund = refund_gcra
+algorithms[3].refund = refund_gcra
 
-refunds[4] = function(key, limit, period, unit, rate, cost, at, now)
+algorithms[4].refund = function(key, limit, period, unit, rate, cost, at, now)
   local w, count = unpack2(redis.call('GET', key))
-  if w and w == floor_div(at, period) then
+  if w and w == charged(w, floor_div(at, period), floor_div(now, period)) then
     redis.call('SET', key, pack2(w, math.max(0, count - cost)), 'KEEPTTL')
   end
 end
 
-refunds[5] = function(key, limit, period, unit, rate, cost, at, now)
-  local at_text = string.format('%d', at)
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, at_text, at_text)) do
-    if string.match(m, '^%d+:(%d+):') == string.format('%d', cost) then
-      redis.call('ZREM', key, m)
-      return
+algorithms[5].refund = function(key, limit, period, unit, rate, cost, at, now)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  if not newest then return end
+  local instant = string.format('%d', charged(tonumber(newest), at, now))
+  local left = cost
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, instant, instant)) do
+    if left == 0 then break end
+    local c, rest = string.match(m, '^%d+:(%d+)(:.*)$')
+    c = tonumber(c)
+    redis.call('ZREM', key, m)
+    if c > left then
+      add_entry(key, instant, string.format('%s:%d%s', instant, c - left, rest))
+      left = 0
+    else
+      left = left - c
     end
   end
 end
 
-refunds[6] = function(key, limit, period, unit, rate, cost, at, now)
+algorithms[6].refund = function(key, limit, period, unit, rate, cost, at, now)
   local w, current, previous = unpack3(redis.call('GET', key))
   if not w then return end
-  local charged = floor_div(at, period)
-  if w == charged then
+  local window = charged(w, floor_div(at, period), floor_div(now, period))
+  if w == window then
     current = math.max(0, current - cost)
-  elseif w == charged + 1 then
+  elseif w == window + 1 then
     previous = math.max(0, previous - cost)
   else
     return

@@ -11,7 +11,7 @@ local function counter_reset(n, previous, start, period, t)
   return 0
 end
 
-algorithms[6] = function(raw, limit, period, unit, rate, cost, now)
+algorithms[6] = packed(function(raw, limit, period, unit, rate, cost, now)
   local window = floor_div(now, period)
   local current, previous = 0, 0
   local w, c, p = unpack3(raw)
@@ -50,4 +50,4 @@ algorithms[6] = function(raw, limit, period, unit, rate, cost, now)
   end
   return denied(math.max(0, limit - (current + weighted_units)), reset,
     retry + start - t, skew)
-end
+end)

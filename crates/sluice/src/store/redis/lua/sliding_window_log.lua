@@ -1,10 +1,24 @@
 -- Sliding window log (algorithm 5). State: a sorted set of admissions,
 -- member "at_us:cost:seq" with score at_us (seq keeps members unique when
 -- two admissions share a microsecond). Mirrors algorithm/sliding_window_log.rs.
-algorithms[5] = function(key, limit, period, unit, rate, cost, now)
-  -- Everything after now - period, oldest first; the newest may be ahead of
-  -- our clock, in which case we count from it.
-  local members = redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%d', now - period), '+inf')
+
+-- Adds `member` at `score`, never over an existing member: a member that
+-- is taken already (a refund gave back part of a microsecond's entries, so
+-- seq counts from less) gets a '+' until it is new, as two admissions must
+-- stay two entries. Reading looks at at_us and cost only.
+local function add_entry(key, score, member)
+  while redis.call('ZADD', key, 'NX', score, member) == 0 do
+    member = member .. '+'
+  end
+end
+
+-- Everything after now - period, oldest first; the newest may be ahead of
+-- our clock, in which case decide counts from it.
+local function load_log(key, period, now)
+  return redis.call('ZRANGEBYSCORE', key, '(' .. string.format('%d', now - period), '+inf')
+end
+
+local function decide_log(members, limit, period, unit, rate, cost, now)
   local ats, costs = {}, {}
   for i, m in ipairs(members) do
     local at, c = string.match(m, '^(%d+):(%d+):')
@@ -40,3 +54,12 @@ algorithms[5] = function(key, limit, period, unit, rate, cost, now)
   end
   return denied(math.max(0, limit - used), reset, retry, skew)
 end
+
+-- Drops what has expired, adds the admission and expires the key with it.
+local function save_log(key, d, member, score, period)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', score - period))
+  add_entry(key, score, member)
+  redis.call('PEXPIRE', key, ttl_ms(d[3]))
+end
+
+algorithms[5] = {load = load_log, decide = decide_log, save = save_log}

@@ -1,6 +1,6 @@
 -- Token bucket (algorithm 1). State: level and at_us (packed), the bucket's
 -- level in scaled units measured at at_us. Mirrors algorithm/token_bucket.rs.
-algorithms[1] = function(raw, burst, period, unit, rate, cost, now)
+algorithms[1] = packed(function(raw, burst, period, unit, rate, cost, now)
   local capacity = burst * unit
   local t, level = now, capacity
   local stored, at = unpack2(raw)
@@ -23,4 +23,4 @@ algorithms[1] = function(raw, burst, period, unit, rate, cost, now)
   end
   return denied(floor_div(level, unit), ceil_div(capacity - level, rate),
     ceil_div(need - level, rate), skew)
-end
+end)

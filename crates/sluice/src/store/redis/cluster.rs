@@ -1,0 +1,77 @@
+//! Checks that span several Redis Cluster slots: one atomic call per slot
+//! (per hash tag), and refunds to the slots already charged when another
+//! denies.
+
+use super::call::Caller;
+use super::keys;
+use super::library::Mode;
+use crate::store::Check;
+use crate::{Decision, StoreError};
+
+/// Decides checks that may live in several cluster slots: one atomic call
+/// per hash tag, in order, stopping at the first group that denies; then
+/// the groups already charged are refunded, and every check charged
+/// nothing (refunded, or never reached) reports its standing.
+pub async fn decide_grouped(
+    caller: &Caller,
+    checks: &[Check<'_>],
+) -> Result<Vec<Decision>, StoreError> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
+        let key = caller.key_of(check);
+        let tag = keys::hash_tag(&key).to_owned();
+        match groups.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((tag, vec![i])),
+        }
+    }
+    let mut decisions = vec![None; checks.len()];
+    let mut charged = Vec::new();
+    let mut all = true;
+    for (_, members) in &groups {
+        let group: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
+        let (at, made) = caller.run(&group, Mode::Decide).await?;
+        let admitted = made.iter().all(|d| d.allowed);
+        all &= admitted;
+        if admitted {
+            charged.push((at, members));
+        }
+        for (&i, d) in members.iter().zip(made) {
+            decisions[i] = Some(d);
+        }
+        if !all {
+            break;
+        }
+    }
+    if !all {
+        // Groups never reached, and charges given back, get their standing.
+        let mut stale: Vec<usize> = (0..checks.len())
+            .filter(|&i| decisions[i].is_none())
+            .collect();
+        for (at_us, members) in charged {
+            // Give back exactly what was taken: shadow denials took nothing.
+            let taken: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| decisions[i].is_some_and(|d| !d.shadow))
+                .collect();
+            let refunds: Vec<Check<'_>> = taken.iter().map(|&i| checks[i]).collect();
+            caller.run(&refunds, Mode::Refund { at_us }).await?;
+            stale.extend(taken);
+        }
+        for i in stale {
+            let standing = Check {
+                cost: 0,
+                ..checks[i]
+            };
+            let (_, mut made) = caller
+                .run(std::slice::from_ref(&standing), Mode::Decide)
+                .await?;
+            decisions[i] = made.pop();
+        }
+    }
+    decisions
+        .into_iter()
+        .map(|d| d.ok_or_else(|| StoreError::Protocol("a check got no decision".into())))
+        .collect()
+}
