@@ -19,7 +19,7 @@ pub const MAX_LIMIT: u64 = 1_000_000_000;
 pub const MAX_LOG_LIMIT: u64 = 100_000;
 
 /// The largest scaled quantity a quota may lead to: a bucket's scaled
-/// capacity (see [`Quota::scaled_capacity`]), and `limit × period_us` for
+/// capacity (`burst` in scaled units; see [`Quota`]), and `limit × period_us` for
 /// the sliding window counter. Redis's Lua numbers are doubles, exact for
 /// integers up to 2^53; keeping every operand at or below 2^50 leaves room
 /// for the sums and products of the scripts' exact integer division, so
@@ -31,6 +31,7 @@ pub const MAX_SCALED: u64 = 1 << 50;
 /// All of them decide from integer microseconds; see each module for the
 /// exact definition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// A bucket of `burst` tokens refilled continuously at `limit / period`.
     #[default]
@@ -104,8 +105,10 @@ impl FromStr for Algorithm {
     }
 }
 
-/// Why a quota could not be built. Each variant names the field at fault.
+/// Why a quota could not be built. Each variant names the field at fault
+/// (see [`QuotaError::field`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QuotaError {
     /// `limit` is zero or above [`MAX_LIMIT`] (or [`MAX_LOG_LIMIT`]).
     #[error("limit: must be a positive integer of at most {max}, got {got}")]
@@ -147,6 +150,19 @@ pub enum QuotaError {
         /// The burst given or implied.
         burst: u64,
     },
+}
+
+impl QuotaError {
+    /// The field at fault: `limit`, `period` or `burst`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            QuotaError::Limit { .. } | QuotaError::CounterTooLarge { .. } => "limit",
+            QuotaError::Period(_) => "period",
+            QuotaError::Burst(_)
+            | QuotaError::BurstNotAllowed(_)
+            | QuotaError::TooPrecise { .. } => "burst",
+        }
+    }
 }
 
 /// A validated quota: `limit` units per `period`, decided by `algorithm`,
@@ -266,18 +282,18 @@ impl Quota {
     }
 
     /// Scaled units that one token is worth (`period_us / gcd`).
-    pub fn scaled_unit(&self) -> u64 {
+    pub(crate) fn scaled_unit(&self) -> u64 {
         self.unit
     }
 
     /// Scaled units the bucket regains per microsecond (`limit / gcd`).
-    pub fn refill_per_us(&self) -> u64 {
+    pub(crate) fn refill_per_us(&self) -> u64 {
         self.refill_per_us
     }
 
     /// The bucket capacity in scaled units: `burst × scaled_unit`, at most
     /// [`MAX_SCALED`] for bucket algorithms.
-    pub fn scaled_capacity(&self) -> u64 {
+    pub(crate) fn scaled_capacity(&self) -> u64 {
         self.burst.saturating_mul(self.unit)
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
-use sluice::{Algorithm, Policy, Quota, QuotaError, RedisOptions};
+use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 use super::error::{ConfigError, ConfigErrors, Origin};
 use super::store::StoreSpec;
@@ -397,13 +397,7 @@ impl Walker<'_> {
         match Quota::new(algorithm, limit, period, n.burst) {
             Ok(q) => Some(q),
             Err(e) => {
-                let field = match e {
-                    QuotaError::Limit { .. } | QuotaError::CounterTooLarge { .. } => "limit",
-                    QuotaError::Period(_) => "period",
-                    QuotaError::Burst(_)
-                    | QuotaError::BurstNotAllowed(_)
-                    | QuotaError::TooPrecise { .. } => "burst",
-                };
+                let field = e.field();
                 let span = map.get_node(field).map_or(*map.span(), |n| *n.span());
                 // The error's text starts with the field name; the path says it.
                 let message = e.to_string();

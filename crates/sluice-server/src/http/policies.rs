@@ -5,33 +5,42 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sluice::{Policy, Quota};
+use sluice::{Limit, Policy, Quota};
 
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 
 #[derive(Serialize)]
 struct PolicyList<'a> {
     policies: Vec<PolicyBody<'a>>,
 }
 
+/// A policy: its first limit's fields at the top (as before policies had
+/// several limits), then every limit under `limits`.
 #[derive(Serialize)]
 struct PolicyBody<'a> {
     name: &'a str,
+    #[serde(flatten)]
+    first: LimitBody<'a>,
+    shadow: bool,
+    limits: Vec<LimitBody<'a>>,
+}
+
+#[derive(Clone, Serialize)]
+struct LimitBody<'a> {
     algorithm: &'static str,
     #[serde(flatten)]
     quota: QuotaBody,
-    shadow: bool,
     overrides: Vec<OverrideBody<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct OverrideBody<'a> {
     key: &'a str,
     #[serde(flatten)]
     quota: QuotaBody,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct QuotaBody {
     limit: u64,
     period_ms: u64,
@@ -55,21 +64,12 @@ pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Byte
     let mut list: Vec<PolicyBody<'_>> = policies
         .into_iter()
         .map(|p| {
-            let mut overrides: Vec<OverrideBody<'_>> = p
-                .overrides()
-                .iter()
-                .map(|(key, quota)| OverrideBody {
-                    key,
-                    quota: quota.into(),
-                })
-                .collect();
-            overrides.sort_unstable_by_key(|o| o.key);
+            let limits: Vec<LimitBody<'_>> = p.limits().iter().map(LimitBody::of).collect();
             PolicyBody {
                 name: p.name(),
-                algorithm: p.quota().algorithm().name(),
-                quota: p.quota().into(),
+                first: limits[0].clone(),
                 shadow: p.shadow(),
-                overrides,
+                limits,
             }
         })
         .collect();
@@ -78,9 +78,28 @@ pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Byte
     Bytes::from(serde_json::to_vec(&PolicyList { policies: list }).unwrap_or_default())
 }
 
+impl<'a> LimitBody<'a> {
+    fn of(limit: &'a Limit) -> LimitBody<'a> {
+        let mut overrides: Vec<OverrideBody<'_>> = limit
+            .overrides()
+            .iter()
+            .map(|(key, quota)| OverrideBody {
+                key,
+                quota: quota.into(),
+            })
+            .collect();
+        overrides.sort_unstable_by_key(|o| o.key);
+        LimitBody {
+            algorithm: limit.quota().algorithm().name(),
+            quota: limit.quota().into(),
+            overrides,
+        }
+    }
+}
+
 /// Handles `GET /v1/policies`.
-pub async fn list(State(state): State<AppState>) -> Response {
-    let body = state.active().policies_json.clone();
+pub async fn list(State(service): State<DecisionService>) -> Response {
+    let body = policies_json(service.snapshot().policies());
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

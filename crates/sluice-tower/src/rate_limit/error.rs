@@ -22,7 +22,8 @@ pub(crate) enum Rejection {
     Unkeyed,
     /// The key is longer than [`sluice::MAX_KEY_LEN`] bytes: 400.
     InvalidKey,
-    /// The layer names a policy the limiter does not have: 500.
+    /// Any other error of the limiter (none is expected: the policy was
+    /// checked when the layer was built, and the cost is positive): 500.
     Misconfigured,
     /// The store could not decide: 503.
     Unavailable,
@@ -36,9 +37,7 @@ impl Rejection {
             sluice::Error::InvalidKey { .. } => Rejection::InvalidKey,
             // The layer's own policy and cost: a misconfiguration, not the
             // client's fault.
-            sluice::Error::UnknownPolicy(_)
-            | sluice::Error::InvalidCost
-            | sluice::Error::DuplicatePolicy(_) => Rejection::Misconfigured,
+            _ => Rejection::Misconfigured,
         }
     }
 

@@ -188,4 +188,8 @@ impl Store for RedisStore {
             .query(redis::cmd("DEL").arg(self.caller.key_of(check)))
             .await
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        RedisStore::ping(self).await
+    }
 }
