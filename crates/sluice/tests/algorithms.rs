@@ -156,11 +156,9 @@ proptest! {
 
             let (remaining, reset_after) = model.standing(now);
             let would = model.clone().decide(1, now);
-            let want = Decision {
-                remaining,
-                reset_after: Duration::from_micros(reset_after),
-                ..would
-            };
+            let mut want = would;
+            want.remaining = remaining;
+            want.reset_after = Duration::from_micros(reset_after);
             prop_assert_eq!(peeked, want, "step {}", i);
 
             let (decision, next) = algorithm::decide(state.as_ref(), quota, cost, now);

@@ -13,13 +13,7 @@ use sluice_testkit::{RedisCluster, RedisServer};
 const START_US: u64 = 1_764_000_000_000_000;
 
 fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota) -> Check<'a> {
-    Check {
-        policy,
-        key,
-        quota,
-        cost: 1,
-        shadow: false,
-    }
+    Check::new(policy, key, quota, 1)
 }
 
 async fn store(url: &str, clock: &FakeClock) -> RedisStore {

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sluice::algorithm;
 use sluice::{
-    Algorithm, Check, Decision, FakeClock, MemoryStore, Quota, RedisOptions, RedisStore, Store,
+    Algorithm, Check, Decision, FakeClock, Limit, Limiter, MemoryStore, Policy, Quota,
+    RedisOptions, RedisStore, Store, StoreError,
 };
 use sluice_testkit::{RedisCluster, RedisServer};
 
@@ -119,13 +120,7 @@ async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
         let expected = core_decisions(trace);
         for (n, (step, want)) in trace.steps.iter().zip(expected).enumerate() {
             clock.advance(Duration::from_micros(step.advance_us));
-            let check = Check {
-                policy: "conformance",
-                key: &key,
-                quota: &trace.quota,
-                cost: step.cost,
-                shadow: false,
-            };
+            let check = Check::new("conformance", &key, &trace.quota, step.cost);
             let got = store.decide_one(&check).await.unwrap();
             assert_eq!(
                 got, want,
@@ -137,13 +132,7 @@ async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
 }
 
 fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
-    Check {
-        policy,
-        key,
-        quota,
-        cost,
-        shadow: false,
-    }
+    Check::new(policy, key, quota, cost)
 }
 
 /// Several policies on one request are charged all or nothing.
@@ -184,10 +173,7 @@ async fn shadow_never_denies(store: &impl Store, clock: &FakeClock, key: &str) {
     let roomy = Quota::new(Algorithm::Gcra, 100, Duration::from_secs(60), None).unwrap();
     let checks = |shadow| {
         [
-            Check {
-                shadow,
-                ..check("shadowed", key, &tiny, 1)
-            },
+            check("shadowed", key, &tiny, 1).with_shadow(shadow),
             check("enforced", key, &roomy, 1),
         ]
     };
@@ -268,12 +254,99 @@ async fn exact_under_concurrency<S: Store>(stores: &[Arc<S>], clock: &FakeClock,
     }
 }
 
-async fn contract(stores: &[Arc<impl Store>], clock: &FakeClock, target: &str) {
+/// A call that names the same (policy, key) twice is refused before
+/// anything is decided, whatever the quotas, and wherever the other checks
+/// live (on a cluster, in another slot).
+async fn a_check_named_twice_is_refused(store: &impl Store, clock: &FakeClock, key: &str) {
+    clock.set(START_US);
+    let five = Quota::new(Algorithm::FixedWindow, 5, Duration::from_secs(60), None).unwrap();
+    let three = Quota::new(Algorithm::TokenBucket, 3, Duration::from_secs(60), None).unwrap();
+    let elsewhere = format!("{key}-elsewhere");
+    let calls = [
+        vec![check("twice", key, &five, 1), check("twice", key, &five, 1)],
+        vec![
+            check("twice", key, &five, 1),
+            check("other", &elsewhere, &three, 1),
+            check("once", key, &three, 1),
+            // The same policy and key under another quota is the same state.
+            check("twice", key, &three, 2),
+        ],
+    ];
+    for checks in &calls {
+        let error = store.decide(checks).await.unwrap_err();
+        assert!(
+            matches!(&error, StoreError::DuplicateCheck { policy, key: k } if policy == "twice" && k == key),
+            "{error:?}"
+        );
+        assert!(!error.is_transient(), "a caller's mistake: {error:?}");
+    }
+    let untouched = [
+        (check("twice", key, &five, 1), 5),
+        (check("twice", key, &three, 1), 3),
+        (check("other", &elsewhere, &three, 1), 3),
+        (check("once", key, &three, 1), 3),
+    ];
+    for (c, capacity) in untouched {
+        let standing = store.peek(&c).await.unwrap();
+        assert_eq!(
+            standing.remaining, capacity,
+            "{} on {}: charged by a refused call",
+            c.policy, c.key
+        );
+    }
+}
+
+/// A policy of two limits through the `Limiter`: once the per-second limit
+/// denies, the per-hour limit spends nothing, and the denial describes the
+/// per-second limit; whichever of the two the policy lists first.
+async fn a_denied_limit_spends_nothing_on_the_others<S: Store>(
+    store: &Arc<S>,
+    clock: &FakeClock,
+    key: &str,
+) {
+    let second = Quota::new(Algorithm::FixedWindow, 2, Duration::from_secs(1), None).unwrap();
+    let hour = Quota::new(Algorithm::TokenBucket, 5, Duration::from_secs(3600), None).unwrap();
+    let policies = [
+        Policy::with_limits("second-first", [Limit::new(second), Limit::new(hour)]).unwrap(),
+        Policy::with_limits("hour-first", [Limit::new(hour), Limit::new(second)]).unwrap(),
+    ];
+    let limiter = Limiter::new(Arc::clone(store), policies);
+    for (name, per_hour) in [("second-first", 1), ("hour-first", 0)] {
+        clock.set(START_US);
+        let per_hour = &limiter.policy(name).unwrap().limits()[per_hour];
+        let hour_left = || async {
+            let c = Check::new(per_hour.state_name(), key, per_hour.quota_for(key), 1);
+            store.peek(&c).await.unwrap().remaining
+        };
+
+        for _ in 0..2 {
+            assert!(limiter.check(name, key, 1).await.unwrap().allowed, "{name}");
+        }
+        assert_eq!(hour_left().await, 3, "{name}: both limits charged twice");
+        for _ in 0..3 {
+            let denied = limiter.check(name, key, 1).await.unwrap();
+            assert!(!denied.allowed, "{name}: {denied:?}");
+            assert_eq!(denied.limit, 2, "{name}: the per-second limit decided");
+        }
+        assert_eq!(
+            hour_left().await,
+            3,
+            "{name}: the hour was charged for denials"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(limiter.check(name, key, 1).await.unwrap().allowed, "{name}");
+        assert_eq!(hour_left().await, 2, "{name}");
+    }
+}
+
+async fn contract<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str) {
     let store = &*stores[0];
     conforms(store, clock, target).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
     peek_and_reset(store, clock, "user-3").await;
+    a_check_named_twice_is_refused(store, clock, "user-4").await;
+    a_denied_limit_spends_nothing_on_the_others(&stores[0], clock, "user-5").await;
     exact_under_concurrency(stores, clock, target).await;
 }
 

@@ -115,6 +115,7 @@ impl Model {
                 u128::from(prev) * u128::from(p - e) + u128::from(cur + cost) * u128::from(p)
                     <= u128::from(l) * u128::from(p)
             }
+            other => panic!("no reference model for {other}"),
         }
     }
 
@@ -135,6 +136,7 @@ impl Model {
                 let (prev, cur, e) = self.counter_windows(t);
                 cur == 0 && prev * (p - e) == 0
             }
+            other => panic!("no reference model for {other}"),
         }
     }
 
@@ -173,26 +175,18 @@ impl Model {
             0
         };
         let allowed = self.admits(cost, now);
-        let retry_after = if allowed {
-            Some(Duration::ZERO)
-        } else if cost > self.capacity() {
-            None
-        } else {
-            let d = smallest_from(1, |d| self.admits(cost, now + d));
-            Some(Duration::from_micros(d))
-        };
+        // When denied: the soonest the same request fits, if it ever can.
+        let retry_after_us = (!allowed && cost <= self.capacity())
+            .then(|| smallest_from(1, |d| self.admits(cost, now + d)));
         if allowed && cost > 0 {
             self.admitted.push((now, cost));
         }
         let (remaining, reset_after) = self.standing(now);
-        Decision {
-            allowed,
-            limit: self.capacity(),
-            remaining,
-            reset_after: Duration::from_micros(reset_after),
-            retry_after,
-            delay: Duration::from_micros(if allowed { queue_wait } else { 0 }),
-            shadow: false,
+        if allowed {
+            Decision::allowed(self.capacity(), remaining, reset_after)
+                .with_delay(Duration::from_micros(queue_wait))
+        } else {
+            Decision::denied(self.capacity(), remaining, reset_after, retry_after_us)
         }
     }
 }

@@ -60,10 +60,7 @@ pub async fn decide_grouped(
             stale.extend(taken);
         }
         for i in stale {
-            let standing = Check {
-                cost: 0,
-                ..checks[i]
-            };
+            let standing = checks[i].with_cost(0);
             let (_, mut made) = caller
                 .run(std::slice::from_ref(&standing), Mode::Decide)
                 .await?;

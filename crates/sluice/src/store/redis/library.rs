@@ -112,16 +112,13 @@ pub fn function_library() -> &'static str {
     })
 }
 
-/// The algorithm's code: its key in the library's `algorithms` table.
+/// The algorithm's code: its key in the library's `algorithms` table, its
+/// position in [`Algorithm::ALL`] from 1 (`token_bucket` 1 …
+/// `sliding_window_counter` 6).
 pub fn code(algorithm: Algorithm) -> u8 {
-    match algorithm {
-        Algorithm::TokenBucket => 1,
-        Algorithm::Gcra => 2,
-        Algorithm::LeakyBucket => 3,
-        Algorithm::FixedWindow => 4,
-        Algorithm::SlidingWindowLog => 5,
-        Algorithm::SlidingWindowCounter => 6,
-    }
+    let position = Algorithm::ALL.iter().position(|&a| a == algorithm);
+    // Every algorithm is in ALL, and there are far fewer than 255.
+    position.map_or(0, |p| p as u8 + 1)
 }
 
 /// What a call does with its checks.

@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::store::{Check, Store};
+use crate::store::{Check, Store, ensure_distinct};
 use crate::{Decision, StoreError};
 use batch::Batcher;
 use call::{Caller, Form};
@@ -146,17 +146,7 @@ impl RedisStore {
 
 impl Store for RedisStore {
     async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
-        for (i, check) in checks.iter().enumerate() {
-            if checks[..i]
-                .iter()
-                .any(|c| c.policy == check.policy && c.key == check.key)
-            {
-                return Err(StoreError::Protocol(format!(
-                    "policy {:?} and key {:?} appear twice in one call",
-                    check.policy, check.key
-                )));
-            }
-        }
+        ensure_distinct(checks)?;
         match (&self.batcher, checks) {
             (_, []) => Ok(Vec::new()),
             // A single Redis: every decision goes through the batcher. The
