@@ -130,9 +130,28 @@ pub enum Mode {
     /// Tells what a check of cost 1 would be told; charges nothing.
     Peek,
     /// Gives back what an earlier [`Mode::Decide`] call charged, that call
-    /// having decided at `at_us` (the first number of its reply). The
-    /// checks are the ones charged, with their costs; `lua/refund.lua`
-    /// says what each algorithm gives back.
+    /// having decided at `at_us` (the first number of its reply); the
+    /// checks are the ones charged, with their costs. The store refunds
+    /// the slots a Redis Cluster request charged when another slot denied.
+    ///
+    /// A refund leaves each key as if its charge had not been made, where
+    /// the state shows where the charge went: at `at_us`, unless the state
+    /// is ahead of both `at_us` and the refund's own time (a clock that
+    /// stepped back after a failover), where decide counted it. It never
+    /// gives back more than the cost, beyond an untouched key, to another
+    /// window or instant, or anything older than `at_us`:
+    ///
+    /// - token bucket: the level regains the cost, up to the capacity;
+    /// - GCRA and leaky bucket: the TAT moves back by the cost, not before `at_us`;
+    /// - fixed window: the charged window's count loses the cost;
+    /// - sliding window counter: the current count, or the previous one
+    ///   when the state has moved one window on, loses the cost;
+    /// - sliding window log: the entries at the charged instant lose the cost.
+    ///
+    /// Where the state cannot show where the charge went it gives back
+    /// less, except in the cases `lua/refund.lua` marks (a bucket that
+    /// would have been full meanwhile, a window state lost and charged
+    /// again); its Rust model is tested against it.
     Refund {
         /// The time the charging call decided at, in µs since the epoch.
         at_us: u64,

@@ -38,6 +38,7 @@
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
 //! - `reply`: the library's reply as decisions.
+//! - `refund` (tests only): the Rust model of `lua/refund.lua`.
 //! - `keys`: the key layout above.
 
 mod batch;
@@ -46,6 +47,8 @@ mod cluster;
 mod connection;
 mod keys;
 pub mod library;
+#[cfg(test)]
+mod refund;
 mod reply;
 
 use std::sync::Arc;

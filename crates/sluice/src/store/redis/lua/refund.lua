@@ -1,16 +1,19 @@
 -- Refunds (mode 'r<at>'): give back the charges that an earlier 'd' call
 -- made at `at` (that call's time), because another Redis Cluster slot
 -- denied the same all-or-nothing request (store/redis/cluster.rs). The
--- refund call has its own time, `now`, which may be behind `at`: a failover
--- to a replica whose clock is behind steps the time back.
+-- refund call has its own time, `now`, usually a round trip after `at`,
+-- but behind it when a failover to a replica whose clock is behind came
+-- in between.
 --
 -- What a refund must give back. A refund of `cost` charged at `at`, made at
--- `now`, leaves the key as if the charge had not been made, where the
--- state shows where the charge went. It never gives back more than that:
--- never more than `cost`, never beyond an untouched key, never to a window
--- or an instant the charge did not go to. Where the state cannot show it
--- (below), it gives back less, or nothing: a refund may leave a limit
--- stricter than it should be, never looser.
+-- `now`, leaves the key as if the charge had not been made (and everything
+-- else admitted as it was), where the state shows where the charge went.
+-- It never gives back more than `cost`, never beyond an untouched key,
+-- never to a window or an instant the charge did not go to, and never
+-- anything older than `at`: what was there before the charge is not its
+-- own. Where the state cannot show where the charge went, it gives back
+-- less, or nothing, with three exceptions that no state can tell apart,
+-- noted below (marked *).
 --
 -- Where the charge went. decide counts a request at its own time, unless
 -- the state is ahead of it (a clock that stepped back keeps counting from
@@ -24,22 +27,32 @@
 --                  cost tokens, up to the capacity (a full bucket is
 --                  deleted). A state measured before `at` was written
 --                  without the charge (the charged one was lost in a
---                  failover): nothing.
---   gcra, leaky    The theoretical arrival time moves back by cost × T (the
---                  emission interval); back at or before `now`, the key is
---                  deleted. A TAT already at or before `now` holds nothing.
+--                  failover): nothing. (*) The bucket might have been full
+--                  between the charge and the refund without the charge,
+--                  and its refill lost: when other charges came in between,
+--                  or the clock stepped back before the refund, it may give
+--                  back up to the refill of that interval more.
+--   gcra, leaky    The theoretical arrival time (TAT) moves back by cost × T
+--                  (the emission interval), not before `at`; back at or
+--                  before `now`, the key is deleted. A TAT at or before `now`
+--                  or `at` holds nothing of the charge. (*) As the bucket:
+--                  a TAT that other charges moved after the charge gives
+--                  back up to that interval more.
 --   fixed window   The count loses cost, not below 0, when the stored window
 --                  is the one charged; else nothing (the window has passed
 --                  and no longer counts, or the state was lost).
 --   sliding        The current count loses cost when the stored window is
 --   counter        the one charged, the previous count when the state has
---                  moved one window on; else nothing.
+--                  moved one window on; else nothing. (*) For both windows:
+--                  a state lost in a failover and charged again in the same
+--                  window loses a charge it never held.
 --   sliding log    The entries at the charged instant lose cost units (the
 --                  charge's own entry, or others of that same microsecond:
 --                  equal for every decision); else nothing.
 --
--- The Rust model of this file is crates/sluice/tests/common/refund.rs, and
--- tests/redis_regressions.rs holds them equal (r9_*).
+-- The Rust model of this file is store/redis/refund.rs, whose test holds
+-- them equal on a real Redis, and holds the model to "as if never
+-- charged" wherever the above promises it.
 --
 --   algorithms[code].refund(key, capacity, period, unit, rate, cost, at, now)
 
@@ -63,13 +76,18 @@ algorithms[1].refund = function(key, burst, period, unit, rate, cost, at, now)
 end
 
 -- The TAT is at_us + frac / rate µs; it moves back by cost × unit / rate µs,
--- computed in parts so that no product grows with the distance to `now`.
+-- computed in parts so that no product grows with the distance to `now`,
+-- but not before `at`: what is queued before the charge is not its own.
 local function refund_gcra(key, burst, period, unit, rate, cost, at, now)
   local tat, frac = unpack2(redis.call('GET', key))
-  if not tat or tat < now or (tat == now and frac == 0) then return end
+  if not tat or tat < now or (tat == now and frac == 0) or tat < at
+    or (tat == at and frac == 0) then
+    return
+  end
   local back, back_frac = floor_div(cost * unit, rate)
   tat, frac = tat - back, frac - back_frac
   if frac < 0 then tat, frac = tat - 1, frac + rate end
+  if tat < at then tat, frac = at, 0 end
   if tat < now or (tat == now and frac == 0) then redis.call('DEL', key); return end
   local reset = tat - now
   if frac > 0 then reset = reset + 1 end
