@@ -42,12 +42,10 @@ pub fn refund(
             let t = now_us.max(s.at_us);
             let capacity = u128::from(quota.scaled_capacity());
             let level = u128::from(s.level) + u128::from(t - s.at_us) * rate + taken;
-            (level < capacity).then(|| {
-                State::TokenBucket(token_bucket::State {
-                    level: level as u64,
-                    at_us: t,
-                })
-            })
+            (level < capacity).then_some(State::TokenBucket(token_bucket::State {
+                level: level as u64,
+                at_us: t,
+            }))
         }
         State::Gcra(s) | State::LeakyBucket(s) => {
             let tat = u128::from(s.at_us) * rate + u128::from(s.frac);
@@ -85,9 +83,7 @@ pub fn refund(
         }
         State::SlidingWindowLog(log) => {
             let mut log = log.clone();
-            let Some(newest) = log.entries.back().map(|e| e.at_us) else {
-                return None;
-            };
+            let newest = log.entries.back().map(|e| e.at_us)?;
             let instant = charged(newest, at_us, now_us);
             if let Some(i) = log.entries.iter().position(|e| e.at_us == instant) {
                 let entry = &mut log.entries[i];
