@@ -26,7 +26,7 @@ pub async fn check<'a>(
     let limiter = Limiter::new(store, config.policies);
     let decision = match limiter.check(policy, key, cost).await {
         Err(Error::UnknownPolicy(name)) => {
-            let mut known: Vec<&str> = limiter.policies().map(|p| p.name()).collect();
+            let mut known: Vec<&str> = limiter.policies().iter().map(|p| p.name()).collect();
             known.sort_unstable();
             anyhow::bail!(
                 "unknown policy {name:?}; the policies are: {}",

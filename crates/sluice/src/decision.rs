@@ -9,6 +9,7 @@ use std::time::Duration;
 /// rounded up, so that a caller who waits `retry_after` and asks again is
 /// admitted (when nobody else spent the capacity meanwhile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Decision {
     /// Whether the request may go through.
     pub allowed: bool,
@@ -77,6 +78,12 @@ impl Decision {
         }
     }
 
+    /// The same admission, told to wait `delay` for its turn (leaky bucket).
+    pub fn with_delay(mut self, delay: Duration) -> Decision {
+        self.delay = delay;
+        self
+    }
+
     /// Shifts every duration by `skew_us`: used when a key's stored time is
     /// ahead of the caller's clock, so that durations still count from the
     /// caller's `now`.
@@ -90,6 +97,30 @@ impl Decision {
         }
         self
     }
+}
+
+/// The index of the most restrictive of `decisions`: a denial before any
+/// admission, the longest wait among denials (one that can never be
+/// admitted first), and among admissions the fewest units remaining, then
+/// the latest reset. `None` only when `decisions` is empty.
+///
+/// It is the decision a client must heed when several limits applied: a
+/// policy with several limits answers with its most restrictive one, and a
+/// request under several policies shows the most restrictive policy.
+pub fn most_restrictive<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Option<usize> {
+    let severity = |d: &Decision| {
+        (
+            !d.allowed,
+            d.retry_after.unwrap_or(Duration::MAX),
+            std::cmp::Reverse(d.remaining),
+            d.reset_after,
+        )
+    };
+    decisions
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(_, d)| severity(d))
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -108,5 +139,19 @@ mod tests {
         );
         let allowed = Decision::allowed(10, 3, 5_000);
         assert_eq!(allowed.shadowed(), allowed);
+    }
+
+    #[test]
+    fn the_most_restrictive_is_the_denial_with_the_longest_wait_then_the_fewest_left() {
+        let roomy = Decision::allowed(10, 8, 1_000);
+        let tight = Decision::allowed(10, 1, 1_000);
+        let soon = Decision::denied(10, 0, 5_000, Some(1_000));
+        let late = Decision::denied(10, 0, 5_000, Some(9_000));
+        let never = Decision::denied(10, 0, 5_000, None);
+        assert_eq!(most_restrictive([&roomy, &tight]), Some(1));
+        assert_eq!(most_restrictive([&tight, &soon, &roomy]), Some(1));
+        assert_eq!(most_restrictive([&late, &soon]), Some(0));
+        assert_eq!(most_restrictive([&soon, &never, &late]), Some(1));
+        assert_eq!(most_restrictive([]), None);
     }
 }

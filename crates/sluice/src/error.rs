@@ -3,7 +3,12 @@
 use std::time::Duration;
 
 /// Why a store could not make a decision.
+///
+/// `Display` says what happened; the cause (the connection error, the
+/// failing node) is the [`source`](std::error::Error::source), so log the
+/// whole chain, for example with [`chain`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The store could not be reached or answered with a failure that may
     /// pass (connection refused or lost, cluster resharding). Transient.
@@ -16,6 +21,16 @@ pub enum StoreError {
     /// reply of the wrong shape). Retrying will not help.
     #[error("the store answered unexpectedly: {0}")]
     Protocol(String),
+    /// One call named the same policy and key twice (see
+    /// [`Store::decide`](crate::Store::decide)); nothing was decided. A
+    /// mistake of the caller's, not a failure of the store.
+    #[error("policy {policy:?} and key {key:?} appear twice in one call")]
+    DuplicateCheck {
+        /// The policy (or the policy's limit) named twice.
+        policy: String,
+        /// The key named twice.
+        key: String,
+    },
 }
 
 impl StoreError {
@@ -27,6 +42,7 @@ impl StoreError {
 
 /// Why a [`Limiter`](crate::Limiter) could not make a decision.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No policy has this name.
     #[error("unknown policy {0:?}")]
@@ -44,6 +60,43 @@ pub enum Error {
     #[error("policy {0:?} is listed twice")]
     DuplicatePolicy(String),
     /// The store could not decide.
-    #[error("store error")]
+    #[error("the store could not decide")]
     Store(#[from] StoreError),
+}
+
+/// `error` and every cause under it, joined by `": "`, for one log line:
+/// `the store could not decide: the store is unavailable: Connection refused (os error 111)`.
+/// A cause whose text its parent already ends with is not repeated.
+///
+/// ```
+/// use sluice::{Error, StoreError};
+///
+/// let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let error = Error::Store(StoreError::Unavailable(Box::new(cause)));
+/// assert_eq!(
+///     sluice::error::chain(&error).to_string(),
+///     "the store could not decide: the store is unavailable: connection refused"
+/// );
+/// ```
+pub fn chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
+    Chain(error)
+}
+
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            next = cause.source();
+        }
+        Ok(())
+    }
 }

@@ -13,13 +13,13 @@
 //!
 //! - [`algorithm`]: the six algorithms, each a pure step, and their shared [`State`](algorithm::State).
 //! - [`quota`]: [`Quota`] and [`Algorithm`], valid by construction.
-//! - [`policy`]: [`Policy`], a named quota with shadow mode and per-key overrides.
-//! - [`decision`]: [`Decision`], what a check answers.
+//! - [`policy`]: [`Policy`], named [`Limit`]s (each a quota with per-key overrides) and shadow mode.
+//! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
-//! - [`store`]: the [`Store`] trait and [`Check`]; [`store::memory`] holds [`MemoryStore`],
-//!   [`store::redis`] the `RedisStore` (feature `redis`, on by default) and its Lua scripts.
-//! - [`limiter`]: [`Limiter`], named policies over a store.
-//! - [`error`]: [`Error`] and [`StoreError`].
+//! - [`store`]: the [`Store`] trait, [`Check`] and [`BoxStore`]; [`store::memory`] holds [`MemoryStore`],
+//!   `store::redis` the `RedisStore` (feature `redis`, on by default) and its Lua scripts.
+//! - [`limiter`]: [`Limiter`], named policies over a store: [`Resolved`] requests in, a [`Verdict`] per policy out.
+//! - [`error`]: [`Error`], [`StoreError`] and [`error::chain`] to log a cause whole.
 
 pub mod algorithm;
 pub mod clock;
@@ -31,12 +31,12 @@ pub mod quota;
 pub mod store;
 
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use decision::Decision;
+pub use decision::{Decision, most_restrictive};
 pub use error::{Error, StoreError};
-pub use limiter::{Limiter, MAX_KEY_LEN};
-pub use policy::{InvalidPolicyName, Policy};
+pub use limiter::{Limiter, MAX_KEY_LEN, Resolved, Verdict};
+pub use policy::{Limit, Policy, PolicyError};
 pub use quota::{Algorithm, Quota, QuotaError};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisOptions, RedisStore};
-pub use store::{Check, Store};
+pub use store::{BoxStore, Check, Store};

@@ -1,10 +1,16 @@
 //! The front door: named policies over one store.
+//!
+//! A request is decided in two steps: [`Limiter::resolve`] finds the policy
+//! and checks the key once, giving a [`Resolved`]; [`Limiter::decide`]
+//! decides a list of them, all or nothing, and answers one [`Verdict`] per
+//! policy. [`Limiter::check`] and [`Limiter::check_all`] do both at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::decision::most_restrictive;
 use crate::store::{Check, Store};
-use crate::{Decision, Error, Policy};
+use crate::{Decision, Error, Policy, Quota};
 
 /// The longest key a client may give, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -27,9 +33,16 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// ```
 pub struct Limiter<S> {
     store: Arc<S>,
-    /// Looked up on every check: foldhash, not SipHash (whose DoS
+    policies: Arc<Policies>,
+}
+
+/// The policies in a fixed order, and where each name is.
+#[derive(Default)]
+struct Policies {
+    list: Vec<Policy>,
+    /// Looked up on every request: foldhash, not SipHash (whose DoS
     /// resistance buys nothing for names the operator configured).
-    policies: Arc<HashMap<String, Policy, foldhash::fast::RandomState>>,
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl<S> Clone for Limiter<S> {
@@ -38,6 +51,83 @@ impl<S> Clone for Limiter<S> {
             store: Arc::clone(&self.store),
             policies: Arc::clone(&self.policies),
         }
+    }
+}
+
+/// A policy found by name for a key that was checked: what
+/// [`Limiter::decide`] takes. Made once per request by [`Limiter::resolve`].
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved<'a> {
+    index: usize,
+    policy: &'a Policy,
+    key: &'a str,
+}
+
+impl<'a> Resolved<'a> {
+    /// The policy's position in [`Limiter::policies`]: where callers keep
+    /// data of their own about each policy (metric handles, say).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    /// The key.
+    pub fn key(&self) -> &'a str {
+        self.key
+    }
+
+    /// One check per limit of the policy, charging `cost`.
+    fn checks(&self, cost: u64) -> impl Iterator<Item = Check<'a>> + '_ {
+        self.policy.limits().iter().map(move |limit| {
+            Check::new(
+                limit.state_name(),
+                self.key,
+                limit.quota_for(self.key),
+                cost,
+            )
+            .with_shadow(self.policy.shadow())
+        })
+    }
+
+    /// The verdict of this policy from its limits' `decisions`.
+    fn verdict(self, decisions: &[Decision]) -> Verdict<'a> {
+        // A policy has at least one limit, so there is a most restrictive.
+        let limit = most_restrictive(decisions).unwrap_or(0);
+        Verdict {
+            resolved: self,
+            limit,
+            decision: decisions[limit],
+        }
+    }
+}
+
+/// What one policy decided for a request: the decision of its most
+/// restrictive limit (the one that denied, or the one with the least left),
+/// and which limit that was.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Verdict<'a> {
+    /// The policy and key decided.
+    pub resolved: Resolved<'a>,
+    /// The index of the limit that decided, in [`Policy::limits`].
+    pub limit: usize,
+    /// That limit's decision.
+    pub decision: Decision,
+}
+
+impl<'a> Verdict<'a> {
+    /// The policy.
+    pub fn policy(&self) -> &'a Policy {
+        self.resolved.policy
+    }
+
+    /// The quota of the limit that decided, for the key.
+    pub fn quota(&self) -> &'a Quota {
+        self.resolved.policy.limits()[self.limit].quota_for(self.resolved.key)
     }
 }
 
@@ -55,14 +145,19 @@ impl<S: Store> Limiter<S> {
     /// A limiter deciding `policies` on this limiter's store: how a running
     /// service swaps its policies without losing any key's state.
     pub fn with_policies(&self, policies: impl IntoIterator<Item = Policy>) -> Limiter<S> {
+        let mut set = Policies::default();
+        for policy in policies {
+            match set.by_name.get(policy.name()) {
+                Some(&at) => set.list[at] = policy,
+                None => {
+                    set.by_name.insert(policy.name().to_owned(), set.list.len());
+                    set.list.push(policy);
+                }
+            }
+        }
         Limiter {
             store: Arc::clone(&self.store),
-            policies: Arc::new(
-                policies
-                    .into_iter()
-                    .map(|p| (p.name().to_owned(), p))
-                    .collect(),
-            ),
+            policies: Arc::new(set),
         }
     }
 
@@ -73,18 +168,114 @@ impl<S: Store> Limiter<S> {
 
     /// The policy named `name`.
     pub fn policy(&self, name: &str) -> Option<&Policy> {
-        self.policies.get(name)
+        let at = *self.policies.by_name.get(name)?;
+        Some(&self.policies.list[at])
     }
 
-    /// Every policy, in no particular order.
-    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
-        self.policies.values()
+    /// Every policy, in the order given (a replaced policy keeps the place
+    /// of the first of its name).
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies.list
     }
 
-    /// Charges `cost` units to `key` under `policy`, if the policy admits it.
+    /// Finds `policy` and checks `key` (1 to [`MAX_KEY_LEN`] bytes): the
+    /// one lookup a request needs.
+    pub fn resolve<'a>(&'a self, policy: &str, key: &'a str) -> Result<Resolved<'a>, Error> {
+        let index = *self
+            .policies
+            .by_name
+            .get(policy)
+            .ok_or_else(|| Error::UnknownPolicy(policy.to_owned()))?;
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(Error::InvalidKey { got: key.len() });
+        }
+        Ok(Resolved {
+            index,
+            policy: &self.policies.list[index],
+            key,
+        })
+    }
+
+    /// Charges `cost` (at least 1) under every one of `resolved`, all or
+    /// nothing: admitted only if every limit of every (non-shadow) policy
+    /// admits it; otherwise nothing is charged anywhere. Returns one
+    /// verdict per policy, in order; the request was admitted when every
+    /// verdict's decision is `allowed`.
+    ///
+    /// The same policy and key may not appear twice.
+    pub async fn decide<'a>(
+        &self,
+        resolved: &[Resolved<'a>],
+        cost: u64,
+    ) -> Result<Vec<Verdict<'a>>, Error> {
+        if cost == 0 {
+            return Err(Error::InvalidCost);
+        }
+        for (i, r) in resolved.iter().enumerate() {
+            if resolved[..i]
+                .iter()
+                .any(|o| o.index == r.index && o.key == r.key)
+            {
+                return Err(Error::DuplicatePolicy(r.policy.name().to_owned()));
+            }
+        }
+        if let [one] = resolved {
+            if let Some(check) = one
+                .checks(cost)
+                .next()
+                .filter(|_| one.policy.limits().len() == 1)
+            {
+                // The common case: one check, no vectors to build.
+                let decision = self.store.decide_one(&check).await?;
+                return Ok(vec![one.verdict(&[decision])]);
+            }
+        }
+        let checks: Vec<Check<'a>> = resolved.iter().flat_map(|r| r.checks(cost)).collect();
+        let decisions = self.store.decide(&checks).await?;
+        if decisions.len() != checks.len() {
+            return Err(Error::Store(crate::StoreError::Protocol(format!(
+                "the store answered {} decisions for {} checks",
+                decisions.len(),
+                checks.len()
+            ))));
+        }
+        let mut rest = &decisions[..];
+        let mut verdicts = Vec::with_capacity(resolved.len());
+        for r in resolved {
+            let (mine, after) = rest.split_at(r.policy.limits().len());
+            verdicts.push(r.verdict(mine));
+            rest = after;
+        }
+        Ok(verdicts)
+    }
+
+    /// What a check of cost 1 would be told under `resolved`, without
+    /// charging anything.
+    pub async fn peek_resolved<'a>(&self, resolved: Resolved<'a>) -> Result<Verdict<'a>, Error> {
+        let mut decisions = Vec::with_capacity(resolved.policy.limits().len());
+        for check in resolved.checks(1) {
+            let decision = self.store.peek(&check).await?;
+            decisions.push(if check.shadow {
+                decision.shadowed()
+            } else {
+                decision
+            });
+        }
+        Ok(resolved.verdict(&decisions))
+    }
+
+    /// Charges `cost` to `key` under `policy`, if the policy admits it:
+    /// the decision of its most restrictive limit.
     pub async fn check(&self, policy: &str, key: &str, cost: u64) -> Result<Decision, Error> {
-        let check = self.prepare(policy, key, cost)?;
-        Ok(self.store.decide_one(&check).await?)
+        let resolved = self.resolve(policy, key)?;
+        let mut verdicts = self.decide(&[resolved], cost).await?;
+        // One verdict per policy: there is one.
+        let verdict = verdicts.pop().ok_or_else(|| {
+            Error::Store(crate::StoreError::Protocol(
+                "no decision for the check".into(),
+            ))
+        })?;
+        Ok(verdict.decision)
     }
 
     /// Charges `cost` to `key` under every one of `policies`, all or nothing:
@@ -96,48 +287,27 @@ impl<S: Store> Limiter<S> {
         key: &str,
         cost: u64,
     ) -> Result<Vec<Decision>, Error> {
-        for (i, name) in policies.iter().enumerate() {
-            if policies[..i].contains(name) {
-                return Err(Error::DuplicatePolicy((*name).to_owned()));
-            }
-        }
-        let checks = policies
+        let resolved = policies
             .iter()
-            .map(|name| self.prepare(name, key, cost))
+            .map(|name| self.resolve(name, key))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.store.decide(&checks).await?)
+        let verdicts = self.decide(&resolved, cost).await?;
+        Ok(verdicts.into_iter().map(|v| v.decision).collect())
     }
 
     /// What a check of cost 1 would be told, without charging anything.
     pub async fn peek(&self, policy: &str, key: &str) -> Result<Decision, Error> {
-        let check = self.prepare(policy, key, 1)?;
-        Ok(self.store.peek(&check).await?)
+        let resolved = self.resolve(policy, key)?;
+        Ok(self.peek_resolved(resolved).await?.decision)
     }
 
-    /// Forgets `key` under `policy`.
+    /// Forgets `key` under `policy`, in every one of its limits.
     pub async fn reset(&self, policy: &str, key: &str) -> Result<(), Error> {
-        let check = self.prepare(policy, key, 1)?;
-        Ok(self.store.reset(&check).await?)
-    }
-
-    fn prepare<'a>(&'a self, policy: &'a str, key: &'a str, cost: u64) -> Result<Check<'a>, Error> {
-        let found = self
-            .policies
-            .get(policy)
-            .ok_or_else(|| Error::UnknownPolicy(policy.to_owned()))?;
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Err(Error::InvalidKey { got: key.len() });
+        let resolved = self.resolve(policy, key)?;
+        for check in resolved.checks(1) {
+            self.store.reset(&check).await?;
         }
-        if cost == 0 {
-            return Err(Error::InvalidCost);
-        }
-        Ok(Check {
-            policy: found.name(),
-            key,
-            quota: found.quota_for(key),
-            cost,
-            shadow: found.shadow(),
-        })
+        Ok(())
     }
 }
 
@@ -146,11 +316,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Algorithm, MemoryStore, Quota};
+    use crate::{Algorithm, FakeClock, Limit, MemoryStore, Quota};
+
+    fn quota(limit: u64, period: Duration) -> Quota {
+        Quota::new(Algorithm::FixedWindow, limit, period, None).unwrap()
+    }
 
     fn policy(name: &str, limit: u64) -> Policy {
-        let quota = Quota::new(Algorithm::FixedWindow, limit, Duration::from_secs(60), None);
-        Policy::new(name, quota.unwrap()).unwrap()
+        Policy::new(name, quota(limit, Duration::from_secs(60))).unwrap()
     }
 
     #[tokio::test]
@@ -164,5 +337,80 @@ mod tests {
             before.policy("new").is_none(),
             "the old limiter is unchanged"
         );
+    }
+
+    #[tokio::test]
+    async fn a_later_policy_of_the_same_name_takes_the_first_ones_place() {
+        let limiter = Limiter::new(
+            MemoryStore::new(),
+            [policy("a", 1), policy("b", 2), policy("a", 3)],
+        );
+        let names: Vec<&str> = limiter.policies().iter().map(Policy::name).collect();
+        assert_eq!(names, ["a", "b"]);
+        let resolved = limiter.resolve("a", "k").unwrap();
+        assert_eq!(resolved.index(), 0);
+        assert_eq!(resolved.policy().quota().limit(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_denial_by_one_limit_spends_nothing_on_the_others() {
+        let clock = FakeClock::new(1_000_000_000);
+        let two_limits = Policy::with_limits(
+            "api",
+            [
+                Limit::new(quota(2, Duration::from_secs(1))),
+                Limit::new(quota(5, Duration::from_secs(3600))),
+            ],
+        )
+        .unwrap();
+        let limiter = Limiter::new(MemoryStore::with_clock(clock.clone()), [two_limits]);
+        let resolved = limiter.resolve("api", "k").unwrap();
+        for left in [1, 0] {
+            let verdict = limiter.decide(&[resolved], 1).await.unwrap()[0];
+            assert!(verdict.decision.allowed);
+            assert_eq!((verdict.limit, verdict.decision.remaining), (0, left));
+        }
+        for _ in 0..3 {
+            let verdict = limiter.decide(&[resolved], 1).await.unwrap()[0];
+            assert!(!verdict.decision.allowed);
+            assert_eq!(verdict.limit, 0, "the per-second limit denied");
+            assert_eq!(verdict.quota().period(), Duration::from_secs(1));
+        }
+        // The hour spent 2, not 5: three more fit, one second after another.
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(1));
+            assert!(
+                limiter.decide(&[resolved], 1).await.unwrap()[0]
+                    .decision
+                    .allowed
+            );
+        }
+        clock.advance(Duration::from_secs(1));
+        let verdict = limiter.decide(&[resolved], 1).await.unwrap()[0];
+        assert!(!verdict.decision.allowed);
+        assert_eq!(verdict.limit, 1, "the hour denied");
+        assert_eq!(verdict.quota().period(), Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn decide_refuses_a_policy_named_twice_and_a_zero_cost() {
+        let limiter = Limiter::new(MemoryStore::new(), [policy("a", 1)]);
+        let a = limiter.resolve("a", "k").unwrap();
+        assert!(matches!(
+            limiter.decide(&[a, a], 1).await,
+            Err(Error::DuplicatePolicy(name)) if name == "a"
+        ));
+        assert!(matches!(
+            limiter.decide(&[a], 0).await,
+            Err(Error::InvalidCost)
+        ));
+        assert!(matches!(
+            limiter.resolve("a", ""),
+            Err(Error::InvalidKey { got: 0 })
+        ));
+        assert!(matches!(
+            limiter.resolve("b", "k"),
+            Err(Error::UnknownPolicy(_))
+        ));
     }
 }

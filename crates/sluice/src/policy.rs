@@ -1,4 +1,5 @@
-//! Named policies: a quota, a shadow switch, and per-key overrides (tiers).
+//! Named policies: one or more limits, a shadow switch, and per-key
+//! overrides (tiers).
 
 use std::collections::HashMap;
 
@@ -7,73 +8,50 @@ use crate::Quota;
 /// The longest policy name, in bytes.
 pub const MAX_POLICY_NAME_LEN: usize = 64;
 
-/// A named limit: the quota every key gets unless an override names the
-/// key, and whether the policy only reports (shadow mode) instead of denying.
+/// The most limits one policy may hold.
+pub const MAX_LIMITS: usize = 8;
+
+/// One limit of a policy: the quota every key gets unless an override
+/// names the key.
 ///
 /// ```
 /// use std::time::Duration;
-/// use sluice::{Algorithm, Policy, Quota};
+/// use sluice::{Algorithm, Limit, Quota};
 ///
 /// let free = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
 /// let premium = Quota::new(Algorithm::TokenBucket, 1000, Duration::from_secs(60), None).unwrap();
-/// let policy = Policy::new("api", free).unwrap().with_override("customer-7", premium);
-/// assert_eq!(policy.quota_for("customer-7").limit(), 1000);
-/// assert_eq!(policy.quota_for("anyone-else").limit(), 10);
+/// let limit = Limit::new(free).with_override("customer-7", premium);
+/// assert_eq!(limit.quota_for("customer-7").limit(), 1000);
+/// assert_eq!(limit.quota_for("anyone-else").limit(), 10);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    name: String,
+pub struct Limit {
     quota: Quota,
-    shadow: bool,
     overrides: HashMap<String, Quota>,
+    /// Under which name the stores keep this limit's state: the policy's
+    /// name for its first limit, `name#i` for limit `i` (set by the policy).
+    state_name: String,
 }
 
-/// A policy name that is empty, too long, or holds other characters than
-/// ASCII letters, digits, `_`, `-` and `.`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("policy name {0:?} must be 1 to 64 characters of ASCII letters, digits, '_', '-' and '.'")]
-pub struct InvalidPolicyName(pub String);
-
-impl Policy {
-    /// A policy named `name` with `quota` for every key.
-    pub fn new(name: impl Into<String>, quota: Quota) -> Result<Policy, InvalidPolicyName> {
-        let name = name.into();
-        if !is_valid_name(&name) {
-            return Err(InvalidPolicyName(name));
-        }
-        Ok(Policy {
-            name,
+impl Limit {
+    /// A limit of `quota` for every key.
+    pub fn new(quota: Quota) -> Limit {
+        Limit {
             quota,
-            shadow: false,
             overrides: HashMap::new(),
-        })
+            state_name: String::new(),
+        }
     }
 
-    /// In shadow mode the policy decides and reports, but never denies.
-    pub fn with_shadow(mut self, shadow: bool) -> Policy {
-        self.shadow = shadow;
-        self
-    }
-
-    /// Gives `key` its own quota (a tier such as premium).
-    pub fn with_override(mut self, key: impl Into<String>, quota: Quota) -> Policy {
+    /// Gives `key` its own quota under this limit (a tier such as premium).
+    pub fn with_override(mut self, key: impl Into<String>, quota: Quota) -> Limit {
         self.overrides.insert(key.into(), quota);
         self
-    }
-
-    /// The policy's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The quota of keys without an override.
     pub fn quota(&self) -> &Quota {
         &self.quota
-    }
-
-    /// Whether the policy is in shadow mode.
-    pub fn shadow(&self) -> bool {
-        self.shadow
     }
 
     /// The per-key overrides.
@@ -84,6 +62,133 @@ impl Policy {
     /// The quota that applies to `key`.
     pub fn quota_for(&self, key: &str) -> &Quota {
         self.overrides.get(key).unwrap_or(&self.quota)
+    }
+
+    /// The name under which stores keep this limit's state (the
+    /// [`Check::policy`](crate::Check::policy) of its checks): the policy's
+    /// name for its first limit, `name#i` for limit `i`. Policy names
+    /// cannot hold `#`, so no two limits share one.
+    pub fn state_name(&self) -> &str {
+        &self.state_name
+    }
+}
+
+/// A named set of limits, decided all or nothing: a request is admitted
+/// only if every limit admits it, and a request that one limit denies
+/// spends nothing on the others. In shadow mode the policy decides and
+/// reports, but never denies.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{Algorithm, Limit, Policy, Quota};
+///
+/// let per_second = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(1), None).unwrap();
+/// let per_hour = Quota::new(Algorithm::FixedWindow, 1000, Duration::from_secs(3600), None).unwrap();
+/// let policy = Policy::with_limits("api", [Limit::new(per_second), Limit::new(per_hour)]).unwrap();
+/// assert_eq!(policy.limits().len(), 2);
+/// assert_eq!(policy.limits()[1].state_name(), "api#1");
+///
+/// // The single-limit form, with a tier:
+/// let premium = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(1), None).unwrap();
+/// let policy = Policy::new("api", per_second).unwrap().with_override("customer-7", premium);
+/// assert_eq!(policy.quota_for("customer-7").limit(), 100);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    name: String,
+    limits: Vec<Limit>,
+    shadow: bool,
+}
+
+/// Why a policy could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The name is empty, too long, or holds other characters than ASCII
+    /// letters, digits, `_`, `-` and `.`.
+    #[error(
+        "policy name {0:?} must be 1 to 64 characters of ASCII letters, digits, '_', '-' and '.'"
+    )]
+    Name(String),
+    /// No limit, or more than [`MAX_LIMITS`].
+    #[error("a policy holds 1 to {MAX_LIMITS} limits, got {0}")]
+    Limits(usize),
+}
+
+impl Policy {
+    /// A policy named `name` with one limit, `quota` for every key.
+    pub fn new(name: impl Into<String>, quota: Quota) -> Result<Policy, PolicyError> {
+        Policy::with_limits(name, [Limit::new(quota)])
+    }
+
+    /// A policy named `name` with every one of `limits` (1 to [`MAX_LIMITS`]).
+    pub fn with_limits(
+        name: impl Into<String>,
+        limits: impl IntoIterator<Item = Limit>,
+    ) -> Result<Policy, PolicyError> {
+        let name = name.into();
+        if !is_valid_name(&name) {
+            return Err(PolicyError::Name(name));
+        }
+        let mut limits: Vec<Limit> = limits.into_iter().collect();
+        if limits.is_empty() || limits.len() > MAX_LIMITS {
+            return Err(PolicyError::Limits(limits.len()));
+        }
+        for (i, limit) in limits.iter_mut().enumerate() {
+            limit.state_name = match i {
+                0 => name.clone(),
+                i => format!("{name}#{i}"),
+            };
+        }
+        Ok(Policy {
+            name,
+            limits,
+            shadow: false,
+        })
+    }
+
+    /// In shadow mode the policy decides and reports, but never denies.
+    pub fn with_shadow(mut self, shadow: bool) -> Policy {
+        self.shadow = shadow;
+        self
+    }
+
+    /// Gives `key` its own quota under the policy's first limit (the only
+    /// one of a policy made by [`Policy::new`]); see [`Limit::with_override`]
+    /// for policies of several limits.
+    pub fn with_override(mut self, key: impl Into<String>, quota: Quota) -> Policy {
+        self.limits[0].overrides.insert(key.into(), quota);
+        self
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy's limits, at least one.
+    pub fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    /// The quota of keys without an override, under the first limit.
+    pub fn quota(&self) -> &Quota {
+        self.limits[0].quota()
+    }
+
+    /// Whether the policy is in shadow mode.
+    pub fn shadow(&self) -> bool {
+        self.shadow
+    }
+
+    /// The per-key overrides of the first limit.
+    pub fn overrides(&self) -> &HashMap<String, Quota> {
+        self.limits[0].overrides()
+    }
+
+    /// The quota that applies to `key` under the first limit.
+    pub fn quota_for(&self, key: &str) -> &Quota {
+        self.limits[0].quota_for(key)
     }
 }
 
@@ -107,8 +212,19 @@ mod tests {
         for good in ["api", "per-second", "v1.login_attempts", &"x".repeat(64)] {
             assert!(Policy::new(good, q).is_ok(), "{good}");
         }
-        for bad in ["", "a b", "a:b", "{tag}", "é", &"x".repeat(65)] {
-            assert_eq!(Policy::new(bad, q), Err(InvalidPolicyName(bad.to_owned())));
+        for bad in ["", "a b", "a:b", "a#1", "{tag}", "é", &"x".repeat(65)] {
+            assert_eq!(Policy::new(bad, q), Err(PolicyError::Name(bad.to_owned())));
         }
+    }
+
+    #[test]
+    fn a_policy_holds_one_to_eight_limits_each_with_its_own_state_name() {
+        let q = Quota::new(Algorithm::Gcra, 1, Duration::from_secs(1), None).unwrap();
+        assert_eq!(Policy::with_limits("p", []), Err(PolicyError::Limits(0)));
+        let nine = (0..9).map(|_| Limit::new(q));
+        assert_eq!(Policy::with_limits("p", nine), Err(PolicyError::Limits(9)));
+        let three = Policy::with_limits("p", (0..3).map(|_| Limit::new(q))).unwrap();
+        let names: Vec<&str> = three.limits().iter().map(Limit::state_name).collect();
+        assert_eq!(names, ["p", "p#1", "p#2"]);
     }
 }

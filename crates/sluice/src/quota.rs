@@ -19,7 +19,7 @@ pub const MAX_LIMIT: u64 = 1_000_000_000;
 pub const MAX_LOG_LIMIT: u64 = 100_000;
 
 /// The largest scaled quantity a quota may lead to: a bucket's scaled
-/// capacity (see [`Quota::scaled_capacity`]), and `limit × period_us` for
+/// capacity (`burst` in scaled units; see [`Quota`]), and `limit × period_us` for
 /// the sliding window counter. Redis's Lua numbers are doubles, exact for
 /// integers up to 2^53; keeping every operand at or below 2^50 leaves room
 /// for the sums and products of the scripts' exact integer division, so
@@ -266,18 +266,18 @@ impl Quota {
     }
 
     /// Scaled units that one token is worth (`period_us / gcd`).
-    pub fn scaled_unit(&self) -> u64 {
+    pub(crate) fn scaled_unit(&self) -> u64 {
         self.unit
     }
 
     /// Scaled units the bucket regains per microsecond (`limit / gcd`).
-    pub fn refill_per_us(&self) -> u64 {
+    pub(crate) fn refill_per_us(&self) -> u64 {
         self.refill_per_us
     }
 
     /// The bucket capacity in scaled units: `burst × scaled_unit`, at most
     /// [`MAX_SCALED`] for bucket algorithms.
-    pub fn scaled_capacity(&self) -> u64 {
+    pub(crate) fn scaled_capacity(&self) -> u64 {
         self.burst.saturating_mul(self.unit)
     }
 

@@ -58,19 +58,25 @@ impl From<sluice::Error> for ApiError {
             Error::DuplicatePolicy(name) => {
                 ApiError::bad_request(format!("policy {name:?} is named twice in \"policies\""))
             }
-            Error::Store(e) => {
-                // The details (which may name hosts) go to the log only.
-                tracing::warn!(error = %e, "the store failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    if e.is_transient() {
-                        "the rate limit store is unavailable"
-                    } else {
-                        "the rate limit store gave an unexpected answer"
-                    },
-                )
-            }
+            Error::Store(e) => ApiError::store(&e),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
+    }
+}
+
+impl ApiError {
+    /// 503: the store failed. The cause is logged whole (it may name
+    /// hosts); the client learns only whether it may pass.
+    pub fn store(e: &sluice::StoreError) -> ApiError {
+        tracing::warn!(error = %sluice::error::chain(e), "the store failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            if e.is_transient() {
+                "the rate limit store is unavailable"
+            } else {
+                "the rate limit store gave an unexpected answer"
+            },
+        )
     }
 }
 

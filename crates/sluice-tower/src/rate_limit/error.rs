@@ -36,9 +36,7 @@ impl Rejection {
             sluice::Error::InvalidKey { .. } => Rejection::InvalidKey,
             // The layer's own policy and cost: a misconfiguration, not the
             // client's fault.
-            sluice::Error::UnknownPolicy(_)
-            | sluice::Error::InvalidCost
-            | sluice::Error::DuplicatePolicy(_) => Rejection::Misconfigured,
+            _ => Rejection::Misconfigured,
         }
     }
 

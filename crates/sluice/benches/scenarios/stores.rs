@@ -25,13 +25,7 @@ fn bench_store<S: Store>(c: &mut Criterion, name: &str, make: impl Fn(FakeClock)
         let quota = quota(a);
         let clock = FakeClock::new(START_US);
         let store = make(clock.clone());
-        let check = Check {
-            policy: "api",
-            key: "user-0000042",
-            quota: &quota,
-            cost: 1,
-            shadow: false,
-        };
+        let check = Check::new("api", "user-0000042", &quota, 1);
         let mut t = START_US;
         group.bench_function(a.name(), |b| {
             b.iter(|| {
@@ -52,20 +46,8 @@ fn bench_store<S: Store>(c: &mut Criterion, name: &str, make: impl Fn(FakeClock)
     let clock = FakeClock::new(START_US);
     let store = make(clock.clone());
     let checks = [
-        Check {
-            policy: "per-second",
-            key: "user-0000042",
-            quota: &second,
-            cost: 1,
-            shadow: false,
-        },
-        Check {
-            policy: "per-minute",
-            key: "user-0000042",
-            quota: &minute,
-            cost: 1,
-            shadow: false,
-        },
+        Check::new("per-second", "user-0000042", &second, 1),
+        Check::new("per-minute", "user-0000042", &minute, 1),
     ];
     let mut t = START_US;
     group.bench_function("two_policies", |b| {

@@ -11,9 +11,9 @@ use crate::{Decision, Quota};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
     /// The window's index `k`: it starts at `k × period` µs after the epoch.
-    pub window: u64,
+    pub(crate) window: u64,
     /// Units admitted in that window.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,

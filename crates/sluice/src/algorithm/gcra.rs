@@ -9,7 +9,7 @@
 //! level is `burst·T - (TAT - now)`.
 //!
 //! Times are kept in units of `1 / (limit / g)` microseconds, so `T` is the
-//! whole number [`Quota::scaled_unit`]; the TAT is stored as whole
+//! whole number of scaled units per token (see [`Quota`]); the TAT is stored as whole
 //! microseconds plus a remainder so that it fits Redis's Lua numbers too.
 
 use super::ceil_div;
@@ -19,9 +19,9 @@ use crate::{Decision, Quota};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
     /// Whole microseconds since the Unix epoch.
-    pub at_us: u64,
+    pub(crate) at_us: u64,
     /// The fraction of a microsecond, in units of `1 / refill_per_us`.
-    pub frac: u64,
+    pub(crate) frac: u64,
 }
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,
@@ -38,10 +38,10 @@ pub fn decide(
 
 /// What [`step`] found besides the decision.
 pub(super) struct Step {
-    pub decision: Decision,
+    pub(crate) decision: Decision,
     /// How far the TAT was ahead of `now` before this request, in scaled
     /// time units (`1 / refill_per_us` µs): the backlog in the bucket.
-    pub backlog: u64,
+    pub(crate) backlog: u64,
 }
 
 /// The GCRA step, also used by the leaky bucket, which adds the delay.

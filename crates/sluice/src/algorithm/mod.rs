@@ -9,6 +9,21 @@
 //! the key as it stands.
 //!
 //! Every store, in memory or in Redis, must decide exactly as these steps.
+//!
+//! # Adding an algorithm
+//!
+//! 1. A module here with its `State` and `decide` (and `refund`, see the
+//!    Redis store's `refund.lua`), documented like the others.
+//! 2. A variant of [`Algorithm`] with its name in [`Algorithm::name`] and
+//!    [`Algorithm::ALL`] (and whether it has a burst).
+//! 3. A line in `algorithms!` below: it makes the [`Step`], the [`State`]
+//!    variant and the dispatch.
+//! 4. A line in `slots!` in the memory store's `entry.rs` (where the state
+//!    sits beside the quota's fingerprint).
+//! 5. A `.lua` file in the Redis store's `lua/` with the same step, listed
+//!    in `scripts.rs` (its code is its position in [`Algorithm::ALL`]).
+//! 6. Its reference model in `tests/common` and a row in the contract traces:
+//!    the property and contract tests then hold every store to the step.
 
 pub mod fixed_window;
 pub mod gcra;
@@ -19,22 +34,106 @@ pub mod token_bucket;
 
 use crate::{Algorithm, Decision, Quota};
 
-/// The stored state of one key, whichever its algorithm.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum State {
-    /// See [`token_bucket`].
-    TokenBucket(token_bucket::State),
-    /// See [`gcra`].
-    Gcra(gcra::State),
-    /// See [`leaky_bucket`].
-    LeakyBucket(leaky_bucket::State),
-    /// See [`fixed_window`].
-    FixedWindow(fixed_window::State),
-    /// See [`sliding_window_log`]; boxed so that the log does not make
-    /// every other state larger.
-    SlidingWindowLog(Box<sliding_window_log::State>),
-    /// See [`sliding_window_counter`].
-    SlidingWindowCounter(sliding_window_counter::State),
+/// One algorithm: its pure step and the state it keeps per key.
+///
+/// Every store decides through this trait, so an algorithm is defined once.
+/// A step does no I/O, takes no lock and reads no clock.
+pub trait Step {
+    /// The algorithm this step decides.
+    const ALGORITHM: Algorithm;
+    /// What the step keeps per key.
+    type State: Clone + std::fmt::Debug + PartialEq;
+
+    /// Decides a request of `cost` at `now_us`; returns the state to store,
+    /// `None` when nothing changes (a denial, or a cost of zero).
+    fn decide(
+        state: Option<&Self::State>,
+        quota: &Quota,
+        cost: u64,
+        now_us: u64,
+    ) -> (Decision, Option<Self::State>);
+
+    /// This algorithm's state as a [`State`].
+    fn wrap(state: Self::State) -> State;
+
+    /// The state in `state` if it is this algorithm's.
+    fn peel(state: &State) -> Option<&Self::State>;
+}
+
+/// Something to do with an algorithm's [`Step`], whichever it is: what
+/// [`visit`] calls with the step of an [`Algorithm`].
+pub(crate) trait Visitor {
+    /// What the visit gives.
+    type Output;
+    /// Does it with step `A`.
+    fn visit<A: Step>(self) -> Self::Output;
+}
+
+/// Declares every algorithm once: its [`Step`] (a unit struct whose
+/// `decide` is the module's), its [`State`] variant, and its arm of
+/// [`visit`], the one place that goes from an [`Algorithm`] to its step.
+macro_rules! algorithms {
+    ($($variant:ident => $module:ident as $stored:ty),* $(,)?) => {
+        /// The stored state of one key, whichever its algorithm.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum State {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant($stored),
+            )*
+        }
+
+        $(
+            #[doc = concat!("The [`Step`] of [`", stringify!($module), "`].")]
+            #[derive(Clone, Copy, Debug)]
+            pub struct $variant;
+
+            impl Step for $variant {
+                const ALGORITHM: Algorithm = Algorithm::$variant;
+                type State = $module::State;
+
+                #[inline(always)]
+                fn decide(
+                    state: Option<&Self::State>,
+                    quota: &Quota,
+                    cost: u64,
+                    now_us: u64,
+                ) -> (Decision, Option<Self::State>) {
+                    $module::decide(state, quota, cost, now_us)
+                }
+
+                fn wrap(state: Self::State) -> State {
+                    State::$variant(state.into())
+                }
+
+                fn peel(state: &State) -> Option<&Self::State> {
+                    match state {
+                        State::$variant(s) => Some(std::borrow::Borrow::borrow(s)),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )*
+
+        /// Calls `visitor` with the step of `algorithm`.
+        #[inline(always)]
+        pub(crate) fn visit<V: Visitor>(algorithm: Algorithm, visitor: V) -> V::Output {
+            match algorithm {
+                $(Algorithm::$variant => visitor.visit::<$variant>(),)*
+            }
+        }
+    };
+}
+
+algorithms! {
+    TokenBucket => token_bucket as token_bucket::State,
+    Gcra => gcra as gcra::State,
+    LeakyBucket => leaky_bucket as leaky_bucket::State,
+    FixedWindow => fixed_window as fixed_window::State,
+    // Boxed so that the log does not make every other state larger.
+    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State>,
+    SlidingWindowCounter => sliding_window_counter as sliding_window_counter::State,
 }
 
 /// Decides a request of `cost` at `now_us` by the quota's algorithm.
@@ -61,71 +160,27 @@ pub fn decide(
     cost: u64,
     now_us: u64,
 ) -> (Decision, Option<State>) {
-    fn stored<S>(
-        step: (Decision, Option<S>),
-        wrap: impl FnOnce(S) -> State,
-    ) -> (Decision, Option<State>) {
-        (step.0, step.1.map(wrap))
+    struct Decide<'a> {
+        state: Option<&'a State>,
+        quota: &'a Quota,
+        cost: u64,
+        now_us: u64,
     }
-    match quota.algorithm() {
-        Algorithm::TokenBucket => {
-            let state = match state {
-                Some(State::TokenBucket(s)) => Some(s),
-                _ => None,
-            };
-            stored(
-                token_bucket::decide(state, quota, cost, now_us),
-                State::TokenBucket,
-            )
-        }
-        Algorithm::Gcra => {
-            let state = match state {
-                Some(State::Gcra(s)) => Some(s),
-                _ => None,
-            };
-            stored(gcra::decide(state, quota, cost, now_us), State::Gcra)
-        }
-        Algorithm::LeakyBucket => {
-            let state = match state {
-                Some(State::LeakyBucket(s)) => Some(s),
-                _ => None,
-            };
-            stored(
-                leaky_bucket::decide(state, quota, cost, now_us),
-                State::LeakyBucket,
-            )
-        }
-        Algorithm::FixedWindow => {
-            let state = match state {
-                Some(State::FixedWindow(s)) => Some(s),
-                _ => None,
-            };
-            stored(
-                fixed_window::decide(state, quota, cost, now_us),
-                State::FixedWindow,
-            )
-        }
-        Algorithm::SlidingWindowLog => {
-            let state = match state {
-                Some(State::SlidingWindowLog(s)) => Some(&**s),
-                _ => None,
-            };
-            stored(
-                sliding_window_log::decide(state, quota, cost, now_us),
-                |s| State::SlidingWindowLog(Box::new(s)),
-            )
-        }
-        Algorithm::SlidingWindowCounter => {
-            let state = match state {
-                Some(State::SlidingWindowCounter(s)) => Some(s),
-                _ => None,
-            };
-            stored(
-                sliding_window_counter::decide(state, quota, cost, now_us),
-                State::SlidingWindowCounter,
-            )
+    impl Visitor for Decide<'_> {
+        type Output = (Decision, Option<State>);
+        fn visit<A: Step>(self) -> Self::Output {
+            let state = self.state.and_then(A::peel);
+            let (decision, next) = A::decide(state, self.quota, self.cost, self.now_us);
+            (decision, next.map(A::wrap))
         }
     }
+    let decide = Decide {
+        state,
+        quota,
+        cost,
+        now_us,
+    };
+    visit(quota.algorithm(), decide)
 }
 
 /// What a request of cost 1 would be told at `now_us`, without consuming

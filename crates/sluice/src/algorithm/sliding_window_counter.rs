@@ -18,11 +18,11 @@ use crate::{Decision, Quota};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
     /// The current window's index `k`: it starts at `k × period` µs.
-    pub window: u64,
+    pub(crate) window: u64,
     /// Units admitted in window `k`.
-    pub current: u64,
+    pub(crate) current: u64,
     /// Units admitted in window `k - 1`.
-    pub previous: u64,
+    pub(crate) previous: u64,
 }
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,

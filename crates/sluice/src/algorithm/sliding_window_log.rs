@@ -13,16 +13,16 @@ use crate::{Decision, Quota};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// When it was admitted, in microseconds since the Unix epoch.
-    pub at_us: u64,
+    pub(crate) at_us: u64,
     /// Units admitted at that microsecond.
-    pub cost: u64,
+    pub(crate) cost: u64,
 }
 
 /// The admissions of the last period, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     /// Logged admissions in time order.
-    pub entries: VecDeque<Entry>,
+    pub(crate) entries: VecDeque<Entry>,
 }
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,

@@ -18,9 +18,9 @@ use crate::{Decision, Quota};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
     /// Tokens in the bucket, in scaled units.
-    pub level: u64,
+    pub(crate) level: u64,
     /// When `level` was measured, in microseconds since the Unix epoch.
-    pub at_us: u64,
+    pub(crate) at_us: u64,
 }
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,

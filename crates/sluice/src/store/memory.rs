@@ -38,7 +38,7 @@ use self::entry::{Entry, Probe, Slot, expiry};
 use self::index::Index;
 use crate::algorithm;
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Check, Store, admitted_together};
+use crate::store::{Check, Store, admitted_together, ensure_distinct};
 use crate::{Decision, Quota, StoreError};
 
 /// A shard is never swept below this many entries: sweeping tiny tables
@@ -60,7 +60,7 @@ const DEFAULT_SHARDS: usize = 64;
 /// let clock = FakeClock::new(0);
 /// let store = MemoryStore::with_clock(clock.clone());
 /// let quota = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(1), None).unwrap();
-/// let check = Check { policy: "api", key: "alice", quota: &quota, cost: 1, shadow: false };
+/// let check = Check::new("api", "alice", &quota, 1);
 /// assert!(store.decide_one(&check).await.unwrap().allowed);
 /// assert!(!store.decide_one(&check).await.unwrap().allowed);
 /// clock.advance(Duration::from_secs(1));
@@ -315,7 +315,7 @@ impl<C: Clock> MemoryStore<C> {
         if admitted_together(checks, &mut decisions) {
             return decisions;
         }
-        // Denied: undo every charge, newest first (a key may appear twice),
+        // Denied: undo every charge, newest first,
         // then report each check's standing state.
         for (i, undo) in undos.into_iter().enumerate().rev() {
             if let Some(undo) = undo {
@@ -373,6 +373,7 @@ impl Undo {
 
 impl<C: Clock> Store for MemoryStore<C> {
     async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
+        ensure_distinct(checks)?;
         Ok(match checks {
             [] => Vec::new(),
             [one] => vec![self.decide_single(one)],
@@ -390,7 +391,7 @@ impl<C: Clock> Store for MemoryStore<C> {
         let hash = probe.hash(&self.hasher);
         let table = self.shards[self.shard_of(hash)].table.lock();
         let slot = table.find(hash, &probe).map(|at| &table.entries[at].slot);
-        let state = Slot::state(slot, self.fingerprint(check.quota));
+        let state = Slot::state(slot, check.quota.algorithm(), self.fingerprint(check.quota));
         Ok(algorithm::peek(state.as_ref(), check.quota, now))
     }
 

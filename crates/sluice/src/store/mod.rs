@@ -4,19 +4,41 @@
 //! A store is handed whole decisions to make ([`Check`]s), not reads and
 //! writes, so that a remote store can make them atomically in one round
 //! trip. Every store decides exactly as [`algorithm::decide`](crate::algorithm::decide).
+//!
+//! # Layout
+//!
+//! - [`memory`]: [`MemoryStore`](memory::MemoryStore), the embedded default.
+//! - `redis`: the `RedisStore` (feature `redis`), deciding inside Redis.
+//! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
 
+mod boxed;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 use std::future::Future;
+use std::sync::Arc;
+
+pub use boxed::BoxStore;
 
 use crate::{Decision, Quota, StoreError};
 
 /// One decision to make: charge `cost` to `key` under `policy`'s `quota`.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{Algorithm, Check, Quota};
+///
+/// let quota = Quota::new(Algorithm::Gcra, 10, Duration::from_secs(1), None).unwrap();
+/// let check = Check::new("api", "user-42", &quota, 1).with_shadow(true);
+/// assert!(check.shadow);
+/// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Check<'a> {
-    /// The policy's name: keys of different policies never share state.
+    /// The policy's name (for a policy's second and later limits, the name
+    /// of that limit's state, such as `api#1`): keys of different policies
+    /// never share state.
     pub policy: &'a str,
     /// The client's key (an API key, an address, a user id).
     pub key: &'a str,
@@ -29,10 +51,39 @@ pub struct Check<'a> {
     pub shadow: bool,
 }
 
+impl<'a> Check<'a> {
+    /// A check of `cost` on `key` under `policy`'s `quota`, not in shadow mode.
+    pub fn new(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
+        Check {
+            policy,
+            key,
+            quota,
+            cost,
+            shadow: false,
+        }
+    }
+
+    /// The same check, in shadow mode when `shadow`.
+    pub fn with_shadow(mut self, shadow: bool) -> Check<'a> {
+        self.shadow = shadow;
+        self
+    }
+
+    /// The same check with another cost (zero reports the key as it stands).
+    pub fn with_cost(mut self, cost: u64) -> Check<'a> {
+        self.cost = cost;
+        self
+    }
+}
+
 /// A place that keeps limiter state and decides checks against it.
 ///
 /// Implementations must be exact under concurrency: no interleaving of
 /// concurrent calls may admit more than the algorithm allows.
+///
+/// A store that wraps another (a fallback, a cache, a metrics recorder)
+/// implements this trait over its inner store, as a tower `Layer` wraps a
+/// `Service`; [`BoxStore`] holds any of them behind one type.
 pub trait Store: Send + Sync + 'static {
     /// Decides every check at one instant, all or nothing: the request is
     /// admitted only if every non-shadow check admits it, and then every
@@ -41,6 +92,11 @@ pub trait Store: Send + Sync + 'static {
     /// Returns one decision per check, in order. When the request is denied,
     /// the checks that alone would have admitted it report `allowed` with
     /// their standing state (nothing was taken from them).
+    ///
+    /// The checks of one call name distinct (policy, key) pairs: a call that
+    /// names one twice is refused with [`StoreError::DuplicateCheck`] before
+    /// anything is decided (what the second should see of the first's
+    /// charge has no good answer when the call is all or nothing).
     fn decide(
         &self,
         checks: &[Check<'_>],
@@ -66,6 +122,57 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets `check.key` under `check.policy`: its next check finds it
     /// untouched. `check.cost` is ignored.
     fn reset(&self, check: &Check<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the store can decide now (a Redis `PING`); always for a
+    /// store in this process.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Refuses `checks` that name the same (policy, key) twice: the rule of
+/// [`Store::decide`], applied by every store before it decides anything.
+pub(crate) fn ensure_distinct(checks: &[Check<'_>]) -> Result<(), StoreError> {
+    for (i, check) in checks.iter().enumerate() {
+        if checks[..i]
+            .iter()
+            .any(|c| c.policy == check.policy && c.key == check.key)
+        {
+            return Err(StoreError::DuplicateCheck {
+                policy: check.policy.to_owned(),
+                key: check.key.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl<S: Store> Store for Arc<S> {
+    fn decide(
+        &self,
+        checks: &[Check<'_>],
+    ) -> impl Future<Output = Result<Vec<Decision>, StoreError>> + Send {
+        S::decide(self, checks)
+    }
+
+    fn decide_one(
+        &self,
+        check: &Check<'_>,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send {
+        S::decide_one(self, check)
+    }
+
+    fn peek(&self, check: &Check<'_>) -> impl Future<Output = Result<Decision, StoreError>> + Send {
+        S::peek(self, check)
+    }
+
+    fn reset(&self, check: &Check<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::reset(self, check)
+    }
+
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::ping(self)
+    }
 }
 
 /// Applies the all-or-nothing rule to decisions made one by one: whether

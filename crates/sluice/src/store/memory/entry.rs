@@ -10,7 +10,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use crate::algorithm::{
-    self, fixed_window, gcra, leaky_bucket, sliding_window_counter, sliding_window_log,
+    self, Step, fixed_window, gcra, leaky_bucket, sliding_window_counter, sliding_window_log,
     token_bucket,
 };
 use crate::{Algorithm, Decision, Quota};
@@ -180,43 +180,98 @@ fn hash_parts(hasher: &impl BuildHasher, policy: &[u8], key: &[u8]) -> u64 {
     h.finish()
 }
 
-/// A key's state and the fingerprint of the quota it was made under (a key
-/// whose quota changed starts afresh instead of reading its old state in
-/// the new units). [`algorithm::State`] with the fingerprint in each variant,
-/// where it takes the room that padding after the tag would.
-#[derive(Clone)]
-pub(super) enum Slot {
-    TokenBucket(u32, token_bucket::State),
-    Gcra(u32, gcra::State),
-    LeakyBucket(u32, leaky_bucket::State),
-    FixedWindow(u32, fixed_window::State),
-    SlidingWindowLog(u32, Box<sliding_window_log::State>),
-    SlidingWindowCounter(u32, sliding_window_counter::State),
+/// How an algorithm's state sits in a [`Slot`].
+trait Slotted: Step {
+    /// `state` made under the quota of `fingerprint`, as a slot.
+    fn into_slot(fingerprint: u32, state: Self::State) -> Slot;
+    /// The fingerprint and the state in `slot`, if it is this algorithm's.
+    fn in_slot(slot: &Slot) -> Option<(u32, &Self::State)>;
+    /// [`Slotted::in_slot`], to change the state in place.
+    fn in_slot_mut(slot: &mut Slot) -> Option<(u32, &mut Self::State)>;
+}
+
+/// Declares [`Slot`] with one variant per algorithm, and how each
+/// algorithm's state goes in and out of it.
+macro_rules! slots {
+    ($($variant:ident($stored:ty)),* $(,)?) => {
+        /// A key's state and the fingerprint of the quota it was made under
+        /// (a key whose quota changed starts afresh instead of reading its
+        /// old state in the new units). [`algorithm::State`] with the
+        /// fingerprint in each variant, where it takes the room that padding
+        /// after the tag would.
+        #[derive(Clone)]
+        pub(super) enum Slot {
+            $($variant(u32, $stored),)*
+        }
+
+        $(
+            impl Slotted for algorithm::$variant {
+                fn into_slot(fingerprint: u32, state: Self::State) -> Slot {
+                    Slot::$variant(fingerprint, state.into())
+                }
+
+                fn in_slot(slot: &Slot) -> Option<(u32, &Self::State)> {
+                    match slot {
+                        Slot::$variant(f, s) => Some((*f, std::borrow::Borrow::borrow(s))),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+
+                #[inline(always)]
+                fn in_slot_mut(slot: &mut Slot) -> Option<(u32, &mut Self::State)> {
+                    match slot {
+                        Slot::$variant(f, s) => Some((*f, std::borrow::BorrowMut::borrow_mut(s))),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )*
+
+        /// Calls `visitor` with the step of `algorithm`, as
+        /// [`algorithm::visit`] does, where the step is [`Slotted`] too.
+        #[inline(always)]
+        fn visit<V: SlotVisitor>(algorithm: Algorithm, visitor: V) -> V::Output {
+            match algorithm {
+                $(Algorithm::$variant => visitor.visit::<algorithm::$variant>(),)*
+            }
+        }
+    };
+}
+
+slots! {
+    TokenBucket(token_bucket::State),
+    Gcra(gcra::State),
+    LeakyBucket(leaky_bucket::State),
+    FixedWindow(fixed_window::State),
+    SlidingWindowLog(Box<sliding_window_log::State>),
+    SlidingWindowCounter(sliding_window_counter::State),
+}
+
+/// [`algorithm::Visitor`] for steps that are [`Slotted`].
+trait SlotVisitor {
+    type Output;
+    fn visit<A: Slotted>(self) -> Self::Output;
 }
 
 impl Slot {
-    fn fingerprint(&self) -> u32 {
-        match self {
-            Slot::TokenBucket(f, _)
-            | Slot::Gcra(f, _)
-            | Slot::LeakyBucket(f, _)
-            | Slot::FixedWindow(f, _)
-            | Slot::SlidingWindowLog(f, _)
-            | Slot::SlidingWindowCounter(f, _) => *f,
+    /// The state, if it was made under the quota of `algorithm` and
+    /// `fingerprint`.
+    pub(super) fn state(
+        slot: Option<&Slot>,
+        algorithm: Algorithm,
+        fingerprint: u32,
+    ) -> Option<algorithm::State> {
+        struct Read<'a>(&'a Slot, u32);
+        impl SlotVisitor for Read<'_> {
+            type Output = Option<algorithm::State>;
+            fn visit<A: Slotted>(self) -> Self::Output {
+                let (f, state) = A::in_slot(self.0)?;
+                (f == self.1).then(|| A::wrap(state.clone()))
+            }
         }
-    }
-
-    /// The state, if it was made under the quota of `fingerprint`.
-    pub(super) fn state(slot: Option<&Slot>, fingerprint: u32) -> Option<algorithm::State> {
-        use algorithm::State;
-        Some(match slot.filter(|s| s.fingerprint() == fingerprint)? {
-            Slot::TokenBucket(_, s) => State::TokenBucket(*s),
-            Slot::Gcra(_, s) => State::Gcra(*s),
-            Slot::LeakyBucket(_, s) => State::LeakyBucket(*s),
-            Slot::FixedWindow(_, s) => State::FixedWindow(*s),
-            Slot::SlidingWindowLog(_, s) => State::SlidingWindowLog(s.clone()),
-            Slot::SlidingWindowCounter(_, s) => State::SlidingWindowCounter(*s),
-        })
+        visit(algorithm, Read(slot?, fingerprint))
     }
 
     /// [`algorithm::decide`] on an untouched key: the slot to store, if any.
@@ -226,33 +281,16 @@ impl Slot {
         cost: u64,
         now_us: u64,
     ) -> (Decision, Option<Slot>) {
-        let f = fingerprint;
-        match quota.algorithm() {
-            Algorithm::TokenBucket => {
-                let (d, next) = token_bucket::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::TokenBucket(f, s)))
-            }
-            Algorithm::Gcra => {
-                let (d, next) = gcra::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::Gcra(f, s)))
-            }
-            Algorithm::LeakyBucket => {
-                let (d, next) = leaky_bucket::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::LeakyBucket(f, s)))
-            }
-            Algorithm::FixedWindow => {
-                let (d, next) = fixed_window::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::FixedWindow(f, s)))
-            }
-            Algorithm::SlidingWindowLog => {
-                let (d, next) = sliding_window_log::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::SlidingWindowLog(f, Box::new(s))))
-            }
-            Algorithm::SlidingWindowCounter => {
-                let (d, next) = sliding_window_counter::decide(None, quota, cost, now_us);
-                (d, next.map(|s| Slot::SlidingWindowCounter(f, s)))
+        struct Fresh<'a>(u32, &'a Quota, u64, u64);
+        impl SlotVisitor for Fresh<'_> {
+            type Output = (Decision, Option<Slot>);
+            fn visit<A: Slotted>(self) -> Self::Output {
+                let Fresh(f, quota, cost, now_us) = self;
+                let (d, next) = A::decide(None, quota, cost, now_us);
+                (d, next.map(|s| A::into_slot(f, s)))
             }
         }
+        visit(quota.algorithm(), Fresh(fingerprint, quota, cost, now_us))
     }
 }
 
@@ -261,8 +299,8 @@ impl Entry {
     /// was made under the quota of `fingerprint`; writes the new state in
     /// place. Returns the decision and whether anything was written.
     ///
-    /// Each arm calls the algorithm's own step on the state where it lies,
-    /// so the decision is the algorithm's and nothing is copied on the way.
+    /// The algorithm's own step runs on the state where it lies, so the
+    /// decision is the algorithm's and nothing is copied on the way.
     #[inline(always)]
     pub(super) fn decide(
         &mut self,
@@ -271,33 +309,37 @@ impl Entry {
         cost: u64,
         now_us: u64,
     ) -> (Decision, bool) {
-        let (decision, wrote) = match (quota.algorithm(), &mut self.slot) {
-            (Algorithm::TokenBucket, Slot::TokenBucket(f, s)) if *f == fingerprint => {
-                step(s, |s| token_bucket::decide(s, quota, cost, now_us))
+        struct InPlace<'a> {
+            slot: &'a mut Slot,
+            fingerprint: u32,
+            quota: &'a Quota,
+            cost: u64,
+            now_us: u64,
+        }
+        impl SlotVisitor for InPlace<'_> {
+            type Output = Option<(Decision, bool)>;
+            #[inline(always)]
+            fn visit<A: Slotted>(self) -> Self::Output {
+                let (f, state) = A::in_slot_mut(self.slot)?;
+                if f != self.fingerprint {
+                    return None;
+                }
+                Some(step(state, |s| {
+                    A::decide(s, self.quota, self.cost, self.now_us)
+                }))
             }
-            (Algorithm::Gcra, Slot::Gcra(f, s)) if *f == fingerprint => {
-                step(s, |s| gcra::decide(s, quota, cost, now_us))
-            }
-            (Algorithm::LeakyBucket, Slot::LeakyBucket(f, s)) if *f == fingerprint => {
-                step(s, |s| leaky_bucket::decide(s, quota, cost, now_us))
-            }
-            (Algorithm::FixedWindow, Slot::FixedWindow(f, s)) if *f == fingerprint => {
-                step(s, |s| fixed_window::decide(s, quota, cost, now_us))
-            }
-            (Algorithm::SlidingWindowLog, Slot::SlidingWindowLog(f, s)) if *f == fingerprint => {
-                step(&mut **s, |s| {
-                    sliding_window_log::decide(s, quota, cost, now_us)
-                })
-            }
-            (Algorithm::SlidingWindowCounter, Slot::SlidingWindowCounter(f, s))
-                if *f == fingerprint =>
-            {
-                step(s, |s| {
-                    sliding_window_counter::decide(s, quota, cost, now_us)
-                })
-            }
+        }
+        let in_place = InPlace {
+            slot: &mut self.slot,
+            fingerprint,
+            quota,
+            cost,
+            now_us,
+        };
+        let (decision, wrote) = match visit(quota.algorithm(), in_place) {
+            Some(decided) => decided,
             // Another quota's state: the key starts afresh.
-            _ => match Slot::fresh(fingerprint, quota, cost, now_us) {
+            None => match Slot::fresh(fingerprint, quota, cost, now_us) {
                 (d, Some(slot)) => {
                     self.slot = slot;
                     (d, true)

@@ -325,6 +325,10 @@ impl Store for RedisStore {
     async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
         self.query(redis::cmd("DEL").arg(self.key_of(check))).await
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        RedisStore::ping(self).await
+    }
 }
 
 /// The nodes of a `redis+cluster://[credentials@]host:port,host:port` URL,

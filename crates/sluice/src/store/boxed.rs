@@ -1,0 +1,114 @@
+//! [`BoxStore`]: any [`Store`] behind one type, chosen at run time.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{Check, Store};
+use crate::{Decision, StoreError};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Any store, or any stack of store decorators, behind one type: what a
+/// program that picks its store at start-up holds (as tower's `BoxService`
+/// holds any service). Each call costs one allocation for its future.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{Algorithm, BoxStore, Check, MemoryStore, Quota, Store};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = BoxStore::new(MemoryStore::new());
+/// let quota = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
+/// assert!(store.decide_one(&Check::new("api", "k", &quota, 1)).await.unwrap().allowed);
+/// assert!(!store.decide_one(&Check::new("api", "k", &quota, 1)).await.unwrap().allowed);
+/// # });
+/// ```
+pub struct BoxStore {
+    inner: Box<dyn DynStore>,
+}
+
+impl BoxStore {
+    /// `store` behind the common type.
+    pub fn new(store: impl Store) -> BoxStore {
+        BoxStore {
+            inner: Box::new(store),
+        }
+    }
+}
+
+impl std::fmt::Debug for BoxStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoxStore")
+    }
+}
+
+/// [`Store`] with boxed futures, so that it can be a trait object.
+trait DynStore: Send + Sync + 'static {
+    fn decide<'a, 'c>(
+        &'a self,
+        checks: &'a [Check<'c>],
+    ) -> BoxFuture<'a, Result<Vec<Decision>, StoreError>>;
+    fn decide_one<'a, 'c>(
+        &'a self,
+        check: &'a Check<'c>,
+    ) -> BoxFuture<'a, Result<Decision, StoreError>>;
+    fn peek<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<Decision, StoreError>>;
+    fn reset<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+impl<S: Store> DynStore for S {
+    fn decide<'a, 'c>(
+        &'a self,
+        checks: &'a [Check<'c>],
+    ) -> BoxFuture<'a, Result<Vec<Decision>, StoreError>> {
+        Box::pin(Store::decide(self, checks))
+    }
+
+    fn decide_one<'a, 'c>(
+        &'a self,
+        check: &'a Check<'c>,
+    ) -> BoxFuture<'a, Result<Decision, StoreError>> {
+        Box::pin(Store::decide_one(self, check))
+    }
+
+    fn peek<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<Decision, StoreError>> {
+        Box::pin(Store::peek(self, check))
+    }
+
+    fn reset<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::reset(self, check))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::ping(self))
+    }
+}
+
+impl Store for BoxStore {
+    fn decide(
+        &self,
+        checks: &[Check<'_>],
+    ) -> impl Future<Output = Result<Vec<Decision>, StoreError>> + Send {
+        async move { self.inner.decide(checks).await }
+    }
+
+    fn decide_one(
+        &self,
+        check: &Check<'_>,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send {
+        async move { self.inner.decide_one(check).await }
+    }
+
+    fn peek(&self, check: &Check<'_>) -> impl Future<Output = Result<Decision, StoreError>> + Send {
+        async move { self.inner.peek(check).await }
+    }
+
+    fn reset(&self, check: &Check<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.inner.reset(check).await }
+    }
+
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.ping()
+    }
+}
