@@ -1,15 +1,21 @@
 //! Sluice's configuration file: `store`, `redis` and `policies`, read with
 //! the generic [`Walker`] into a checked [`FileConfig`].
+//!
+//! A policy is one limit (`algorithm`, `limit`, `period`, `burst`,
+//! `overrides`, beside `shadow`) or a list of up to 8 of them under
+//! `limits` (with `shadow` beside the list); each limit has its own
+//! algorithm and overrides, and an override inherits from its own limit.
 
 use std::time::Duration;
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{Node, Span};
-use sluice::{Algorithm, Policy, Quota, QuotaError, RedisOptions};
+use sluice::policy::MAX_LIMITS;
+use sluice::{Algorithm, Limit, Policy, Quota, QuotaError, RedisOptions};
 
 use super::error::ConfigErrors;
 use super::store::StoreSpec;
-use super::yaml::{self, Walker, describe, join};
+use super::yaml::{self, Walker, describe, index, join};
 
 /// What a configuration file says; absent fields are `None`.
 #[derive(Debug)]
@@ -31,7 +37,11 @@ const POLICY_FIELDS: &[&str] = &[
     "burst",
     "shadow",
     "overrides",
+    "limits",
 ];
+/// The fields of one limit: a policy's own in the single-limit form, or an
+/// element of its `limits`.
+const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
 const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
 
 /// Parses the text of the configuration file `file`, listing every error
@@ -43,7 +53,7 @@ pub fn parse(text: &str, file: &str) -> Result<FileConfig, ConfigErrors> {
     walker.finish(config)
 }
 
-/// The raw numbers of a policy or an override, before inheritance.
+/// The raw numbers of a limit or an override, before inheritance.
 #[derive(Clone, Copy, Default)]
 struct Numbers {
     limit: Option<u64>,
@@ -139,42 +149,104 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
     }
 }
 
+/// Reads one policy, written either as one limit (its fields beside
+/// `shadow`) or as `limits`, a list of them. `None` when anything in it is
+/// invalid (already reported).
 fn policy(w: &mut Walker<'_>, name: &MarkedScalarNode, body: &Node) -> Option<Policy> {
     let path = join("policies", name.as_str());
     let map = w.mapping(body, &path, POLICY_FIELDS)?;
-    let algorithm = match map.get_node("algorithm") {
-        None => Some(Algorithm::default()),
-        Some(node) => w.parsed(node, &join(&path, "algorithm"), "an algorithm name"),
+    let limits = match map.get_node("limits") {
+        None => limit(w, map, &path).map(|l| vec![l]),
+        Some(node) => limits(w, map, node, &path),
     };
-    let numbers = numbers(w, map, &path, true);
     let shadow = match map.get_node("shadow") {
         None => Some(false),
         Some(node) => w.boolean(node, &join(&path, "shadow")),
     };
-    let quota = match (algorithm, numbers) {
-        (Some(algorithm), Some(n)) => quota(w, algorithm, n, &path, map),
-        _ => None,
-    };
-    let policy = match quota.map(|q| Policy::new(name.as_str(), q)) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => {
+    match Policy::with_limits(name.as_str(), limits?) {
+        Ok(policy) => Some(policy.with_shadow(shadow?)),
+        Err(e) => {
             w.error(name.span(), &path, e.to_string());
             None
         }
-        None => None,
+    }
+}
+
+/// Reads a policy's `limits` (the list at `node`), after checking that the
+/// policy's mapping holds none of a single limit's fields beside it.
+fn limits(
+    w: &mut Walker<'_>,
+    policy: &MarkedMappingNode,
+    node: &Node,
+    path: &str,
+) -> Option<Vec<Limit>> {
+    let mut complete = true;
+    for (key, _) in policy.iter() {
+        if LIMIT_FIELDS.contains(&key.as_str()) {
+            w.error(
+                key.span(),
+                &join(path, key.as_str()),
+                "cannot be set beside `limits`; set it in each limit of the list",
+            );
+            complete = false;
+        }
+    }
+    let path = join(path, "limits");
+    let list = w.sequence(
+        node,
+        &path,
+        "a list of limits such as [{limit: 10, period: 1s}]",
+    )?;
+    if list.is_empty() {
+        w.error(node.span(), &path, "at least one limit is required");
+        return None;
+    }
+    if let Some(extra) = list.get(MAX_LIMITS) {
+        w.error(
+            extra.span(),
+            &path,
+            format!("at most {MAX_LIMITS} limits per policy, got {}", list.len()),
+        );
+        complete = false;
+    }
+    let mut limits = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let item_path = index(&path, i);
+        match w
+            .mapping(item, &item_path, LIMIT_FIELDS)
+            .and_then(|map| limit(w, map, &item_path))
+        {
+            Some(l) => limits.push(l),
+            None => complete = false,
+        }
+    }
+    complete.then_some(limits)
+}
+
+/// Reads one limit's `algorithm`, `limit`, `period`, `burst` and
+/// `overrides` from `map`. `None` when any is invalid (already reported).
+fn limit(w: &mut Walker<'_>, map: &MarkedMappingNode, path: &str) -> Option<Limit> {
+    let algorithm = match map.get_node("algorithm") {
+        None => Some(Algorithm::default()),
+        Some(node) => w.parsed(node, &join(path, "algorithm"), "an algorithm name"),
+    };
+    let numbers = numbers(w, map, path, true);
+    let quota = match (algorithm, numbers) {
+        (Some(algorithm), Some(n)) => quota(w, algorithm, n, path, map),
+        _ => None,
     };
     let overrides = match map.get_node("overrides") {
         None => Some(Vec::new()),
-        Some(node) => overrides(w, node, &path, algorithm.zip(numbers)),
+        Some(node) => overrides(w, node, path, algorithm.zip(numbers)),
     };
-    let mut policy = policy?.with_shadow(shadow?);
+    let mut limit = Limit::new(quota?);
     for (key, quota) in overrides? {
-        policy = policy.with_override(key, quota);
+        limit = limit.with_override(key, quota);
     }
-    Some(policy)
+    Some(limit)
 }
 
-/// Reads a policy's `overrides`; `base` is the policy's algorithm and
+/// Reads a limit's `overrides`; `base` is the limit's algorithm and
 /// numbers when they are valid. `None` when anything is invalid.
 fn overrides(
     w: &mut Walker<'_>,
@@ -203,8 +275,8 @@ fn overrides(
             complete = false;
             continue;
         };
-        // Inherit every field the override does not set; a burst the
-        // policy did not set follows the effective limit.
+        // Inherit every field the override does not set from its limit; a
+        // burst the limit did not set follows the effective limit.
         let merged = Numbers {
             limit: own.limit.or(n.limit),
             period: own.period.or(n.period),

@@ -15,7 +15,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
 use marked_yaml::{LoaderOptions, Node, Span};
 
 use super::error::{ConfigError, ConfigErrors, Origin};
@@ -29,7 +29,10 @@ pub(crate) fn load(text: &str, file: &str, top: &str) -> Result<Node, ConfigErro
         .error_on_duplicate_keys(true)
         .toplevel_mapping();
     match marked_yaml::parse_yaml_with_options(0, text, options) {
-        Ok(root) => Ok(root),
+        Ok(mut root) => {
+            place_empty_values(&mut root);
+            Ok(root)
+        }
         Err(_)
             if text
                 .lines()
@@ -40,6 +43,24 @@ pub(crate) fn load(text: &str, file: &str, top: &str) -> Result<Node, ConfigErro
             )))
         }
         Err(e) => Err(load_error(&e, file, top).into()),
+    }
+}
+
+/// Gives every field written with no value (`limit:`) its key's span: the
+/// parser places such an empty value where the next token starts, often on
+/// the next line, and an error about it should name the field's own line.
+fn place_empty_values(node: &mut Node) {
+    match node {
+        Node::Scalar(_) => {}
+        Node::Sequence(items) => items.iter_mut().for_each(place_empty_values),
+        Node::Mapping(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Node::Scalar(s) if s.as_str().is_empty() => *s.span_mut() = *key.span(),
+                    value => place_empty_values(value),
+                }
+            }
+        }
     }
 }
 
@@ -143,6 +164,24 @@ impl<'a> Walker<'a> {
         Some(map)
     }
 
+    /// The node as a list; `expected` describes it (`a list of limits`).
+    pub(crate) fn sequence<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        expected: &str,
+    ) -> Option<&'n MarkedSequenceNode> {
+        let sequence = node.as_sequence();
+        if sequence.is_none() {
+            self.error(
+                node.span(),
+                path,
+                format!("must be {expected}, got {}", describe(node)),
+            );
+        }
+        sequence
+    }
+
     /// The node as a scalar; `expected` describes it (`a key prefix`).
     pub(crate) fn scalar<'n>(
         &mut self,
@@ -244,6 +283,12 @@ pub(crate) fn join(path: &str, field: &str) -> String {
     }
 }
 
+/// The path of the `index`th element (from 0) of the list at `path`:
+/// `policies.api.limits[1]`.
+pub(crate) fn index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
 /// What a node is, for an error that says what it got instead.
 pub(crate) fn describe(node: &Node) -> String {
     match node {
@@ -298,11 +343,17 @@ mod tests {
     }
 
     #[test]
-    fn mappings_report_every_unknown_field() {
-        let text = "m:\n  x: 1\n  y: 2\n  z: 3\nl:\n  - 1\n";
+    fn mappings_report_every_unknown_field_and_lists_index_their_paths() {
+        let text = "m:\n  x: 1\n  y: 2\n  z: 3\nl:\n  - 1\n  - nope\n";
         let got = walk(text, |w, node, key| match key {
             "m" => assert!(w.mapping(node, key, &["x"]).is_some()),
-            "l" => assert!(w.mapping(node, key, &[]).is_none()),
+            "l" => {
+                let list = w.sequence(node, key, "a list of numbers").unwrap();
+                for (i, item) in list.iter().enumerate() {
+                    w.positive(item, &index(key, i));
+                }
+                assert!(w.mapping(node, key, &[]).is_none());
+            }
             _ => unreachable!(),
         });
         assert_eq!(
@@ -310,6 +361,7 @@ mod tests {
             [
                 "w.yaml:3: m.y: unknown field; expected one of x",
                 "w.yaml:4: m.z: unknown field; expected one of x",
+                "w.yaml:7: l[1]: must be a positive integer, got nope",
                 "w.yaml:6: l: must be a mapping, got a list",
             ]
         );
@@ -331,6 +383,11 @@ mod tests {
             message("a: 1\nb: 2\na: 3\n"),
             "w.yaml:3: duplicate key \"a\" (first defined on line 1)"
         );
+        let root = load("a:\n  b:\n  c: 1\n", "w.yaml", "a mapping").unwrap();
+        let b = root.as_mapping().unwrap().get_node("a").unwrap();
+        let b = b.as_mapping().unwrap().get_node("b").unwrap();
+        let line = b.span().start().map(|m| m.line());
+        assert_eq!(line, Some(2), "a field with no value is on its own line");
         let empty = load("# only a comment\n\n", "w.yaml", "a mapping").unwrap();
         assert!(empty.as_mapping().is_some_and(|m| m.is_empty()));
     }
