@@ -83,7 +83,7 @@ async fn serve<S: Store>(
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/api/resource", get(resource))
-        .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).on_denied(|_| too_many()));
+        .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())?.on_denied(|_| too_many()));
     println!("article-api listening on http://{addr}/api/resource (store: {store})");
     axum::serve(
         listener,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sluice::{Algorithm, Limiter, Policy, Quota, RedisOptions};
 
 use crate::config::StoreSpec;
-use crate::stores::AnyStore;
+use crate::stores;
 
 /// How keys are chosen for each decision.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -98,7 +98,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         prefix: "sluice-bench".into(),
         ..RedisOptions::default()
     };
-    let store = AnyStore::open(&options.store, &redis).await?;
+    let store = stores::open(&options.store, &redis).await?;
     let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
     let limiter = Limiter::new(store, [policy]);
     let keys: Arc<Vec<String>> =

@@ -2,7 +2,7 @@
 //! and the HTTP API answers it.
 
 use serde::Serialize;
-use sluice::{Algorithm, Decision, Quota};
+use sluice::{Algorithm, Decision, Quota, Verdict};
 
 /// One decision as JSON:
 /// `{"allowed": true, "policy": "api", "key": "user-42", "limit": 10,
@@ -55,6 +55,18 @@ impl<'a> DecisionBody<'a> {
                 .then(|| ceil_ms(decision.delay)),
             shadow: decision.shadow,
         }
+    }
+}
+
+impl<'a> DecisionBody<'a> {
+    /// The body for a policy's `verdict` on `key`.
+    pub fn of(verdict: &Verdict<'a>, key: &'a str) -> DecisionBody<'a> {
+        DecisionBody::new(
+            verdict.policy().name(),
+            key,
+            verdict.quota(),
+            &verdict.decision,
+        )
     }
 }
 

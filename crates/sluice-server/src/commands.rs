@@ -7,7 +7,7 @@ use sluice::{Error, Limiter};
 
 use crate::body::DecisionBody;
 use crate::config::{Config, ConfigErrors};
-use crate::stores::AnyStore;
+use crate::stores;
 
 /// Checks the configuration file at `path`: the number of policies it
 /// defines, or every error in it.
@@ -22,9 +22,9 @@ pub async fn check<'a>(
     key: &'a str,
     cost: u64,
 ) -> anyhow::Result<DecisionBody<'a>> {
-    let store = AnyStore::open(&config.store, &config.redis).await?;
+    let store = stores::open(&config.store, &config.redis).await?;
     let limiter = Limiter::new(store, config.policies);
-    let decision = match limiter.check(policy, key, cost).await {
+    let resolved = match limiter.resolve(policy, key) {
         Err(Error::UnknownPolicy(name)) => {
             let mut known: Vec<&str> = limiter.policies().iter().map(|p| p.name()).collect();
             known.sort_unstable();
@@ -33,9 +33,14 @@ pub async fn check<'a>(
                 known.join(", ")
             )
         }
-        other => other.with_context(|| format!("checking {key:?} against policy {policy:?}"))?,
+        other => other?,
     };
-    let quota = limiter.policy(policy).map(|p| *p.quota_for(key));
-    let quota = quota.context("the policy vanished while deciding")?;
-    Ok(DecisionBody::new(policy, key, &quota, &decision))
+    let verdict = (limiter.decide_one(resolved, cost).await)
+        .with_context(|| format!("checking {key:?} against policy {policy:?}"))?;
+    Ok(DecisionBody::new(
+        policy,
+        key,
+        verdict.quota(),
+        &verdict.decision,
+    ))
 }

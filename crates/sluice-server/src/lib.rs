@@ -6,8 +6,10 @@
 //! - [`config`]: the YAML file, environment variables and flags, checked, with errors that name file, line and field.
 //! - [`body`]: the JSON body of a decision, shared by `sluice check` and the HTTP API.
 //! - [`stores`]: opening the store a configuration names.
-//! - [`server`]: `sluice serve`: start, shared state, admin token, reload on SIGHUP, drain on SIGTERM.
-//! - [`http`]: the HTTP API's routes and handlers, described by `openapi.json`.
+//! - [`service`]: the transport-neutral decision service every transport calls: it resolves,
+//!   decides, times, counts metrics and store errors, and answers verdicts to render.
+//! - [`http`]: the HTTP API, an adapter over the service, described by `openapi.json`.
+//! - [`server`]: `sluice serve`: the process: listeners, signals, reload on SIGHUP, drain on SIGTERM.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
@@ -21,4 +23,5 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod service;
 pub mod stores;

@@ -11,7 +11,6 @@
 //! The handles of each policy are looked up once, when the policies are
 //! loaded, so a decision only bumps atomics.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -19,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sluice::{Decision, Policy};
+use sluice::Decision;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -65,9 +64,12 @@ pub struct PolicyMetrics {
 }
 
 impl PolicyMetrics {
-    /// Counts a decision of `outcome` that took `elapsed`.
-    pub fn record(&self, outcome: Outcome, elapsed: Duration) {
-        self.outcomes[outcome as usize].inc();
+    /// Counts a decision of `outcome` (none for a policy whose admission
+    /// was not charged because another policy denied) that took `elapsed`.
+    pub fn record(&self, outcome: Option<Outcome>, elapsed: Duration) {
+        if let Some(outcome) = outcome {
+            self.outcomes[outcome as usize].inc();
+        }
         self.duration.observe(elapsed.as_secs_f64());
     }
 }
@@ -114,18 +116,13 @@ impl Metrics {
         }
     }
 
-    /// The handles of every policy in `policies`, by name.
-    pub fn for_policies<'a>(
-        &self,
-        policies: impl IntoIterator<Item = &'a Policy>,
-    ) -> HashMap<String, PolicyMetrics> {
-        policies
-            .into_iter()
-            .map(|p| (p.name().to_owned(), self.for_policy(p.name())))
-            .collect()
+    /// The store's kind, as the metrics label it.
+    pub fn store(&self) -> &'static str {
+        self.store
     }
 
-    fn for_policy(&self, policy: &str) -> PolicyMetrics {
+    /// The handles of the policy named `policy`.
+    pub fn for_policy(&self, policy: &str) -> PolicyMetrics {
         let outcome = |name: &str| {
             let labels = vec![("policy", policy.to_owned()), ("outcome", name.to_owned())];
             self.decisions.get_or_create(&labels).clone()
@@ -174,12 +171,11 @@ mod tests {
     #[test]
     fn renders_decisions_durations_and_errors_by_label() {
         let metrics = Metrics::new("memory");
-        let policy = crate::config::default_policy();
-        let handles = metrics.for_policies([&policy]);
-        let api = &handles["default"];
-        api.record(Outcome::Allowed, Duration::from_micros(30));
-        api.record(Outcome::Allowed, Duration::from_micros(30));
-        api.record(Outcome::ShadowDenied, Duration::from_micros(30));
+        let api = metrics.for_policy("default");
+        api.record(Some(Outcome::Allowed), Duration::from_micros(30));
+        api.record(Some(Outcome::Allowed), Duration::from_micros(30));
+        api.record(Some(Outcome::ShadowDenied), Duration::from_micros(30));
+        api.record(None, Duration::from_micros(30));
         metrics.store_error();
         metrics.reload(false);
         let text = metrics.render();
@@ -187,8 +183,8 @@ mod tests {
             r#"sluice_decisions_total{policy="default",outcome="allowed"} 2"#,
             r#"sluice_decisions_total{policy="default",outcome="shadow_denied"} 1"#,
             r#"sluice_decisions_total{policy="default",outcome="denied"} 0"#,
-            r#"sluice_decision_duration_seconds_count{policy="default",store="memory"} 3"#,
-            r#"sluice_decision_duration_seconds_bucket{le="0.00005",policy="default",store="memory"} 3"#,
+            r#"sluice_decision_duration_seconds_count{policy="default",store="memory"} 4"#,
+            r#"sluice_decision_duration_seconds_bucket{le="0.00005",policy="default",store="memory"} 4"#,
             "sluice_store_errors_total 1",
             r#"sluice_config_reloads_total{result="error"} 1"#,
         ] {

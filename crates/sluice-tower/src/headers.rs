@@ -19,7 +19,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use sluice::{Decision, Quota};
+use sluice::{Decision, Quota, Verdict};
 
 /// `RateLimit-Limit`: the most units the key can be granted at once.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -43,22 +43,20 @@ pub struct Standing<'a> {
     pub decision: &'a Decision,
 }
 
-/// The index of the most restrictive of `standings`: a denial before any
-/// admission, the longest wait among denials (never admissible first), and
-/// among admissions the fewest units remaining, then the latest reset.
-/// `None` only when `standings` is empty.
+impl<'v> From<&'v Verdict<'_>> for Standing<'v> {
+    fn from(verdict: &'v Verdict<'_>) -> Standing<'v> {
+        Standing {
+            policy: verdict.policy().name(),
+            quota: verdict.quota(),
+            decision: &verdict.decision,
+        }
+    }
+}
+
+/// The index of the most restrictive of `standings` (see
+/// [`sluice::most_restrictive`]); `None` only when `standings` is empty.
 pub fn most_restrictive(standings: &[Standing<'_>]) -> Option<usize> {
-    let severity = |s: &Standing<'_>| {
-        let d = s.decision;
-        let wait = d.retry_after.unwrap_or(Duration::MAX);
-        (
-            !d.allowed,
-            wait,
-            std::cmp::Reverse(d.remaining),
-            d.reset_after,
-        )
-    };
-    (0..standings.len()).max_by_key(|&i| severity(&standings[i]))
+    sluice::most_restrictive(standings.iter().map(|s| s.decision))
 }
 
 /// Sets the rate-limit headers for a request decided by `standings`: the

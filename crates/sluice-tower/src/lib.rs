@@ -20,7 +20,7 @@
 //! let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota)?]);
 //! let app = Router::new()
 //!     .route("/", get(|| async { "hello" }))
-//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()));
+//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! // The peer address reaches the layer as `ConnectInfo<SocketAddr>`.
 //! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
@@ -43,4 +43,6 @@ pub mod key;
 pub mod rate_limit;
 
 pub use key::KeyBy;
-pub use rate_limit::{RateLimit, RateLimitLayer, ResponseBody, ResponseFuture, Unkeyed};
+pub use rate_limit::{
+    OnStoreError, RateLimit, RateLimitLayer, ResponseBody, ResponseFuture, Unkeyed,
+};

@@ -45,7 +45,7 @@ fn api_key() -> KeyBy {
 
 #[tokio::test]
 async fn three_admitted_then_429_with_exact_headers_and_json_body() {
-    let (app, calls) = app(RateLimitLayer::new(limiter(3), "api", KeyBy::peer_ip()));
+    let (app, calls) = app(RateLimitLayer::new(limiter(3), "api", KeyBy::peer_ip()).unwrap());
     let addr = serve(app).await;
     let http = Http::new();
     // The bucket refills one token every 20 s, so it is full again 20 s
@@ -97,7 +97,7 @@ async fn an_admission_keeps_the_inner_status_headers_and_body() {
                 )
             }),
         )
-        .layer(RateLimitLayer::new(limiter(5), "api", KeyBy::peer_ip()));
+        .layer(RateLimitLayer::new(limiter(5), "api", KeyBy::peer_ip()).unwrap());
     let reply = Http::new().get(serve(app).await, "/", &[]).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.header("x-inner"), "kept");
@@ -108,7 +108,7 @@ async fn an_admission_keeps_the_inner_status_headers_and_body() {
 
 #[tokio::test]
 async fn each_api_key_in_a_header_gets_its_own_limit() {
-    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", api_key()));
+    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", api_key()).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let with_key = |key: &'static str| [("x-api-key", key)];
     assert_eq!(http.get(addr, "/", &with_key("a")).await.status, 200);
@@ -133,7 +133,7 @@ async fn each_api_key_in_a_header_gets_its_own_limit() {
 async fn behind_a_trusted_proxy_each_forwarded_client_gets_its_own_limit() {
     // The test client's address, 127.0.0.1, is the trusted proxy.
     let key_by = KeyBy::forwarded(nets(&["127.0.0.0/8"]));
-    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by));
+    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let from = |client: &'static str| [("x-forwarded-for", client)];
     assert_eq!(http.get(addr, "/", &from("203.0.113.7")).await.status, 200);
@@ -150,7 +150,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_gets_its_own_limit() {
 #[tokio::test]
 async fn from_an_untrusted_peer_the_forwarded_headers_are_ignored() {
     let key_by = KeyBy::forwarded(nets(&["10.0.0.0/8"]));
-    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by));
+    let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let from = |client: &'static str| [("x-forwarded-for", client)];
     assert_eq!(http.get(addr, "/", &from("203.0.113.7")).await.status, 200);
@@ -163,7 +163,7 @@ async fn from_an_untrusted_peer_the_forwarded_headers_are_ignored() {
 #[tokio::test]
 async fn unkeyed_requests_are_rejected_by_default_or_follow_on_unkeyed() {
     let http = Http::new();
-    let (reject, calls) = app(RateLimitLayer::new(limiter(1), "api", api_key()));
+    let (reject, calls) = app(RateLimitLayer::new(limiter(1), "api", api_key()).unwrap());
     let reply = http.get(serve(reject).await, "/", &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.header("content-type"), "application/json");
@@ -173,7 +173,9 @@ async fn unkeyed_requests_are_rejected_by_default_or_follow_on_unkeyed() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 
-    let allow = RateLimitLayer::new(limiter(1), "api", api_key()).on_unkeyed(Unkeyed::Allow);
+    let allow = RateLimitLayer::new(limiter(1), "api", api_key())
+        .unwrap()
+        .on_unkeyed(Unkeyed::Allow);
     let addr = serve(app(allow).0).await;
     for _ in 0..3 {
         let reply = http.get(addr, "/", &[]).await;
@@ -182,6 +184,7 @@ async fn unkeyed_requests_are_rejected_by_default_or_follow_on_unkeyed() {
     }
 
     let shared = RateLimitLayer::new(limiter(1), "api", api_key())
+        .unwrap()
         .on_unkeyed(Unkeyed::SharedKey("anonymous".into()));
     let addr = serve(app(shared).0).await;
     assert_eq!(http.get(addr, "/", &[]).await.status, 200);
@@ -189,13 +192,10 @@ async fn unkeyed_requests_are_rejected_by_default_or_follow_on_unkeyed() {
     assert_eq!(http.get(addr, "/", &[("x-api-key", "a")]).await.status, 200);
 }
 
-#[tokio::test]
-async fn a_policy_missing_from_the_limiter_is_500() {
-    let (app, calls) = app(RateLimitLayer::new(limiter(1), "nope", KeyBy::peer_ip()));
-    let reply = Http::new().get(serve(app).await, "/", &[]).await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(reply.body, r#"{"error":"rate limiter misconfigured"}"#);
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+#[test]
+fn a_policy_missing_from_the_limiter_is_refused_when_the_layer_is_built() {
+    let error = RateLimitLayer::new(limiter(1), "nope", KeyBy::peer_ip()).unwrap_err();
+    assert!(matches!(error, sluice::Error::UnknownPolicy(name) if name == "nope"));
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn a_store_error_is_503_and_leaks_nothing() {
     let mut redis = RedisServer::start();
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     let limiter = Limiter::new(store, [policy("api", 5)]);
-    let (app, calls) = app(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()));
+    let (app, calls) = app(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let reply = http.get(addr, "/", &[]).await;
     assert_eq!(reply.status, StatusCode::OK, "Redis log:\n{}", redis.log());
@@ -224,7 +224,7 @@ async fn a_store_error_is_503_and_leaks_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clones_of_the_layer_enforce_one_limit_under_concurrency() {
     // axum clones the service for every request: the clones share one limit.
-    let (app, calls) = app(RateLimitLayer::new(limiter(10), "api", KeyBy::peer_ip()));
+    let (app, calls) = app(RateLimitLayer::new(limiter(10), "api", KeyBy::peer_ip()).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -244,6 +244,7 @@ async fn clones_of_the_layer_enforce_one_limit_under_concurrency() {
 #[tokio::test]
 async fn on_denied_replaces_the_body_and_keeps_the_headers() {
     let layer = RateLimitLayer::new(limiter(2), "api", KeyBy::peer_ip())
+        .unwrap()
         .cost(NonZeroU64::new(2).unwrap())
         .on_denied(|decision| {
             let mut response = Response::new(Full::from(format!("{} left\n", decision.remaining)));

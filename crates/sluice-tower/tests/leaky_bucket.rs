@@ -33,12 +33,12 @@ async fn the_inner_service_runs_only_once_the_delay_has_passed() {
     let limiter = Limiter::new(store, [Policy::new("queue", quota).unwrap()]);
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
-    let service = RateLimitLayer::new(limiter, "queue", KeyBy::peer_ip()).layer(service_fn(
-        move |_: Request<()>| {
+    let service = RateLimitLayer::new(limiter, "queue", KeyBy::peer_ip())
+        .unwrap()
+        .layer(service_fn(move |_: Request<()>| {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok::<_, Infallible>(Response::new(String::from("served"))) }
-        },
-    ));
+        }));
     let request = || {
         let mut request = Request::new(());
         let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();

@@ -233,11 +233,7 @@ impl<S: Store> Limiter<S> {
         let checks: Vec<Check<'a>> = resolved.iter().flat_map(|r| r.checks(cost)).collect();
         let decisions = self.store.decide(&checks).await?;
         if decisions.len() != checks.len() {
-            return Err(Error::Store(crate::StoreError::Protocol(format!(
-                "the store answered {} decisions for {} checks",
-                decisions.len(),
-                checks.len()
-            ))));
+            return Err(answered_wrong(decisions.len(), checks.len()));
         }
         let mut rest = &decisions[..];
         let mut verdicts = Vec::with_capacity(resolved.len());
@@ -247,6 +243,35 @@ impl<S: Store> Limiter<S> {
             rest = after;
         }
         Ok(verdicts)
+    }
+
+    /// [`Limiter::decide`] for one policy: its verdict.
+    pub async fn decide_one<'a>(
+        &self,
+        resolved: Resolved<'a>,
+        cost: u64,
+    ) -> Result<Verdict<'a>, Error> {
+        if cost == 0 {
+            return Err(Error::InvalidCost);
+        }
+        if let [limit] = resolved.policy.limits() {
+            // The common case: one check, no vectors to build.
+            let check = Check::new(
+                limit.state_name(),
+                resolved.key,
+                limit.quota_for(resolved.key),
+                cost,
+            )
+            .with_shadow(resolved.policy.shadow());
+            let decision = self.store.decide_one(&check).await?;
+            return Ok(resolved.verdict(&[decision]));
+        }
+        let checks: Vec<Check<'a>> = resolved.checks(cost).collect();
+        let decisions = self.store.decide(&checks).await?;
+        if decisions.len() != checks.len() {
+            return Err(answered_wrong(decisions.len(), checks.len()));
+        }
+        Ok(resolved.verdict(&decisions))
     }
 
     /// What a check of cost 1 would be told under `resolved`, without
@@ -309,6 +334,13 @@ impl<S: Store> Limiter<S> {
         }
         Ok(())
     }
+}
+
+/// The error for a store that answered `got` decisions for `want` checks.
+fn answered_wrong(got: usize, want: usize) -> Error {
+    Error::Store(crate::StoreError::Protocol(format!(
+        "the store answered {got} decisions for {want} checks"
+    )))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 
 /// Handles `GET /healthz`: 200 while the process runs.
 pub async fn healthz() -> Json<Value> {
@@ -13,15 +13,14 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Handles `GET /readyz`: 200 when the store answers, 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let store = state.store_kind();
-    match state.active().limiter.store().ping().await {
+pub async fn readyz(State(service): State<DecisionService>) -> (StatusCode, Json<Value>) {
+    let store = service.store_kind();
+    match service.ready().await {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({"status": "ready", "store": store})),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check: the store does not answer");
             let error = if e.is_transient() {
                 "the store does not answer"
             } else {

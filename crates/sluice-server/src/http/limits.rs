@@ -10,41 +10,36 @@ use sluice_tower::headers::Standing;
 use crate::body::DecisionBody;
 use crate::http::decision_response;
 use crate::http::error::ApiError;
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 
 type PolicyAndKey = Result<Path<(String, String)>, PathRejection>;
 
 /// Handles `GET /v1/limits/{policy}/{key}`: what a cost-1 check would be
 /// told, without charging anything. Always 200.
-pub async fn peek(State(state): State<AppState>, path: PolicyAndKey) -> Result<Response, ApiError> {
+pub async fn peek(
+    State(service): State<DecisionService>,
+    path: PolicyAndKey,
+) -> Result<Response, ApiError> {
     let (policy, key) = policy_and_key(path)?;
-    let active = state.active();
-    let found = active
-        .limiter
-        .policy(&policy)
-        .ok_or_else(|| sluice::Error::UnknownPolicy(policy.clone()))?;
-    let decision = (active.limiter.peek(&policy, &key).await).inspect_err(|e| {
-        state.count_store_error(e);
-    })?;
-    let quota = found.quota_for(&key);
-    let body = DecisionBody::new(&policy, &key, quota, &decision);
-    let standing = Standing {
-        policy: &policy,
-        quota,
-        decision: &decision,
-    };
-    Ok(decision_response(StatusCode::OK, &[standing], &body))
+    let snapshot = service.snapshot();
+    let verdict = snapshot.peek(&policy, &key).await?;
+    let body = DecisionBody::of(&verdict, &key);
+    Ok(decision_response(
+        StatusCode::OK,
+        &[Standing::from(&verdict)],
+        &body,
+    ))
 }
 
 /// Handles `DELETE /v1/limits/{policy}/{key}`: forgets the key (204).
 /// Needs `Authorization: Bearer <SLUICE_ADMIN_TOKEN>`: 401 without it,
 /// 403 when no token is configured (the admin API is off).
 pub async fn reset(
-    State(state): State<AppState>,
+    State(service): State<DecisionService>,
     headers: HeaderMap,
     path: PolicyAndKey,
 ) -> Result<Response, ApiError> {
-    let Some(token) = state.admin_token() else {
+    let Some(token) = service.admin_token() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "the admin API is off; set SLUICE_ADMIN_TOKEN to turn it on",
@@ -65,15 +60,7 @@ pub async fn reset(
         return Ok(response);
     }
     let (policy, key) = policy_and_key(path)?;
-    state
-        .active()
-        .limiter
-        .reset(&policy, &key)
-        .await
-        .inspect_err(|e| {
-            state.count_store_error(e);
-        })?;
-    tracing::info!(policy, key, "key reset by the admin API");
+    service.snapshot().reset(&policy, &key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

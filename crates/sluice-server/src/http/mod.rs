@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use sluice_tower::headers::{self, Standing};
 
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 use error::ApiError;
 
 /// The largest request body accepted, in bytes.
@@ -26,8 +26,8 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// Every route of the API over `state`.
-pub fn router(state: AppState) -> Router {
+/// Every route of the API over `service`.
+pub fn router(service: DecisionService) -> Router {
     Router::new()
         .route("/v1/check", post(check::check))
         .route(
@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(service)
 }
 
 /// A decision's answer: `status`, the rate-limit headers for `standings`,
@@ -60,11 +60,11 @@ pub fn decision_response(
     response
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(service): State<DecisionService>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     (
         [(header::CONTENT_TYPE, content_type)],
-        state.metrics().render(),
+        service.metrics().render(),
     )
         .into_response()
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use sluice::{Policy, Quota};
 
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 
 #[derive(Serialize)]
 struct PolicyList<'a> {
@@ -79,8 +79,8 @@ pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Byte
 }
 
 /// Handles `GET /v1/policies`.
-pub async fn list(State(state): State<AppState>) -> Response {
-    let body = state.active().policies_json.clone();
+pub async fn list(State(service): State<DecisionService>) -> Response {
+    let body = policies_json(service.snapshot().policies());
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,8 +1,12 @@
-//! `sluice serve`: the decision service, its start, reload and shutdown.
+//! `sluice serve`: the process around the [`DecisionService`]: its
+//! listeners, signals, reload and shutdown. The only module that knows
+//! every transport.
+//!
+//! # Layout
+//!
+//! - [`signals`]: SIGTERM and Ctrl-C stop, SIGHUP reloads.
 
-pub mod admin;
 pub mod signals;
-pub mod state;
 
 use std::future::Future;
 
@@ -14,8 +18,8 @@ use sluice::Limiter;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Flags};
-use crate::stores::AnyStore;
-use state::AppState;
+use crate::service::DecisionService;
+use crate::stores;
 
 /// The address `sluice serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -25,19 +29,44 @@ pub const LISTEN_ENV: &str = "SLUICE_LISTEN";
 /// without it.
 pub const ADMIN_TOKEN_ENV: &str = "SLUICE_ADMIN_TOKEN";
 
-/// Answers HTTP/1.1 on `listener` with `state` until `shutdown` completes,
-/// then stops accepting and returns once the requests in flight are
-/// answered.
+/// Where `sluice serve` listens: one socket per transport.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Listeners {
+    /// The HTTP API.
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// The HTTP API on `http`, and no other transport.
+    pub fn http(http: TcpListener) -> Listeners {
+        Listeners { http }
+    }
+}
+
+/// Serves `service` on every one of `listeners` until `shutdown`
+/// completes, then stops accepting and returns once the requests in flight
+/// are answered.
+pub async fn run(
+    service: DecisionService,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_http(service, listeners.http, shutdown).await
+}
+
+/// Answers HTTP/1.1 on `listener` with the API over `service` until
+/// `shutdown` completes, then drains.
 ///
 /// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
 /// once, not after Nagle's delay) and answers pipelined requests with one
 /// write per batch rather than one per answer (hyper's `pipeline_flush`).
-pub async fn run(
-    state: AppState,
+async fn serve_http(
+    service: DecisionService,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::http::router(state);
+    let app = crate::http::router(service);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.pipeline_flush(true);
     let connections = GracefulShutdown::new();
@@ -81,23 +110,23 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let store = AnyStore::open(&config.store, &config.redis).await?;
+    let store = stores::open(&config.store, &config.redis).await?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let state = AppState::new(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV));
+    let service = DecisionService::new(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV));
     tracing::info!(
         %address,
         store = %config.store,
         %policies,
-        admin_api = state.admin_token().is_some(),
+        admin_api = service.admin_token().is_some(),
         "sluice listening"
     );
-    signals::reload_on_hangup(state.clone(), flags, config.store, env);
-    run(state, listener, signals::terminate()).await?;
+    signals::reload_on_hangup(service.clone(), flags, config.store, env);
+    run(service, Listeners::http(listener), signals::terminate()).await?;
     tracing::info!("sluice stopped");
     Ok(())
 }

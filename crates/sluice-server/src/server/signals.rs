@@ -5,7 +5,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, Flags, StoreSpec};
 use crate::server::policy_names;
-use crate::server::state::AppState;
+use crate::service::DecisionService;
 
 /// Completes on the first SIGTERM or Ctrl-C (SIGINT).
 pub async fn terminate() {
@@ -32,7 +32,7 @@ pub async fn terminate() {
 /// a different store in the new configuration needs a restart, and is
 /// logged as such.
 pub fn reload_on_hangup(
-    state: AppState,
+    service: DecisionService,
     flags: Flags,
     store: StoreSpec,
     env: impl Fn(&str) -> Option<String> + Send + 'static,
@@ -56,12 +56,12 @@ pub fn reload_on_hangup(
                         );
                     }
                     let policies = policy_names(&config);
-                    state.replace_policies(config.policies);
-                    state.metrics().reload(true);
+                    service.replace_policies(config.policies);
+                    service.metrics().reload(true);
                     tracing::info!(%policies, "SIGHUP: configuration reloaded");
                 }
                 Err(errors) => {
-                    state.metrics().reload(false);
+                    service.metrics().reload(false);
                     tracing::error!(
                         "SIGHUP: configuration refused, the running one stays:\n{errors}"
                     );

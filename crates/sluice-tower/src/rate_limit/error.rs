@@ -22,7 +22,8 @@ pub(crate) enum Rejection {
     Unkeyed,
     /// The key is longer than [`sluice::MAX_KEY_LEN`] bytes: 400.
     InvalidKey,
-    /// The layer names a policy the limiter does not have: 500.
+    /// Any other error of the limiter (none is expected: the policy was
+    /// checked when the layer was built, and the cost is positive): 500.
     Misconfigured,
     /// The store could not decide: 503.
     Unavailable,

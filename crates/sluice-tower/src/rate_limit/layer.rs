@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use sluice::{Decision, Limiter, Store};
+use sluice::{Decision, Limiter, Store, StoreError};
 use tower_layer::Layer;
 
 use super::RateLimit;
@@ -30,6 +30,45 @@ pub enum Unkeyed {
 /// [`RateLimitLayer::on_denied`].
 pub(crate) type DeniedHook = Arc<dyn Fn(&Decision) -> Response<Full<Bytes>> + Send + Sync>;
 
+/// Builds the response to a request that could not be decided; see
+/// [`OnStoreError::respond`].
+type StoreErrorHook = Arc<dyn Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// What to do with a request when the store cannot decide (Redis is down,
+/// say). Whichever is chosen, the failure is logged with its cause at
+/// `warn`.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum OnStoreError {
+    /// Answer 503 `{"error": "rate limiter unavailable"}`: fail closed.
+    #[default]
+    Reject,
+    /// Let the request through without rate-limit headers: fail open.
+    Admit,
+    /// Answer what the function builds from the error.
+    Respond(StoreErrorHook),
+}
+
+impl OnStoreError {
+    /// Answers what `f` builds from the store's error.
+    pub fn respond<F>(f: F) -> OnStoreError
+    where
+        F: Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        OnStoreError::Respond(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for OnStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnStoreError::Reject => "Reject",
+            OnStoreError::Admit => "Admit",
+            OnStoreError::Respond(_) => "Respond(..)",
+        })
+    }
+}
+
 /// What every [`RateLimit`] made by one layer shares.
 pub(crate) struct Config<S> {
     pub(crate) limiter: Limiter<S>,
@@ -38,6 +77,7 @@ pub(crate) struct Config<S> {
     pub(crate) unkeyed: Unkeyed,
     pub(crate) cost: NonZeroU64,
     pub(crate) on_denied: Option<DeniedHook>,
+    pub(crate) on_store_error: OnStoreError,
 }
 
 impl<S> Clone for Config<S> {
@@ -49,6 +89,7 @@ impl<S> Clone for Config<S> {
             unkeyed: self.unkeyed.clone(),
             cost: self.cost,
             on_denied: self.on_denied.clone(),
+            on_store_error: self.on_store_error.clone(),
         }
     }
 }
@@ -73,22 +114,52 @@ impl<S> Clone for RateLimitLayer<S> {
 }
 
 impl<S: Store> RateLimitLayer<S> {
-    /// Limits requests by `policy` of `limiter`, each keyed by `key_by`,
-    /// costing 1, rejecting unkeyed requests.
+    /// Limits requests by `policy` of `limiter` (all of its limits), each
+    /// keyed by `key_by`, costing 1, rejecting unkeyed requests and
+    /// answering 503 when the store fails.
     ///
-    /// A `policy` that `limiter` does not have is a misconfiguration that
-    /// every request reports as 500.
-    pub fn new(limiter: Limiter<S>, policy: impl Into<String>, key_by: KeyBy) -> Self {
-        RateLimitLayer {
+    /// A `policy` that `limiter` does not have is an error here, so that a
+    /// misspelt name is found when the service is built.
+    pub fn new(
+        limiter: Limiter<S>,
+        policy: impl Into<String>,
+        key_by: KeyBy,
+    ) -> Result<Self, sluice::Error> {
+        let policy = policy.into();
+        if limiter.policy(&policy).is_none() {
+            return Err(sluice::Error::UnknownPolicy(policy));
+        }
+        Ok(RateLimitLayer {
             config: Arc::new(Config {
                 limiter,
-                policy: policy.into(),
+                policy,
                 key_by,
                 unkeyed: Unkeyed::default(),
                 cost: NonZeroU64::MIN,
                 on_denied: None,
+                on_store_error: OnStoreError::default(),
             }),
-        }
+        })
+    }
+
+    /// What to do when the store cannot decide; default
+    /// [`OnStoreError::Reject`] (503).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
+    /// use sluice_tower::{KeyBy, OnStoreError, RateLimitLayer};
+    ///
+    /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
+    /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
+    /// // Fail open: an outage of the store does not take the API down.
+    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())
+    ///     .unwrap()
+    ///     .on_store_error(OnStoreError::Admit);
+    /// ```
+    pub fn on_store_error(mut self, on_store_error: OnStoreError) -> Self {
+        Arc::make_mut(&mut self.config).on_store_error = on_store_error;
+        self
     }
 
     /// What to do with requests that have no key; default [`Unkeyed::Reject`].
@@ -116,7 +187,7 @@ impl<S: Store> RateLimitLayer<S> {
     ///
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
     /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
-    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).on_denied(|_decision| {
+    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_denied(|_decision| {
     ///     let mut response = Response::new(Full::from("slow down\n"));
     ///     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     ///     response
@@ -147,6 +218,7 @@ impl<S> fmt::Debug for Config<S> {
             .field("unkeyed", &self.unkeyed)
             .field("cost", &self.cost)
             .field("on_denied", &self.on_denied.as_ref().map(|_| ".."))
+            .field("on_store_error", &self.on_store_error)
             .finish_non_exhaustive()
     }
 }

@@ -11,8 +11,13 @@
 //! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. |
 //! | no key | per [`Unkeyed`]: 400 `{"error": "no rate-limit key found in the request"}` by default |
 //! | key over 1024 bytes | 400 `{"error": "rate-limit key longer than 1024 bytes"}` |
-//! | the store failed | 503 `{"error": "rate limiter unavailable"}` |
-//! | the policy is not in the limiter | 500 `{"error": "rate limiter misconfigured"}` |
+//! | the store failed | per [`OnStoreError`]: 503 `{"error": "rate limiter unavailable"}` by default, or let through, or a response of your own; logged with its cause at `warn` |
+//!
+//! A policy of several limits (per second and per hour, say) is decided all
+//! or nothing: a request denied by one limit spends nothing on the others,
+//! and the headers describe the limit that decided. The policy's name is
+//! checked when the layer is built: [`RateLimitLayer::new`] refuses a name
+//! the limiter does not have.
 //!
 //! Every answer of the layer's own is JSON and names no internals. Requests
 //! that the inner service answers are never changed otherwise: their body
@@ -36,7 +41,7 @@
 //! let quota = Quota::new(Algorithm::TokenBucket, 1, Duration::from_secs(60), None).unwrap();
 //! let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
 //! let service = ServiceBuilder::new()
-//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()))
+//!     .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap())
 //!     .service(service_fn(|_: Request<()>| async {
 //!         Ok::<_, Infallible>(Response::new(String::from("hello")))
 //!     }));
@@ -66,7 +71,7 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 
 pub use self::future::ResponseFuture;
-pub use self::layer::{RateLimitLayer, Unkeyed};
+pub use self::layer::{OnStoreError, RateLimitLayer, Unkeyed};
 pub use self::service::RateLimit;
 
 /// The body of a [`RateLimit`] response: the inner service's body `B`

@@ -11,7 +11,7 @@ use sluice::Store;
 use tower_service::Service;
 
 use super::error::Rejection;
-use super::layer::{Config, Unkeyed};
+use super::layer::{Config, OnStoreError, Unkeyed};
 use super::{ResponseBody, ResponseFuture};
 use crate::headers::{self, Standing};
 
@@ -111,26 +111,39 @@ where
         (Some(key), _) => key,
         (None, Unkeyed::SharedKey(shared)) => shared.clone(),
         (None, Unkeyed::Allow) => return Ok(inner.call(request).await?.map(Either::Left)),
-        (None, Unkeyed::Reject) => return Ok(reject(&Rejection::Unkeyed)),
+        (None, Unkeyed::Reject) => {
+            tracing::debug!(policy = %config.policy, "rejected: no rate-limit key in the request");
+            return Ok(reject(&Rejection::Unkeyed));
+        }
     };
-    let decision = match config
-        .limiter
-        .check(&config.policy, &key, config.cost.get())
-        .await
-    {
-        Ok(decision) => decision,
-        Err(error) => return Ok(reject(&Rejection::from_error(&error))),
+    let verdict = match config.limiter.resolve(&config.policy, &key) {
+        Ok(resolved) => config.limiter.decide_one(resolved, config.cost.get()).await,
+        Err(error) => Err(error),
     };
-    // Found by the check just made; policies never change in a limiter.
-    let Some(policy) = config.limiter.policy(&config.policy) else {
-        return Ok(reject(&Rejection::Misconfigured));
+    let verdict = match verdict {
+        Ok(verdict) => verdict,
+        Err(sluice::Error::Store(error)) => {
+            tracing::warn!(
+                policy = %config.policy,
+                error = %sluice::error::chain(&error),
+                "the rate limit store failed"
+            );
+            return match &config.on_store_error {
+                OnStoreError::Reject => Ok(reject(&Rejection::Unavailable)),
+                OnStoreError::Admit => Ok(inner.call(request).await?.map(Either::Left)),
+                OnStoreError::Respond(respond) => Ok(respond(&error).map(Either::Right)),
+            };
+        }
+        Err(error) => {
+            let rejection = Rejection::from_error(&error);
+            tracing::debug!(policy = %config.policy, error = %error, "rejected");
+            return Ok(reject(&rejection));
+        }
     };
-    let standing = [Standing {
-        policy: policy.name(),
-        quota: policy.quota_for(&key),
-        decision: &decision,
-    }];
+    let decision = verdict.decision;
+    let standing = [Standing::from(&verdict)];
     if !decision.allowed {
+        tracing::debug!(policy = %config.policy, key, "denied by the rate limit");
         let mut response = match &config.on_denied {
             Some(hook) => hook(&decision),
             None => Rejection::Denied {

@@ -86,29 +86,23 @@ impl<S: Store> DynStore for S {
 }
 
 impl Store for BoxStore {
-    fn decide(
-        &self,
-        checks: &[Check<'_>],
-    ) -> impl Future<Output = Result<Vec<Decision>, StoreError>> + Send {
-        async move { self.inner.decide(checks).await }
+    async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
+        self.inner.decide(checks).await
     }
 
-    fn decide_one(
-        &self,
-        check: &Check<'_>,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send {
-        async move { self.inner.decide_one(check).await }
+    async fn decide_one(&self, check: &Check<'_>) -> Result<Decision, StoreError> {
+        self.inner.decide_one(check).await
     }
 
-    fn peek(&self, check: &Check<'_>) -> impl Future<Output = Result<Decision, StoreError>> + Send {
-        async move { self.inner.peek(check).await }
+    async fn peek(&self, check: &Check<'_>) -> Result<Decision, StoreError> {
+        self.inner.peek(check).await
     }
 
-    fn reset(&self, check: &Check<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move { self.inner.reset(check).await }
+    async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
+        self.inner.reset(check).await
     }
 
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.ping()
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
     }
 }

@@ -1,4 +1,5 @@
-//! The admin token: the bearer token that unlocks `DELETE /v1/limits`.
+//! The admin token: the bearer token that unlocks the admin operations
+//! (`DELETE /v1/limits` over HTTP).
 
 use subtle::ConstantTimeEq;
 

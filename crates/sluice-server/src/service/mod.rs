@@ -1,0 +1,218 @@
+//! The decision service that every transport calls: HTTP today, gRPC and
+//! forward-auth next. A transport parses its request, asks the service,
+//! and renders the [`Answer`]; resolving the policies, deciding, timing,
+//! metrics and store-error counting happen here, once.
+//!
+//! The policies in force are a [`Snapshot`], swapped whole when the
+//! configuration is reloaded: a request sees one version throughout.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sluice::{Algorithm, BoxStore, FakeClock, Limiter, MemoryStore, Policy, Quota};
+//! use sluice_server::service::DecisionService;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let quota = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
+//! let store = BoxStore::new(MemoryStore::with_clock(FakeClock::new(0)));
+//! let limiter = Limiter::new(store, [Policy::new("api", quota).unwrap()]);
+//! let service = DecisionService::new(limiter, "memory", None);
+//!
+//! let snapshot = service.snapshot();
+//! assert!(snapshot.check(&["api"], "user-42", 1).await.unwrap().allowed);
+//! assert!(!snapshot.check(&["api"], "user-42", 1).await.unwrap().allowed);
+//! # });
+//! ```
+//!
+//! # Layout
+//!
+//! - `admin`: [`AdminToken`], the bearer token of the admin operations.
+
+mod admin;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use sluice::{BoxStore, Error, Limiter, Policy, Store, StoreError, Verdict};
+
+pub use admin::AdminToken;
+
+use crate::metrics::{Metrics, Outcome, PolicyMetrics};
+
+/// The decision service: the policies in force over the process's one
+/// store, the metrics, and the admin token. Cheap to clone; clones share
+/// everything.
+#[derive(Clone)]
+pub struct DecisionService {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    metrics: Arc<Metrics>,
+    admin_token: Option<AdminToken>,
+}
+
+/// One version of the policies: the limiter and, for each of its policies
+/// (by [`Resolved::index`](sluice::Resolved::index)), its metric handles.
+pub struct Snapshot {
+    limiter: Limiter<BoxStore>,
+    handles: Vec<PolicyMetrics>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the service decided for one request: a verdict per policy, in the
+/// order asked, and whether the request may go through.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    /// Whether every policy admitted the request (shadow denials admit).
+    pub allowed: bool,
+    /// One verdict per policy asked for.
+    pub verdicts: Vec<Verdict<'a>>,
+}
+
+impl Answer<'_> {
+    /// The index of the verdict a client must heed: the most restrictive.
+    pub fn deciding(&self) -> usize {
+        sluice::most_restrictive(self.verdicts.iter().map(|v| &v.decision)).unwrap_or(0)
+    }
+}
+
+impl DecisionService {
+    /// The service deciding with `limiter`, whose store is of kind `store`
+    /// (the metrics label: `memory`, `redis`, `redis_cluster`), with the
+    /// admin operations on when `admin_token` is given.
+    pub fn new(
+        limiter: Limiter<BoxStore>,
+        store: &'static str,
+        admin_token: Option<String>,
+    ) -> DecisionService {
+        let metrics = Arc::new(Metrics::new(store));
+        DecisionService {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwap::from_pointee(Snapshot::new(limiter, &metrics)),
+                metrics,
+                admin_token: admin_token.map(AdminToken::new),
+            }),
+        }
+    }
+
+    /// The policies in force now.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.shared.snapshot.load()
+    }
+
+    /// Puts `policies` in force, keeping every key's state in the store.
+    pub fn replace_policies(&self, policies: Vec<Policy>) {
+        let limiter = self.snapshot().limiter.with_policies(policies);
+        let snapshot = Snapshot::new(limiter, &self.shared.metrics);
+        self.shared.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The store's kind: `memory`, `redis` or `redis_cluster`.
+    pub fn store_kind(&self) -> &'static str {
+        self.shared.metrics.store()
+    }
+
+    /// The admin token, when the admin operations are on.
+    pub fn admin_token(&self) -> Option<&AdminToken> {
+        self.shared.admin_token.as_ref()
+    }
+
+    /// Whether the store answers; a failure is logged with its cause.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let snapshot = self.snapshot();
+        snapshot.limiter.store().ping().await.inspect_err(|e| {
+            tracing::warn!(error = %sluice::error::chain(e), "the store does not answer");
+        })
+    }
+}
+
+impl Snapshot {
+    fn new(limiter: Limiter<BoxStore>, metrics: &Arc<Metrics>) -> Snapshot {
+        Snapshot {
+            handles: limiter
+                .policies()
+                .iter()
+                .map(|p| metrics.for_policy(p.name()))
+                .collect(),
+            limiter,
+            metrics: Arc::clone(metrics),
+        }
+    }
+
+    /// The policies in force, in configuration order.
+    pub fn policies(&self) -> &[Policy] {
+        self.limiter.policies()
+    }
+
+    /// Charges `cost` to `key` under every one of `policies`, all or
+    /// nothing, and counts the outcome of each policy. A policy that
+    /// admitted a request another denied is not counted as an admission:
+    /// nothing was charged to it.
+    pub async fn check<'a>(
+        &'a self,
+        policies: &[&str],
+        key: &'a str,
+        cost: u64,
+    ) -> Result<Answer<'a>, Error> {
+        let resolved = policies
+            .iter()
+            .map(|name| self.limiter.resolve(name, key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        let result = self.limiter.decide(&resolved, cost).await;
+        let elapsed = started.elapsed();
+        let verdicts = match result {
+            Ok(verdicts) => verdicts,
+            Err(error) => {
+                if matches!(error, Error::Store(_)) {
+                    self.metrics.store_error();
+                    for r in &resolved {
+                        self.handles[r.index()].record(Some(Outcome::Error), elapsed);
+                    }
+                }
+                return Err(error);
+            }
+        };
+        let allowed = verdicts.iter().all(|v| v.decision.allowed);
+        for verdict in &verdicts {
+            let outcome = Outcome::of(&verdict.decision);
+            // Admitted by this policy, but denied by another: nothing taken.
+            let counted = allowed || outcome != Outcome::Allowed;
+            self.handles[verdict.resolved.index()].record(counted.then_some(outcome), elapsed);
+        }
+        Ok(Answer { allowed, verdicts })
+    }
+
+    /// What a check of cost 1 on `key` under `policy` would be told,
+    /// charging nothing.
+    pub async fn peek<'a>(&'a self, policy: &str, key: &'a str) -> Result<Verdict<'a>, Error> {
+        let resolved = self.limiter.resolve(policy, key)?;
+        self.limiter
+            .peek_resolved(resolved)
+            .await
+            .inspect_err(|e| self.count_store_error(e))
+    }
+
+    /// Forgets `key` under `policy`.
+    pub async fn reset(&self, policy: &str, key: &str) -> Result<(), Error> {
+        self.limiter
+            .reset(policy, key)
+            .await
+            .inspect_err(|e| self.count_store_error(e))?;
+        tracing::info!(policy, key, "key reset");
+        Ok(())
+    }
+
+    fn count_store_error(&self, error: &Error) {
+        if matches!(error, Error::Store(_)) {
+            self.metrics.store_error();
+        }
+    }
+}
