@@ -6,11 +6,15 @@ bench/run (bench/results/latest.json). Python 3 standard library only.
 
 The document is generated: every figure, its command, the ratios against
 the targets, and the chart come from the results file. The one hand-written
-part, the analysis, is bench/analysis.md, included verbatim.
+part, the analysis, is bench/analysis.md, included verbatim. The results
+are not committed (bench/results/ is ignored): to regenerate the published
+report, keep the results file of the run it came from and pass it with
+--results.
 """
 
 import argparse
 import html
+import itertools
 import json
 import os
 import re
@@ -18,15 +22,16 @@ import re
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 
-ALGORITHMS = [
-    "token_bucket",
-    "gcra",
-    "leaky_bucket",
-    "fixed_window",
-    "sliding_window_log",
-    "sliding_window_counter",
-]
+# The algorithms are not listed here: each result names its own, and
+# `Results.algorithms` reads them from the results file.
 SCENARIOS = ["hot", "allowing", "random"]
+# The two algorithms the chart and the redis-cell targets single out.
+FEATURED = ("token_bucket", "gcra")
+# The criterion groups of crates/sluice/benches (the memory store against
+# governor), in the order the report shows them.
+CRITERION_GROUPS = [
+    f"keyed/{keys}/{threads}" for keys in ("1key", "100k") for threads in ("1thread", "2threads")
+]
 SCENARIO_TEXT = {
     "hot": "one hot key, 100/s: nearly every call denied",
     "allowing": "one hot key, 1,000,000/s (sliding window log: 100,000/s): every call admitted",
@@ -117,6 +122,39 @@ class Results:
     def ok(self, rec):
         return rec is not None and "error" not in rec and "skipped" not in rec
 
+    def find(self, area, **fields):
+        """The first record of AREA whose fields have these values, or None."""
+        for r in self.area(area):
+            if all(r.get(k) == v for k, v in fields.items()):
+                return r
+        return None
+
+    def value(self, rec, field):
+        """FIELD of a record that ran without error (`a.b` reads a nested
+        object), else None."""
+        if not self.ok(rec):
+            return None
+        for name in field.split("."):
+            rec = rec.get(name) if isinstance(rec, dict) else None
+        return rec
+
+    @property
+    def algorithms(self):
+        """The algorithms the run measured: those its `algorithms` lists (in
+        the library's order; results from before it was written have none),
+        then any other a record names, in the order it ran them: `algorithm`
+        (sluice bench), `sluice:NAME` as the script (redis-benchmark) or
+        `redis sluice:NAME` as the store (memory)."""
+        names = list(self.data.get("algorithms", []))
+        for r in self.records:
+            name = r.get("algorithm")
+            for field in ("script", "store"):
+                m = re.search(r"(?:^| )sluice:(\w+)$", str(r.get(field, "")))
+                name = name or (m and m.group(1))
+            if name and name not in names:
+                names.append(name)
+        return names
+
     def build(self, name):
         for r in self.area("build"):
             if r.get("name") == name and r.get("status") == "ok":
@@ -124,56 +162,31 @@ class Results:
         return None
 
     def lua(self, script, scenario):
-        for r in self.area("lua"):
-            if r.get("script") == script and r.get("scenario") == scenario:
-                return r
-        return None
+        return self.find("lua", script=script, scenario=scenario)
 
     def lua_value(self, script, scenario, field):
-        r = self.lua(script, scenario)
-        return r.get(field) if self.ok(r) else None
+        return self.value(self.lua(script, scenario), field)
 
     def sluice_bench(self, target, algorithm, scenario):
-        for r in self.area("sluice-bench"):
-            if (r.get("target"), r.get("algorithm"), r.get("scenario")) == (
-                target,
-                algorithm,
-                scenario,
-            ):
-                return r
-        return None
+        return self.find("sluice-bench", target=target, algorithm=algorithm, scenario=scenario)
 
     def sluice_bench_value(self, target, algorithm, scenario, field):
-        r = self.sluice_bench(target, algorithm, scenario)
-        if not self.ok(r):
-            return None
-        return r["result"].get(field)
+        return self.value(self.sluice_bench(target, algorithm, scenario), "result." + field)
 
     def http(self, scenario):
-        for r in self.area("http"):
-            if r.get("scenario") == scenario:
-                return r
-        return None
+        return self.find("http", scenario=scenario)
 
     def http_value(self, scenario, field):
-        r = self.http(scenario)
-        return r.get(field) if self.ok(r) else None
+        return self.value(self.http(scenario), field)
 
     def criterion(self, group, bench_id):
-        for r in self.area("criterion"):
-            if r.get("group") == group and r.get("id") == bench_id:
-                return r
-        return None
+        return self.find("criterion", group=group, id=bench_id)
 
     def memory(self, store):
-        for r in self.area("memory"):
-            if r.get("store") == store:
-                return r
-        return None
+        return self.find("memory", store=store)
 
     def memory_value(self, store):
-        r = self.memory(store)
-        return r.get("bytes_per_key") if self.ok(r) else None
+        return self.value(self.memory(store), "bytes_per_key")
 
     def problems(self):
         return [r for r in self.records if "error" in r or "skipped" in r]
@@ -181,17 +194,151 @@ class Results:
 
 # --- Targets -------------------------------------------------------------------
 
+# Every target, one record each, evaluated by `targets` below. A record is
+# repeated once per binding of `each` (a function of the results, since the
+# algorithms come from them), and `{name}` in its strings is filled from the
+# binding. Its fields:
+#   area, what       the table's first two columns
+#   ours, theirs     figures, as (area, {field: value}, field to read) of a
+#                    record; the ratio is ours / theirs. Without `theirs`,
+#                    the target is ours itself against the goal, in `unit`.
+#   unit, digits     how the figures are shown (digits None: an integer)
+#   goal, better     the goal of the ratio (or a binding's `goal`), and
+#                    whether "higher" or "lower" is better
+#   shown            "always"; "if either measured" (ours or theirs has a
+#                    value); "if ours ran" (ours has a record, failed or not)
+#   labels           more `{name}`s for `what`, read from records as figures
+#                    are, whether or not those records ran without error
+TARGETS = [
+    {
+        "area": "memory store",
+        "what": "ns/check vs governor, {group}",
+        "each": lambda res: grid(group=CRITERION_GROUPS),
+        "ours": ("criterion", {"group": "{group}", "id": "sluice"}, "ns_per_check"),
+        "theirs": ("criterion", {"group": "{group}", "id": "governor"}, "ns_per_check"),
+        "unit": "ns",
+        "digits": 1,
+        "goal": 1.0,
+        "better": "lower",
+    },
+    {
+        "area": "HTTP",
+        "what": "`sluice serve` (memory) req/s vs bare axum JSON echo",
+        "ours": ("http", {"scenario": "sluice-memory"}, "rps"),
+        "theirs": ("http", {"scenario": "echo"}, "rps"),
+        "unit": "req/s",
+        "goal": 0.9,
+        "better": "higher",
+    },
+    {
+        "area": "HTTP",
+        "what": "`sluice serve` (memory) req/s vs throttlecrab-server",
+        "ours": ("http", {"scenario": "sluice-memory"}, "rps"),
+        "theirs": ("http", {"scenario": "throttlecrab"}, "rps"),
+        "unit": "req/s",
+        "goal": 1.2,
+        "better": "higher",
+    },
+    {
+        "area": "HTTP",
+        "what": "`sluice serve` (memory) p99 vs throttlecrab-server (no worse)",
+        "ours": ("http", {"scenario": "sluice-memory"}, "p99_ms"),
+        "theirs": ("http", {"scenario": "throttlecrab"}, "p99_ms"),
+        "unit": "ms",
+        "digits": 2,
+        "goal": 1.0,
+        "better": "lower",
+    },
+    {
+        "area": "Redis path",
+        "what": "`sluice bench` {algorithm} {scenario} vs redis-benchmark of its script (-P 16)",
+        "each": lambda res: grid(algorithm=res.algorithms, scenario=SCENARIOS),
+        "ours": (
+            "sluice-bench",
+            {"target": "redis", "algorithm": "{algorithm}", "scenario": "{scenario}"},
+            "result.decisions_per_sec",
+        ),
+        "theirs": ("lua", {"script": "sluice:{algorithm}", "scenario": "{scenario}"}, "rps"),
+        "unit": "/s",
+        "goal": 1.0,
+        "better": "higher",
+        "shown": "if either measured",
+    },
+    {
+        "area": "Redis path",
+        "what": "`sluice bench` {algorithm} {scenario} vs redis-cell `CL.THROTTLE` {scenario}",
+        # On a hot key redis-cell's native code has the edge: 0.6 of it.
+        "each": lambda res: [
+            {"algorithm": a, "scenario": s, "goal": g}
+            for a in FEATURED
+            for s, g in (("random", 1.0), ("hot", 0.6))
+        ],
+        "ours": (
+            "sluice-bench",
+            {"target": "redis", "algorithm": "{algorithm}", "scenario": "{scenario}"},
+            "result.decisions_per_sec",
+        ),
+        "theirs": ("lua", {"script": "redis-cell", "scenario": "{scenario}"}, "rps"),
+        "unit": "/s",
+        "better": "higher",
+        "shown": "if either measured",
+    },
+    {
+        "area": "Redis CPU",
+        "what": "Sluice's script, {algorithm} {scenario}: µs/call vs careful GCRA",
+        "each": lambda res: grid(algorithm=res.algorithms, scenario=SCENARIOS),
+        "ours": (
+            "lua",
+            {"script": "sluice:{algorithm}", "scenario": "{scenario}"},
+            "redis_usec_per_call",
+        ),
+        "theirs": ("lua", {"script": "gcra_reference", "scenario": "{scenario}"}, "redis_usec_per_call"),
+        "unit": "µs",
+        "digits": 2,
+        "goal": 0.8,
+        "better": "lower",
+        "shown": "if ours ran",
+    },
+    {
+        "area": "memory",
+        "what": "memory store bytes per key at {keys} keys",
+        "labels": {"keys": ("memory", {"store": "sluice-memory"}, "keys")},
+        "ours": ("memory", {"store": "sluice-memory"}, "bytes_per_key"),
+        "unit": "B",
+        "digits": 1,
+        "goal": 100,
+        "better": "lower",
+    },
+    {
+        "area": "memory",
+        "what": "memory store bytes per key vs throttlecrab-server's",
+        "ours": ("memory", {"store": "sluice-memory"}, "bytes_per_key"),
+        "theirs": ("memory", {"store": "throttlecrab-server"}, "bytes_per_key"),
+        "unit": "B",
+        "digits": 1,
+        "goal": 0.75,
+        "better": "lower",
+    },
+]
+
+
+def grid(**axes):
+    """Every combination of the axes' values, the first axis outermost."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+
 
 class Target:
     """One target: a measured ratio against a goal, higher or lower better."""
 
-    def __init__(self, area, what, measured, value, goal, higher_is_better):
+    def __init__(self, area, what, measured, value, goal, higher_is_better, unit="×"):
         self.area = area
         self.what = what
         self.measured = measured
         self.value = value
         self.goal = goal
         self.higher = higher_is_better
+        self.unit = unit
 
     @property
     def met(self):
@@ -199,8 +346,13 @@ class Target:
             return None
         return self.value >= self.goal if self.higher else self.value <= self.goal
 
-    def goal_text(self, unit="×"):
-        return ("≥ " if self.higher else "≤ ") + f"{self.goal:g}{unit}"
+    def value_text(self):
+        if self.value is None:
+            return "—"
+        return fmt_ratio(self.value) if self.unit == "×" else f"{self.value:.1f}{self.unit}"
+
+    def goal_text(self):
+        return ("≥ " if self.higher else "≤ ") + f"{self.goal:g}{self.unit}"
 
     def gap_text(self):
         if self.value is None:
@@ -225,135 +377,48 @@ class Target:
 
 
 def targets(res):
+    """Evaluates TARGETS against the results, in order: one Target per
+    record and binding, less those its `shown` rule leaves out."""
     out = []
-    # 1. The memory store against governor, ns per check (criterion).
-    for keys in ("1key", "100k"):
-        for threads in ("1thread", "2threads"):
-            group = f"keyed/{keys}/{threads}"
-            s, g = res.criterion(group, "sluice"), res.criterion(group, "governor")
-            sv = s.get("ns_per_check") if res.ok(s) else None
-            gv = g.get("ns_per_check") if res.ok(g) else None
-            out.append(
-                Target(
-                    "memory store",
-                    f"ns/check vs governor, {group}",
-                    f"{fmt_num(sv)} vs {fmt_num(gv)} ns",
-                    ratio(sv, gv),
-                    1.0,
-                    False,
-                )
-            )
-    # 2. HTTP: sluice serve (memory) against the bare echo and throttlecrab.
-    sm = res.http_value("sluice-memory", "rps")
-    echo = res.http_value("echo", "rps")
-    tc = res.http_value("throttlecrab", "rps")
-    out.append(
-        Target(
-            "HTTP",
-            "`sluice serve` (memory) req/s vs bare axum JSON echo",
-            f"{fmt_int(sm)} vs {fmt_int(echo)} req/s",
-            ratio(sm, echo),
-            0.9,
-            True,
-        )
-    )
-    out.append(
-        Target(
-            "HTTP",
-            "`sluice serve` (memory) req/s vs throttlecrab-server",
-            f"{fmt_int(sm)} vs {fmt_int(tc)} req/s",
-            ratio(sm, tc),
-            1.2,
-            True,
-        )
-    )
-    smp = res.http_value("sluice-memory", "p99_ms")
-    tcp = res.http_value("throttlecrab", "p99_ms")
-    out.append(
-        Target(
-            "HTTP",
-            "`sluice serve` (memory) p99 vs throttlecrab-server (no worse)",
-            f"{fmt_num(smp, 2)} vs {fmt_num(tcp, 2)} ms",
-            ratio(smp, tcp),
-            1.0,
-            False,
-        )
-    )
-    # 3. The Redis path: sluice bench (64 in flight) against redis-benchmark.
-    for algorithm in ALGORITHMS:
-        for scenario in SCENARIOS:
-            sb = res.sluice_bench_value("redis", algorithm, scenario, "decisions_per_sec")
-            rb = res.lua_value(f"sluice:{algorithm}", scenario, "rps")
-            if sb is None and rb is None:
-                continue
-            out.append(
-                Target(
-                    "Redis path",
-                    f"`sluice bench` {algorithm} {scenario} vs redis-benchmark of its script (-P 16)",
-                    f"{fmt_int(sb)} vs {fmt_int(rb)} /s",
-                    ratio(sb, rb),
-                    1.0,
-                    True,
-                )
-            )
-    for algorithm in ("token_bucket", "gcra"):
-        for scenario, goal in (("random", 1.0), ("hot", 0.6)):
-            sb = res.sluice_bench_value("redis", algorithm, scenario, "decisions_per_sec")
-            cell = res.lua_value("redis-cell", scenario, "rps")
-            if sb is None and cell is None:
-                continue
-            out.append(
-                Target(
-                    "Redis path",
-                    f"`sluice bench` {algorithm} {scenario} vs redis-cell `CL.THROTTLE` {scenario}",
-                    f"{fmt_int(sb)} vs {fmt_int(cell)} /s",
-                    ratio(sb, cell),
-                    goal,
-                    True,
-                )
-            )
-    # 4. Redis CPU of Sluice's script per algorithm against the careful GCRA.
-    for algorithm in ALGORITHMS:
-        for scenario in SCENARIOS:
-            s = res.lua_value(f"sluice:{algorithm}", scenario, "redis_usec_per_call")
-            ref = res.lua_value("gcra_reference", scenario, "redis_usec_per_call")
-            if s is None and res.lua(f"sluice:{algorithm}", scenario) is None:
-                continue
-            out.append(
-                Target(
-                    "Redis CPU",
-                    f"Sluice's script, {algorithm} {scenario}: µs/call vs careful GCRA",
-                    f"{fmt_num(s, 2)} vs {fmt_num(ref, 2)} µs",
-                    ratio(s, ref),
-                    0.8,
-                    False,
-                )
-            )
-    # 5. Resident bytes per key.
-    mem = res.memory_value("sluice-memory")
-    tcm = res.memory_value("throttlecrab-server")
-    keys = (res.memory("sluice-memory") or {}).get("keys")
-    t = Target(
-        "memory",
-        f"memory store bytes per key at {fmt_int(keys)} keys",
-        f"{fmt_num(mem)} B",
-        mem,
-        100,
-        False,
-    )
-    t.unit = " B"
-    out.append(t)
-    out.append(
-        Target(
-            "memory",
-            "memory store bytes per key vs throttlecrab-server's",
-            f"{fmt_num(mem)} vs {fmt_num(tcm)} B",
-            ratio(mem, tcm),
-            0.75,
-            False,
-        )
-    )
+    for spec in TARGETS:
+        for binding in spec.get("each", lambda res: [{}])(res):
+            target = evaluate(res, spec, binding)
+            if target is not None:
+                out.append(target)
     return out
+
+
+def evaluate(res, spec, binding):
+    """One record of TARGETS under one binding: a Target, or None if not shown."""
+
+    def record(figure):
+        area, fields, _ = figure
+        return res.find(area, **{k: v.format(**binding) for k, v in fields.items()})
+
+    def figure(figure):
+        return None if figure is None else res.value(record(figure), figure[2])
+
+    ours, theirs = figure(spec["ours"]), figure(spec.get("theirs"))
+    shown = spec.get("shown", "always")
+    if shown == "if either measured" and ours is None and theirs is None:
+        return None
+    if shown == "if ours ran" and record(spec["ours"]) is None:
+        return None
+    labels = {
+        name: fmt_int((record(fig) or {}).get(fig[2])) for name, fig in spec.get("labels", {}).items()
+    }
+    what = spec["what"].format(**binding, **labels)
+    goal = binding.get("goal", spec.get("goal"))
+    higher = {"higher": True, "lower": False}[spec["better"]]
+    digits, unit = spec.get("digits"), spec["unit"]
+
+    def fmt(v):
+        return fmt_int(v) if digits is None else fmt_num(v, digits)
+
+    if "theirs" in spec:
+        measured = f"{fmt(ours)} vs {fmt(theirs)} {unit}"
+        return Target(spec["area"], what, measured, ratio(ours, theirs), goal, higher)
+    return Target(spec["area"], what, f"{fmt(ours)} {unit}", ours, goal, higher, f" {unit}")
 
 
 # --- The chart ------------------------------------------------------------------
@@ -387,13 +452,13 @@ def chart_panels(res):
 
     bars = []
     for scenario in SCENARIOS:
-        for algorithm in ("token_bucket", "gcra"):
+        for algorithm in FEATURED:
             v = res.sluice_bench_value("redis", algorithm, scenario, "decisions_per_sec")
             if v is not None:
                 p99 = res.sluice_bench_value("redis", algorithm, scenario, "p99_us")
                 note = f"{fmt_rate(v)}/s · p99 {p99 / 1000:.2f} ms"
                 bars.append((f"{scenario}: sluice bench, {algorithm}", v, note, "sluice", scenario))
-        for algorithm in ("token_bucket", "gcra"):
+        for algorithm in FEATURED:
             v = res.lua_value(f"sluice:{algorithm}", scenario, "rps")
             if v is not None:
                 p99 = res.lua_value(f"sluice:{algorithm}", scenario, "p99_ms")
@@ -411,7 +476,7 @@ def chart_panels(res):
                 p99 = res.lua_value(script, scenario, "p99_ms")
                 note = f"{fmt_rate(v)}/s · p99 {p99:.2f} ms"
                 bars.append((f"{scenario}: {label}", v, note, "other", scenario))
-    for algorithm in ("token_bucket", "gcra"):
+    for algorithm in FEATURED:
         v = res.sluice_bench_value("cluster", algorithm, "random", "decisions_per_sec")
         if v is not None:
             p99 = res.sluice_bench_value("cluster", algorithm, "random", "p99_us")
@@ -426,15 +491,13 @@ def chart_panels(res):
         )
 
     bars = []
-    for keys in ("1key", "100k"):
-        for threads in ("1thread", "2threads"):
-            group = f"keyed/{keys}/{threads}"
-            for bench_id in ("sluice", "governor"):
-                r = res.criterion(group, bench_id)
-                if res.ok(r):
-                    v = r["ns_per_check"]
-                    kind = "sluice" if bench_id == "sluice" else "other"
-                    bars.append((f"{group}: {bench_id}", v, f"{v:.0f} ns/check", kind, group))
+    for group in CRITERION_GROUPS:
+        for bench_id in ("sluice", "governor"):
+            r = res.criterion(group, bench_id)
+            if res.ok(r):
+                v = r["ns_per_check"]
+                kind = "sluice" if bench_id == "sluice" else "other"
+                bars.append((f"{group}: {bench_id}", v, f"{v:.0f} ns/check", kind, group))
     if bars:
         panels.append(("Memory store vs governor: ns per check (criterion; shorter is better)", bars))
 
@@ -540,12 +603,11 @@ def machine_section(res):
 
 def targets_section(res):
     rows = []
-    for t in targets(res):
-        unit = getattr(t, "unit", "×")
-        value = "—" if t.value is None else (f"{t.value:.1f}{unit}" if unit != "×" else fmt_ratio(t.value))
-        rows.append((t.mark(), t.area, t.what, t.measured, value, t.goal_text(unit), t.gap_text()))
-    met = sum(1 for t in targets(res) if t.met)
-    total = sum(1 for t in targets(res) if t.met is not None)
+    evaluated = targets(res)
+    for t in evaluated:
+        rows.append((t.mark(), t.area, t.what, t.measured, t.value_text(), t.goal_text(), t.gap_text()))
+    met = sum(1 for t in evaluated if t.met)
+    total = sum(1 for t in evaluated if t.met is not None)
     return (
         f"{met} of {total} measured targets met.\n\n"
         + table(["", "area", "target", "measured", "ratio", "goal", "gap"], rows)
@@ -560,13 +622,10 @@ def criterion_section(res):
     if skipped:
         return f"Skipped: {skipped[0]['skipped']}.\n\nCommand: {code(skipped[0].get('command', ''))}"
     rows = []
-    for keys in ("1key", "100k"):
-        for threads in ("1thread", "2threads"):
-            group = f"keyed/{keys}/{threads}"
-            s, g = res.criterion(group, "sluice"), res.criterion(group, "governor")
-            sv = s.get("ns_per_check") if res.ok(s) else None
-            gv = g.get("ns_per_check") if res.ok(g) else None
-            rows.append((code(group), fmt_num(sv), fmt_num(gv), fmt_ratio(ratio(sv, gv))))
+    for group in CRITERION_GROUPS:
+        sv = res.value(res.criterion(group, "sluice"), "ns_per_check")
+        gv = res.value(res.criterion(group, "governor"), "ns_per_check")
+        rows.append((code(group), fmt_num(sv), fmt_num(gv), fmt_ratio(ratio(sv, gv))))
     command = next((r.get("command") for r in recs if r.get("command")), "")
     return (
         "A `sluice::Limiter` on the memory store against governor's keyed limiter, "
@@ -596,7 +655,7 @@ def lua_section(res):
         "about the same time.",
         "",
     ]
-    scripts = [f"sluice:{a}" for a in ALGORITHMS] + ["gcra_reference", "article", "redis-cell"]
+    scripts = [f"sluice:{a}" for a in res.algorithms] + ["gcra_reference", "article", "redis-cell"]
     names = {
         "gcra_reference": "careful GCRA (`bench/lua/gcra_reference.lua`)",
         "article": "the article's script (`bench/lua/article.lua`)",
@@ -647,7 +706,7 @@ def sluice_bench_section(res):
         return "Not run."
     rows, cmds = [], []
     for target in ("redis", "cluster"):
-        for algorithm in ALGORITHMS:
+        for algorithm in res.algorithms:
             for scenario in SCENARIOS:
                 r = res.sluice_bench(target, algorithm, scenario)
                 if r is None:
@@ -908,8 +967,12 @@ def main():
     parser.add_argument("--doc", default=os.path.join(ROOT, "docs", "PERFORMANCE.md"))
     parser.add_argument("--svg", default=os.path.join(ROOT, "docs", "performance.svg"))
     args = parser.parse_args()
-    with open(args.results) as f:
-        res = Results(json.load(f))
+    try:
+        with open(args.results) as f:
+            res = Results(json.load(f))
+    except (OSError, ValueError) as e:
+        parser.exit(1, f"bench/report.py: cannot read the results {args.results}: {e}\n"
+                    "(bench/run writes them; --results FILE names another file)\n")
     os.makedirs(os.path.dirname(args.doc), exist_ok=True)
     svg_name = os.path.relpath(args.svg, os.path.dirname(args.doc))
     started = res.data.get("started", "")

@@ -3,7 +3,10 @@ ran on, the tools' versions, and every record the run appended to its
 records file (one JSON object per line).
 
     python3 collect.py --records FILE --mode full|quick --sections a,b
-                       --seconds N --started EPOCH --out FILE
+                       [--algorithms a,b] --seconds N --started EPOCH --out FILE
+
+--algorithms names the algorithms the run measured, in the library's order
+(bench/report.py lists them in that order; every record names its own too).
 """
 
 import argparse
@@ -85,6 +88,7 @@ def main():
     parser.add_argument("--records", required=True)
     parser.add_argument("--mode", required=True)
     parser.add_argument("--sections", default="")
+    parser.add_argument("--algorithms", default="")
     parser.add_argument("--seconds", type=int, required=True)
     parser.add_argument("--started", type=int, required=True)
     parser.add_argument("--out", required=True)
@@ -101,6 +105,7 @@ def main():
         "schema": 1,
         "mode": args.mode,
         "sections": [s for s in args.sections.split(",") if s],
+        "algorithms": [a for a in args.algorithms.split(",") if a],
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": args.seconds,
         "machine": machine(),

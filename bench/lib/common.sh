@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # Helpers shared by bench/run: logging, free loopback ports, the processes
-# the run starts (and stops on exit), Redis servers and a 3-master cluster,
-# and one JSON record per measurement.
+# the run starts (and stops on exit), Redis servers and a 3-master cluster
+# (started by crates/sluice-testkit, the harness the tests use), and one JSON
+# record per measurement.
 #
 # Sourced by bench/run, which sets BENCH (the bench/ directory), WORK (this
-# run's scratch directory) and RECORDS (the JSON-lines file of results).
+# run's scratch directory), RECORDS (the JSON-lines file of results) and
+# TESTKIT_BIN (the built `sluice-testkit` binary).
 
 HOST=127.0.0.1
 
@@ -71,29 +73,6 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Prints a free port P below 55535 whose cluster-bus port P+10000 is free too.
-free_cluster_port() {
-    python3 - <<'EOF'
-import random, socket
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(1000):
-    port = random.randint(20000, 45000)
-    if free(port) and free(port + 10000):
-        print(port)
-        break
-else:
-    raise SystemExit("no free port pair for a cluster node")
-EOF
-}
-
 # Waits until `cmd…` succeeds, for up to $1 seconds; fails otherwise.
 wait_for() {
     local seconds=$1
@@ -107,77 +86,58 @@ wait_for() {
     done
 }
 
-# start_redis NAME [extra redis-server args…]: starts a redis-server on a free
-# loopback port with no persistence; sets REDIS_PORT and REDIS_PID.
+# start_testkit NAME ARG…: runs `sluice-testkit ARG…` (crates/sluice-testkit:
+# the very RedisServer and RedisCluster the tests start) in the background and
+# waits for its `ready`; sets TESTKIT_URL, TESTKIT_PORTS (array) and
+# TESTKIT_PID. It stops its redis-servers on SIGTERM (stop_all, stop_pid) or
+# when its standard input closes: that is a FIFO this shell keeps open, so
+# the servers go even if this shell is killed before it can stop them. Its
+# output and log are in $WORK/testkit-NAME/.
+start_testkit() {
+    local name=$1
+    shift
+    local dir=$WORK/testkit-$name fd
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mkfifo "$dir/stdin"
+    "$TESTKIT_BIN" "$@" <"$dir/stdin" >"$dir/out" 2>"$dir/log" &
+    TESTKIT_PID=$!
+    STARTED_PIDS+=("$TESTKIT_PID")
+    # Opening the write end lets the process's open of the read end go on;
+    # it stays open (never closed here) for as long as this shell runs.
+    exec {fd}>"$dir/stdin"
+    # A cluster takes 2-5 s; the testkit bounds its own waits (30 s for
+    # `--cluster create`, 10 s for each server and for the nodes to agree).
+    local deadline=$((SECONDS + 90))
+    until grep -qx ready "$dir/out" 2>/dev/null; do
+        if ! kill -0 "$TESTKIT_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            log "sluice-testkit $* did not start; its log ($dir/log):"
+            cat "$dir/log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    TESTKIT_URL=$(awk '$1 == "url" { print $2 }' "$dir/out")
+    mapfile -t TESTKIT_PORTS < <(awk '$1 == "port" { print $2 }' "$dir/out")
+}
+
+# start_redis NAME [extra redis-server args…]: starts a redis-server (the
+# testkit's RedisServer: a free loopback port, no persistence); sets
+# REDIS_PORT and REDIS_PID (the pid of the testkit that holds it).
 start_redis() {
     local name=$1
     shift
-    local port dir
-    port=$(free_port)
-    dir="$WORK/redis-$name"
-    mkdir -p "$dir"
-    redis-server --port "$port" --bind "$HOST" --save '' --appendonly no \
-        --dir "$dir" --daemonize no --protected-mode yes "$@" \
-        >"$dir/redis.log" 2>&1 &
-    REDIS_PID=$!
-    STARTED_PIDS+=("$REDIS_PID")
-    REDIS_PORT=$port
-    if ! wait_for 10 redis-cli -h "$HOST" -p "$port" ping; then
-        log "redis-server $name did not start; its log:"
-        cat "$dir/redis.log" >&2
-        return 1
-    fi
+    start_testkit "redis-$name" server -- "$@" || return 1
+    REDIS_PORT=${TESTKIT_PORTS[0]}
+    REDIS_PID=$TESTKIT_PID
 }
 
-# start_cluster: three cluster-enabled masters joined with `redis-cli
-# --cluster create` (as crates/sluice-testkit/src/cluster.rs does); sets
-# CLUSTER_PORTS (array) and CLUSTER_URL.
+# start_cluster: the testkit's RedisCluster, three masters joined with
+# `redis-cli --cluster create`; sets CLUSTER_PORTS (array) and CLUSTER_URL.
 start_cluster() {
-    local i port dir addresses=()
-    CLUSTER_PORTS=()
-    for i in 1 2 3; do
-        port=$(free_cluster_port)
-        dir="$WORK/cluster-$port"
-        mkdir -p "$dir"
-        redis-server --port "$port" --bind "$HOST" --save '' --appendonly no \
-            --dir "$dir" --daemonize no --protected-mode yes \
-            --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
-            --cluster-node-timeout 5000 \
-            >"$dir/redis.log" 2>&1 &
-        STARTED_PIDS+=("$!")
-        CLUSTER_PORTS+=("$port")
-        addresses+=("$HOST:$port")
-        wait_for 10 redis-cli -h "$HOST" -p "$port" ping || {
-            log "cluster node $port did not start"
-            cat "$dir/redis.log" >&2
-            return 1
-        }
-    done
-    if ! timeout 30 redis-cli --cluster create "${addresses[@]}" \
-        --cluster-replicas 0 --cluster-yes >"$WORK/cluster-create.log" 2>&1 ||
-        grep -q '\[ERR\]' "$WORK/cluster-create.log"; then
-        log "redis-cli --cluster create failed:"
-        cat "$WORK/cluster-create.log" >&2
-        return 1
-    fi
-    cluster_ok() {
-        local p info
-        for p in "${CLUSTER_PORTS[@]}"; do
-            info=$(redis-cli -h "$HOST" -p "$p" cluster info) || return 1
-            grep -q '^cluster_state:ok' <<<"$info" || return 1
-            grep -q '^cluster_known_nodes:3' <<<"$info" || return 1
-        done
-    }
-    wait_for 15 cluster_ok || {
-        log "the cluster did not reach cluster_state:ok"
-        return 1
-    }
-    local joined
-    joined=$(
-        IFS=,
-        echo "${addresses[*]}"
-    )
-    CLUSTER_URL="redis+cluster://$joined"
+    start_testkit cluster cluster || return 1
+    CLUSTER_PORTS=("${TESTKIT_PORTS[@]}")
+    CLUSTER_URL=$TESTKIT_URL
 }
 
 # rcli PORT args…: redis-cli against a node of this run.

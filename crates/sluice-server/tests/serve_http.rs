@@ -389,7 +389,9 @@ async fn policies_health_and_readiness() {
         a.json["policies"][0],
         json!({"name": "api", "algorithm": "token_bucket", "limit": 3, "period_ms": 60000,
             "burst": 3, "shadow": false,
-            "overrides": [{"key": "vip", "limit": 100, "period_ms": 60000, "burst": 100}]})
+            "overrides": [{"key": "vip", "limit": 100, "period_ms": 60000, "burst": 100}],
+            "limits": [{"algorithm": "token_bucket", "limit": 3, "period_ms": 60000, "burst": 3,
+                "overrides": [{"key": "vip", "limit": 100, "period_ms": 60000, "burst": 100}]}]})
     );
     assert_eq!(a.json["policies"][4]["shadow"], true);
 

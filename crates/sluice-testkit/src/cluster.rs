@@ -61,7 +61,7 @@ impl RedisCluster {
             .tempdir()
             .expect("cannot create a temporary directory for the Redis cluster");
         let nodes = (0..NODES)
-            .map(|_| Node::start(dir.path(), Mode::Cluster))
+            .map(|_| Node::start(dir.path(), Mode::Cluster, &[]))
             .collect();
         let cluster = Self { nodes, dir };
         cluster.create();
@@ -74,6 +74,12 @@ impl RedisCluster {
     /// takes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(Node::port).collect()
+    }
+
+    /// The process ids of the nodes' `redis-server`s, in the order of
+    /// [`ports`](Self::ports).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(Node::pid).collect()
     }
 
     /// The URL naming every node:
@@ -229,6 +235,8 @@ impl RedisCluster {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -239,6 +247,12 @@ mod tests {
 
         let ports = cluster.ports();
         assert_eq!(ports.len(), 3);
+        let pids = cluster.pids();
+        assert_eq!(pids.len(), 3);
+        assert!(
+            pids.iter()
+                .all(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        );
         assert!(ports.iter().all(|port| *port < 55535));
         assert_eq!(
             cluster.url(),

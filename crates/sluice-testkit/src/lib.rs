@@ -3,12 +3,14 @@
 //! mock.
 //!
 //! - [`RedisServer`] is one standalone node. It can be killed and restarted on
-//!   the same port, to show that a store recovers after Redis goes away.
+//!   the same port, to show that a store recovers after Redis goes away, and
+//!   take more `redis-server` arguments (e.g. `--loadmodule`).
 //! - [`RedisCluster`] is three masters (no replicas) joined with
 //!   `redis-cli --cluster create`.
 //!
 //! Everything is blocking and uses only `std` (plus `tempfile`), so the
-//! harness works from sync tests and from inside `#[tokio::test]` alike. Each
+//! harness works from sync tests and from inside `#[tokio::test]` alike.
+//! (The `sluice-testkit` binary alone uses tokio, for its signal handling.) Each
 //! server lives in its own temporary directory (log file, cluster config) and
 //! is killed and reaped when its handle is dropped. Keep handles in locals,
 //! not in `static`s: statics are never dropped, so their servers would outlive
@@ -36,6 +38,10 @@
 //! - `cluster`: [`RedisCluster`], three cluster masters and their creation.
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
+//! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
+//!   `sluice-testkit server [-- ARG…]` starts one of the above for a script
+//!   (`bench/run`), prints its URL, ports and pids, and stops it when its
+//!   standard input closes or on SIGTERM/SIGINT/SIGHUP.
 
 // Test support: when Redis cannot be started or a command fails, panicking
 // with a clear message (and the server log) is the point, so these lints,

@@ -152,12 +152,14 @@ impl Node {
     /// Starts a node on a fresh free port, with its data, config and log in
     /// `dir`, and waits until it answers `PING`. Retries with another port
     /// when the chosen one was taken before `redis-server` could bind it.
-    pub(crate) fn start(dir: &Path, mode: Mode) -> Self {
+    /// `args` go to `redis-server` after the harness's own, and again on
+    /// every restart.
+    pub(crate) fn start(dir: &Path, mode: Mode, args: &[String]) -> Self {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let reservation = PortReservation::pick(mode);
             let port = reservation.port();
-            let extra_args = match mode {
+            let mut extra_args = match mode {
                 Mode::Standalone => Vec::new(),
                 Mode::Cluster => vec![
                     "--cluster-enabled".to_owned(),
@@ -168,6 +170,7 @@ impl Node {
                     "5000".to_owned(),
                 ],
             };
+            extra_args.extend_from_slice(args);
             let mut node = Self {
                 child: None,
                 reservation,
@@ -226,7 +229,6 @@ impl Node {
     }
 
     /// The process id, while running.
-    #[cfg(test)]
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

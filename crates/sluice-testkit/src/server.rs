@@ -34,12 +34,36 @@ impl RedisServer {
     /// how to install them), or if the server does not come up (the message
     /// holds its log).
     pub fn start() -> Self {
+        Self::start_with_args(std::iter::empty::<String>())
+    }
+
+    /// Like [`start`](Self::start), with more `redis-server` arguments after
+    /// the harness's own (which set the port, bind address, directory and
+    /// persistence). They are passed again on every
+    /// [`restart`](Self::restart). The server runs in its temporary
+    /// directory, so give file arguments as absolute paths.
+    ///
+    /// ```
+    /// let redis = sluice_testkit::RedisServer::start_with_args(["--maxmemory", "12345678"]);
+    /// assert_eq!(redis.cli(&["config", "get", "maxmemory"]), "maxmemory\n12345678");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start); an argument `redis-server` refuses makes it
+    /// exit at once, and the message holds its log, which says why.
+    pub fn start_with_args<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let args: Vec<String> = args.into_iter().map(Into::into).collect();
         process::require_binaries();
         let dir = tempfile::Builder::new()
             .prefix("sluice-redis-")
             .tempdir()
             .expect("cannot create a temporary directory for redis-server");
-        let node = Node::start(dir.path(), Mode::Standalone);
+        let node = Node::start(dir.path(), Mode::Standalone, &args);
         Self { node, dir }
     }
 
@@ -47,6 +71,12 @@ impl RedisServer {
     /// across [`restart`](Self::restart).
     pub fn port(&self) -> u16 {
         self.node.port()
+    }
+
+    /// The process id of `redis-server`, or `None` while it is
+    /// [`kill`](Self::kill)ed. It changes on [`restart`](Self::restart).
+    pub fn pid(&self) -> Option<u32> {
+        self.node.pid()
     }
 
     /// The URL to connect to: `redis://127.0.0.1:PORT`.
@@ -115,7 +145,7 @@ mod tests {
         assert_eq!(redis.cli(&["get", "k"]), "v");
         assert_eq!(redis.cli(&["get", "missing"]), "");
 
-        let pid = redis.node.pid().unwrap();
+        let pid = redis.pid().unwrap();
         redis.kill();
         assert!(
             process::command(port, "PING").is_err(),
@@ -134,20 +164,16 @@ mod tests {
         assert!(redis.log().contains("Ready to accept connections"));
 
         // Restarting a running server replaces it.
-        let pid = redis.node.pid().unwrap();
+        let pid = redis.pid().unwrap();
         redis.restart();
-        assert_ne!(redis.node.pid().unwrap(), pid);
+        assert_ne!(redis.pid().unwrap(), pid);
         assert_eq!(redis.cli(&["ping"]), "PONG");
     }
 
     #[test]
     fn drop_kills_the_process_and_deletes_the_directory() {
         let redis = RedisServer::start();
-        let (port, pid, dir) = (
-            redis.port(),
-            redis.node.pid().unwrap(),
-            redis.dir().to_owned(),
-        );
+        let (port, pid, dir) = (redis.port(), redis.pid().unwrap(), redis.dir().to_owned());
         assert!(dir.join(format!("redis-{port}.log")).is_file());
         drop(redis);
         assert!(process::command(port, "PING").is_err());
@@ -173,6 +199,26 @@ mod tests {
         for redis in &servers {
             assert_eq!(redis.cli(&["ping"]), "PONG");
         }
+    }
+
+    #[test]
+    fn extra_arguments_are_passed_on_start_and_restart() {
+        let mut redis = RedisServer::start_with_args(["--maxmemory", "12345678"]);
+        assert_eq!(
+            redis.cli(&["config", "get", "maxmemory"]),
+            "maxmemory\n12345678"
+        );
+        redis.restart();
+        assert_eq!(
+            redis.cli(&["config", "get", "maxmemory"]),
+            "maxmemory\n12345678"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no-such-directive")]
+    fn an_argument_redis_refuses_panics_with_its_log() {
+        RedisServer::start_with_args(["--no-such-directive", "1"]);
     }
 
     #[test]

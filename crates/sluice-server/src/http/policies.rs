@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sluice::{Policy, Quota};
+use sluice::{Limit, Policy, Quota};
 
 use crate::service::DecisionService;
 
@@ -14,24 +14,33 @@ struct PolicyList<'a> {
     policies: Vec<PolicyBody<'a>>,
 }
 
+/// A policy: its first limit's fields at the top (as before policies had
+/// several limits), then every limit under `limits`.
 #[derive(Serialize)]
 struct PolicyBody<'a> {
     name: &'a str,
+    #[serde(flatten)]
+    first: LimitBody<'a>,
+    shadow: bool,
+    limits: Vec<LimitBody<'a>>,
+}
+
+#[derive(Clone, Serialize)]
+struct LimitBody<'a> {
     algorithm: &'static str,
     #[serde(flatten)]
     quota: QuotaBody,
-    shadow: bool,
     overrides: Vec<OverrideBody<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct OverrideBody<'a> {
     key: &'a str,
     #[serde(flatten)]
     quota: QuotaBody,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct QuotaBody {
     limit: u64,
     period_ms: u64,
@@ -55,27 +64,37 @@ pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Byte
     let mut list: Vec<PolicyBody<'_>> = policies
         .into_iter()
         .map(|p| {
-            let mut overrides: Vec<OverrideBody<'_>> = p
-                .overrides()
-                .iter()
-                .map(|(key, quota)| OverrideBody {
-                    key,
-                    quota: quota.into(),
-                })
-                .collect();
-            overrides.sort_unstable_by_key(|o| o.key);
+            let limits: Vec<LimitBody<'_>> = p.limits().iter().map(LimitBody::of).collect();
             PolicyBody {
                 name: p.name(),
-                algorithm: p.quota().algorithm().name(),
-                quota: p.quota().into(),
+                first: limits[0].clone(),
                 shadow: p.shadow(),
-                overrides,
+                limits,
             }
         })
         .collect();
     list.sort_unstable_by_key(|p| p.name);
     // Serialising plain structs of strings and integers cannot fail.
     Bytes::from(serde_json::to_vec(&PolicyList { policies: list }).unwrap_or_default())
+}
+
+impl<'a> LimitBody<'a> {
+    fn of(limit: &'a Limit) -> LimitBody<'a> {
+        let mut overrides: Vec<OverrideBody<'_>> = limit
+            .overrides()
+            .iter()
+            .map(|(key, quota)| OverrideBody {
+                key,
+                quota: quota.into(),
+            })
+            .collect();
+        overrides.sort_unstable_by_key(|o| o.key);
+        LimitBody {
+            algorithm: limit.quota().algorithm().name(),
+            quota: limit.quota().into(),
+            overrides,
+        }
+    }
 }
 
 /// Handles `GET /v1/policies`.
