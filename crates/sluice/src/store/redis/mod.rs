@@ -2,8 +2,9 @@
 //! atomically and in one round trip, so any number of servers share a limit.
 //!
 //! - **One key per limit.** A string of packed numbers (level and time,
-//!   window and count, …) or, for the sliding log, a sorted set, with an expiry at the moment the key
-//!   is back to its untouched state: idle keys cost no memory.
+//!   window and count, …) or, for the sliding log, a sorted set, with an
+//!   expiry at the moment the key is back to its untouched state: idle keys
+//!   cost no memory.
 //! - **Time** comes from Redis `TIME` unless a clock is given
 //!   ([`RedisStore::with_clock`]); the tests drive the scripts with a fake one.
 //! - **Connections** are multiplexed: concurrent decisions are pipelined on
@@ -18,9 +19,11 @@
 //!   is charged atomically, and when a group denies, the groups already
 //!   charged are refunded by a second call. Between the charge and the
 //!   refund (one round trip) another request may see the charged state, so
-//!   it may be denied where it would have been admitted: the guarantee is
-//!   that no limit is ever over-admitted, and that a denied request
-//!   consumes nothing once the call returns.
+//!   it may be denied where it would have been admitted. A denied request
+//!   consumes nothing once the call returns, and a refund gives back no
+//!   more than its charge, to where the charge went
+//!   ([`library::Mode::Refund`] says exactly what, and the rare cases,
+//!   such as a failover in between, where it cannot tell).
 //! - **Keys**: `{prefix}:{<key>}:<policy>:<fingerprint>`, where `<key>` is
 //!   the client's key with `%`, `{` and `}` percent-encoded (so the braces
 //!   make it the cluster hash tag, and no key can choose another's slot)
