@@ -31,6 +31,7 @@ pub const MAX_SCALED: u64 = 1 << 50;
 /// All of them decide from integer microseconds; see each module for the
 /// exact definition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// A bucket of `burst` tokens refilled continuously at `limit / period`.
     #[default]
@@ -104,8 +105,10 @@ impl FromStr for Algorithm {
     }
 }
 
-/// Why a quota could not be built. Each variant names the field at fault.
+/// Why a quota could not be built. Each variant names the field at fault
+/// (see [`QuotaError::field`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QuotaError {
     /// `limit` is zero or above [`MAX_LIMIT`] (or [`MAX_LOG_LIMIT`]).
     #[error("limit: must be a positive integer of at most {max}, got {got}")]
@@ -147,6 +150,19 @@ pub enum QuotaError {
         /// The burst given or implied.
         burst: u64,
     },
+}
+
+impl QuotaError {
+    /// The field at fault: `limit`, `period` or `burst`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            QuotaError::Limit { .. } | QuotaError::CounterTooLarge { .. } => "limit",
+            QuotaError::Period(_) => "period",
+            QuotaError::Burst(_)
+            | QuotaError::BurstNotAllowed(_)
+            | QuotaError::TooPrecise { .. } => "burst",
+        }
+    }
 }
 
 /// A validated quota: `limit` units per `period`, decided by `algorithm`,

@@ -4,10 +4,18 @@
 //! (`SLUICE_CONFIG`, `SLUICE_STORE`), the file, the built-in defaults. With
 //! no file at all Sluice runs on the memory store with one policy,
 //! `default`: token bucket, 10 per 60 s, burst 10.
+//!
+//! - `yaml`: a span-aware YAML walker that knows no schema (mappings with
+//!   allowed fields, lists, scalars, numbers, durations, booleans), which
+//!   collects every error with its file, line and field.
+//! - `schema`: Sluice's file (`store`, `redis`, `policies`) over that walker.
+//! - `store`: the store URL, with passwords hidden when shown.
+//! - `error`: errors that say where they are.
 
 mod error;
-mod parse;
+mod schema;
 mod store;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +23,9 @@ use std::time::Duration;
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
-pub use parse::{FileConfig, parse, parse_duration};
+pub use schema::{FileConfig, parse};
 pub use store::StoreSpec;
+pub use yaml::parse_duration;
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "SLUICE_CONFIG";

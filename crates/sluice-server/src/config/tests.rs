@@ -299,6 +299,159 @@ fn an_empty_file_lacks_policies() {
     );
 }
 
+#[test]
+fn a_policy_may_hold_several_limits() {
+    let text = "\
+policies:
+  api:
+    shadow: true
+    limits:
+      - {limit: 10, period: 1s}
+      - {limit: 1000, period: 1h, algorithm: fixed_window}
+  login:
+    limit: 5
+    period: 15m
+";
+    let config = parse(text, "sluice.yaml").unwrap();
+    let [api, login] = &config.policies[..] else {
+        panic!("{config:?}")
+    };
+    assert_eq!(api.name(), "api");
+    assert!(api.shadow());
+    let [second, hour] = api.limits() else {
+        panic!("{api:?}")
+    };
+    let (s, h) = (second.quota(), hour.quota());
+    assert_eq!(
+        (s.algorithm(), s.limit(), s.period(), s.burst()),
+        (Algorithm::TokenBucket, 10, Duration::from_secs(1), 10)
+    );
+    assert_eq!(
+        (h.algorithm(), h.limit(), h.period()),
+        (Algorithm::FixedWindow, 1000, Duration::from_secs(3600))
+    );
+    // The single-limit form is a policy of one limit.
+    assert_eq!(login.limits().len(), 1);
+    assert!(!login.shadow());
+}
+
+#[test]
+fn each_limit_has_its_own_overrides_inheriting_from_it() {
+    let text = "\
+policies:
+  api:
+    limits:
+      - limit: 10
+        period: 1s
+        burst: 20
+        overrides:
+          vip: {limit: 100}
+      - algorithm: fixed_window
+        limit: 1000
+        period: 1h
+        overrides:
+          vip: {period: 2h}
+          batch: {limit: 50}
+";
+    let config = parse(text, "sluice.yaml").unwrap();
+    let [second, hour] = config.policies[0].limits() else {
+        panic!("{config:?}")
+    };
+    let vip = second.quota_for("vip");
+    assert_eq!(
+        (vip.algorithm(), vip.limit(), vip.period(), vip.burst()),
+        (Algorithm::TokenBucket, 100, Duration::from_secs(1), 20)
+    );
+    let vip = hour.quota_for("vip");
+    assert_eq!(
+        (vip.algorithm(), vip.limit(), vip.period()),
+        (Algorithm::FixedWindow, 1000, Duration::from_secs(7200))
+    );
+    // An override of one limit leaves the other limit's quota alone.
+    assert_eq!(second.quota_for("batch").limit(), 10);
+    assert_eq!(hour.quota_for("batch").limit(), 50);
+    assert_eq!((second.overrides().len(), hour.overrides().len()), (1, 2));
+}
+
+#[test]
+fn one_limit_and_a_list_of_limits_do_not_mix() {
+    let text = "\
+policies:
+  api:
+    limit: 10
+    limits:
+      - {limit: 1000, period: 1h}
+    overrides:
+      vip: {limit: 100}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:3: policies.api.limit: cannot be set beside `limits`; set it in each limit of the list",
+            "sluice.yaml:6: policies.api.overrides: cannot be set beside `limits`; set it in each limit of the list",
+        ]
+    );
+}
+
+#[test]
+fn a_list_of_limits_holds_one_to_eight() {
+    assert_eq!(
+        errors("policies:\n  api:\n    limits: []\n"),
+        ["sluice.yaml:3: policies.api.limits: at least one limit is required"]
+    );
+    assert_eq!(
+        errors("policies:\n  api:\n    limits:\n"),
+        [
+            "sluice.yaml:3: policies.api.limits: must be a list of limits such as [{limit: 10, period: 1s}], got nothing"
+        ]
+    );
+    let list = |n: usize| {
+        let limits = vec!["      - {limit: 1, period: 1s}\n"; n].concat();
+        format!("policies:\n  api:\n    limits:\n{limits}")
+    };
+    let eight = parse(&list(8), "sluice.yaml").unwrap();
+    assert_eq!(eight.policies[0].limits().len(), 8);
+    assert_eq!(
+        errors(&list(9)),
+        ["sluice.yaml:12: policies.api.limits: at most 8 limits per policy, got 9"]
+    );
+}
+
+#[test]
+fn errors_inside_a_limit_name_its_place_in_the_list() {
+    let text = "\
+policies:
+  api:
+    limits:
+      - limit: 10
+        period: 1s
+      - limit: 1000
+        period: 1 fortnight
+        shadow: true
+      - 7
+      - limit: 5
+        period: 1s
+        overrides:
+          vip: {limit: 0}
+      - {period: 1m}
+";
+    let got = errors(text);
+    let expected = [
+        "sluice.yaml:8: policies.api.limits[1].shadow: unknown field; expected one of algorithm, limit, period, burst, overrides",
+        "sluice.yaml:7: policies.api.limits[1].period: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got 1 fortnight",
+        "sluice.yaml:9: policies.api.limits[2]: must be a mapping, got \"7\"",
+        "sluice.yaml:13: policies.api.limits[3].overrides.vip.limit: must be a positive integer, got 0",
+        "sluice.yaml:14: policies.api.limits[4].limit: missing field",
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (got, expected) in got.iter().zip(expected) {
+        assert!(
+            got.starts_with(expected),
+            "{got}\n  does not start with\n{expected}"
+        );
+    }
+}
+
 proptest::proptest! {
     /// Whatever the file holds, loading it answers with a config or errors
     /// that name the file; it never panics.

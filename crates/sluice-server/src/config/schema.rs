@@ -1,0 +1,354 @@
+//! Sluice's configuration file: `store`, `redis` and `policies`, read with
+//! the generic [`Walker`] into a checked [`FileConfig`].
+//!
+//! A policy is one limit (`algorithm`, `limit`, `period`, `burst`,
+//! `overrides`, beside `shadow`) or a list of up to 8 of them under
+//! `limits` (with `shadow` beside the list); each limit has its own
+//! algorithm and overrides, and an override inherits from its own limit.
+
+use std::time::Duration;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{Node, Span};
+use sluice::policy::MAX_LIMITS;
+use sluice::{Algorithm, Limit, Policy, Quota, RedisOptions};
+
+use super::error::ConfigErrors;
+use super::store::StoreSpec;
+use super::yaml::{self, Walker, describe, index, join};
+
+/// What a configuration file says; absent fields are `None`.
+#[derive(Debug)]
+pub struct FileConfig {
+    /// The `store` field.
+    pub store: Option<StoreSpec>,
+    /// The `policies` field, in file order.
+    pub policies: Vec<Policy>,
+    /// The `redis` field: key prefix, call timeout, and whether to use Redis Functions.
+    pub redis: RedisOptions,
+}
+
+const TOP_FIELDS: &[&str] = &["store", "redis", "policies"];
+const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions"];
+const POLICY_FIELDS: &[&str] = &[
+    "algorithm",
+    "limit",
+    "period",
+    "burst",
+    "shadow",
+    "overrides",
+    "limits",
+];
+/// The fields of one limit: a policy's own in the single-limit form, or an
+/// element of its `limits`.
+const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
+const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
+
+/// Parses the text of the configuration file `file`, listing every error
+/// with its line and field path.
+pub fn parse(text: &str, file: &str) -> Result<FileConfig, ConfigErrors> {
+    let root = yaml::load(text, file, "a YAML mapping such as `policies: ...`")?;
+    let mut walker = Walker::new(file);
+    let config = top(&mut walker, &root);
+    walker.finish(config)
+}
+
+/// The raw numbers of a limit or an override, before inheritance.
+#[derive(Clone, Copy, Default)]
+struct Numbers {
+    limit: Option<u64>,
+    period: Option<Duration>,
+    burst: Option<u64>,
+}
+
+fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
+    let mut config = FileConfig {
+        store: None,
+        policies: Vec::new(),
+        redis: RedisOptions::default(),
+    };
+    let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
+        return config;
+    };
+    if let Some(node) = map.get_node("store") {
+        if let Some(s) = w.scalar(node, "store", "a store such as memory or redis://host:6379") {
+            match StoreSpec::parse(s.as_str()) {
+                Ok(spec) => config.store = Some(spec),
+                Err(e) => w.error(s.span(), "store", e),
+            }
+        }
+    }
+    if let Some(node) = map.get_node("redis") {
+        redis(w, node, &mut config.redis);
+    }
+    match map.get_node("policies") {
+        None => {
+            // An empty file has its (empty) mapping at its end: say line 1.
+            let span = if map.is_empty() {
+                Span::new_blank()
+            } else {
+                *map.span()
+            };
+            w.error(
+                &span,
+                "policies",
+                "missing field; at least one policy is required",
+            )
+        }
+        Some(node) => match node.as_mapping() {
+            None => w.error(
+                node.span(),
+                "policies",
+                format!(
+                    "must be a mapping from policy name to policy, got {}",
+                    describe(node)
+                ),
+            ),
+            Some(policies) if policies.is_empty() => {
+                w.error(node.span(), "policies", "at least one policy is required")
+            }
+            Some(policies) => {
+                for (name, body) in policies.iter() {
+                    if let Some(p) = policy(w, name, body) {
+                        config.policies.push(p);
+                    }
+                }
+            }
+        },
+    }
+    config
+}
+
+fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
+    let Some(map) = w.mapping(node, "redis", REDIS_FIELDS) else {
+        return;
+    };
+    if let Some(node) = map.get_node("prefix") {
+        if let Some(s) = w.scalar(node, "redis.prefix", "a key prefix") {
+            if s.as_str().is_empty() || s.as_str().contains(['{', '}']) {
+                let got = s.as_str();
+                w.error(
+                    s.span(),
+                    "redis.prefix",
+                    format!("must be a non-empty prefix without braces, got {got:?}"),
+                );
+            } else {
+                options.prefix = s.as_str().to_owned();
+            }
+        }
+    }
+    if let Some(node) = map.get_node("timeout") {
+        if let Some(timeout) = w.duration(node, "redis.timeout") {
+            options.timeout = timeout;
+        }
+    }
+    if let Some(node) = map.get_node("functions") {
+        if let Some(functions) = w.boolean(node, "redis.functions") {
+            options.functions = functions;
+        }
+    }
+}
+
+/// Reads one policy, written either as one limit (its fields beside
+/// `shadow`) or as `limits`, a list of them. `None` when anything in it is
+/// invalid (already reported).
+fn policy(w: &mut Walker<'_>, name: &MarkedScalarNode, body: &Node) -> Option<Policy> {
+    let path = join("policies", name.as_str());
+    let map = w.mapping(body, &path, POLICY_FIELDS)?;
+    let limits = match map.get_node("limits") {
+        None => limit(w, map, &path).map(|l| vec![l]),
+        Some(node) => limits(w, map, node, &path),
+    };
+    let shadow = match map.get_node("shadow") {
+        None => Some(false),
+        Some(node) => w.boolean(node, &join(&path, "shadow")),
+    };
+    match Policy::with_limits(name.as_str(), limits?) {
+        Ok(policy) => Some(policy.with_shadow(shadow?)),
+        Err(e) => {
+            w.error(name.span(), &path, e.to_string());
+            None
+        }
+    }
+}
+
+/// Reads a policy's `limits` (the list at `node`), after checking that the
+/// policy's mapping holds none of a single limit's fields beside it.
+fn limits(
+    w: &mut Walker<'_>,
+    policy: &MarkedMappingNode,
+    node: &Node,
+    path: &str,
+) -> Option<Vec<Limit>> {
+    let mut complete = true;
+    for (key, _) in policy.iter() {
+        if LIMIT_FIELDS.contains(&key.as_str()) {
+            w.error(
+                key.span(),
+                &join(path, key.as_str()),
+                "cannot be set beside `limits`; set it in each limit of the list",
+            );
+            complete = false;
+        }
+    }
+    let path = join(path, "limits");
+    let list = w.sequence(
+        node,
+        &path,
+        "a list of limits such as [{limit: 10, period: 1s}]",
+    )?;
+    if list.is_empty() {
+        w.error(node.span(), &path, "at least one limit is required");
+        return None;
+    }
+    if let Some(extra) = list.get(MAX_LIMITS) {
+        w.error(
+            extra.span(),
+            &path,
+            format!("at most {MAX_LIMITS} limits per policy, got {}", list.len()),
+        );
+        complete = false;
+    }
+    let mut limits = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let item_path = index(&path, i);
+        match w
+            .mapping(item, &item_path, LIMIT_FIELDS)
+            .and_then(|map| limit(w, map, &item_path))
+        {
+            Some(l) => limits.push(l),
+            None => complete = false,
+        }
+    }
+    complete.then_some(limits)
+}
+
+/// Reads one limit's `algorithm`, `limit`, `period`, `burst` and
+/// `overrides` from `map`. `None` when any is invalid (already reported).
+fn limit(w: &mut Walker<'_>, map: &MarkedMappingNode, path: &str) -> Option<Limit> {
+    let algorithm = match map.get_node("algorithm") {
+        None => Some(Algorithm::default()),
+        Some(node) => w.parsed(node, &join(path, "algorithm"), "an algorithm name"),
+    };
+    let numbers = numbers(w, map, path, true);
+    let quota = match (algorithm, numbers) {
+        (Some(algorithm), Some(n)) => quota(w, algorithm, n, path, map),
+        _ => None,
+    };
+    let overrides = match map.get_node("overrides") {
+        None => Some(Vec::new()),
+        Some(node) => overrides(w, node, path, algorithm.zip(numbers)),
+    };
+    let mut limit = Limit::new(quota?);
+    for (key, quota) in overrides? {
+        limit = limit.with_override(key, quota);
+    }
+    Some(limit)
+}
+
+/// Reads a limit's `overrides`; `base` is the limit's algorithm and
+/// numbers when they are valid. `None` when anything is invalid.
+fn overrides(
+    w: &mut Walker<'_>,
+    node: &Node,
+    path: &str,
+    base: Option<(Algorithm, Numbers)>,
+) -> Option<Vec<(String, Quota)>> {
+    let path = join(path, "overrides");
+    let Some(overrides) = node.as_mapping() else {
+        let got = describe(node);
+        w.error(
+            node.span(),
+            &path,
+            format!("must be a mapping from key to limits, got {got}"),
+        );
+        return None;
+    };
+    let mut quotas = Vec::new();
+    let mut complete = true;
+    for (key, body) in overrides.iter() {
+        let key_path = join(&path, key.as_str());
+        let own = w
+            .mapping(body, &key_path, OVERRIDE_FIELDS)
+            .and_then(|o| Some((o, numbers(w, o, &key_path, false)?)));
+        let (Some((o, own)), Some((algorithm, n))) = (own, base) else {
+            complete = false;
+            continue;
+        };
+        // Inherit every field the override does not set from its limit; a
+        // burst the limit did not set follows the effective limit.
+        let merged = Numbers {
+            limit: own.limit.or(n.limit),
+            period: own.period.or(n.period),
+            burst: own.burst.or(n.burst),
+        };
+        match quota(w, algorithm, merged, &key_path, o) {
+            Some(q) => quotas.push((key.as_str().to_owned(), q)),
+            None => complete = false,
+        }
+    }
+    complete.then_some(quotas)
+}
+
+/// Reads `limit`, `period` and `burst`; `required` makes the first two
+/// mandatory. `None` when one of them is invalid (already reported).
+fn numbers(
+    w: &mut Walker<'_>,
+    map: &MarkedMappingNode,
+    path: &str,
+    required: bool,
+) -> Option<Numbers> {
+    let mut ok = true;
+    if required {
+        for name in ["limit", "period"] {
+            if map.get_node(name).is_none() {
+                w.error(map.span(), &join(path, name), "missing field");
+                ok = false;
+            }
+        }
+    }
+    // `Some(None)`: present but invalid, and already reported.
+    let limit = map
+        .get_node("limit")
+        .map(|n| w.positive(n, &join(path, "limit")));
+    let period = map
+        .get_node("period")
+        .map(|n| w.duration(n, &join(path, "period")));
+    let burst = map
+        .get_node("burst")
+        .map(|n| w.positive(n, &join(path, "burst")));
+    let invalid = limit.is_some_and(|v| v.is_none())
+        || period.is_some_and(|v| v.is_none())
+        || burst.is_some_and(|v| v.is_none());
+    (ok && !invalid).then(|| Numbers {
+        limit: limit.flatten(),
+        period: period.flatten(),
+        burst: burst.flatten(),
+    })
+}
+
+/// The quota of `n`, or `None` with the error reported on the field it is
+/// about (the mapping itself when that field is inherited).
+fn quota(
+    w: &mut Walker<'_>,
+    algorithm: Algorithm,
+    n: Numbers,
+    path: &str,
+    map: &MarkedMappingNode,
+) -> Option<Quota> {
+    let (limit, period) = (n.limit?, n.period?);
+    match Quota::new(algorithm, limit, period, n.burst) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            let field = e.field();
+            let span = map.get_node(field).map_or(*map.span(), |n| *n.span());
+            // The error's text starts with the field name; the path says it.
+            let message = e.to_string();
+            let message = message
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&message);
+            w.error(&span, &join(path, field), message);
+            None
+        }
+    }
+}
