@@ -21,6 +21,10 @@ policies:
   api: {limit: 2, period: 1h}
   per-second: {limit: 5, period: 1s}
   per-hour: {limit: 100, period: 1h}
+  two:
+    limits:
+      - {limit: 2, period: 1s}
+      - {limit: 5, period: 1h, algorithm: fixed_window}
 ";
 
 /// One request and the status it must get.
@@ -85,6 +89,25 @@ async fn every_route_answers_as_openapi_json_says() {
                 200,
             ),
         ),
+        (
+            &admin,
+            case(
+                "POST",
+                "/v1/check",
+                Some(json!({"policy": "two", "key": "a", "cost": 2})),
+                200,
+            ),
+        ),
+        (
+            &admin,
+            case(
+                "POST",
+                "/v1/check",
+                Some(json!({"policy": "two", "key": "a"})),
+                429,
+            ),
+        ),
+        (&admin, case("GET", "/v1/limits/two/a", None, 200)),
         (
             &admin,
             case("POST", "/v1/check", Some(json!({"policy": "api"})), 400),

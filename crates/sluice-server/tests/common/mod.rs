@@ -1,6 +1,10 @@
 //! A real `sluice serve` process for the tests: started on a free loopback
-//! port, its log collected, stopped when dropped.
+//! port, its log collected, stopped when dropped; and, in [`app`], the same
+//! HTTP API in-process over a store on a fake clock.
 #![allow(dead_code)]
+
+pub mod app;
+pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -170,6 +174,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub json: serde_json::Value,
+    /// The body as text.
+    pub text: String,
 }
 
 impl Answer {
@@ -189,6 +195,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = if bytes.is_empty() {
         serde_json::Value::Null
     } else {
@@ -199,6 +206,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
         status,
         headers,
         json,
+        text,
     }
 }
 

@@ -1,0 +1,691 @@
+//! Every route of the HTTP API in-process: the router over a memory store
+//! on a fake clock, driven with `oneshot`. Every status code, header and
+//! body; time moves only when a test moves it, so waits are exact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Method;
+use common::app::{App, assert_metrics, quota};
+use common::scenarios::{the_hour_spends_nothing_when_the_second_denies, two_limits};
+use serde_json::json;
+use sluice::{Algorithm, Policy};
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const TOKEN: &str = "correct-horse";
+
+/// The policies the tests decide, one per behaviour:
+///
+/// - `api`: token bucket, 3 per minute, `vip` 100 per minute;
+/// - `per-minute`: fixed window, 2 per hour;
+/// - `per-hour`: sliding log, 100 per hour;
+/// - `queue`: leaky bucket, 1 per 10 s, burst 5;
+/// - `watch`: GCRA, 1 per hour, in shadow mode;
+/// - `two`: 2 per second (token bucket) and 5 per hour (fixed window).
+fn policies() -> Vec<Policy> {
+    use Algorithm::*;
+    vec![
+        Policy::new("api", quota(TokenBucket, 3, MINUTE, None))
+            .unwrap()
+            .with_override("vip", quota(TokenBucket, 100, MINUTE, None)),
+        Policy::new("per-minute", quota(FixedWindow, 2, HOUR, None)).unwrap(),
+        Policy::new("per-hour", quota(SlidingWindowLog, 100, HOUR, None)).unwrap(),
+        Policy::new("queue", quota(LeakyBucket, 1, 10 * SECOND, Some(5))).unwrap(),
+        Policy::new("watch", quota(Gcra, 1, HOUR, None))
+            .unwrap()
+            .with_shadow(true),
+        two_limits(),
+    ]
+}
+
+fn app() -> App {
+    App::memory(policies(), None)
+}
+
+fn admin_app() -> App {
+    App::memory(policies(), Some(TOKEN))
+}
+
+#[tokio::test]
+async fn a_check_answers_200_then_429_with_the_rate_limit_headers() {
+    let app = app();
+    for remaining in [2, 1, 0] {
+        let a = app.check(json!({"policy": "api", "key": "user-42"})).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), "application/json");
+        assert_eq!(a.json["allowed"], true);
+        assert_eq!(a.json["remaining"], remaining);
+        assert_eq!(a.json["retry_after_ms"], 0);
+        assert_eq!(a.header("ratelimit-limit"), "3");
+        assert_eq!(a.header("ratelimit-remaining"), remaining.to_string());
+        assert_eq!(a.header("ratelimit-policy"), r#""api";q=3;w=60"#);
+        // A token comes back every 20 s: full after 20 s per missing token.
+        let reset = 20 * (3 - remaining);
+        assert_eq!(a.header("ratelimit-reset"), reset.to_string());
+        assert_eq!(
+            a.header("ratelimit"),
+            format!(r#""api";r={remaining};t={reset}"#)
+        );
+        assert!(a.headers.get("retry-after").is_none());
+    }
+    let a = app
+        .check(json!({"policy": "api", "key": "user-42", "cost": 1}))
+        .await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.json["allowed"], false);
+    assert_eq!(a.json["policy"], "api");
+    assert_eq!(a.json["key"], "user-42");
+    assert_eq!(a.json["limit"], 3);
+    assert_eq!(a.json["retry_after_ms"], 20_000);
+    assert_eq!(a.header("retry-after"), "20");
+    assert_eq!(a.header("ratelimit-remaining"), "0");
+
+    // Another key has its own limit; an override gives a key its own quota.
+    let a = app.check(json!({"policy": "api", "key": "user-43"})).await;
+    assert_eq!((a.status, a.json["remaining"].as_u64()), (200, Some(2)));
+    let a = app
+        .check(json!({"policy": "api", "key": "vip", "cost": 50}))
+        .await;
+    assert_eq!((a.status, a.json["limit"].as_u64()), (200, Some(100)));
+}
+
+#[tokio::test]
+async fn waiting_out_retry_after_is_enough_and_a_moment_less_is_not() {
+    let app = app();
+    let once = json!({"policy": "api", "key": "k"});
+    app.check(json!({"policy": "api", "key": "k", "cost": 3}))
+        .await;
+    let a = app.check(once.clone()).await;
+    assert_eq!((a.status, a.header("retry-after")), (429, "20"));
+
+    app.advance(Duration::from_millis(19_999));
+    let a = app.check(once.clone()).await;
+    assert_eq!((a.status, &a.json["retry_after_ms"]), (429, &json!(1)));
+    assert_eq!(a.header("retry-after"), "1", "a part of a second rounds up");
+
+    app.advance(Duration::from_millis(1));
+    let a = app.check(once.clone()).await;
+    assert_eq!((a.status, &a.json["remaining"]), (200, &json!(0)));
+    assert_eq!(app.check(once).await.status, 429, "one token came back");
+}
+
+#[tokio::test]
+async fn a_fixed_window_starts_again_when_it_ends() {
+    let app = app();
+    let body = json!({"policy": "per-minute", "key": "k"});
+    app.advance(10 * MINUTE);
+    for _ in 0..2 {
+        assert_eq!(app.check(body.clone()).await.status, 200);
+    }
+    let a = app.check(body.clone()).await;
+    assert_eq!(a.status, 429);
+    // The hour's window began 10 minutes ago: 50 minutes are left.
+    assert_eq!(a.header("retry-after"), "3000");
+    assert_eq!(a.header("ratelimit-reset"), "3000");
+    assert_eq!(a.json["retry_after_ms"], 3_000_000);
+
+    app.advance(50 * MINUTE - Duration::from_micros(1));
+    assert_eq!(app.check(body.clone()).await.status, 429);
+    app.advance(Duration::from_micros(1));
+    let a = app.check(body).await;
+    assert_eq!((a.status, &a.json["remaining"]), (200, &json!(1)));
+    assert_eq!(a.header("ratelimit-reset"), "3600", "a whole new window");
+}
+
+#[tokio::test]
+async fn several_policies_are_checked_all_or_nothing() {
+    let app = app();
+    let both = json!({"policies": ["per-hour", "per-minute"], "key": "k"});
+    for left in [1, 0] {
+        let a = app.check(both.clone()).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json["policy"], "per-minute", "the most restrictive");
+        assert_eq!(a.json["remaining"], left);
+        let results = a.json["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0]["policy"], "per-hour");
+        assert_eq!(results[1]["policy"], "per-minute");
+        assert_eq!(
+            a.header("ratelimit-policy"),
+            r#""per-hour";q=100;w=3600, "per-minute";q=2;w=3600"#
+        );
+    }
+    let a = app.check(both.clone()).await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.json["allowed"], false);
+    assert_eq!(a.json["policy"], "per-minute");
+    assert!(a.header("ratelimit").starts_with(r#""per-minute";r=0;t="#));
+    assert_eq!(a.header("retry-after"), "3600");
+    // The denial charged nothing to per-hour: it still has 98.
+    assert_eq!(a.json["results"][0]["allowed"], true);
+    assert_eq!(a.json["results"][0]["remaining"], 98);
+    assert_eq!(a.json["results"][1]["allowed"], false);
+    let peek = app.get("/v1/limits/per-hour/k").await;
+    assert_eq!(peek.json["remaining"], 98);
+}
+
+#[tokio::test]
+async fn the_top_of_a_multi_policy_answer_is_the_policy_that_denied() {
+    // The denying policy named last, then first: the top-level body and
+    // the headers follow it, not the order of the request.
+    for names in [["per-hour", "per-minute"], ["per-minute", "per-hour"]] {
+        let app = app();
+        app.check(json!({"policy": "per-minute", "key": "k", "cost": 2}))
+            .await;
+        let a = app.check(json!({"policies": names, "key": "k"})).await;
+        assert_eq!(a.status, 429, "{names:?}");
+        assert_eq!(
+            (&a.json["policy"], &a.json["allowed"], &a.json["limit"]),
+            (&json!("per-minute"), &json!(false), &json!(2)),
+            "{names:?}: {}",
+            a.json
+        );
+        assert_eq!(a.header("ratelimit-limit"), "2", "{names:?}");
+        assert!(
+            a.header("ratelimit").starts_with(r#""per-minute";"#),
+            "{names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn leaky_bucket_delay_shadow_and_never_admissible_requests() {
+    let app = app();
+    let a = app.check(json!({"policy": "queue", "key": "k"})).await;
+    assert_eq!((a.status, &a.json["delay_ms"]), (200, &json!(0)));
+    let a = app.check(json!({"policy": "queue", "key": "k"})).await;
+    assert_eq!((a.status, &a.json["delay_ms"]), (200, &json!(10_000)));
+    assert!(a.json.get("shadow").is_none());
+    let a = app.check(json!({"policy": "queue", "key": "k"})).await;
+    assert_eq!(a.json["delay_ms"], 20_000, "one more in the queue");
+    // Time drains the queue: 10 s later the next waits one place less.
+    app.advance(10 * SECOND);
+    let a = app.check(json!({"policy": "queue", "key": "k"})).await;
+    assert_eq!(a.json["delay_ms"], 20_000);
+
+    let a = app.check(json!({"policy": "watch", "key": "k"})).await;
+    assert!(a.json.get("shadow").is_none());
+    let a = app.check(json!({"policy": "watch", "key": "k"})).await;
+    assert_eq!(a.status, 200, "a shadow policy admits");
+    assert_eq!(a.json["shadow"], true);
+    assert_eq!(a.json["allowed"], true);
+    assert!(a.json.get("delay_ms").is_none());
+    assert!(a.headers.get("retry-after").is_none());
+
+    let a = app
+        .check(json!({"policy": "api", "key": "big", "cost": 4}))
+        .await;
+    assert_eq!(a.status, 429);
+    assert!(a.json["retry_after_ms"].is_null(), "4 > the burst of 3");
+    assert_eq!(
+        a.header("retry-after"),
+        "1",
+        "an untouched key: come back at once"
+    );
+}
+
+#[tokio::test]
+async fn a_shadow_denial_in_a_multi_policy_check_admits() {
+    let app = app();
+    let both = json!({"policies": ["watch", "per-hour"], "key": "k"});
+    assert_eq!(app.check(both.clone()).await.status, 200);
+    let a = app.check(both).await;
+    assert_eq!(a.status, 200, "only the shadow policy would have denied");
+    assert_eq!(a.json["allowed"], true);
+    assert_eq!(a.json["results"][0]["shadow"], true);
+    assert_eq!(
+        a.json["results"][1]["remaining"], 98,
+        "per-hour was charged"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
+    let app = app();
+    let long_key = "k".repeat(1025);
+    let cases = [
+        (json!({"key": "k"}), 400, "missing \"policy\""),
+        (json!({"policy": "api"}), 400, "missing \"key\""),
+        (
+            json!({"policy": "", "key": "k"}),
+            400,
+            "\"policy\" must not be empty",
+        ),
+        (
+            json!({"policy": "api", "key": ""}),
+            400,
+            "\"key\" must not be empty",
+        ),
+        (
+            json!({"policy": "api", "key": long_key}),
+            400,
+            "1025 bytes long; the most is 1024",
+        ),
+        (
+            json!({"policy": "api", "key": "k", "cost": 0}),
+            400,
+            "from 1 to 1000000, got 0",
+        ),
+        (
+            json!({"policy": "api", "key": "k", "cost": 1_000_001}),
+            400,
+            "got 1000001",
+        ),
+        (
+            json!({"policy": "api", "key": "k", "cost": -1}),
+            400,
+            "invalid value: integer `-1`",
+        ),
+        (
+            json!({"policy": "api", "key": "k", "cost": 1.5}),
+            400,
+            "invalid type: floating point",
+        ),
+        (
+            json!({"policy": "api", "key": 7}),
+            400,
+            "invalid type: integer `7`",
+        ),
+        (
+            json!({"policy": "api", "key": "k", "colour": 1}),
+            400,
+            "unknown field `colour`",
+        ),
+        (
+            json!({"policy": "api", "policies": ["api"], "key": "k"}),
+            400,
+            "not both",
+        ),
+        (
+            json!({"policies": [], "key": "k"}),
+            400,
+            "1 to 16 policies, got 0",
+        ),
+        (
+            json!({"policies": vec!["api"; 17], "key": "k"}),
+            400,
+            "1 to 16 policies, got 17",
+        ),
+        (
+            json!({"policies": ["api", "api"], "key": "k"}),
+            400,
+            "\"api\" is named twice",
+        ),
+        (
+            json!({"policy": "nope", "key": "k"}),
+            404,
+            "unknown policy \"nope\"",
+        ),
+        (
+            json!({"policies": ["api", "nope"], "key": "k"}),
+            404,
+            "unknown policy \"nope\"",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let a = app.check(body.clone()).await;
+        assert_eq!(a.status, status, "{body}: {}", a.json);
+        assert_eq!(a.header("content-type"), "application/json");
+        let error = a.json["error"].as_str().unwrap();
+        assert!(
+            error.contains(message),
+            "{body}: {error:?} lacks {message:?}"
+        );
+    }
+    // None of them charged anything.
+    assert_eq!(app.get("/v1/limits/api/k").await.json["remaining"], 3);
+    let a = app
+        .check(json!({"policy": "api", "key": "k".repeat(1024)}))
+        .await;
+    assert_eq!(a.status, 200, "1024 bytes is the most, and allowed");
+
+    let a = app
+        .request(Method::POST, "/v1/check", "{\"policy\": ", None)
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body: EOF"),
+        "{}",
+        a.json
+    );
+
+    let huge = format!(r#"{{"policy": "api", "key": "{}"}}"#, "k".repeat(64 * 1024));
+    let a = app.request(Method::POST, "/v1/check", huge, None).await;
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (413, Some("the body is over 64 KiB"))
+    );
+    assert_eq!(a.header("content-type"), "application/json");
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_404_and_wrong_methods_405() {
+    let app = app();
+    let cases = [
+        (
+            Method::GET,
+            "/v2/nothing",
+            404,
+            "no such route: GET /v2/nothing",
+        ),
+        (Method::GET, "/", 404, "no such route: GET /"),
+        (
+            Method::GET,
+            "/v1/limits/api",
+            404,
+            "no such route: GET /v1/limits/api",
+        ),
+        (
+            Method::PUT,
+            "/v1/check",
+            405,
+            "PUT is not allowed on /v1/check",
+        ),
+        (
+            Method::GET,
+            "/v1/check",
+            405,
+            "GET is not allowed on /v1/check",
+        ),
+        (
+            Method::POST,
+            "/v1/limits/api/k",
+            405,
+            "POST is not allowed on /v1/limits/api/k",
+        ),
+        (
+            Method::DELETE,
+            "/v1/policies",
+            405,
+            "DELETE is not allowed on /v1/policies",
+        ),
+        (
+            Method::PUT,
+            "/healthz",
+            405,
+            "PUT is not allowed on /healthz",
+        ),
+        (
+            Method::POST,
+            "/metrics",
+            405,
+            "POST is not allowed on /metrics",
+        ),
+    ];
+    for (method, path, status, message) in cases {
+        let a = app.request(method.clone(), path, Body::empty(), None).await;
+        assert_eq!(
+            (a.status, a.json["error"].as_str()),
+            (status, Some(message)),
+            "{method} {path}"
+        );
+        assert_eq!(a.header("content-type"), "application/json");
+    }
+}
+
+#[tokio::test]
+async fn peeking_consumes_nothing_and_counts_what_is_available_now() {
+    let app = app();
+    let path = "/v1/limits/api/team%2Fa/b";
+    let a = app.get(path).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.json["key"], "team/a/b",
+        "the key is the rest of the path, decoded"
+    );
+    assert_eq!(
+        (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
+        (Some(true), Some(3))
+    );
+    assert_eq!(a.header("ratelimit-remaining"), "3");
+    assert_eq!(
+        app.get(path).await.json["remaining"],
+        3,
+        "peeking twice takes nothing"
+    );
+    app.check(json!({"policy": "api", "key": "team/a/b", "cost": 3}))
+        .await;
+    let a = app.get(path).await;
+    assert_eq!(
+        a.status, 200,
+        "a peek is 200 even when a check would be denied"
+    );
+    assert_eq!(
+        (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
+        (Some(false), Some(0))
+    );
+    assert_eq!(a.json["retry_after_ms"], 20_000);
+    assert!(a.headers.get("retry-after").is_some());
+
+    // A token is back 20 s later.
+    app.advance(20 * SECOND);
+    let a = app.get(path).await;
+    assert_eq!(
+        (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
+        (Some(true), Some(1))
+    );
+
+    let a = app.get("/v1/limits/nope/k").await;
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (404, Some("unknown policy \"nope\""))
+    );
+    let long = format!("/v1/limits/api/{}", "k".repeat(1025));
+    let a = app.get(&long).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("1025 bytes long"),
+        "{}",
+        a.json
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_without_a_token_and_needs_the_right_one() {
+    let off = app();
+    let a = off.delete("/v1/limits/api/k", Some("guess")).await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_ADMIN_TOKEN")
+    );
+
+    let on = admin_app();
+    on.check(json!({"policy": "api", "key": "k", "cost": 3}))
+        .await;
+    let wrong = [
+        None,
+        Some("Bearer correct-hors"),
+        Some("Bearer correct-horsey"),
+        // What reqwest's basic_auth("correct-horse", None) sends.
+        Some("Basic Y29ycmVjdC1ob3JzZTo="),
+    ];
+    for authorization in wrong {
+        let mut request = axum::http::Request::delete("/v1/limits/api/k");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let a = on.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(a.status, 401, "{authorization:?}");
+        assert_eq!(a.header("www-authenticate"), "Bearer");
+    }
+    assert_eq!(
+        on.check(json!({"policy": "api", "key": "k"})).await.status,
+        429
+    );
+    let a = on.delete("/v1/limits/api/k", Some(TOKEN)).await;
+    assert_eq!((a.status, a.json.is_null()), (204, true));
+    assert!(a.text.is_empty());
+    assert_eq!(
+        on.check(json!({"policy": "api", "key": "k"})).await.status,
+        200
+    );
+    let a = on.delete("/v1/limits/nope/k", Some(TOKEN)).await;
+    assert_eq!(a.status, 404);
+    let long = format!("/v1/limits/api/{}", "k".repeat(1025));
+    assert_eq!(on.delete(&long, Some(TOKEN)).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_reset_forgets_every_limit_of_a_policy() {
+    let app = admin_app();
+    for _ in 0..2 {
+        app.check(json!({"policy": "two", "key": "k"})).await;
+    }
+    app.advance(SECOND);
+    for _ in 0..2 {
+        app.check(json!({"policy": "two", "key": "k"})).await;
+    }
+    // The hour has 1 left and the second none.
+    assert_eq!(app.get("/v1/limits/two/k").await.json["remaining"], 0);
+    let a = app.delete("/v1/limits/two/k", Some(TOKEN)).await;
+    assert_eq!(a.status, 204);
+    let a = app.get("/v1/limits/two/k").await;
+    assert_eq!(
+        (&a.json["limit"], &a.json["remaining"]),
+        (&json!(2), &json!(2)),
+        "both limits untouched: the second is the tighter"
+    );
+    // The hour admits 5 again: 2 now, 2 a second later, 1 after that.
+    let two = json!({"policy": "two", "key": "k"});
+    for step in [2, 2, 1] {
+        for _ in 0..step {
+            assert_eq!(app.check(two.clone()).await.status, 200);
+        }
+        app.advance(SECOND);
+    }
+    let a = app.check(two).await;
+    assert_eq!((a.status, &a.json["limit"]), (429, &json!(5)));
+}
+
+#[tokio::test]
+async fn policies_health_and_readiness() {
+    let app = app();
+    let a = app.get("/v1/policies").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), "application/json");
+    let names: Vec<&str> = a.json["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["api", "per-hour", "per-minute", "queue", "two", "watch"]
+    );
+    assert_eq!(
+        a.json["policies"][0],
+        json!({"name": "api", "algorithm": "token_bucket", "limit": 3, "period_ms": 60000,
+            "burst": 3, "shadow": false,
+            "overrides": [{"key": "vip", "limit": 100, "period_ms": 60000, "burst": 100}],
+            "limits": [{"algorithm": "token_bucket", "limit": 3, "period_ms": 60000, "burst": 3,
+                "overrides": [{"key": "vip", "limit": 100, "period_ms": 60000, "burst": 100}]}]})
+    );
+    assert_eq!(a.json["policies"][3]["burst"], 5);
+    assert_eq!(a.json["policies"][5]["shadow"], true);
+    // A policy of several limits: the first at the top, all under limits.
+    assert_eq!(
+        a.json["policies"][4],
+        json!({"name": "two", "algorithm": "token_bucket", "limit": 2, "period_ms": 1000,
+            "burst": 2, "shadow": false, "overrides": [],
+            "limits": [
+                {"algorithm": "token_bucket", "limit": 2, "period_ms": 1000, "burst": 2,
+                    "overrides": []},
+                {"algorithm": "fixed_window", "limit": 5, "period_ms": 3600000, "burst": 5,
+                    "overrides": []}]})
+    );
+
+    let a = app.get("/healthz").await;
+    assert_eq!((a.status, a.json.clone()), (200, json!({"status": "ok"})));
+    let a = app.get("/readyz").await;
+    assert_eq!(
+        (a.status, a.json.clone()),
+        (200, json!({"status": "ready", "store": "memory"}))
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_as_json() {
+    let a = app().get("/openapi.json").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), "application/json");
+    assert_eq!(a.text, sluice_server::http::OPENAPI);
+    assert_eq!(a.json["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    assert!(a.json["paths"]["/v1/check"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn metrics_count_decisions_by_policy_and_outcome() {
+    let app = app();
+    for _ in 0..4 {
+        app.check(json!({"policy": "api", "key": "k"})).await;
+    }
+    for _ in 0..2 {
+        app.check(json!({"policy": "watch", "key": "k"})).await;
+    }
+    app.check(json!({"policy": "nope", "key": "k"})).await;
+    let a = app.get("/metrics").await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.header("content-type")
+            .starts_with("application/openmetrics-text"),
+    );
+    assert_metrics(
+        &a.text,
+        &[
+            r#"sluice_decisions_total{policy="api",outcome="allowed"} 3"#,
+            r#"sluice_decisions_total{policy="api",outcome="denied"} 1"#,
+            r#"sluice_decisions_total{policy="watch",outcome="allowed"} 1"#,
+            r#"sluice_decisions_total{policy="watch",outcome="shadow_denied"} 1"#,
+            r#"sluice_decision_duration_seconds_count{policy="api",store="memory"} 4"#,
+            "sluice_store_errors_total 0",
+        ],
+    );
+    assert!(
+        !a.text.contains("nope"),
+        "an unknown policy makes no series"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_that_another_denied_counts_no_admission() {
+    let app = app();
+    let both = json!({"policies": ["per-hour", "per-minute"], "key": "k"});
+    for status in [200, 200, 429, 429] {
+        assert_eq!(app.check(both.clone()).await.status, status);
+    }
+    // per-hour admitted all four by itself, but was charged for two.
+    assert_eq!(app.get("/v1/limits/per-hour/k").await.json["remaining"], 98);
+    let text = app.metrics().await;
+    assert_metrics(
+        &text,
+        &[
+            r#"sluice_decisions_total{policy="per-hour",outcome="allowed"} 2"#,
+            r#"sluice_decisions_total{policy="per-hour",outcome="denied"} 0"#,
+            r#"sluice_decisions_total{policy="per-minute",outcome="allowed"} 2"#,
+            r#"sluice_decisions_total{policy="per-minute",outcome="denied"} 2"#,
+            // Every decision is timed, counted or not.
+            r#"sluice_decision_duration_seconds_count{policy="per-hour",store="memory"} 4"#,
+            r#"sluice_decision_duration_seconds_count{policy="per-minute",store="memory"} 4"#,
+        ],
+    );
+}
+
+#[tokio::test]
+async fn on_memory_the_hour_spends_nothing_when_the_second_denies() {
+    the_hour_spends_nothing_when_the_second_denies(&app()).await;
+}
