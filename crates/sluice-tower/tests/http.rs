@@ -5,35 +5,17 @@
 mod common;
 
 use std::num::NonZeroU64;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::routing::get;
 use http::{HeaderName, Response, StatusCode};
 use http_body_util::Full;
 use ipnet::IpNet;
-use sluice::{Limiter, RedisStore, Store};
+use sluice::{Limiter, RedisStore};
 use sluice_testkit::RedisServer;
 use sluice_tower::{KeyBy, RateLimitLayer, Unkeyed};
 
-use common::{Http, limiter, policy, serve};
-
-/// An app whose `/` answers 200 "ok" and counts its calls, behind `layer`.
-fn app<S: Store>(layer: RateLimitLayer<S>) -> (Router, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let router = Router::new()
-        .route(
-            "/",
-            get(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .layer(layer);
-    (router, calls)
-}
+use common::{Http, counted_app as app, limiter, policy, serve};
 
 fn nets(list: &[&str]) -> Vec<IpNet> {
     list.iter().map(|n| n.parse().unwrap()).collect()
@@ -77,11 +59,7 @@ async fn three_admitted_then_429_with_exact_headers_and_json_body() {
     assert_eq!(denied.header("ratelimit-reset"), "60");
     assert_eq!(denied.header("ratelimit-policy"), r#""api";q=3;w=60"#);
     assert_eq!(denied.header("ratelimit"), r#""api";r=0;t=60"#);
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "the denied request never ran"
-    );
+    assert_eq!(calls.count(), 3, "the denied request never ran");
 }
 
 #[tokio::test]
@@ -171,7 +149,7 @@ async fn unkeyed_requests_are_rejected_by_default_or_follow_on_unkeyed() {
         reply.body,
         r#"{"error":"no rate-limit key found in the request"}"#
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.count(), 0);
 
     let allow = RateLimitLayer::new(limiter(1), "api", api_key())
         .unwrap()
@@ -214,11 +192,7 @@ async fn a_store_error_is_503_and_leaks_nothing() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.header("content-type"), "application/json");
     assert_eq!(reply.body, r#"{"error":"rate limiter unavailable"}"#);
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the inner service never ran"
-    );
+    assert_eq!(calls.count(), 1, "the inner service never ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +212,7 @@ async fn clones_of_the_layer_enforce_one_limit_under_concurrency() {
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!((admitted, denied), (10, 40), "{statuses:?}");
-    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    assert_eq!(calls.count(), 10);
 }
 
 #[tokio::test]

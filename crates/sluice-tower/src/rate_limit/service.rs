@@ -136,7 +136,11 @@ where
         }
         Err(error) => {
             let rejection = Rejection::from_error(&error);
-            tracing::debug!(policy = %config.policy, error = %error, "rejected");
+            if rejection == Rejection::Misconfigured {
+                tracing::error!(policy = %config.policy, error = %error, "rate limiter misconfigured");
+            } else {
+                tracing::debug!(policy = %config.policy, error = %error, "rejected");
+            }
             return Ok(reject(&rejection));
         }
     };

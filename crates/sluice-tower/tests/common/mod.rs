@@ -1,19 +1,25 @@
 //! Helpers shared by the integration tests: a limiter on a fake clock, an
-//! axum server on `127.0.0.1:0`, and an HTTP client.
+//! axum app that counts its calls, a server on `127.0.0.1:0`, and an HTTP
+//! client.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use sluice::{Algorithm, FakeClock, Limiter, MemoryStore, Policy, Quota};
+use sluice::{Algorithm, FakeClock, Limiter, MemoryStore, Policy, Quota, RedisStore, Store};
+use sluice_testkit::RedisServer;
+use sluice_tower::RateLimitLayer;
 use tokio::net::TcpListener;
 
 /// A fixed instant: the limiter's time never moves unless a test moves it,
@@ -30,6 +36,60 @@ pub fn policy(name: &str, limit: u64) -> Policy {
 pub fn limiter(limit: u64) -> Limiter<MemoryStore<FakeClock>> {
     let store = MemoryStore::with_clock(FakeClock::new(START_US));
     Limiter::new(store, [policy("api", limit)])
+}
+
+/// A limiter with policy `api` (1 per 60 s) on a Redis that has answered
+/// once and is then killed: every later decision fails, as "Connection
+/// refused".
+pub async fn limiter_on_a_dead_redis(redis: &mut RedisServer) -> Limiter<RedisStore> {
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let limiter = Limiter::new(store, [policy("api", 1)]);
+    let first = limiter.check("api", "warm-up", 1).await;
+    assert!(first.is_ok(), "{first:?}; Redis log:\n{}", redis.log());
+    redis.kill();
+    // The open connection may first be found broken ("broken pipe"); every
+    // call after that tries to connect again and is refused.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        match limiter.check("api", "warm-up", 1).await {
+            Ok(decision) => panic!("decided on a killed Redis: {decision:?}"),
+            Err(error) => seen.push(sluice::error::chain(&error).to_string()),
+        }
+        if seen
+            .last()
+            .is_some_and(|e| e.contains("Connection refused"))
+        {
+            return limiter;
+        }
+    }
+    panic!("never refused: {seen:#?}");
+}
+
+/// How many times the inner service of [`counted_app`] has run.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    /// The calls so far.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// An app whose `/` answers 200 "ok" and counts its calls, behind `layer`.
+pub fn counted_app<S: Store>(layer: RateLimitLayer<S>) -> (Router, Calls) {
+    let calls = Calls::default();
+    let counter = calls.clone();
+    let router = Router::new()
+        .route(
+            "/",
+            get(move || async move {
+                counter.0.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .layer(layer);
+    (router, calls)
 }
 
 /// Serves `app` on a free loopback port, with the peer address as
