@@ -12,8 +12,8 @@
 -- never to a window or an instant the charge did not go to, and never
 -- anything older than `at`: what was there before the charge is not its
 -- own. Where the state cannot show where the charge went, it gives back
--- less, or nothing, with three exceptions that no state can tell apart,
--- noted below (marked *).
+-- less, or nothing, except in cases that no state can tell apart from the
+-- charge's own, noted below (marked *).
 --
 -- Where the charge went. decide counts a request at its own time, unless
 -- the state is ahead of it (a clock that stepped back keeps counting from
@@ -48,7 +48,9 @@
 --                  window loses a charge it never held.
 --   sliding log    The entries at the charged instant lose cost units (the
 --                  charge's own entry, or others of that same microsecond:
---                  equal for every decision); else nothing.
+--                  equal for every decision); else nothing. (*) A failover
+--                  between the charge and the refund, after another
+--                  admission at a later instant, takes from that instant.
 --
 -- The Rust model of this file is store/redis/refund.rs, whose test holds
 -- them equal on a real Redis, and holds the model to "as if never
