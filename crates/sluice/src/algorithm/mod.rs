@@ -20,8 +20,11 @@
 //!    variant and the dispatch.
 //! 4. A line in `slots!` in the memory store's `entry.rs` (where the state
 //!    sits beside the quota's fingerprint).
-//! 5. A `.lua` file in the Redis store's `lua/` with the same step, listed
-//!    in `scripts.rs` (its code is its position in [`Algorithm::ALL`]).
+//! 5. A `.lua` file in the Redis store's `lua/` with the same step, an entry
+//!    (`load`, `decide`, `save`) in the `algorithms` table (see `lua/prelude.lua`) at its code
+//!    (its position in [`Algorithm::ALL`], from 1), its `refund` in
+//!    `lua/refund.lua` and the refund's Rust model in `store/redis/refund.rs`;
+//!    the file is listed in `store/redis/library.rs`.
 //! 6. Its reference model in `tests/common` and a row in the contract traces:
 //!    the property and contract tests then hold every store to the step.
 
