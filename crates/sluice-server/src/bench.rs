@@ -94,10 +94,7 @@ struct Tally {
 
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let redis = RedisOptions {
-        prefix: "sluice-bench".into(),
-        ..RedisOptions::default()
-    };
+    let redis = RedisOptions::default().with_prefix("sluice-bench");
     let store = stores::open(&options.store, &redis).await?;
     let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
     let limiter = Limiter::new(store, [policy]);

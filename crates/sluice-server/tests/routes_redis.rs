@@ -16,10 +16,7 @@ use sluice_testkit::{RedisCluster, RedisServer};
 
 /// The API over the Redis at `url`, of kind `kind`, on a fake clock.
 async fn app_on(url: &str, kind: &'static str, policies: Vec<Policy>) -> App {
-    let options = RedisOptions {
-        timeout: Duration::from_millis(500),
-        ..RedisOptions::default()
-    };
+    let options = RedisOptions::default().with_timeout(Duration::from_millis(500));
     let clock = FakeClock::new(START_US);
     let store = RedisStore::connect_with(url, options).await.unwrap();
     App::over(

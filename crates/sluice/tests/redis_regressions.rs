@@ -251,10 +251,7 @@ async fn the_store_recovers_from_a_restart_and_a_script_or_function_flush() {
 #[tokio::test]
 async fn a_silent_redis_times_out() {
     let server = RedisServer::start();
-    let options = RedisOptions {
-        timeout: Duration::from_millis(200),
-        ..RedisOptions::default()
-    };
+    let options = RedisOptions::default().with_timeout(Duration::from_millis(200));
     let store = RedisStore::connect_with(&server.url(), options)
         .await
         .unwrap();

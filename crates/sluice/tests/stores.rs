@@ -384,10 +384,7 @@ async fn a_single_redis_keeps_the_contract() {
 async fn a_single_redis_keeps_the_contract_with_scripts() {
     let server = RedisServer::start();
     let clock = FakeClock::new(START_US);
-    let options = || RedisOptions {
-        functions: false,
-        ..RedisOptions::default()
-    };
+    let options = || RedisOptions::default().with_functions(false);
     let connect = || async {
         let store = RedisStore::connect_with(&server.url(), options())
             .await

@@ -66,7 +66,19 @@ use connection::Connection;
 use library::Mode;
 
 /// How the Redis store connects and names its keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::RedisOptions;
+///
+/// let options = RedisOptions::default()
+///     .with_prefix("my-app")
+///     .with_timeout(Duration::from_millis(250));
+/// assert_eq!(options.prefix, "my-app");
+/// assert!(options.functions);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RedisOptions {
     /// Prepended to every key (a namespace), without braces; default `sluice`.
     pub prefix: String,
@@ -77,6 +89,27 @@ pub struct RedisOptions {
     /// has no functions or refuses `FUNCTION LOAD`; default true. False
     /// uses `EVALSHA` only (for proxies that pass scripts but not functions).
     pub functions: bool,
+}
+
+impl RedisOptions {
+    /// The same options with key prefix `prefix`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> RedisOptions {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The same options with call timeout `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> RedisOptions {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same options, running the decisions as a Redis Function when
+    /// `functions` (else by `EVALSHA` only).
+    pub fn with_functions(mut self, functions: bool) -> RedisOptions {
+        self.functions = functions;
+        self
+    }
 }
 
 impl Default for RedisOptions {
