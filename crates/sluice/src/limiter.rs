@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::decision::most_restrictive;
 use crate::store::{Check, Store};
-use crate::{Decision, Error, Policy, Quota};
+use crate::{Decision, Error, Limit, Policy, Quota};
 
 /// The longest key a client may give, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -80,17 +80,20 @@ impl<'a> Resolved<'a> {
         self.key
     }
 
+    /// The check of `limit` (one of the policy's), charging `cost`.
+    fn check(&self, limit: &'a Limit, cost: u64) -> Check<'a> {
+        Check::new(
+            limit.state_name(),
+            self.key,
+            limit.quota_for(self.key),
+            cost,
+        )
+        .with_shadow(self.policy.shadow())
+    }
+
     /// One check per limit of the policy, charging `cost`.
     fn checks(&self, cost: u64) -> impl Iterator<Item = Check<'a>> + '_ {
-        self.policy.limits().iter().map(move |limit| {
-            Check::new(
-                limit.state_name(),
-                self.key,
-                limit.quota_for(self.key),
-                cost,
-            )
-            .with_shadow(self.policy.shadow())
-        })
+        (self.policy.limits().iter()).map(move |limit| self.check(limit, cost))
     }
 
     /// The verdict of this policy from its limits' `decisions`.
@@ -220,15 +223,7 @@ impl<S: Store> Limiter<S> {
             }
         }
         if let [one] = resolved {
-            if let Some(check) = one
-                .checks(cost)
-                .next()
-                .filter(|_| one.policy.limits().len() == 1)
-            {
-                // The common case: one check, no vectors to build.
-                let decision = self.store.decide_one(&check).await?;
-                return Ok(vec![one.verdict(&[decision])]);
-            }
+            return Ok(vec![self.decide_one(*one, cost).await?]);
         }
         let checks: Vec<Check<'a>> = resolved.iter().flat_map(|r| r.checks(cost)).collect();
         let decisions = self.store.decide(&checks).await?;
@@ -256,14 +251,7 @@ impl<S: Store> Limiter<S> {
         }
         if let [limit] = resolved.policy.limits() {
             // The common case: one check, no vectors to build.
-            let check = Check::new(
-                limit.state_name(),
-                resolved.key,
-                limit.quota_for(resolved.key),
-                cost,
-            )
-            .with_shadow(resolved.policy.shadow());
-            let decision = self.store.decide_one(&check).await?;
+            let decision = self.store.decide_one(&resolved.check(limit, cost)).await?;
             return Ok(resolved.verdict(&[decision]));
         }
         let checks: Vec<Check<'a>> = resolved.checks(cost).collect();
