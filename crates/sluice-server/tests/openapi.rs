@@ -259,7 +259,10 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
     let request = json!({"policy": "api", "key": "k", "cost": 2});
     let accepted = [
         ("Decision", decision.clone()),
-        ("Decision", with(&decision, "retry_after_ms", Some(Value::Null))),
+        (
+            "Decision",
+            with(&decision, "retry_after_ms", Some(Value::Null)),
+        ),
         ("Decision", with(&decision, "shadow", Some(json!(true)))),
         ("Decision", with(&decision, "delay_ms", Some(json!(0)))),
         ("CheckResponse", decision.clone()),
@@ -314,7 +317,11 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
             with(&decision, "shadow", Some(json!(false))),
             "false is not one of [Bool(true)]",
         ),
-        ("Decision", json!([decision.clone()]), "is not of type \"object\""),
+        (
+            "Decision",
+            json!([decision.clone()]),
+            "is not of type \"object\"",
+        ),
         (
             "CheckResponse",
             with(&decision, "key", None),
@@ -332,7 +339,11 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
         ),
         (
             "MultiDecision",
-            with(&decision, "results", Some(json!(vec![decision.clone(); 17]))),
+            with(
+                &decision,
+                "results",
+                Some(json!(vec![decision.clone(); 17])),
+            ),
             "the number of items is out of range",
         ),
         (
@@ -384,7 +395,10 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
     for (name, value, reason) in &rejected {
         match validate(&doc, &schema(name), value) {
             Ok(()) => panic!("{name} accepted {value}"),
-            Err(e) => assert!(e.contains(reason), "{name}, {value}: {e:?} lacks {reason:?}"),
+            Err(e) => assert!(
+                e.contains(reason),
+                "{name}, {value}: {e:?} lacks {reason:?}"
+            ),
         }
     }
 }
@@ -487,10 +501,7 @@ fn an_answer_is_refused_for_each_way_it_can_differ_from_the_document() {
             check("POST", "/v1/check", 429, &denied, "denied"),
             "not JSON",
         ),
-        (
-            check("POST", "/v1/check", 429, &denied, ""),
-            "not JSON",
-        ),
+        (check("POST", "/v1/check", 429, &denied, ""), "not JSON"),
         (
             check("POST", "/v1/check", 429, &denied, r#"{"allowed": false}"#),
             "fits none of anyOf",

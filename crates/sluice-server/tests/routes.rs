@@ -737,8 +737,7 @@ async fn issue_10_waits_round_up_to_the_second_and_the_millisecond() {
         (us(19_999_999), "1", 1, "41", 40_001),
     ];
     for (elapsed, retry_after, retry_ms, reset, reset_ms) in cases {
-        let (status, h_retry, b_retry, h_reset, b_reset, current) =
-            spent_api_after(elapsed).await;
+        let (status, h_retry, b_retry, h_reset, b_reset, current) = spent_api_after(elapsed).await;
         let at = format!("{elapsed:?} after the spend");
         assert_eq!(status, 429, "{at}");
         assert_eq!(h_retry, retry_after, "{at}: Retry-After");
@@ -777,7 +776,12 @@ async fn issue_10_peeks_and_policy_windows_round_up_too() {
         vec![
             Policy::new(
                 "odd",
-                quota(Algorithm::TokenBucket, 2, Duration::from_millis(1_500), None),
+                quota(
+                    Algorithm::TokenBucket,
+                    2,
+                    Duration::from_millis(1_500),
+                    None,
+                ),
             )
             .unwrap(),
         ],

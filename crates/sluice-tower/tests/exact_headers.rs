@@ -29,7 +29,12 @@ fn app() -> (Router, FakeClock) {
     );
     let key_by = KeyBy::header(HeaderName::from_static("x-api-key"));
     let layer = RateLimitLayer::new(limiter, "api", key_by).unwrap();
-    (Router::new().route("/", get(|| async { "ok" })).layer(layer), clock)
+    (
+        Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(layer),
+        clock,
+    )
 }
 
 /// `GET /` as client `k`: the status, `Retry-After` (empty when absent),
@@ -86,7 +91,9 @@ async fn issue_10_the_layer_rounds_waits_up_to_the_second_and_the_millisecond() 
         assert_eq!(current, format!(r#""api";r=0;t={reset}"#), "{at}");
         assert_eq!(
             body,
-            format!(r#"{{"error":"rate limit exceeded","policy":"api","retry_after_ms":{retry_ms}}}"#),
+            format!(
+                r#"{{"error":"rate limit exceeded","policy":"api","retry_after_ms":{retry_ms}}}"#
+            ),
             "{at}"
         );
     }

@@ -155,7 +155,10 @@ async fn issue_10_a_denied_group_writes_none_of_its_keys() {
         }
 
         let fresh_keys = server.cli(&["keys", &format!("sluice:{{k}}:{fresh_name}:*")]);
-        assert_eq!(fresh_keys, "", "{algorithm}: the admitting check was written");
+        assert_eq!(
+            fresh_keys, "",
+            "{algorithm}: the admitting check was written"
+        );
         assert_eq!(snapshot(&server, &key), before, "{algorithm}");
         assert_eq!(writes(&server), writes_before, "{algorithm}");
         assert_eq!(store.peek(&fresh).await.unwrap().remaining, 5);
