@@ -573,31 +573,46 @@ async fn multi_conforms(store: &impl Store, clock: &FakeClock, target: &str, per
 
 /// Multi-check calls racing single checks on the same keys never admit
 /// more than a limit, and charge exactly what they report admitted: a
-/// roomy limit on `a` charged 2 with a tight one on `b` (which soon denies
-/// every call, which must then give back or never take `a`'s 2) against
-/// single checks on `a` and on `b`. The clock stands still, so the end
-/// state is exactly the admitted units.
-async fn multi_races_single<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str) {
+/// roomy limit on `a` charged 2 (and six other roomy limits of `a`'s
+/// client charged 1) with a tight one on `b` (which soon denies every
+/// call, which must then give back or never take `a`'s 2) against
+/// single checks on `a` and on `b`, `rounds` calls per task (the roomy
+/// limit is sized so that the single checks alone exhaust it). The clock
+/// stands still, so the end state is exactly the admitted units.
+async fn multi_races_single<S: Store>(
+    stores: &[Arc<S>],
+    clock: &FakeClock,
+    target: &str,
+    rounds: u64,
+) {
     clock.set(START_US);
-    const ROOMY: u64 = 40;
+    const TASKS: u64 = 48;
     const TIGHT: u64 = 6;
+    let roomy_limit = TASKS / 3 * rounds / 3;
     for algorithm in Algorithm::ALL {
-        let roomy = Quota::new(algorithm, ROOMY, Duration::from_secs(3600), None).unwrap();
+        let roomy = Quota::new(algorithm, roomy_limit, Duration::from_secs(3600), None).unwrap();
         let tight = Quota::new(algorithm, TIGHT, Duration::from_secs(3600), None).unwrap();
         let a = format!("race-a-{algorithm}");
         let b = format!("race-b-{algorithm}");
-        let tasks: Vec<_> = (0..48)
+        let tasks: Vec<_> = (0..TASKS)
             .map(|client| {
-                let store = Arc::clone(&stores[client % stores.len()]);
+                let store = Arc::clone(&stores[client as usize % stores.len()]);
                 let (a, b) = (a.clone(), b.clone());
+                let between: Vec<String> = (0..6).map(|j| format!("race-{j}")).collect();
                 tokio::spawn(async move {
                     let (mut on_a, mut on_b) = (0u64, 0u64);
-                    for _ in 0..8 {
+                    for _ in 0..rounds {
                         let on_a_2 = check("race", &a, &roomy, 2);
                         match client % 3 {
                             0 => {
-                                let both = [on_a_2, check("race", &b, &tight, 1)];
-                                let d = store.decide(&both).await.unwrap();
+                                // Between a and b, other limits of a's
+                                // client: the longer a store takes from
+                                // charging a to learning that b denies,
+                                // the likelier a single check meets it.
+                                let mut all = vec![on_a_2];
+                                all.extend(between.iter().map(|p| check(p, &a, &roomy, 1)));
+                                all.push(check("race", &b, &tight, 1));
+                                let d = store.decide(&all).await.unwrap();
                                 if d.iter().all(|d| d.allowed) {
                                     on_a += 2;
                                     on_b += 1;
@@ -615,6 +630,8 @@ async fn multi_races_single<S: Store>(stores: &[Arc<S>], clock: &FakeClock, targ
                                 on_b += u64::from(d.allowed);
                             }
                         }
+                        // Interleave the tasks of each worker too.
+                        tokio::task::yield_now().await;
                     }
                     (on_a, on_b)
                 })
@@ -627,17 +644,17 @@ async fn multi_races_single<S: Store>(stores: &[Arc<S>], clock: &FakeClock, targ
             on_b += b;
         }
         assert!(
-            on_a <= ROOMY && on_b <= TIGHT,
-            "{target}: {algorithm} admitted {on_a} of {ROOMY} on a, {on_b} of {TIGHT} on b"
+            on_a <= roomy_limit && on_b <= TIGHT,
+            "{target}: {algorithm} admitted {on_a} of {roomy_limit} on a, {on_b} of {TIGHT} on b"
         );
         let left_a = stores[0].peek(&check("race", &a, &roomy, 1)).await.unwrap();
         let left_b = stores[0].peek(&check("race", &b, &tight, 1)).await.unwrap();
         assert_eq!(
             (left_a.remaining, left_b.remaining),
-            (ROOMY - on_a, TIGHT - on_b),
+            (roomy_limit - on_a, TIGHT - on_b),
             "{target}: {algorithm}: what stands is not what was admitted ({on_a} on a, {on_b} on b)"
         );
-        // Demand (128 units on a alone) far exceeds the limits.
+        // The single checks on b alone far exceed its limit.
         assert_eq!(left_b.remaining, 0, "{target}: {algorithm}");
     }
 }
@@ -727,7 +744,13 @@ proptest! {
 /// The contract on `stores` (connections to one store); `per_slot` when
 /// the store is a Redis Cluster, which decides checks on several clients'
 /// keys one slot at a time.
-async fn contract<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str, per_slot: bool) {
+async fn contract<S: Store>(
+    stores: &[Arc<S>],
+    clock: &FakeClock,
+    target: &str,
+    per_slot: bool,
+    race_rounds: u64,
+) {
     let store = &*stores[0];
     conforms(store, clock, target).await;
     multi_conforms(store, clock, target, per_slot).await;
@@ -737,7 +760,7 @@ async fn contract<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str, 
     a_check_named_twice_is_refused(store, clock, "user-4").await;
     a_denied_limit_spends_nothing_on_the_others(&stores[0], clock, "user-5").await;
     exact_under_concurrency(stores, clock, target).await;
-    multi_races_single(stores, clock, target).await;
+    multi_races_single(stores, clock, target, race_rounds).await;
 }
 
 async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
@@ -749,11 +772,13 @@ async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// More workers than cores: the races also interleave where the system
+// preempts a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_memory_store_keeps_the_contract() {
     let clock = FakeClock::new(START_US);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    contract(&[store], &clock, "memory", false).await;
+    contract(&[store], &clock, "memory", false, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,7 +790,7 @@ async fn a_single_redis_keeps_the_contract() {
         redis_store(&server.url(), &clock).await,
         redis_store(&server.url(), &clock).await,
     ];
-    contract(&stores, &clock, "redis", false).await;
+    contract(&stores, &clock, "redis", false, 8).await;
 }
 
 /// The same with `EVALSHA` instead of a Redis Function, as on Redis 6 or
@@ -782,7 +807,7 @@ async fn a_single_redis_keeps_the_contract_with_scripts() {
         Arc::new(store.with_clock(clock.clone()))
     };
     let stores = [connect().await, connect().await];
-    contract(&stores, &clock, "redis-scripts", false).await;
+    contract(&stores, &clock, "redis-scripts", false, 8).await;
     let stats = server.cli(&["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_evalsha"), "{stats}");
     assert!(!stats.contains("cmdstat_fcall"), "{stats}");
@@ -805,7 +830,7 @@ async fn a_redis_cluster_keeps_the_contract() {
             .collect();
         assert!(slots.len() > 1, "{:?} share a slot", trace.keys);
     }
-    contract(&stores, &clock, "cluster", true).await;
+    contract(&stores, &clock, "cluster", true, 8).await;
 }
 
 /// On a cluster, checks on different clients live in different slots: each
