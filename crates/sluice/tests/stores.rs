@@ -354,10 +354,11 @@ struct MultiCheck {
     shadow: bool,
 }
 
-/// One step: advance the clock, then decide `checks` in one call.
+/// One step: move the clock, then decide `checks` in one call.
 #[derive(Clone, Debug)]
 struct MultiStep {
-    advance_us: u64,
+    /// Negative: the clock steps back (a server with a slower clock).
+    advance_us: i64,
     checks: Vec<MultiCheck>,
 }
 
@@ -396,7 +397,7 @@ impl MultiTrace {
 }
 
 /// The shared multi-check table: seeded random traces of 30 calls of one
-/// to four checks each, over two to four policies of any algorithm and
+/// to four checks each (the clock sometimes stepping back up to a period), over two to four policies of any algorithm and
 /// three keys, costs from 1 to one above the capacity, some in shadow mode.
 fn multi_traces() -> Vec<MultiTrace> {
     let mut rng = Xorshift(0x0a11_0e40_7e11_3a5e);
@@ -447,10 +448,12 @@ fn multi_traces() -> Vec<MultiTrace> {
                             }
                         })
                         .collect();
-                    let advance_us = match rng.below(4) {
-                        0 => 0,
-                        1 => rng.below(shortest / 4 + 1),
-                        _ => rng.below(shortest * 2),
+                    let below = |rng: &mut Xorshift, n: u64| i64::try_from(rng.below(n)).unwrap();
+                    let advance_us = match rng.below(8) {
+                        0 | 1 => 0,
+                        2 => -below(&mut rng, shortest + 1),
+                        3 | 4 => below(&mut rng, shortest / 4 + 1),
+                        _ => below(&mut rng, shortest * 2),
                     };
                     MultiStep { advance_us, checks }
                 })
@@ -542,8 +545,19 @@ async fn multi_conforms(store: &impl Store, clock: &FakeClock, target: &str, per
         let mut now = START_US;
         let mut states = States::new();
         for (n, step) in trace.steps.iter().enumerate() {
-            clock.advance(Duration::from_micros(step.advance_us));
-            now += step.advance_us;
+            // On a cluster the clock only goes forward: a refund cannot
+            // bring back what its charge overwrote (a window's count two
+            // windows old), which counts again once the clock steps back
+            // into the next window. `store::redis::refund` and
+            // `a_refunded_window_is_untouched_when_the_clock_steps_back`
+            // hold refunds to their rules on clocks that step back.
+            let advance = if per_slot {
+                step.advance_us.max(0)
+            } else {
+                step.advance_us
+            };
+            now = now.checked_add_signed(advance).unwrap();
+            clock.set(now);
             let checks = trace.checks(step);
             let want = core_all_or_nothing(&mut states, &checks, now, per_slot);
             let got = store.decide(&checks).await.unwrap();
@@ -678,7 +692,7 @@ fn multi_trace() -> impl Strategy<Value = (MultiTrace, usize)> {
                 cost,
                 shadow,
             });
-        let advance = prop_oneof![Just(0u64), 0..=10u64, 0..=40_000u64];
+        let advance = prop_oneof![Just(0i64), 0..=10i64, 0..=40_000i64, -20_000..=0i64];
         let step =
             (advance, prop::collection::vec(check, 1..=4)).prop_map(|(advance_us, mut checks)| {
                 let mut seen = Vec::new();
@@ -725,8 +739,8 @@ proptest! {
         let mut now = START_US;
         let mut states = States::new();
         for (n, step) in trace.steps.iter().enumerate() {
-            clock.advance(Duration::from_micros(step.advance_us));
-            now += step.advance_us;
+            now = now.checked_add_signed(step.advance_us).unwrap();
+            clock.set(now);
             let checks = trace.checks(step);
             let want = core_all_or_nothing(&mut states, &checks, now, false);
             let got = runtime.block_on(store.decide(&checks)).unwrap();
@@ -874,6 +888,39 @@ async fn a_denial_in_one_cluster_slot_refunds_the_others() {
             "{algorithm}: the charge to a was not refunded"
         );
         clock.advance(Duration::from_secs(120));
+    }
+    a_refunded_window_is_untouched_when_the_clock_steps_back(&store, &clock).await;
+}
+
+/// A cross-slot refund that empties a window leaves the key untouched, as
+/// if never charged: a window kept at 0 would still pull a clock that
+/// steps back behind it into that window (and lengthen every duration).
+async fn a_refunded_window_is_untouched_when_the_clock_steps_back(
+    store: &RedisStore,
+    clock: &FakeClock,
+) {
+    for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowCounter] {
+        let quota = Quota::new(algorithm, 5, Duration::from_millis(100), None).unwrap();
+        let never = Quota::new(algorithm, 1, Duration::from_millis(100), None).unwrap();
+        let policy = format!("emptied-{algorithm}");
+        // Keys "a" and "b" are in different slots (see above).
+        let checks = [
+            check(&policy, "a", &quota, 3),
+            check(&policy, "b", &never, 2),
+        ];
+        clock.set(START_US);
+        let denied = store.decide(&checks).await.unwrap();
+        assert!(!denied[1].allowed, "{algorithm}: {denied:?}");
+        // Back into the previous window, where the key never counted.
+        clock.set(START_US - 100_000);
+        for cost in [0, 5] {
+            let want = algorithm::decide(None, &quota, cost, START_US - 100_000).0;
+            let got = store.decide_one(&checks[0].with_cost(cost)).await.unwrap();
+            assert_eq!(
+                got, want,
+                "{algorithm}: cost {cost} behind the refunded window"
+            );
+        }
     }
 }
 
