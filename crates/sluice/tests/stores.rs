@@ -767,6 +767,7 @@ async fn contract<S: Store>(
 ) {
     let store = &*stores[0];
     conforms(store, clock, target).await;
+    common::conforms_with_skew(store, clock, target).await;
     multi_conforms(store, clock, target, per_slot).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
