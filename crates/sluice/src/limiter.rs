@@ -249,11 +249,23 @@ impl<S: Store> Limiter<S> {
         if cost == 0 {
             return Err(Error::InvalidCost);
         }
-        if let [limit] = resolved.policy.limits() {
+        match resolved.policy.limits() {
             // The common case: one check, no vectors to build.
-            let decision = self.store.decide_one(&resolved.check(limit, cost)).await?;
-            return Ok(resolved.verdict(&[decision]));
+            [limit] => {
+                let decision = self.store.decide_one(&resolved.check(limit, cost)).await?;
+                Ok(resolved.verdict(&[decision]))
+            }
+            // Boxed, so that the common case's future stays small.
+            _ => Box::pin(self.decide_limits(resolved, cost)).await,
         }
+    }
+
+    /// [`Limiter::decide_one`] for a policy of several limits.
+    async fn decide_limits<'a>(
+        &self,
+        resolved: Resolved<'a>,
+        cost: u64,
+    ) -> Result<Verdict<'a>, Error> {
         let checks: Vec<Check<'a>> = resolved.checks(cost).collect();
         let decisions = self.store.decide(&checks).await?;
         if decisions.len() != checks.len() {
@@ -281,14 +293,7 @@ impl<S: Store> Limiter<S> {
     /// the decision of its most restrictive limit.
     pub async fn check(&self, policy: &str, key: &str, cost: u64) -> Result<Decision, Error> {
         let resolved = self.resolve(policy, key)?;
-        let mut verdicts = self.decide(&[resolved], cost).await?;
-        // One verdict per policy: there is one.
-        let verdict = verdicts.pop().ok_or_else(|| {
-            Error::Store(crate::StoreError::Protocol(
-                "no decision for the check".into(),
-            ))
-        })?;
-        Ok(verdict.decision)
+        Ok(self.decide_one(resolved, cost).await?.decision)
     }
 
     /// Charges `cost` to `key` under every one of `policies`, all or nothing:

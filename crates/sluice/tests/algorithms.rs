@@ -2,11 +2,15 @@
 //!
 //! Each property drives `algorithm::decide` over a random trace (a small
 //! quota, an epoch-like start that windows are not aligned to, and up to
-//! 60 requests of cost 0 to capacity + 2) and compares every field of every
-//! [`Decision`] with a brute-force reference model ([`common::Model`]),
-//! written from the definitions and searching for every duration instead
-//! of computing it. The unit cases at the end show each algorithm on a
-//! trace small enough to follow by hand.
+//! 60 requests of cost 0 to capacity + 2, the clock moving forward, by up
+//! to five periods, and back, by up to two, on keys that hold state) and
+//! compares every field of every [`Decision`] with a brute-force reference
+//! model ([`common::Model`]), written from the definitions and searching
+//! for every duration instead of computing it. The `wide_` properties do
+//! the same across the whole documented range: limits up to `MAX_LIMIT`,
+//! periods up to `MAX_PERIOD`, and shapes at the 2^50 bound. The unit
+//! cases at the end show each algorithm on a trace small enough to follow
+//! by hand, among them a clock that steps back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,7 +26,11 @@ use common::{Model, Trace};
 
 /// Enough cases to explore small quotas while the whole file runs in a few
 /// seconds in debug mode.
-const CASES: u32 = 256;
+const CASES: u32 = 2_000;
+
+/// Cases for the properties over the whole documented range, whose model
+/// searches are longer.
+const WIDE_CASES: u32 = 1_000;
 
 /// Feeds `trace` to `algorithm::decide`, threading the returned state, and
 /// checks every decision against the model. Also checks that the state is
@@ -40,7 +48,7 @@ fn check_against_model(trace: &Trace) -> Result<(), TestCaseError> {
             "step {} (cost {} at start + {} µs)",
             i,
             cost,
-            now - trace.start_us
+            i128::from(now) - i128::from(trace.start_us)
         );
         prop_assert_eq!(
             next.is_some(),
@@ -58,6 +66,11 @@ fn check_against_model(trace: &Trace) -> Result<(), TestCaseError> {
 /// A random trace for any of the six algorithms.
 fn any_trace() -> impl Strategy<Value = Trace> {
     prop::sample::select(Algorithm::ALL.to_vec()).prop_flat_map(common::trace)
+}
+
+/// A random trace from the whole documented range, for any algorithm.
+fn any_wide_trace() -> impl Strategy<Value = Trace> {
+    prop::sample::select(Algorithm::ALL.to_vec()).prop_flat_map(common::wide_trace)
 }
 
 proptest! {
@@ -96,9 +109,11 @@ proptest! {
     }
 
     /// GCRA is the token bucket kept as one time: the same quota and trace
-    /// give the same decisions, field for field.
+    /// give the same decisions, field for field, while time goes forward
+    /// (behind the state they part: the bucket counts from its stored
+    /// time, GCRA from `now` against its arrival time; see `gcra`).
     #[test]
-    fn gcra_decides_exactly_as_token_bucket(trace in common::trace(Algorithm::TokenBucket)) {
+    fn gcra_decides_exactly_as_token_bucket(trace in common::forward_trace(Algorithm::TokenBucket)) {
         let bucket_quota = trace.quota;
         let gcra_quota = Quota::new(
             Algorithm::Gcra,
@@ -120,7 +135,7 @@ proptest! {
 
     /// Governor's `accurate_not_until`: after a denial with
     /// `retry_after = d`, the same request is still denied at `now + d - 1`
-    /// and admitted at `now + d`.
+    /// and admitted at `now + d`, whichever way the clock moved before.
     #[test]
     fn accurate_retry_after(trace in any_trace()) {
         let quota = &trace.quota;
@@ -141,18 +156,28 @@ proptest! {
         }
     }
 
-    /// `peek` changes nothing and tells what a cost-1 request would be told,
-    /// except that `remaining` and `reset_after` describe the key as it
-    /// stands (before any consumption).
+    /// `peek` tells what a cost-1 request would be told, except that
+    /// `remaining` and `reset_after` describe the key as it stands: what a
+    /// cost of zero is told, before any consumption.
     #[test]
     fn peek_is_a_cost_one_question_that_consumes_nothing(trace in any_trace()) {
         let quota = &trace.quota;
         let mut model = Model::new(quota);
         let mut state: Option<State> = None;
         for (i, (now, cost)) in trace.timed().enumerate() {
-            let before = state.clone();
             let peeked = algorithm::peek(state.as_ref(), quota, now);
-            prop_assert_eq!(&state, &before);
+            let (standing, _) = algorithm::decide(state.as_ref(), quota, 0, now);
+            prop_assert_eq!(
+                (peeked.remaining, peeked.reset_after),
+                (standing.remaining, standing.reset_after),
+                "step {}: peek consumed something", i
+            );
+            let (would, _) = algorithm::decide(state.as_ref(), quota, 1, now);
+            prop_assert_eq!(
+                (peeked.allowed, peeked.retry_after, peeked.delay),
+                (would.allowed, would.retry_after, would.delay),
+                "step {}: peek answered another question than a cost of 1", i
+            );
 
             let (remaining, reset_after) = model.standing(now);
             let would = model.clone().decide(1, now);
@@ -167,6 +192,100 @@ proptest! {
                 state = next;
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(WIDE_CASES))]
+
+    #[test]
+    fn wide_token_bucket_matches_model(trace in common::wide_trace(Algorithm::TokenBucket)) {
+        check_against_model(&trace)?;
+    }
+
+    #[test]
+    fn wide_gcra_matches_model(trace in common::wide_trace(Algorithm::Gcra)) {
+        check_against_model(&trace)?;
+    }
+
+    #[test]
+    fn wide_leaky_bucket_matches_model(trace in common::wide_trace(Algorithm::LeakyBucket)) {
+        check_against_model(&trace)?;
+    }
+
+    #[test]
+    fn wide_fixed_window_matches_model(trace in common::wide_trace(Algorithm::FixedWindow)) {
+        check_against_model(&trace)?;
+    }
+
+    #[test]
+    fn wide_sliding_window_log_matches_model(
+        trace in common::wide_trace(Algorithm::SlidingWindowLog),
+    ) {
+        check_against_model(&trace)?;
+    }
+
+    #[test]
+    fn wide_sliding_window_counter_matches_model(
+        trace in common::wide_trace(Algorithm::SlidingWindowCounter),
+    ) {
+        check_against_model(&trace)?;
+    }
+
+    /// As [`accurate_retry_after`], across the whole documented range.
+    #[test]
+    fn wide_accurate_retry_after(trace in any_wide_trace()) {
+        let quota = &trace.quota;
+        let mut state: Option<State> = None;
+        for (i, (now, cost)) in trace.timed().enumerate() {
+            let (decision, next) = algorithm::decide(state.as_ref(), quota, cost, now);
+            if let Some(d) = decision.retry_after.filter(|_| !decision.allowed) {
+                let d = u64::try_from(d.as_micros()).unwrap();
+                let (early, _) = algorithm::decide(state.as_ref(), quota, cost, now + d - 1);
+                prop_assert!(!early.allowed, "step {}: admitted 1 µs before retry_after {} µs", i, d);
+                let (on_time, _) = algorithm::decide(state.as_ref(), quota, cost, now + d);
+                prop_assert!(on_time.allowed, "step {}: denied at retry_after {} µs", i, d);
+            }
+            if next.is_some() {
+                state = next;
+            }
+        }
+    }
+}
+
+/// The contract's table of traces with a clock that steps back
+/// ([`common::skew_traces`], which `tests/stores.rs` replays on every
+/// store) is right by the model, and every trace in it does step back on
+/// a key that holds state.
+#[test]
+fn skew_traces_match_model_and_step_back() {
+    for (i, trace) in common::skew_traces().iter().enumerate() {
+        assert!(
+            trace.backward_steps_on_state() > 0,
+            "skew trace {i} ({:?}) never steps back on state",
+            trace.quota
+        );
+        check_against_model(trace).unwrap_or_else(|e| panic!("skew trace {i}: {e}"));
+    }
+}
+
+/// The random traces do step back on keys that hold state, often.
+#[test]
+fn random_traces_step_back_on_state() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    for strategy in [any_trace().boxed(), any_wide_trace().boxed()] {
+        let stepping_back = (0..200)
+            .filter(|_| {
+                let trace = strategy.new_tree(&mut runner).unwrap().current();
+                trace.backward_steps_on_state() > 0
+            })
+            .count();
+        assert!(
+            stepping_back >= 100,
+            "{stepping_back} of 200 traces step back on state"
+        );
     }
 }
 
@@ -321,4 +440,76 @@ fn sliding_window_counter_weighs_the_previous_window() {
     assert_eq!((d[1].remaining, d[1].reset_after), (2, us(750)));
     assert!(!d[2].allowed);
     assert_eq!(d[2].retry_after, Some(us(50)));
+}
+
+// ---------------------------------------------------------------------------
+// A clock that steps back on a key that holds state.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn token_bucket_counts_from_its_stored_time_when_the_clock_is_behind() {
+    // 1 per 1000 µs, room for 2. Both spent at T0 + 500; a request from a
+    // clock 300 µs behind is decided at T0 + 500, and told to wait 300 µs
+    // more than a request made then.
+    let q = quota(Algorithm::TokenBucket, 1, 1_000, Some(2));
+    let d = run(&q, &[(T0 + 500, 2), (T0 + 200, 1), (T0 + 1_500, 1)]);
+    assert!(!d[1].allowed);
+    assert_eq!(d[1].retry_after, Some(us(1_300)));
+    assert_eq!(d[1].reset_after, us(2_300));
+    assert!(d[2].allowed);
+}
+
+#[test]
+fn fixed_window_keeps_counting_in_a_newer_window_when_the_clock_is_behind() {
+    // The window [T0 + 1000, T0 + 2000) is spent. A clock behind, in the
+    // previous window, must not start that window afresh: it counts in the
+    // newer one, and waits for its end.
+    let q = quota(Algorithm::FixedWindow, 3, 1_000, None);
+    let d = run(&q, &[(T0 + 1_200, 3), (T0 + 900, 1), (T0 + 900, 0)]);
+    assert!(d[0].allowed);
+    assert!(!d[1].allowed, "a newer window was forgotten");
+    assert_eq!(d[1].retry_after, Some(us(1_100)));
+    assert_eq!((d[2].remaining, d[2].reset_after), (0, us(1_100)));
+}
+
+#[test]
+fn sliding_window_counter_weighs_from_the_newer_windows_start_when_the_clock_is_behind() {
+    // 10 per 1000 µs: 5 in [T0, T0 + 1000), then 7 at T0 + 1500 (the 5
+    // weigh 2.5 there). A clock behind, at T0 + 700, counts from the start
+    // of the newer window, where the 5 weigh all they can: 12 > 10, so
+    // nothing remains, and a cost of 1 fits once their weight is down to
+    // 2/5, 600 µs into the window. Weighing from the caller's own place in
+    // its window (700 µs in, a weight of 3/10: 8.5) would admit it.
+    let q = quota(Algorithm::SlidingWindowCounter, 10, 1_000, None);
+    let d = run(&q, &[(T0 + 100, 5), (T0 + 1_500, 7), (T0 + 700, 1)]);
+    assert!(d[0].allowed && d[1].allowed);
+    assert!(!d[2].allowed, "weighed from the caller's clock");
+    assert_eq!(d[2].remaining, 0);
+    assert_eq!(d[2].retry_after, Some(us(300 + 600)));
+    assert_eq!(d[2].reset_after, us(300 + 2_000));
+}
+
+#[test]
+fn sliding_window_log_counts_from_its_newest_entry_when_the_clock_is_behind() {
+    // 2 per 1000 µs, both at T0 + 500 and T0 + 600: a clock behind, at
+    // T0 + 100, counts from T0 + 600, where both still count.
+    let q = quota(Algorithm::SlidingWindowLog, 2, 1_000, None);
+    let d = run(&q, &[(T0 + 500, 1), (T0 + 600, 1), (T0 + 100, 1)]);
+    assert!(!d[2].allowed);
+    assert_eq!(d[2].retry_after, Some(us(500 + 900)));
+    assert_eq!(d[2].reset_after, us(500 + 1_000));
+}
+
+#[test]
+fn gcra_far_behind_its_arrival_time_waits_until_the_clock_catches_up() {
+    // 1 per 1000 µs, burst 2: both spent at T0 + 5000, so the arrival time
+    // is T0 + 7000. A clock at T0 finds it 7000 µs ahead, 5000 µs beyond
+    // the tolerance: a cost of 1 fits at T0 + 6000, and the key is
+    // untouched at T0 + 7000.
+    let q = quota(Algorithm::Gcra, 1, 1_000, Some(2));
+    let d = run(&q, &[(T0 + 5_000, 2), (T0, 1), (T0, 0)]);
+    assert!(!d[1].allowed);
+    assert_eq!(d[1].retry_after, Some(us(6_000)));
+    assert_eq!(d[1].reset_after, us(7_000));
+    assert_eq!((d[2].remaining, d[2].reset_after), (0, us(7_000)));
 }

@@ -4,6 +4,12 @@
 //! epoch, each with its own counter. A request of cost `c` is admitted iff
 //! the window's count plus `c` is at most `limit`. Cheap and predictable,
 //! but a client can spend up to twice the limit across a window boundary.
+//!
+//! A clock behind the stored window (a slower server, a Redis failover)
+//! keeps counting in that newer window, as if the request were made at its
+//! start, rather than forget what it admitted; every duration is
+//! lengthened by the difference, so that it still counts from the caller's
+//! `now`.
 
 use crate::{Decision, Quota};
 

@@ -3,16 +3,24 @@
 //! One stored time per key: the theoretical arrival time (TAT). With the
 //! emission interval `T = period / limit` and a tolerance of `burst × T`, a
 //! request of cost `c` is admitted iff `max(TAT, now) + c·T - now <= burst·T`,
-//! and then `TAT = max(TAT, now) + c·T`. It admits exactly the same
-//! sequences as [`token_bucket`](super::token_bucket) with the same quota,
-//! with the same decisions (a property test holds them equal): the bucket's
-//! level is `burst·T - (TAT - now)`.
+//! and then `TAT = max(TAT, now) + c·T`. While time goes forward it admits
+//! exactly the same sequences as [`token_bucket`](super::token_bucket) with
+//! the same quota, with the same decisions (a property test holds them
+//! equal): the bucket's level is `burst·T - (TAT - now)`.
+//!
+//! A clock behind the one that wrote the TAT (a slower server, a Redis
+//! failover) decides by the same rule at its own `now`: the TAT may then be
+//! further ahead than the tolerance, which leaves nothing to admit (a cost
+//! of zero is still admitted: it reports the key as it stands), and every
+//! duration counts from that `now` to the TAT: `reset_after` is
+//! `TAT - now`, and `retry_after` is when `TAT + c·T - now <= burst·T`.
+//! This is where GCRA parts from the token bucket, which counts from its
+//! stored time when that is ahead.
 //!
 //! Times are kept in units of `1 / (limit / g)` microseconds, so `T` is the
 //! whole number of scaled units per token (see [`Quota`]); the TAT is stored as whole
 //! microseconds plus a remainder so that it fits Redis's Lua numbers too.
 
-use super::ceil_div;
 use crate::{Decision, Quota};
 
 /// The theoretical arrival time: `at_us + frac / (limit / g)` microseconds.
@@ -39,9 +47,10 @@ pub fn decide(
 /// What [`step`] found besides the decision.
 pub(super) struct Step {
     pub(crate) decision: Decision,
-    /// How far the TAT was ahead of `now` before this request, in scaled
-    /// time units (`1 / refill_per_us` µs): the backlog in the bucket.
-    pub(crate) backlog: u64,
+    /// How long until the TAT as it was before this request, in whole
+    /// microseconds rounded up: the backlog in the bucket drained (beyond
+    /// the tolerance when the clock is behind the TAT's writer).
+    pub(crate) wait_us: u64,
 }
 
 /// The GCRA step, also used by the leaky bucket, which adds the delay.
@@ -53,41 +62,43 @@ pub(super) fn step(
 ) -> (Step, Option<State>) {
     let rate = quota.refill_per_us();
     let tolerance = quota.scaled_capacity();
-    // The backlog is bounded by the tolerance after every admission; an
-    // oversized stored value (from a foreign writer) is clamped to it.
-    let backlog = state.map_or(0, |s| {
+    // How far the TAT is ahead of `now`: within the tolerance after every
+    // admission, beyond it when our clock is behind the TAT's writer.
+    // Durations count from our `now` to the TAT; what fits is decided on
+    // the backlog clamped to the tolerance (a cost of zero always fits).
+    let ahead = state.map_or(0, |s| {
         let tat = u128::from(s.at_us) * u128::from(rate) + u128::from(s.frac);
-        let now = u128::from(now_us) * u128::from(rate);
-        tat.saturating_sub(now).min(u128::from(tolerance)) as u64
+        tat.saturating_sub(u128::from(now_us) * u128::from(rate))
     });
-    let empty_after = |backlog: u64| ceil_div(backlog, rate);
+    let backlog = ahead.min(u128::from(tolerance)) as u64;
+    // Whole microseconds, rounded up, until `ahead` scaled units pass.
+    let empty_after =
+        |ahead: u128| u64::try_from(ahead.div_ceil(u128::from(rate))).unwrap_or(u64::MAX);
     let remaining = |backlog: u64| (tolerance - backlog) / quota.scaled_unit();
 
     let (decision, next) = if cost > quota.burst() {
-        let d = Decision::denied(
-            quota.burst(),
-            remaining(backlog),
-            empty_after(backlog),
-            None,
-        );
+        let d = Decision::denied(quota.burst(), remaining(backlog), empty_after(ahead), None);
         (d, None)
     } else if backlog + cost * quota.scaled_unit() <= tolerance {
         let after = backlog + cost * quota.scaled_unit();
-        let d = Decision::allowed(quota.burst(), remaining(after), empty_after(after));
+        let reset = empty_after(ahead + u128::from(cost * quota.scaled_unit()));
+        let d = Decision::allowed(quota.burst(), remaining(after), reset);
         let next = (cost > 0).then_some(State {
             at_us: now_us + after / rate,
             frac: after % rate,
         });
         (d, next)
     } else {
-        let retry = ceil_div(backlog + cost * quota.scaled_unit() - tolerance, rate);
+        let retry =
+            empty_after(ahead + u128::from(cost * quota.scaled_unit()) - u128::from(tolerance));
         let d = Decision::denied(
             quota.burst(),
             remaining(backlog),
-            empty_after(backlog),
+            empty_after(ahead),
             Some(retry),
         );
         (d, None)
     };
-    (Step { decision, backlog }, next)
+    let wait_us = empty_after(ahead);
+    (Step { decision, wait_us }, next)
 }

@@ -13,7 +13,7 @@
 //! queue's length is the bucket's missing tokens), so the state is the time
 //! at which the queue will be empty, kept exactly as GCRA keeps its TAT.
 
-use super::{ceil_div, gcra};
+use super::gcra;
 use crate::{Decision, Quota};
 
 /// When the queue will have drained; the same representation as GCRA's TAT.
@@ -30,8 +30,7 @@ pub fn decide(
     let (step, next) = gcra::step(state, quota, cost, now_us);
     let mut decision = step.decision;
     if decision.allowed {
-        decision.delay =
-            std::time::Duration::from_micros(ceil_div(step.backlog, quota.refill_per_us()));
+        decision.delay = std::time::Duration::from_micros(step.wait_us);
     }
     (decision, next)
 }

@@ -25,8 +25,9 @@
 //!    (its position in [`Algorithm::ALL`], from 1), its `refund` in
 //!    `lua/refund.lua` and the refund's Rust model in `store/redis/refund.rs`;
 //!    the file is listed in `store/redis/library.rs`.
-//! 6. Its reference model in `tests/common` and a row in the contract traces:
-//!    the property and contract tests then hold every store to the step.
+//! 6. Its reference model in `tests/common` (with its rule for a clock behind
+//!    the state in `Model::counts_at`) and a row in the contract traces: the
+//!    property and contract tests then hold every store to the step.
 
 pub mod fixed_window;
 pub mod gcra;

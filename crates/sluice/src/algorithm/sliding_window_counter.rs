@@ -8,6 +8,14 @@
 //! exactly in integers (both sides multiplied by `period`); `remaining`
 //! rounds the estimate up, so it never promises more than would be admitted.
 //!
+//! A clock behind the stored window (a slower server, a Redis failover)
+//! keeps counting in that newer window, as if the request were made at its
+//! start: the weight is taken at `elapsed = 0` (the previous window weighs
+//! in full, so the estimate may exceed the limit and even a cost of zero
+//! is denied until the weight fades), never from the caller's place in its
+//! own window. Every duration is lengthened by the difference, so that it
+//! still counts from the caller's `now`.
+//!
 //! It smooths the fixed window's boundary burst with two counters per key,
 //! at the price of assuming the previous window's requests were evenly
 //! spread.

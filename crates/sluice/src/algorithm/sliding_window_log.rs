@@ -4,6 +4,11 @@
 //! is admitted iff the costs admitted in `(now - period, now]` plus `c` are
 //! at most `limit`. Exact at any instant, at the price of one log entry per
 //! admission (admissions in the same microsecond share an entry).
+//!
+//! A clock behind the newest entry (a slower server, a Redis failover)
+//! counts from that entry's time: the request is decided, and logged, as if
+//! made then, and every duration is lengthened by the difference, so that
+//! it still counts from the caller's `now`.
 
 use std::collections::VecDeque;
 

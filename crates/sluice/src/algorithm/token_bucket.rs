@@ -7,6 +7,11 @@
 //! refill (the defect of resetting the refill clock on every request is
 //! impossible here: only an admission writes the time).
 //!
+//! A clock behind the stored time (a slower server, a Redis failover)
+//! counts from the stored time: the request is decided as if made then,
+//! and every duration is lengthened by the difference, so that it still
+//! counts from the caller's `now`.
+//!
 //! Tokens are counted in the quota's scaled units (see [`Quota`]), so a
 //! refill is never rounded away; durations are rounded up to whole
 //! microseconds.
