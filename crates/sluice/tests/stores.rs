@@ -18,6 +18,8 @@ use sluice::{
 };
 use sluice_testkit::{RedisCluster, RedisServer};
 
+use common::Xorshift;
+
 /// An epoch-like start that is not aligned to any window in the traces.
 const START_US: u64 = 1_764_000_000_123_457;
 
@@ -35,22 +37,6 @@ struct Trace {
     steps: Vec<Step>,
 }
 
-/// A tiny deterministic generator, so that every target sees the same traces.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The shared table: for every algorithm, a few hand-picked quotas (sub-second
 /// periods, fractional rates, bursts above and below the limit) and seeded
 /// random traces of 40 steps each.
@@ -58,25 +44,8 @@ fn traces() -> Vec<Trace> {
     let mut rng = Xorshift(0x5eed_1234_abcd_ef01);
     let mut traces = Vec::new();
     for algorithm in Algorithm::ALL {
-        const DAY_US: u64 = 86_400_000_000;
-        let shapes: [(u64, u64, Option<u64>); 5] = [
-            (1, 1_000, None),
-            (3, 10_000, None),
-            (7, 100_000, Some(4)),
-            (5, 1_000_000, Some(9)),
-            // Near the 2^50 bound of exact Lua arithmetic: 7 per 30 days with
-            // a burst of 400 (scaled capacity 1.04e15); 13,000 per day for the
-            // sliding counter (limit x period 1.12e15); 100,000 for the log.
-            match algorithm {
-                Algorithm::SlidingWindowCounter => (13_000, DAY_US, None),
-                Algorithm::SlidingWindowLog => (100_000, DAY_US, None),
-                _ => (7, 30 * DAY_US, Some(400)),
-            },
-        ];
-        for (limit, period_us, burst) in shapes {
-            let burst = burst.filter(|_| algorithm.has_burst());
-            let quota =
-                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap();
+        for quota in common::contract_quotas(algorithm) {
+            let (limit, period_us) = (quota.limit(), quota.period_us());
             for _ in 0..3 {
                 let steps = (0..40)
                     .map(|_| Step {
