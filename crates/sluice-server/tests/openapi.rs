@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Serve, client, write};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sluice_testkit::RedisServer;
 
@@ -180,45 +181,9 @@ async fn every_route_answers_as_openapi_json_says() {
         assert_eq!(response.status().as_u16(), case.status, "{what}");
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-
-        let documented = match operation(&doc, case.method, &case.path) {
-            Some((template, op)) => {
-                covered.insert(format!("{} {template} {}", case.method, case.status));
-                resolve(&doc, &op["responses"][case.status.to_string()]).clone()
-            }
-            // Routes that do not exist answer with the shared responses.
-            None => {
-                let name = if case.status == 404 {
-                    "NotFound"
-                } else {
-                    "MethodNotAllowed"
-                };
-                doc["components"]["responses"][name].clone()
-            }
-        };
-        assert!(documented.is_object(), "{what}: status not documented");
-        for (name, header) in documented["headers"].as_object().into_iter().flatten() {
-            let value = headers
-                .get(name.as_str())
-                .unwrap_or_else(|| panic!("{what}: no {name} header"));
-            let value = value.to_str().unwrap();
-            if resolve(&doc, header)["schema"]["type"] == "integer" {
-                assert!(value.parse::<u64>().is_ok(), "{what}: {name}: {value:?}");
-            }
-        }
-        match documented["content"].as_object() {
-            None => assert!(text.is_empty(), "{what}: a body where none is documented"),
-            Some(content) => {
-                let (media, spec) = content.iter().next().unwrap();
-                let content_type = headers["content-type"].to_str().unwrap();
-                assert_eq!(content_type, media, "{what}");
-                if media == "application/json" {
-                    let body: Value = serde_json::from_str(&text).unwrap();
-                    if let Err(e) = validate(&doc, &spec["schema"], &body) {
-                        panic!("{what}: {e}\nbody: {body}");
-                    }
-                }
-            }
+        match conforms(&doc, case.method, &case.path, case.status, &headers, &text) {
+            Ok(operation) => covered.extend(operation),
+            Err(e) => panic!("{what}: {e}"),
         }
     }
 
@@ -267,6 +232,361 @@ fn every_example_in_openapi_json_fits_its_schema() {
         }
     }
     assert!(checked >= 10, "only {checked} examples");
+}
+
+/// `value` (an object) with `field` set to `to`, or removed when `to` is
+/// `None`.
+fn with(value: &Value, field: &str, to: Option<Value>) -> Value {
+    let mut value = value.clone();
+    let object = value.as_object_mut().unwrap();
+    match to {
+        Some(to) => object.insert(field.to_owned(), to),
+        None => object.remove(field),
+    };
+    value
+}
+
+/// Issue 10: the schema validator is shown to reject, one at a time, each
+/// thing the document forbids, starting from bodies it accepts; were it
+/// to accept anything, the tests above would prove nothing.
+#[test]
+fn the_schema_validator_rejects_each_thing_the_document_forbids() {
+    let doc: Value = serde_json::from_str(DOC).unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let decision = json!({"allowed": false, "policy": "api", "key": "k", "limit": 3,
+        "remaining": 0, "reset_after_ms": 60000, "retry_after_ms": 20000});
+    let multi = with(&decision, "results", Some(json!([decision.clone()])));
+    let request = json!({"policy": "api", "key": "k", "cost": 2});
+    let accepted = [
+        ("Decision", decision.clone()),
+        (
+            "Decision",
+            with(&decision, "retry_after_ms", Some(Value::Null)),
+        ),
+        ("Decision", with(&decision, "shadow", Some(json!(true)))),
+        ("Decision", with(&decision, "delay_ms", Some(json!(0)))),
+        ("CheckResponse", decision.clone()),
+        ("CheckResponse", multi.clone()),
+        ("MultiDecision", multi.clone()),
+        ("CheckRequest", request.clone()),
+        ("CheckRequest", json!({"policies": ["a", "b"], "key": "k"})),
+        ("Health", json!({"status": "ok"})),
+    ];
+    for (name, value) in &accepted {
+        let fits = validate(&doc, &schema(name), value);
+        assert_eq!(fits, Ok(()), "{name} refused {value}");
+    }
+    let rejected = [
+        (
+            "Decision",
+            with(&decision, "remaining", Some(json!("0"))),
+            "is not of type \"integer\"",
+        ),
+        (
+            "Decision",
+            with(&decision, "remaining", Some(json!(1.5))),
+            "is not of type \"integer\"",
+        ),
+        (
+            "Decision",
+            with(&decision, "allowed", Some(json!(0))),
+            "is not of type \"boolean\"",
+        ),
+        (
+            "Decision",
+            with(&decision, "allowed", None),
+            "missing required \"allowed\"",
+        ),
+        (
+            "Decision",
+            with(&decision, "retry_after_ms", None),
+            "missing required \"retry_after_ms\"",
+        ),
+        (
+            "Decision",
+            with(&decision, "limit", Some(json!(-1))),
+            "-1 < minimum 0",
+        ),
+        (
+            "Decision",
+            with(&decision, "limit", Some(Value::Null)),
+            "null where it is not nullable",
+        ),
+        (
+            "Decision",
+            with(&decision, "shadow", Some(json!(false))),
+            "false is not one of [Bool(true)]",
+        ),
+        (
+            "Decision",
+            json!([decision.clone()]),
+            "is not of type \"object\"",
+        ),
+        (
+            "CheckResponse",
+            with(&decision, "key", None),
+            "fits none of anyOf",
+        ),
+        (
+            "MultiDecision",
+            decision.clone(),
+            "missing required \"results\"",
+        ),
+        (
+            "MultiDecision",
+            with(&decision, "results", Some(json!([]))),
+            "the number of items is out of range",
+        ),
+        (
+            "MultiDecision",
+            with(
+                &decision,
+                "results",
+                Some(json!(vec![decision.clone(); 17])),
+            ),
+            "the number of items is out of range",
+        ),
+        (
+            "MultiDecision",
+            with(
+                &decision,
+                "results",
+                Some(json!([with(&decision, "limit", Some(json!("3")))])),
+            ),
+            "limit: \"3\" is not of type \"integer\"",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "colour", Some(json!("red"))),
+            "\"colour\" is not documented",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "policies", Some(json!(["api"]))),
+            "fits 2 of oneOf, not 1",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "policy", None),
+            "fits 0 of oneOf, not 1",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "policy", Some(json!(""))),
+            "has a length out of range",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "key", Some(json!("k".repeat(1025)))),
+            "has a length out of range",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "cost", Some(json!(0))),
+            "0 < minimum 1",
+        ),
+        (
+            "CheckRequest",
+            with(&request, "cost", Some(json!(1_000_001))),
+            "1000001 > maximum 1000000",
+        ),
+        ("Health", json!({"status": "fine"}), "is not one of"),
+    ];
+    for (name, value, reason) in &rejected {
+        match validate(&doc, &schema(name), value) {
+            Ok(()) => panic!("{name} accepted {value}"),
+            Err(e) => assert!(
+                e.contains(reason),
+                "{name}, {value}: {e:?} lacks {reason:?}"
+            ),
+        }
+    }
+}
+
+/// Issue 10: an answer is refused for an undocumented status, a missing
+/// or malformed documented header, a body where none is documented, a
+/// wrong media type or a body that does not fit, each alone.
+#[test]
+fn an_answer_is_refused_for_each_way_it_can_differ_from_the_document() {
+    let doc: Value = serde_json::from_str(DOC).unwrap();
+    let mut denied = HeaderMap::new();
+    for (name, value) in [
+        ("content-type", "application/json"),
+        ("ratelimit-limit", "3"),
+        ("ratelimit-remaining", "0"),
+        ("ratelimit-reset", "60"),
+        ("ratelimit-policy", r#""api";q=3;w=60"#),
+        ("ratelimit", r#""api";r=0;t=60"#),
+        ("retry-after", "20"),
+    ] {
+        denied.insert(name, HeaderValue::from_static(value));
+    }
+    let body = json!({"allowed": false, "policy": "api", "key": "k", "limit": 3,
+        "remaining": 0, "reset_after_ms": 60000, "retry_after_ms": 20000})
+    .to_string();
+    let check = |method, path, status, headers: &HeaderMap, text: &str| {
+        conforms(&doc, method, path, status, headers, text)
+    };
+    assert_eq!(
+        check("POST", "/v1/check", 429, &denied, &body),
+        Ok(Some("POST /v1/check 429".to_owned()))
+    );
+    assert_eq!(
+        check("GET", "/v1/limits/api/a/b", 200, &denied, &body),
+        Ok(Some("GET /v1/limits/{policy}/{key} 200".to_owned()))
+    );
+    let without = |name: &str| {
+        let mut h = denied.clone();
+        h.remove(name);
+        h
+    };
+    let replaced = |name: &'static str, value: &'static str| {
+        let mut h = denied.clone();
+        h.insert(name, HeaderValue::from_static(value));
+        h
+    };
+    let json_error = r#"{"error": "x"}"#;
+    let refused = [
+        (
+            check("POST", "/v1/check", 418, &denied, &body),
+            "status 418 is not documented",
+        ),
+        (
+            check("GET", "/v1/policies", 404, &denied, json_error),
+            "status 404 is not documented",
+        ),
+        (
+            check("GET", "/v2/nothing", 500, &denied, json_error),
+            "500 on a route that is not documented",
+        ),
+        (
+            check("POST", "/v1/check", 429, &without("retry-after"), &body),
+            "no Retry-After header",
+        ),
+        (
+            check("POST", "/v1/check", 429, &without("ratelimit"), &body),
+            "no RateLimit header",
+        ),
+        (
+            check(
+                "POST",
+                "/v1/check",
+                429,
+                &replaced("ratelimit-remaining", "none"),
+                &body,
+            ),
+            "RateLimit-Remaining: \"none\" is not an integer",
+        ),
+        (
+            check(
+                "POST",
+                "/v1/check",
+                429,
+                &replaced("retry-after", "1.5"),
+                &body,
+            ),
+            "Retry-After: \"1.5\" is not an integer",
+        ),
+        (
+            check(
+                "POST",
+                "/v1/check",
+                429,
+                &replaced("content-type", "text/plain"),
+                &body,
+            ),
+            "content-type \"text/plain\", not \"application/json\"",
+        ),
+        (
+            check("POST", "/v1/check", 429, &denied, "denied"),
+            "not JSON",
+        ),
+        (check("POST", "/v1/check", 429, &denied, ""), "not JSON"),
+        (
+            check("POST", "/v1/check", 429, &denied, r#"{"allowed": false}"#),
+            "fits none of anyOf",
+        ),
+        (
+            check("DELETE", "/v1/limits/api/a", 204, &denied, json_error),
+            "a body where none is documented",
+        ),
+        (
+            check("GET", "/healthz", 200, &denied, r#"{"status": "fine"}"#),
+            "is not one of",
+        ),
+    ];
+    for (i, (result, reason)) in refused.iter().enumerate() {
+        match result {
+            Ok(_) => panic!("case {i} ({reason}) was accepted"),
+            Err(e) => assert!(e.contains(reason), "case {i}: {e:?} lacks {reason:?}"),
+        }
+    }
+}
+
+/// Checks an answer to `method path` against the document: its `status`
+/// is documented for the operation (or, for a route that does not exist,
+/// is the shared `NotFound` or `MethodNotAllowed`), every header documented
+/// for it is present (and a whole number where its schema says integer),
+/// and its body is absent when none is documented, and otherwise of the
+/// documented media type and, for JSON, fits the documented schema.
+/// Returns the operation it exercised, as `METHOD template status`.
+fn conforms(
+    doc: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    headers: &HeaderMap,
+    text: &str,
+) -> Result<Option<String>, String> {
+    let (documented, exercised) = match operation(doc, method, path) {
+        Some((template, op)) => (
+            resolve(doc, &op["responses"][status.to_string()]),
+            Some(format!("{method} {template} {status}")),
+        ),
+        // Routes that do not exist answer with the shared responses.
+        None => {
+            let name = match status {
+                404 => "NotFound",
+                405 => "MethodNotAllowed",
+                _ => return Err(format!("{status} on a route that is not documented")),
+            };
+            (&doc["components"]["responses"][name], None)
+        }
+    };
+    if !documented.is_object() {
+        return Err(format!("status {status} is not documented"));
+    }
+    for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+        let value = headers
+            .get(name.as_str())
+            .ok_or_else(|| format!("no {name} header"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| format!("{name} is not text: {value:?}"))?;
+        if resolve(doc, header)["schema"]["type"] == "integer" && value.parse::<u64>().is_err() {
+            return Err(format!("{name}: {value:?} is not an integer"));
+        }
+    }
+    match documented["content"].as_object() {
+        None if text.is_empty() => {}
+        None => return Err("a body where none is documented".into()),
+        Some(content) => {
+            let (media, spec) = content.iter().next().ok_or("empty content")?;
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if content_type != media {
+                return Err(format!("content-type {content_type:?}, not {media:?}"));
+            }
+            if media == "application/json" {
+                let body: Value =
+                    serde_json::from_str(text).map_err(|e| format!("not JSON ({e}): {text}"))?;
+                validate(doc, &spec["schema"], &body).map_err(|e| format!("{e}\nbody: {body}"))?;
+            }
+        }
+    }
+    Ok(exercised)
 }
 
 /// The operations of a path item (not its shared `parameters`).

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::Method;
 use common::app::{App, assert_metrics, quota};
 use common::scenarios::{the_hour_spends_nothing_when_the_second_denies, two_limits};
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice::{Algorithm, Policy};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -688,4 +688,120 @@ async fn a_policy_that_another_denied_counts_no_admission() {
 #[tokio::test]
 async fn on_memory_the_hour_spends_nothing_when_the_second_denies() {
     the_hour_spends_nothing_when_the_second_denies(&app()).await;
+}
+
+/// What `api` (3 per minute, a token every 20 s) answers once its 3 tokens
+/// were spent at the start and `elapsed` has passed: the status, then
+/// `Retry-After`, `retry_after_ms`, `RateLimit-Reset`, `reset_after_ms` and
+/// `RateLimit`.
+async fn spent_api_after(elapsed: Duration) -> (u16, String, Value, String, Value, String) {
+    let app = app();
+    let spend = app
+        .check(json!({"policy": "api", "key": "k", "cost": 3}))
+        .await;
+    assert_eq!(spend.status, 200);
+    app.advance(elapsed);
+    let a = app.check(json!({"policy": "api", "key": "k"})).await;
+    (
+        a.status,
+        a.header("retry-after").to_owned(),
+        a.json["retry_after_ms"].clone(),
+        a.header("ratelimit-reset").to_owned(),
+        a.json["reset_after_ms"].clone(),
+        a.header("ratelimit").to_owned(),
+    )
+}
+
+/// Issue 10: every duration a client reads is rounded up, to the whole
+/// second in the headers and to the millisecond in the body, so a client
+/// that waits what it was told is never turned away for the fraction that
+/// rounding dropped; a whole second stays what it is.
+#[tokio::test]
+async fn issue_10_waits_round_up_to_the_second_and_the_millisecond() {
+    let us = Duration::from_micros;
+    // (elapsed since the 3 were spent, Retry-After, retry_after_ms,
+    //  RateLimit-Reset, reset_after_ms): the next token is 20 s after the
+    // spend, the bucket is full 60 s after it.
+    let cases = [
+        // 19.5 s to wait: 20; the bucket is full in 59.5 s: 60.
+        (us(500_000), "20", 19_500, "60", 59_500),
+        // Exactly 19 s and 59 s: nothing to round.
+        (us(1_000_000), "19", 19_000, "59", 59_000),
+        // 1 µs above a whole second rounds up, in seconds and in ms.
+        (us(999_999), "20", 19_001, "60", 59_001),
+        // 19.99975 s: 20 s and 20,000 ms.
+        (us(250), "20", 20_000, "60", 60_000),
+        // 18.0005 s: 19 s and 18,001 ms.
+        (us(1_999_500), "19", 18_001, "59", 58_001),
+        // 1 µs to wait: 1 s and 1 ms.
+        (us(19_999_999), "1", 1, "41", 40_001),
+    ];
+    for (elapsed, retry_after, retry_ms, reset, reset_ms) in cases {
+        let (status, h_retry, b_retry, h_reset, b_reset, current) = spent_api_after(elapsed).await;
+        let at = format!("{elapsed:?} after the spend");
+        assert_eq!(status, 429, "{at}");
+        assert_eq!(h_retry, retry_after, "{at}: Retry-After");
+        assert_eq!(b_retry, json!(retry_ms), "{at}: retry_after_ms");
+        assert_eq!(h_reset, reset, "{at}: RateLimit-Reset");
+        assert_eq!(b_reset, json!(reset_ms), "{at}: reset_after_ms");
+        assert_eq!(current, format!(r#""api";r=0;t={reset}"#), "{at}");
+    }
+}
+
+/// Issue 10: waiting what `Retry-After` says is enough, and what
+/// `retry_after_ms` says too, even when the wait is not whole: 19.5 s
+/// answers 20, and 20 s later the request goes through; 19,500 ms later
+/// it goes through too, and 1 µs less is still too early.
+#[tokio::test]
+async fn issue_10_waiting_out_a_rounded_wait_is_enough() {
+    let app = app();
+    let once = json!({"policy": "api", "key": "k"});
+    app.check(json!({"policy": "api", "key": "k", "cost": 3}))
+        .await;
+    app.advance(Duration::from_millis(500));
+    let a = app.check(once.clone()).await;
+    assert_eq!((a.status, a.header("retry-after")), (429, "20"));
+    assert_eq!(a.json["retry_after_ms"], 19_500);
+    app.advance(Duration::from_micros(19_499_999));
+    assert_eq!(app.check(once.clone()).await.status, 429, "1 µs early");
+    app.advance(Duration::from_micros(1));
+    assert_eq!(app.check(once).await.status, 200);
+}
+
+/// Issue 10: a peek rounds up as a check does, and a period that is not a
+/// whole number of seconds is described by the seconds that cover it.
+#[tokio::test]
+async fn issue_10_peeks_and_policy_windows_round_up_too() {
+    let app = App::memory(
+        vec![
+            Policy::new(
+                "odd",
+                quota(
+                    Algorithm::TokenBucket,
+                    2,
+                    Duration::from_millis(1_500),
+                    None,
+                ),
+            )
+            .unwrap(),
+        ],
+        None,
+    );
+    let a = app
+        .check(json!({"policy": "odd", "key": "k", "cost": 2}))
+        .await;
+    // A token every 750 ms: full again 1.5 s after the spend.
+    assert_eq!(a.header("ratelimit-policy"), r#""odd";q=2;w=2"#);
+    assert_eq!(a.header("ratelimit-reset"), "2");
+    assert_eq!(a.json["reset_after_ms"], 1_500);
+    app.advance(Duration::from_micros(200_001));
+    // 549,999 µs to the next token, 1,299,999 µs to full.
+    let a = app.get("/v1/limits/odd/k").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["allowed"], false);
+    assert_eq!(a.json["retry_after_ms"], 550);
+    assert_eq!(a.header("retry-after"), "1");
+    assert_eq!(a.json["reset_after_ms"], 1_300);
+    assert_eq!(a.header("ratelimit-reset"), "2");
+    assert_eq!(a.header("ratelimit"), r#""odd";r=0;t=2"#);
 }

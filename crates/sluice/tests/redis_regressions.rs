@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice::{Algorithm, Check, FakeClock, Quota, RedisOptions, RedisStore, Store, StoreError};
 use sluice_testkit::{RedisCluster, RedisServer};
@@ -456,5 +456,132 @@ async fn a_foreign_value_reads_as_untouched() {
             assert!(d.allowed, "{algorithm} {junk}");
             assert_eq!(d.remaining, 2, "{algorithm} {junk}: read as untouched");
         }
+    }
+}
+
+/// Polls `done` every few milliseconds until it holds; panics after
+/// `deadline` (generous: a slow machine only waits longer).
+async fn wait_until(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < deadline,
+            "{what}: not after {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The remaining time to live of `key` in milliseconds: -2 when it is
+/// gone, -1 when it never expires.
+fn pttl(server: &RedisServer, key: &str) -> i64 {
+    server.cli(&["pttl", key]).parse().unwrap()
+}
+
+/// On Redis's own clock (no slack), every key Sluice writes expires when
+/// it is back to its untouched state: its time to live, read right after
+/// the decision, covers the decision's `reset_after` (less only the time
+/// the round trips took, measured) and is not longer. For every
+/// algorithm, short and day-long periods, a call of one check and one of
+/// several (which writes its keys at the end).
+#[tokio::test]
+async fn every_key_lives_exactly_until_its_reset_on_redis_time() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap(); // Redis TIME
+    for algorithm in Algorithm::ALL {
+        let quotas = [
+            Quota::new(algorithm, 3, Duration::from_secs(2), None).unwrap(),
+            Quota::new(algorithm, 10, Duration::from_secs(3600), None).unwrap(),
+            Quota::new(algorithm, 5, Duration::from_secs(86_400), None).unwrap(),
+        ];
+        let policies = ["two-seconds", "an-hour", "a-day"];
+        for cost in [1, 3] {
+            // Each call on a key of its own, untouched before it.
+            let keys = [0, 1, 2].map(|n| format!("ttl-{cost}-{n}"));
+            let on = |n: usize, range: std::ops::Range<usize>| -> Vec<Check<'_>> {
+                range
+                    .map(|i| Check::new(policies[i], &keys[n], &quotas[i], cost))
+                    .collect()
+            };
+            for call in [on(0, 0..1), on(1, 1..2), on(2, 0..3)] {
+                let call = &call[..];
+                let started = Instant::now();
+                let decisions = store.decide(call).await.unwrap();
+                let ttls: Vec<i64> = call
+                    .iter()
+                    .map(|c| pttl(&server, &common::redis_key(c)))
+                    .collect();
+                let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap() + 1;
+                for ((c, d), ttl) in call.iter().zip(&decisions).zip(ttls) {
+                    assert!(d.allowed, "{algorithm} {}: {d:?}", c.policy);
+                    let reset = i64::try_from(d.reset_after.as_micros().div_ceil(1000)).unwrap();
+                    let what = format!(
+                        "{algorithm} {} cost {cost}: ttl {ttl} ms, reset {reset} ms, {elapsed} ms elapsed",
+                        c.policy
+                    );
+                    assert!(ttl <= reset + 1, "longer than the reset: {what}");
+                    if elapsed < reset {
+                        assert!(ttl >= reset - elapsed, "shorter than the reset: {what}");
+                    } else {
+                        assert!(ttl >= 0 || ttl == -2, "{what}");
+                    }
+                }
+            }
+            server.cli(&["flushall"]);
+        }
+    }
+}
+
+/// On Redis's own clock, a key charged under a short period starts afresh
+/// once its reset has passed (Redis expired it, and no sooner), while the
+/// same client's key under an hour-long period is still charged. Every
+/// bound holds however slow the machine: a key seen gone, or a check
+/// admitted again, after `w` of wall time since the charge began means
+/// Redis's clock moved at most `w`.
+#[tokio::test]
+async fn a_short_reset_passes_on_redis_time_and_an_hour_long_one_does_not() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap(); // Redis TIME
+    for algorithm in Algorithm::ALL {
+        let short = Quota::new(algorithm, 1, Duration::from_millis(300), None).unwrap();
+        let long = Quota::new(algorithm, 1, Duration::from_secs(3600), None).unwrap();
+        let key = format!("expiry-{algorithm}");
+        let on_short = check("short", &key, &short);
+        let on_long = check("long", &key, &long);
+
+        let started = Instant::now();
+        let charged = store.decide(&[on_short, on_long]).await.unwrap();
+        assert!(
+            charged.iter().all(|d| d.allowed),
+            "{algorithm}: {charged:?}"
+        );
+        let (short_reset, long_reset) = (charged[0].reset_after, charged[1].reset_after);
+
+        let short_key = common::redis_key(&on_short);
+        wait_until(
+            Duration::from_secs(10) + short_reset,
+            "the short key expires",
+            || server.cli(&["exists", &short_key]) == "0",
+        )
+        .await;
+        let gone_after = started.elapsed();
+        assert!(
+            gone_after >= short_reset,
+            "{algorithm}: the short key was gone {gone_after:?} after the charge, before its reset of {short_reset:?}"
+        );
+        let again = store.decide_one(&on_short).await.unwrap();
+        assert!(again.allowed, "{algorithm}: untouched again: {again:?}");
+
+        let still = store.decide_one(&on_long).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            !still.allowed || waited >= long_reset,
+            "{algorithm}: the hour-long limit admitted again {waited:?} after its charge, before its reset of {long_reset:?}"
+        );
+        let long_key = common::redis_key(&on_long);
+        assert!(
+            pttl(&server, &long_key) > 0 || waited >= long_reset,
+            "{algorithm}: the hour-long key expired after {waited:?}"
+        );
     }
 }

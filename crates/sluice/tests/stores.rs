@@ -6,15 +6,19 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proptest::prelude::*;
 use sluice::algorithm;
 use sluice::{
     Algorithm, Check, Decision, FakeClock, Limit, Limiter, MemoryStore, Policy, Quota,
     RedisOptions, RedisStore, Store, StoreError,
 };
 use sluice_testkit::{RedisCluster, RedisServer};
+
+use common::Xorshift;
 
 /// An epoch-like start that is not aligned to any window in the traces.
 const START_US: u64 = 1_764_000_000_123_457;
@@ -33,22 +37,6 @@ struct Trace {
     steps: Vec<Step>,
 }
 
-/// A tiny deterministic generator, so that every target sees the same traces.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The shared table: for every algorithm, a few hand-picked quotas (sub-second
 /// periods, fractional rates, bursts above and below the limit) and seeded
 /// random traces of 40 steps each.
@@ -56,25 +44,8 @@ fn traces() -> Vec<Trace> {
     let mut rng = Xorshift(0x5eed_1234_abcd_ef01);
     let mut traces = Vec::new();
     for algorithm in Algorithm::ALL {
-        const DAY_US: u64 = 86_400_000_000;
-        let shapes: [(u64, u64, Option<u64>); 5] = [
-            (1, 1_000, None),
-            (3, 10_000, None),
-            (7, 100_000, Some(4)),
-            (5, 1_000_000, Some(9)),
-            // Near the 2^50 bound of exact Lua arithmetic: 7 per 30 days with
-            // a burst of 400 (scaled capacity 1.04e15); 13,000 per day for the
-            // sliding counter (limit x period 1.12e15); 100,000 for the log.
-            match algorithm {
-                Algorithm::SlidingWindowCounter => (13_000, DAY_US, None),
-                Algorithm::SlidingWindowLog => (100_000, DAY_US, None),
-                _ => (7, 30 * DAY_US, Some(400)),
-            },
-        ];
-        for (limit, period_us, burst) in shapes {
-            let burst = burst.filter(|_| algorithm.has_burst());
-            let quota =
-                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap();
+        for quota in common::contract_quotas(algorithm) {
+            let (limit, period_us) = (quota.limit(), quota.period_us());
             for _ in 0..3 {
                 let steps = (0..40)
                     .map(|_| Step {
@@ -93,38 +64,34 @@ fn traces() -> Vec<Trace> {
     traces
 }
 
-/// What the pure core decides for `trace`.
-fn core_decisions(trace: &Trace) -> Vec<Decision> {
-    let mut now = START_US;
-    let mut state = None;
-    trace
-        .steps
-        .iter()
-        .map(|step| {
-            now += step.advance_us;
-            let (decision, next) = algorithm::decide(state.as_ref(), &trace.quota, step.cost, now);
-            if next.is_some() {
-                state = next;
-            }
-            decision
-        })
-        .collect()
-}
-
 /// Replays every trace on `store` (driven by `clock`) and compares each
-/// decision with the core's.
+/// decision with the core's, and after each step what the store peeks
+/// with what the core peeks on the core's state.
 async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
     for (i, trace) in traces().iter().enumerate() {
         clock.set(START_US);
         let key = format!("trace-{i}");
-        let expected = core_decisions(trace);
-        for (n, (step, want)) in trace.steps.iter().zip(expected).enumerate() {
+        let mut now = START_US;
+        let mut state = None;
+        for (n, step) in trace.steps.iter().enumerate() {
             clock.advance(Duration::from_micros(step.advance_us));
+            now += step.advance_us;
+            let (want, next) = algorithm::decide(state.as_ref(), &trace.quota, step.cost, now);
+            if next.is_some() {
+                state = next;
+            }
             let check = Check::new("conformance", &key, &trace.quota, step.cost);
             let got = store.decide_one(&check).await.unwrap();
             assert_eq!(
                 got, want,
                 "{target}: trace {i} ({:?}) step {n} {step:?}",
+                trace.quota
+            );
+            let peeked = store.peek(&check).await.unwrap();
+            let want = algorithm::peek(state.as_ref(), &trace.quota, now);
+            assert_eq!(
+                peeked, want,
+                "{target}: peek after trace {i} ({:?}) step {n} {step:?}",
                 trace.quota
             );
         }
@@ -339,15 +306,445 @@ async fn a_denied_limit_spends_nothing_on_the_others<S: Store>(
     }
 }
 
-async fn contract<S: Store>(stores: &[Arc<S>], clock: &FakeClock, target: &str) {
+/// One limit of a multi-check trace: a policy's name and its quota.
+#[derive(Clone, Debug)]
+struct PolicyLimit {
+    policy: String,
+    quota: Quota,
+}
+
+/// One check of a multi-check step: which limit, which key, the cost, and
+/// whether it is in shadow mode.
+#[derive(Clone, Copy, Debug)]
+struct MultiCheck {
+    limit: usize,
+    key: usize,
+    cost: u64,
+    shadow: bool,
+}
+
+/// One step: move the clock, then decide `checks` in one call.
+#[derive(Clone, Debug)]
+struct MultiStep {
+    /// Negative: the clock steps back (a server with a slower clock).
+    advance_us: i64,
+    checks: Vec<MultiCheck>,
+}
+
+/// Several policies over several keys (on a cluster, in several slots),
+/// and the calls made against them.
+#[derive(Clone, Debug)]
+struct MultiTrace {
+    limits: Vec<PolicyLimit>,
+    keys: Vec<String>,
+    steps: Vec<MultiStep>,
+}
+
+impl MultiTrace {
+    fn checks<'a>(&'a self, step: &MultiStep) -> Vec<Check<'a>> {
+        step.checks
+            .iter()
+            .map(|c| {
+                let limit = &self.limits[c.limit];
+                Check::new(&limit.policy, &self.keys[c.key], &limit.quota, c.cost)
+                    .with_shadow(c.shadow)
+            })
+            .collect()
+    }
+
+    /// Every (policy, key) of the trace, as a cost-1 check to peek.
+    fn every_pair(&self) -> Vec<Check<'_>> {
+        self.limits
+            .iter()
+            .flat_map(|l| {
+                self.keys
+                    .iter()
+                    .map(move |k| Check::new(&l.policy, k, &l.quota, 1))
+            })
+            .collect()
+    }
+}
+
+/// The shared multi-check table: seeded random traces of 30 calls of one
+/// to four checks each (the clock sometimes stepping back up to a period), over two to four policies of any algorithm and
+/// three keys, costs from 1 to one above the capacity, some in shadow mode.
+fn multi_traces() -> Vec<MultiTrace> {
+    let mut rng = Xorshift(0x0a11_0e40_7e11_3a5e);
+    let shapes: [(u64, u64, Option<u64>); 6] = [
+        (3, 10_000, None),
+        (4, 50_000, Some(2)),
+        (5, 100_000, Some(8)),
+        (10, 1_000_000, None),
+        (2, 1_000, Some(6)),
+        (20, 3_600_000_000, None),
+    ];
+    (0..14)
+        .map(|t| {
+            let limits: Vec<PolicyLimit> = (0..2 + rng.below(3))
+                .map(|j| {
+                    let algorithm = Algorithm::ALL[rng.below(Algorithm::ALL.len() as u64) as usize];
+                    let (limit, period_us, burst) = shapes[rng.below(shapes.len() as u64) as usize];
+                    let burst = burst.filter(|_| algorithm.has_burst());
+                    let quota =
+                        Quota::new(algorithm, limit, Duration::from_micros(period_us), burst)
+                            .unwrap();
+                    PolicyLimit {
+                        policy: format!("multi-{t}-{j}"),
+                        quota,
+                    }
+                })
+                .collect();
+            let keys: Vec<String> = ["a", "b", "c"]
+                .iter()
+                .map(|k| format!("client-{t}-{k}"))
+                .collect();
+            let shortest = limits.iter().map(|l| l.quota.period_us()).min().unwrap();
+            let steps = (0..30)
+                .map(|_| {
+                    let mut pairs: Vec<(usize, usize)> = (0..limits.len())
+                        .flat_map(|l| (0..keys.len()).map(move |k| (l, k)))
+                        .collect();
+                    let n = 1 + rng.below(4) as usize;
+                    let checks = (0..n)
+                        .map(|_| {
+                            let (limit, key) = pairs.remove(rng.below(pairs.len() as u64) as usize);
+                            let capacity = limits[limit].quota.capacity();
+                            MultiCheck {
+                                limit,
+                                key,
+                                cost: 1 + rng.below(capacity + 1),
+                                shadow: rng.below(6) == 0,
+                            }
+                        })
+                        .collect();
+                    let below = |rng: &mut Xorshift, n: u64| i64::try_from(rng.below(n)).unwrap();
+                    let advance_us = match rng.below(8) {
+                        0 | 1 => 0,
+                        2 => -below(&mut rng, shortest + 1),
+                        3 | 4 => below(&mut rng, shortest / 4 + 1),
+                        _ => below(&mut rng, shortest * 2),
+                    };
+                    MultiStep { advance_us, checks }
+                })
+                .collect();
+            MultiTrace {
+                limits,
+                keys,
+                steps,
+            }
+        })
+        .collect()
+}
+
+/// The core's state of every (policy, key) touched so far.
+type States = HashMap<(String, String), algorithm::State>;
+
+/// What the core decides for `checks` at `now` applied all or nothing, as
+/// `Store::decide` documents: each check decided by `algorithm::decide` on
+/// the state before the call; the request admitted only if every
+/// non-shadow check admits, and then every admitting check charged;
+/// otherwise nothing charged, and the checks that would have admitted
+/// report their standing (a cost-0 decision).
+///
+/// With `per_slot`, as a Redis Cluster decides checks on several clients'
+/// keys (cluster.rs): one all-or-nothing group per key (its hash tag), in
+/// the order the keys first appear, stopping at the first group that
+/// denies; the groups already charged are refunded, and the checks of the
+/// groups never reached report their standing too.
+fn core_all_or_nothing(
+    states: &mut States,
+    checks: &[Check<'_>],
+    now: u64,
+    per_slot: bool,
+) -> Vec<Decision> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut tags: Vec<&str> = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
+        let tag = if per_slot { c.key } else { "" };
+        match tags.iter().position(|t| *t == tag) {
+            Some(g) => groups[g].push(i),
+            None => {
+                tags.push(tag);
+                groups.push(vec![i]);
+            }
+        }
+    }
+    let pair = |c: &Check<'_>| (c.policy.to_owned(), c.key.to_owned());
+    let mut decisions: Vec<Option<Decision>> = vec![None; checks.len()];
+    let mut charges = Vec::new();
+    let mut all = true;
+    for group in &groups {
+        for &i in group {
+            let c = &checks[i];
+            let (mut d, next) = algorithm::decide(states.get(&pair(c)), c.quota, c.cost, now);
+            if c.shadow {
+                d = d.shadowed();
+            }
+            all &= d.allowed;
+            if let Some(next) = next {
+                charges.push((pair(c), next));
+            }
+            decisions[i] = Some(d);
+        }
+        if !all {
+            break;
+        }
+    }
+    if all {
+        states.extend(charges);
+    } else {
+        for (c, d) in checks.iter().zip(decisions.iter_mut()) {
+            if d.is_none_or(|d| d.allowed && !d.shadow) {
+                *d = Some(algorithm::decide(states.get(&pair(c)), c.quota, 0, now).0);
+            }
+        }
+    }
+    decisions.into_iter().map(Option::unwrap).collect()
+}
+
+/// Replays every multi-check trace on `store` and compares every call's
+/// decisions with the core applied all or nothing, and after every call
+/// what the store peeks on every (policy, key) with the core's peek.
+async fn multi_conforms(store: &impl Store, clock: &FakeClock, target: &str, per_slot: bool) {
+    // Calls of several checks admitted, and denied with some check that
+    // would have admitted: the table must have many of both.
+    let (mut admitted, mut denied) = (0, 0);
+    for (t, trace) in multi_traces().iter().enumerate() {
+        clock.set(START_US);
+        let mut now = START_US;
+        let mut states = States::new();
+        for (n, step) in trace.steps.iter().enumerate() {
+            // On a cluster the clock only goes forward: a refund cannot
+            // bring back what its charge overwrote (a window's count two
+            // windows old), which counts again once the clock steps back
+            // into the next window. `store::redis::refund` and
+            // `a_refunded_window_is_untouched_when_the_clock_steps_back`
+            // hold refunds to their rules on clocks that step back.
+            let advance = if per_slot {
+                step.advance_us.max(0)
+            } else {
+                step.advance_us
+            };
+            now = now.checked_add_signed(advance).unwrap();
+            clock.set(now);
+            let checks = trace.checks(step);
+            let want = core_all_or_nothing(&mut states, &checks, now, per_slot);
+            let got = store.decide(&checks).await.unwrap();
+            assert_eq!(got, want, "{target}: multi trace {t} step {n} {checks:#?}");
+            if checks.len() > 1 && got.iter().all(|d| d.allowed) {
+                admitted += 1;
+            } else if got.iter().any(|d| !d.allowed) && got.iter().any(|d| d.allowed) {
+                denied += 1;
+            }
+            for c in trace.every_pair() {
+                let state = states.get(&(c.policy.to_owned(), c.key.to_owned()));
+                let want = algorithm::peek(state, c.quota, now);
+                let got = store.peek(&c).await.unwrap();
+                assert_eq!(
+                    got, want,
+                    "{target}: peek of {} on {} after multi trace {t} step {n} {checks:#?}",
+                    c.policy, c.key
+                );
+            }
+        }
+    }
+    assert!(
+        admitted > 30 && denied > 30,
+        "{target}: {admitted} {denied}"
+    );
+}
+
+/// Multi-check calls racing single checks on the same keys never admit
+/// more than a limit, and charge exactly what they report admitted: a
+/// roomy limit on `a` charged 2 (and six other roomy limits of `a`'s
+/// client charged 1) with a tight one on `b` (which soon denies every
+/// call, which must then give back or never take `a`'s 2) against
+/// single checks on `a` and on `b`, `rounds` calls per task (the roomy
+/// limit is sized so that the single checks alone exhaust it). The clock
+/// stands still, so the end state is exactly the admitted units.
+async fn multi_races_single<S: Store>(
+    stores: &[Arc<S>],
+    clock: &FakeClock,
+    target: &str,
+    rounds: u64,
+) {
+    clock.set(START_US);
+    const TASKS: u64 = 48;
+    const TIGHT: u64 = 6;
+    let roomy_limit = TASKS / 3 * rounds / 3;
+    for algorithm in Algorithm::ALL {
+        let roomy = Quota::new(algorithm, roomy_limit, Duration::from_secs(3600), None).unwrap();
+        let tight = Quota::new(algorithm, TIGHT, Duration::from_secs(3600), None).unwrap();
+        let a = format!("race-a-{algorithm}");
+        let b = format!("race-b-{algorithm}");
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|client| {
+                let store = Arc::clone(&stores[client as usize % stores.len()]);
+                let (a, b) = (a.clone(), b.clone());
+                let between: Vec<String> = (0..6).map(|j| format!("race-{j}")).collect();
+                tokio::spawn(async move {
+                    let (mut on_a, mut on_b) = (0u64, 0u64);
+                    for _ in 0..rounds {
+                        let on_a_2 = check("race", &a, &roomy, 2);
+                        match client % 3 {
+                            0 => {
+                                // Between a and b, other limits of a's
+                                // client: the longer a store takes from
+                                // charging a to learning that b denies,
+                                // the likelier a single check meets it.
+                                let mut all = vec![on_a_2];
+                                all.extend(between.iter().map(|p| check(p, &a, &roomy, 1)));
+                                all.push(check("race", &b, &tight, 1));
+                                let d = store.decide(&all).await.unwrap();
+                                if d.iter().all(|d| d.allowed) {
+                                    on_a += 2;
+                                    on_b += 1;
+                                }
+                            }
+                            1 => {
+                                let d = store.decide_one(&on_a_2.with_cost(1)).await.unwrap();
+                                on_a += u64::from(d.allowed);
+                            }
+                            _ => {
+                                let d = store
+                                    .decide_one(&check("race", &b, &tight, 1))
+                                    .await
+                                    .unwrap();
+                                on_b += u64::from(d.allowed);
+                            }
+                        }
+                        // Interleave the tasks of each worker too.
+                        tokio::task::yield_now().await;
+                    }
+                    (on_a, on_b)
+                })
+            })
+            .collect();
+        let (mut on_a, mut on_b) = (0, 0);
+        for task in tasks {
+            let (a, b) = task.await.unwrap();
+            on_a += a;
+            on_b += b;
+        }
+        assert!(
+            on_a <= roomy_limit && on_b <= TIGHT,
+            "{target}: {algorithm} admitted {on_a} of {roomy_limit} on a, {on_b} of {TIGHT} on b"
+        );
+        let left_a = stores[0].peek(&check("race", &a, &roomy, 1)).await.unwrap();
+        let left_b = stores[0].peek(&check("race", &b, &tight, 1)).await.unwrap();
+        assert_eq!(
+            (left_a.remaining, left_b.remaining),
+            (roomy_limit - on_a, TIGHT - on_b),
+            "{target}: {algorithm}: what stands is not what was admitted ({on_a} on a, {on_b} on b)"
+        );
+        // The single checks on b alone far exceed its limit.
+        assert_eq!(left_b.remaining, 0, "{target}: {algorithm}");
+    }
+}
+
+/// Random multi-check traces for the memory store's property test: one to
+/// three small quotas of any algorithm (`common::quota`), three keys, calls
+/// of one to four distinct checks of cost 0 to 10, some in shadow mode.
+fn multi_trace() -> impl Strategy<Value = (MultiTrace, usize)> {
+    let quota = prop::sample::select(Algorithm::ALL.to_vec()).prop_flat_map(common::quota);
+    let shards = prop_oneof![Just(1usize), Just(64)];
+    (prop::collection::vec(quota, 1..=3), shards).prop_flat_map(|(quotas, shards)| {
+        let check = (
+            0..quotas.len(),
+            0..3usize,
+            0..=10u64,
+            prop::bool::weighted(0.15),
+        )
+            .prop_map(|(limit, key, cost, shadow)| MultiCheck {
+                limit,
+                key,
+                cost,
+                shadow,
+            });
+        let advance = prop_oneof![Just(0i64), 0..=10i64, 0..=40_000i64, -20_000..=0i64];
+        let step =
+            (advance, prop::collection::vec(check, 1..=4)).prop_map(|(advance_us, mut checks)| {
+                let mut seen = Vec::new();
+                checks.retain(|c| {
+                    let fresh = !seen.contains(&(c.limit, c.key));
+                    seen.push((c.limit, c.key));
+                    fresh
+                });
+                MultiStep { advance_us, checks }
+            });
+        let limits = quotas
+            .into_iter()
+            .enumerate()
+            .map(|(j, quota)| PolicyLimit {
+                policy: format!("p{j}"),
+                quota,
+            })
+            .collect::<Vec<_>>();
+        let keys = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        (
+            prop::collection::vec(step, 1..=40).prop_map(move |steps| MultiTrace {
+                limits: limits.clone(),
+                keys: keys.clone(),
+                steps,
+            }),
+            Just(shards),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The memory store's multi-check path (`decide` on two or more
+    /// checks, locking several shards) decides as the core applied all or
+    /// nothing, and peeks as the core afterwards.
+    #[test]
+    fn the_memory_stores_multi_check_path_is_the_core_all_or_nothing(
+        (trace, shards) in multi_trace()
+    ) {
+        let clock = FakeClock::new(START_US);
+        let store = MemoryStore::with_clock_and_shards(clock.clone(), shards);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut now = START_US;
+        let mut states = States::new();
+        for (n, step) in trace.steps.iter().enumerate() {
+            now = now.checked_add_signed(step.advance_us).unwrap();
+            clock.set(now);
+            let checks = trace.checks(step);
+            let want = core_all_or_nothing(&mut states, &checks, now, false);
+            let got = runtime.block_on(store.decide(&checks)).unwrap();
+            prop_assert_eq!(got, want, "step {}", n);
+            for c in trace.every_pair() {
+                let state = states.get(&(c.policy.to_owned(), c.key.to_owned()));
+                let want = algorithm::peek(state, c.quota, now);
+                let got = runtime.block_on(store.peek(&c)).unwrap();
+                prop_assert_eq!(got, want, "peek of {} on {} after step {}", c.policy, c.key, n);
+            }
+        }
+    }
+}
+
+/// The contract on `stores` (connections to one store); `per_slot` when
+/// the store is a Redis Cluster, which decides checks on several clients'
+/// keys one slot at a time.
+async fn contract<S: Store>(
+    stores: &[Arc<S>],
+    clock: &FakeClock,
+    target: &str,
+    per_slot: bool,
+    race_rounds: u64,
+) {
     let store = &*stores[0];
     conforms(store, clock, target).await;
+    common::conforms_with_skew(store, clock, target).await;
+    multi_conforms(store, clock, target, per_slot).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
     peek_and_reset(store, clock, "user-3").await;
     a_check_named_twice_is_refused(store, clock, "user-4").await;
     a_denied_limit_spends_nothing_on_the_others(&stores[0], clock, "user-5").await;
     exact_under_concurrency(stores, clock, target).await;
+    multi_races_single(stores, clock, target, race_rounds).await;
 }
 
 async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
@@ -359,11 +756,13 @@ async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// More workers than cores: the races also interleave where the system
+// preempts a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_memory_store_keeps_the_contract() {
     let clock = FakeClock::new(START_US);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    contract(&[store], &clock, "memory").await;
+    contract(&[store], &clock, "memory", false, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +774,7 @@ async fn a_single_redis_keeps_the_contract() {
         redis_store(&server.url(), &clock).await,
         redis_store(&server.url(), &clock).await,
     ];
-    contract(&stores, &clock, "redis").await;
+    contract(&stores, &clock, "redis", false, 8).await;
 }
 
 /// The same with `EVALSHA` instead of a Redis Function, as on Redis 6 or
@@ -392,7 +791,7 @@ async fn a_single_redis_keeps_the_contract_with_scripts() {
         Arc::new(store.with_clock(clock.clone()))
     };
     let stores = [connect().await, connect().await];
-    contract(&stores, &clock, "redis-scripts").await;
+    contract(&stores, &clock, "redis-scripts", false, 8).await;
     let stats = server.cli(&["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_evalsha"), "{stats}");
     assert!(!stats.contains("cmdstat_fcall"), "{stats}");
@@ -406,7 +805,16 @@ async fn a_redis_cluster_keeps_the_contract() {
         redis_store(&cluster.url(), &clock).await,
         redis_store(&cluster.url(), &clock).await,
     ];
-    contract(&stores, &clock, "cluster").await;
+    // The multi-check traces' keys span several slots.
+    for trace in multi_traces() {
+        let slots: std::collections::HashSet<String> = trace
+            .keys
+            .iter()
+            .map(|k| cluster.cli(0, &["cluster", "keyslot", k]))
+            .collect();
+        assert!(slots.len() > 1, "{:?} share a slot", trace.keys);
+    }
+    contract(&stores, &clock, "cluster", true, 8).await;
 }
 
 /// On a cluster, checks on different clients live in different slots: each
@@ -450,6 +858,39 @@ async fn a_denial_in_one_cluster_slot_refunds_the_others() {
             "{algorithm}: the charge to a was not refunded"
         );
         clock.advance(Duration::from_secs(120));
+    }
+    a_refunded_window_is_untouched_when_the_clock_steps_back(&store, &clock).await;
+}
+
+/// A cross-slot refund that empties a window leaves the key untouched, as
+/// if never charged: a window kept at 0 would still pull a clock that
+/// steps back behind it into that window (and lengthen every duration).
+async fn a_refunded_window_is_untouched_when_the_clock_steps_back(
+    store: &RedisStore,
+    clock: &FakeClock,
+) {
+    for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowCounter] {
+        let quota = Quota::new(algorithm, 5, Duration::from_millis(100), None).unwrap();
+        let never = Quota::new(algorithm, 1, Duration::from_millis(100), None).unwrap();
+        let policy = format!("emptied-{algorithm}");
+        // Keys "a" and "b" are in different slots (see above).
+        let checks = [
+            check(&policy, "a", &quota, 3),
+            check(&policy, "b", &never, 2),
+        ];
+        clock.set(START_US);
+        let denied = store.decide(&checks).await.unwrap();
+        assert!(!denied[1].allowed, "{algorithm}: {denied:?}");
+        // Back into the previous window, where the key never counted.
+        clock.set(START_US - 100_000);
+        for cost in [0, 5] {
+            let want = algorithm::decide(None, &quota, cost, START_US - 100_000).0;
+            let got = store.decide_one(&checks[0].with_cost(cost)).await.unwrap();
+            assert_eq!(
+                got, want,
+                "{algorithm}: cost {cost} behind the refunded window"
+            );
+        }
     }
 }
 

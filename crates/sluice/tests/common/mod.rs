@@ -499,11 +499,12 @@ pub fn wide_trace(algorithm: Algorithm) -> impl Strategy<Value = Trace> {
     trace_of(wide_quota(algorithm), true, 40)
 }
 
-/// A tiny deterministic generator for the fixed table below.
-struct Xorshift(u64);
+/// A tiny deterministic generator, so that every store sees the same traces.
+pub struct Xorshift(pub u64);
 
 impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
+    /// The next number below `n` (below 1 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -524,32 +525,44 @@ impl Xorshift {
 /// store's sweep, a Redis TTL) holds the same state as the core. Every
 /// trace has such steps (the property tests in `algorithms.rs` check it).
 pub fn skew_traces() -> Vec<Trace> {
-    const DAY_US: u64 = 86_400_000_000;
     let start_us = 1_764_000_000_123_457;
     let mut rng = Xorshift(0x0bac_4ad5_cafe_f00d);
     let mut traces = Vec::new();
     for algorithm in Algorithm::ALL {
-        let shapes: [(u64, u64, Option<u64>); 5] = [
-            (1, 1_000, None),
-            (3, 10_000, None),
-            (7, 100_000, Some(4)),
-            (5, 1_000_000, Some(9)),
-            match algorithm {
-                Algorithm::SlidingWindowCounter => (13_000, DAY_US, None),
-                Algorithm::SlidingWindowLog => (100_000, DAY_US, None),
-                _ => (7, 30 * DAY_US, Some(400)),
-            },
-        ];
-        for (limit, period_us, burst) in shapes {
-            let burst = burst.filter(|_| algorithm.has_burst());
-            let quota =
-                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap();
+        for quota in contract_quotas(algorithm) {
             for _ in 0..2 {
                 traces.push(skew_trace(&mut rng, quota, start_us));
             }
         }
     }
     traces
+}
+
+/// The contract's quotas of `algorithm`: sub-second, fractional and
+/// second-long shapes, bursts above and below the limit, and one near the
+/// 2^50 bound of exact Lua arithmetic: 7 per 30 days with a burst of 400
+/// (scaled capacity 1.04e15); 13,000 per day for the sliding counter
+/// (limit x period 1.12e15); 100,000 per day for the log.
+pub fn contract_quotas(algorithm: Algorithm) -> Vec<Quota> {
+    const DAY_US: u64 = 86_400_000_000;
+    let shapes: [(u64, u64, Option<u64>); 5] = [
+        (1, 1_000, None),
+        (3, 10_000, None),
+        (7, 100_000, Some(4)),
+        (5, 1_000_000, Some(9)),
+        match algorithm {
+            Algorithm::SlidingWindowCounter => (13_000, DAY_US, None),
+            Algorithm::SlidingWindowLog => (100_000, DAY_US, None),
+            _ => (7, 30 * DAY_US, Some(400)),
+        },
+    ];
+    shapes
+        .into_iter()
+        .map(|(limit, period_us, burst)| {
+            let burst = burst.filter(|_| algorithm.has_burst());
+            Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap()
+        })
+        .collect()
 }
 
 /// One trace of [`skew_traces`]: 40 steps, about one in three back.

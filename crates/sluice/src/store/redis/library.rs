@@ -143,9 +143,11 @@ pub enum Mode {
     ///
     /// - token bucket: the level regains the cost, up to the capacity;
     /// - GCRA and leaky bucket: the TAT moves back by the cost, not before `at_us`;
-    /// - fixed window: the charged window's count loses the cost;
+    /// - fixed window: the charged window's count loses the cost (a count
+    ///   back at 0 deletes the key);
     /// - sliding window counter: the current count, or the previous one
-    ///   when the state has moved one window on, loses the cost;
+    ///   when the state has moved one window on, loses the cost (both back
+    ///   at 0 deletes the key);
     /// - sliding window log: the entries at the charged instant lose the cost.
     ///
     /// Where the state cannot show where the charge went it gives back

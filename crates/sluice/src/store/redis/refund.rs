@@ -66,9 +66,10 @@ pub fn refund(
             })
         }
         State::FixedWindow(s) if s.window == charged(s.window, at_us / period, now_us / period) => {
-            Some(State::FixedWindow(fixed_window::State {
+            let count = s.count.saturating_sub(cost);
+            (count > 0).then_some(State::FixedWindow(fixed_window::State {
                 window: s.window,
-                count: s.count.saturating_sub(cost),
+                count,
             }))
         }
         State::SlidingWindowCounter(s) => {
@@ -79,7 +80,7 @@ pub fn refund(
             } else if s.window == window + 1 {
                 s.previous = s.previous.saturating_sub(cost);
             }
-            Some(State::SlidingWindowCounter(s))
+            (s.current > 0 || s.previous > 0).then_some(State::SlidingWindowCounter(s))
         }
         State::SlidingWindowLog(log) => {
             let mut log = log.clone();

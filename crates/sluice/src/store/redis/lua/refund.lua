@@ -39,11 +39,13 @@
 --                  a TAT that other charges moved after the charge gives
 --                  back up to that interval more.
 --   fixed window   The count loses cost, not below 0, when the stored window
---                  is the one charged; else nothing (the window has passed
---                  and no longer counts, or the state was lost).
+--                  is the one charged (back at 0, the key is deleted); else
+--                  nothing (the window has passed and no longer counts, or
+--                  the state was lost).
 --   sliding        The current count loses cost when the stored window is
 --   counter        the one charged, the previous count when the state has
---                  moved one window on; else nothing. (*) For both windows:
+--                  moved one window on (both back at 0, the key is
+--                  deleted); else nothing. (*) For both windows:
 --                  a state lost in a failover and charged again in the same
 --                  window loses a charge it never held.
 --   sliding log    The entries at the charged instant lose cost units (the
@@ -101,7 +103,11 @@ algorithms[3].refund = refund_gcra
 algorithms[4].refund = function(key, limit, period, unit, rate, cost, at, now)
   local w, count = unpack2(redis.call('GET', key))
   if w and w == charged(w, floor_div(at, period), floor_div(now, period)) then
-    redis.call('SET', key, pack2(w, math.max(0, count - cost)), 'KEEPTTL')
+    count = math.max(0, count - cost)
+    -- An empty window is an untouched key: kept, it would still pull a
+    -- clock behind it into its window.
+    if count == 0 then redis.call('DEL', key); return end
+    redis.call('SET', key, pack2(w, count), 'KEEPTTL')
   end
 end
 
@@ -135,5 +141,7 @@ algorithms[6].refund = function(key, limit, period, unit, rate, cost, at, now)
   else
     return
   end
+  -- Both counts at 0 is an untouched key (as the fixed window's).
+  if current == 0 and previous == 0 then redis.call('DEL', key); return end
   redis.call('SET', key, pack3(w, current, previous), 'KEEPTTL')
 end
