@@ -331,6 +331,35 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     #[test]
+    fn every_algorithm_prints_its_name_and_parses_back() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.to_string(), a.name());
+            assert_eq!(a.name().parse::<Algorithm>(), Ok(a));
+        }
+        assert_eq!(Algorithm::Gcra.to_string(), "gcra");
+        assert!("bucket".parse::<Algorithm>().is_err());
+    }
+
+    #[test]
+    fn each_error_names_the_field_at_fault() {
+        let refused = |a, limit, period, burst| Quota::new(a, limit, period, burst).unwrap_err();
+        let day = Duration::from_secs(86_400);
+        for (error, field) in [
+            (refused(Algorithm::Gcra, 0, MINUTE, None), "limit"),
+            (
+                refused(Algorithm::SlidingWindowCounter, 13_100, day, None),
+                "limit",
+            ),
+            (refused(Algorithm::Gcra, 1, Duration::ZERO, None), "period"),
+            (refused(Algorithm::Gcra, 1, MINUTE, Some(0)), "burst"),
+            (refused(Algorithm::FixedWindow, 1, MINUTE, Some(1)), "burst"),
+        ] {
+            assert_eq!(error.field(), field, "{error}");
+            assert!(error.to_string().starts_with(field), "{error}");
+        }
+    }
+
+    #[test]
     fn burst_defaults_to_limit_and_is_refused_on_windows() {
         let q = Quota::new(Algorithm::Gcra, 7, MINUTE, None).unwrap();
         assert_eq!(q.burst(), 7);
