@@ -585,3 +585,38 @@ async fn a_short_reset_passes_on_redis_time_and_an_hour_long_one_does_not() {
         );
     }
 }
+
+/// Redis `TIME` is read as microseconds since the Unix epoch: a day-long
+/// fixed window on Redis's own clock (aligned to the epoch, so to UTC
+/// midnight) resets when the machine's clock says the day ends. Reading
+/// `TIME` in the wrong unit would put the window's end anywhere in the day.
+#[tokio::test]
+async fn redis_time_is_the_unix_time_in_microseconds() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap(); // Redis TIME
+    let day = Duration::from_secs(86_400);
+    let quota = Quota::new(Algorithm::FixedWindow, 5, day, None).unwrap();
+    let since_epoch = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    let before = since_epoch();
+    let decision = store
+        .decide_one(&check("daily", "k", &quota))
+        .await
+        .unwrap();
+    let after = since_epoch();
+    let until_midnight =
+        |now: Duration| day - Duration::from_micros((now.as_micros() % day.as_micros()) as u64);
+    // Redis and the test read the same machine's clock: the reset lies
+    // between the midnights seen before and after the call, give or take
+    // a second of rounding (and a day boundary crossed in between).
+    let (latest, earliest) = (until_midnight(before), until_midnight(after));
+    let reset = decision.reset_after;
+    assert!(
+        (reset + Duration::from_secs(1) >= earliest && reset <= latest + Duration::from_secs(1))
+            || reset + Duration::from_secs(2) >= day,
+        "reset_after {reset:?}, expected between {earliest:?} and {latest:?}"
+    );
+}
