@@ -143,14 +143,7 @@ impl<'a> Walker<'a> {
         path: &str,
         fields: &[&str],
     ) -> Option<&'n MarkedMappingNode> {
-        let Some(map) = node.as_mapping() else {
-            self.error(
-                node.span(),
-                path,
-                format!("must be a mapping, got {}", describe(node)),
-            );
-            return None;
-        };
+        let map = self.shaped(node.as_mapping(), node, path, "a mapping")?;
         for key in map.keys() {
             if !fields.contains(&key.as_str()) {
                 let at = join(path, key.as_str());
@@ -171,15 +164,7 @@ impl<'a> Walker<'a> {
         path: &str,
         expected: &str,
     ) -> Option<&'n MarkedSequenceNode> {
-        let sequence = node.as_sequence();
-        if sequence.is_none() {
-            self.error(
-                node.span(),
-                path,
-                format!("must be {expected}, got {}", describe(node)),
-            );
-        }
-        sequence
+        self.shaped(node.as_sequence(), node, path, expected)
     }
 
     /// The node as a scalar; `expected` describes it (`a key prefix`).
@@ -189,15 +174,26 @@ impl<'a> Walker<'a> {
         path: &str,
         expected: &str,
     ) -> Option<&'n MarkedScalarNode> {
-        let scalar = node.as_scalar();
-        if scalar.is_none() {
+        self.shaped(node.as_scalar(), node, path, expected)
+    }
+
+    /// `found`, the node seen as the shape it must have; when it is not,
+    /// an error saying what was `expected` and what the node is.
+    fn shaped<T>(
+        &mut self,
+        found: Option<T>,
+        node: &Node,
+        path: &str,
+        expected: &str,
+    ) -> Option<T> {
+        if found.is_none() {
             self.error(
                 node.span(),
                 path,
                 format!("must be {expected}, got {}", describe(node)),
             );
         }
-        scalar
+        found
     }
 
     /// The scalar parsed as a `T`; a parse error is reported as `T::Err`
