@@ -74,6 +74,14 @@ pub const VALUES_PER_CHECK: usize = 7;
 /// reset_after_us, retry_after_us (-1: never), delay_us, shadow (0/1).
 pub const REPLY_PER_CHECK: usize = 6;
 
+/// The code of the error the library answers, deciding nothing, when it
+/// runs after the deadline it was given: a first argument `<<deadline>`
+/// (instead of the empty one) means Redis `TIME`, and refuse the call if
+/// that is past `<deadline>` µs since the epoch. The store sends its calls
+/// so, and answers a check whose call was refused as timed out (see
+/// `main.lua`).
+pub const LATE: &str = "LATE";
+
 /// The library as a script for `SCRIPT LOAD`/`EVALSHA`.
 pub fn script() -> &'static str {
     &script_and_sha().0
