@@ -147,6 +147,79 @@ async fn i11_a_stopped_redis_answers_in_time_and_charges_nothing() {
     a_stalled_redis_answers_in_time_and_charges_nothing(Stall::Stop).await;
 }
 
+/// A call Redis runs before its deadline but answers after it (Redis busy
+/// with another client's script between the two) charges its check, whose
+/// caller is answered `Timeout`: the store refunds it when the reply comes.
+/// Redis is stopped while the call and the busy script are sent, so that
+/// it reads both in one turn of its loop and runs the call first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i11_a_late_reply_is_refunded() {
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(500);
+    let store = RedisStore::connect_with(&server.url(), options().with_timeout(timeout))
+        .await
+        .unwrap();
+    let quota = fixed_window();
+    let warm = store
+        .decide_one(&Check::new("late", "warm", &quota, 1))
+        .await;
+    assert!(warm.unwrap().allowed);
+    server.cli(&["config", "resetstat"]);
+    // The other client, connected before Redis stops: a script that keeps
+    // Redis busy for 1.5 s (well past the deadline, under the busy-script
+    // threshold of 5 s).
+    let mut busy = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    let script = "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
+                  until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 1500000 return 1";
+
+    signal(&server, "-STOP");
+    let decision = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let quota = fixed_window();
+            store.decide_one(&Check::new("late", "k", &quota, 1)).await
+        })
+    };
+    // Written by the driver within a few milliseconds (it cannot be
+    // observed while Redis is stopped); if it were not, Redis would run it
+    // after the script, late, and refuse it: the assertions below hold
+    // either way, only the path differs.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let command = format!(
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        script.len()
+    );
+    std::io::Write::write_all(&mut busy, command.as_bytes()).unwrap();
+    signal(&server, "-CONT");
+
+    let answer = decision.await.unwrap();
+    assert!(
+        matches!(answer, Err(StoreError::Timeout(t)) if t == timeout),
+        "{answer:?}"
+    );
+    let mut reply = [0u8; 16];
+    let n = std::io::Read::read(&mut busy, &mut reply).unwrap();
+    assert_eq!(&reply[..n], b":1\r\n", "the script ran");
+    // The refund follows the late reply: polled.
+    let key = format!("sluice:{{k}}:late:{:08x}", quota.fingerprint());
+    let mut exists = String::new();
+    for _ in 0..100 {
+        exists = server.cli(&["exists", &key]);
+        if exists == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = server.cli(&["info", "commandstats"]) + &server.cli(&["info", "errorstats"]);
+    assert_eq!(exists, "0", "the charge was given back: {stats}");
+    // The path: the call ran in time (it did not fail as late), and a
+    // refund followed it.
+    assert!(
+        stats.contains("cmdstat_fcall:calls=2,") && !stats.contains("errorstat"),
+        "{stats}"
+    );
+}
+
 /// The connection lost in a Redis restart is replaced when it is lost, not
 /// by a failing request: the first request after each restart succeeds.
 /// (On a runtime of its own threads, as a server's: this test's thread

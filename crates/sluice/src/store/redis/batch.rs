@@ -25,8 +25,10 @@
 //! from the replies (each carries Redis `TIME`): the offset between it and
 //! this process's monotonic clock is taken as `reply time - time received`,
 //! a lower bound, so the deadline sent is never later than the caller's.
-//! Only a call Redis ran in time whose reply then came late (after the
-//! deadline) charges a check answered as failed; with a store clock
+//! A call Redis ran in time whose reply then came late (after the
+//! deadline: Redis stopped or busy between running it and answering) is
+//! still awaited, up to [`LATE_REPLY_WAIT`], and what it charged the checks
+//! whose callers were answered `Timeout` is refunded. With a store clock
 //! ([`RedisStore::with_clock`](super::RedisStore::with_clock), for tests)
 //! calls carry no deadline.
 
@@ -42,7 +44,7 @@ use tokio::time::Instant;
 
 use super::call::{Form, Group, call};
 use super::connection::{Connection, store_error};
-use super::library::{LATE, Mode};
+use super::library::{LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK};
 use super::reply;
 use crate::StoreError;
 
@@ -54,6 +56,11 @@ pub const MAX_CHECKS: usize = 128;
 /// any sensible timeout (a call of [`MAX_CHECKS`] takes it about a
 /// millisecond), so a full queue means Redis cannot keep up.
 pub const QUEUE: usize = 8192;
+
+/// How long a call's reply is awaited past its deadline, to refund what
+/// a call Redis ran in time charged when its reply comes too late. Redis
+/// silent for longer is taken as lost for that call.
+pub const LATE_REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// The reply for one group: `now`, then its checks' values.
 type Reply = Result<Vec<i64>, StoreError>;
@@ -106,9 +113,18 @@ impl Batcher {
             Err(TrySendError::Full(_)) => return Err(StoreError::Unavailable(Box::new(QueueFull))),
             Err(TrySendError::Closed(_)) => return Err(stopped()),
         }
-        match tokio::time::timeout_at(deadline, answer).await {
+        let mut answer = answer;
+        match tokio::time::timeout_at(deadline, &mut answer).await {
             Ok(reply) => reply.map_err(|_| stopped())?,
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
+            Err(_) => {
+                // Closed first: a reply sent from now on is refused, and
+                // the driver refunds what it charged; one sent just before
+                // is a decision, and taken.
+                answer.close();
+                answer
+                    .try_recv()
+                    .unwrap_or(Err(StoreError::Timeout(self.timeout)))
+            }
         }
     }
 }
@@ -224,9 +240,14 @@ async fn drive(
                         }
                         reply
                     };
-                    let reply = tokio::time::timeout_at(deadline, call).await;
+                    // The reply is awaited past the deadline (the callers
+                    // are answered by their own timers): a call Redis ran
+                    // in time whose reply came late is refunded.
+                    let reply = tokio::time::timeout_at(deadline + LATE_REPLY_WAIT, call).await;
                     drop(groups);
-                    answer(jobs, reply, timeout);
+                    let unclaimed = answer(jobs, reply, timeout);
+                    let refund = refund(connection, form, now, unclaimed);
+                    let _ = tokio::time::timeout(timeout, refund).await;
                 });
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
@@ -236,21 +257,25 @@ async fn drive(
 }
 
 /// Hands each job its part of the reply (`now`, then its checks' values),
-/// or the error.
+/// or the error. Returns the groups whose part no caller took (their
+/// deadline had passed), with that part.
 fn answer(
     jobs: Vec<Job>,
     reply: Result<redis::RedisResult<Vec<i64>>, tokio::time::error::Elapsed>,
     timeout: Duration,
-) {
+) -> Vec<(Group, Vec<i64>)> {
     let failure: Box<dyn Fn() -> StoreError + Send> = match reply {
         Ok(Ok(values)) => {
             let sizes: Vec<usize> = jobs.iter().map(|j| j.group.keys.len()).collect();
             match reply::split(&values, &sizes) {
                 Ok(parts) => {
+                    let mut unclaimed = Vec::new();
                     for (job, part) in jobs.into_iter().zip(parts) {
-                        let _ = job.done.send(Ok(part));
+                        if let Err(Ok(part)) = job.done.send(Ok(part)) {
+                            unclaimed.push((job.group, part));
+                        }
                     }
-                    return;
+                    return unclaimed;
                 }
                 Err(error) => {
                     let message = match error {
@@ -268,5 +293,44 @@ fn answer(
     };
     for job in jobs {
         let _ = job.done.send(Err(failure()));
+    }
+    Vec::new()
+}
+
+/// Gives back what Redis charged the `unclaimed` groups: their callers had
+/// been answered [`StoreError::Timeout`] when the decisions came, so these
+/// must not count. A group was charged when every one of its checks
+/// admitted (all or nothing), each check but a shadow one (whose denial,
+/// reported as admitted, charged nothing). Refunding is best effort: if
+/// this call fails too, the charge stands.
+async fn refund(
+    connection: &Connection,
+    form: &Form,
+    now: Option<u64>,
+    unclaimed: Vec<(Group, Vec<i64>)>,
+) {
+    const PACKED: usize = VALUES_PER_CHECK * 8;
+    let mut charged = Group::default();
+    let mut at_us = 0;
+    for (group, part) in &unclaimed {
+        let Some((&decided_at, values)) = part.split_first() else {
+            continue;
+        };
+        let decisions: Vec<&[i64]> = values.chunks_exact(REPLY_PER_CHECK).collect();
+        if decisions.len() != group.keys.len() || decisions.iter().any(|d| d[0] != 1) {
+            continue;
+        }
+        for (i, d) in decisions.iter().enumerate() {
+            let packed = group.values.get(i * PACKED..(i + 1) * PACKED);
+            if let (0, Some(packed)) = (d[5], packed) {
+                charged.keys.push(group.keys[i].clone());
+                charged.values.extend_from_slice(packed);
+            }
+        }
+        at_us = u64::try_from(decided_at).unwrap_or(0);
+    }
+    if !charged.keys.is_empty() {
+        let mode = Mode::Refund { at_us };
+        let _ = call(connection, form, now, None, mode, &[&charged]).await;
     }
 }
