@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice::store::redis::QueueFull;
 use sluice::{Algorithm, Check, Quota, RedisOptions, RedisStore, Store, StoreError};
-use sluice_testkit::RedisServer;
+use sluice_testkit::{RedisCluster, RedisServer};
 
 /// The store timeout of these tests.
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -271,6 +271,25 @@ async fn i11_a_store_made_while_redis_is_down_decides_once_it_is_up() {
     // The first request after Redis came up asks for an attempt at once.
     assert!(store.decide_one(&check).await.unwrap().allowed);
     assert!(store.ping().await.is_ok());
+}
+
+/// A store on a Redis Cluster can be made while the cluster is down too
+/// (it fails transiently), and one made while it is up decides at once.
+#[tokio::test]
+async fn i11_a_store_on_a_cluster_is_made_without_waiting() {
+    let mut gone = RedisServer::start();
+    gone.kill();
+    let url = format!("redis+cluster://127.0.0.1:{}", gone.port());
+    assert!(RedisStore::connect_with(&url, options()).await.is_err());
+    let store = RedisStore::open(&url, options()).await.unwrap();
+    let quota = fixed_window();
+    let check = Check::new("cluster", "k", &quota, 1);
+    let error = store.decide_one(&check).await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+
+    let cluster = RedisCluster::start();
+    let store = RedisStore::open(&cluster.url(), options()).await.unwrap();
+    assert_eq!(store.decide_one(&check).await.unwrap().remaining, 999);
 }
 
 /// `FUNCTION LOAD` refused for lack of memory (it may pass) fails the call

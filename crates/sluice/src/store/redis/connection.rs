@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, RedisResult};
 
-use super::link::Link;
+use super::link::{self, Link, Liveness};
 use crate::StoreError;
 
 /// The least time an attempt to connect may take, whatever the call
@@ -20,16 +23,17 @@ pub const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub enum Connection {
     /// One Redis, kept open (and opened again after a loss) by a task.
-    Single(Link),
-    /// A Redis Cluster; routes each command by its first key.
-    Cluster(ClusterConnection),
+    Single(Link<MultiplexedConnection>),
+    /// A Redis Cluster, opened by a task; routes each command by its first
+    /// key, and reconnects to its nodes on its own.
+    Cluster(Link<ClusterConnection>),
 }
 
 impl Connection {
     /// Connects to `url` (see [`RedisStore::connect`](super::RedisStore::connect))
     /// with calls of `timeout`. When `wait`, returns once connected (an
-    /// error if the first attempt fails); else a single Redis is connected
-    /// in the background and only a bad URL is an error.
+    /// error if the first attempt fails); else it connects in the
+    /// background and only a bad URL is an error.
     pub async fn open(url: &str, timeout: Duration, wait: bool) -> Result<Connection, StoreError> {
         let connect_timeout = timeout.max(MIN_CONNECT_TIMEOUT);
         let connecting = async {
@@ -38,13 +42,29 @@ impl Connection {
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .build()?;
-                Ok(Connection::Cluster(client.get_async_connection().await?))
+                let link = Link::open(
+                    move || {
+                        let client = client.clone();
+                        Box::pin(async move {
+                            let connecting = client.get_async_connection();
+                            let connection = tokio::time::timeout(connect_timeout, connecting)
+                                .await
+                                .map_err(|_| timed_out())??;
+                            Ok((connection, Arc::new(Liveness::new())))
+                        })
+                    },
+                    false,
+                );
+                if wait {
+                    link.connected().await?;
+                }
+                Ok(Connection::Cluster(link))
             } else {
                 let client = redis::Client::open(url)?;
                 // RESP3 tells of a lost connection at once; a URL that
                 // names its protocol keeps it.
                 let resp3 = !url.contains("protocol=");
-                let link = Link::open(client, resp3, connect_timeout);
+                let link = Link::open(link::single(client, resp3, connect_timeout), true);
                 if wait {
                     link.connected().await?;
                 }
@@ -58,7 +78,7 @@ impl Connection {
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
             Connection::Single(link) => link.query(cmd).await,
-            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            Connection::Cluster(link) => link.query(cmd).await,
         }
     }
 }
@@ -88,6 +108,11 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
             .map(|h| format!("redis://{credentials}{h}"))
             .collect(),
     )
+}
+
+/// The error of an attempt to connect that took too long.
+pub fn timed_out() -> RedisError {
+    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 /// Runs a Redis call within `timeout`, mapping its errors.

@@ -1,7 +1,9 @@
-//! One connection to a single Redis, kept open by a task of its own: it
-//! is opened in the background (a store can be made while Redis is down),
-//! a loss is noticed when the socket closes rather than by the next
-//! command, and it is opened again with backoff.
+//! A connection kept open by a task of its own: it is opened in the
+//! background (a store can be made while Redis is down), a loss is noticed
+//! when the socket closes rather than by the next command, and it is
+//! opened again with backoff. A [`Link`] is generic over what it keeps
+//! open: [`single`] opens a single Redis; a cluster connection, which
+//! reconnects to its nodes on its own, is only opened in the background.
 //!
 //! Why not redis-rs's `ConnectionManager` (1.8): on RESP2 it learns of a
 //! loss only from the command that fails on the dead connection (so the
@@ -24,7 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, ProtocolVersion, PushInfo, PushKind,
     RedisError, RedisResult,
@@ -41,11 +44,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Where the connection stands.
 #[derive(Clone)]
-enum State {
+enum State<C> {
     /// An attempt to connect is under way.
     Connecting,
     /// Open until its [`Liveness`] says it is lost.
-    Up(MultiplexedConnection, Arc<Liveness>),
+    Up(C, Arc<Liveness>),
     /// The last attempt failed with this error.
     Down(RedisError),
 }
@@ -53,13 +56,14 @@ enum State {
 /// Whether one connection is still open; turned off by the disconnect
 /// notice or by a command failing on a broken connection.
 #[derive(Debug)]
-struct Liveness {
+pub struct Liveness {
     alive: AtomicBool,
     lost: Notify,
 }
 
 impl Liveness {
-    fn new() -> Liveness {
+    /// A connection just opened.
+    pub fn new() -> Liveness {
         Liveness {
             alive: AtomicBool::new(true),
             lost: Notify::new(),
@@ -77,32 +81,44 @@ impl Liveness {
     }
 }
 
-/// A connection to one Redis that a background task keeps open; cheap to
-/// clone (clones share it). The task stops when the last clone is dropped.
-#[derive(Clone)]
-pub struct Link {
-    state: watch::Receiver<State>,
+/// One attempt to open a connection: the connection and its [`Liveness`].
+pub type Attempt<C> = BoxFuture<'static, RedisResult<(C, Arc<Liveness>)>>;
+
+/// A connection that a background task keeps open; cheap to clone (clones
+/// share it). The task stops when the last clone is dropped.
+pub struct Link<C> {
+    state: watch::Receiver<State<C>>,
     /// Asks the task for an attempt now rather than after its backoff.
     wake: Arc<Notify>,
+    /// Whether a command failing on a broken connection makes it lost (a
+    /// cluster connection replaces its nodes' connections on its own).
+    lose_on_error: bool,
 }
 
-impl Link {
-    /// Starts the task that connects `client`, each attempt within
-    /// `connect_timeout`, in RESP3 unless `resp3` is false (the URL chose
-    /// a protocol) or Redis refuses it. Must be called on a tokio runtime.
-    pub fn open(client: Client, resp3: bool, connect_timeout: Duration) -> Link {
+impl<C> Clone for Link<C> {
+    fn clone(&self) -> Self {
+        Link {
+            state: self.state.clone(),
+            wake: Arc::clone(&self.wake),
+            lose_on_error: self.lose_on_error,
+        }
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
+    /// Starts the task that opens connections with `connect`, and again
+    /// after each loss. Must be called on a tokio runtime.
+    pub fn open(
+        connect: impl Fn() -> Attempt<C> + Send + Sync + 'static,
+        lose_on_error: bool,
+    ) -> Link<C> {
         let (state, receiver) = watch::channel(State::Connecting);
         let wake = Arc::new(Notify::new());
-        tokio::spawn(keep_open(
-            client,
-            resp3,
-            connect_timeout,
-            state,
-            Arc::clone(&wake),
-        ));
+        tokio::spawn(keep_open(connect, state, Arc::clone(&wake)));
         Link {
             state: receiver,
             wake,
+            lose_on_error,
         }
     }
 
@@ -130,14 +146,14 @@ impl Link {
         let (mut connection, liveness) = self.connection().await?;
         let result = cmd.query_async(&mut connection).await;
         if let Err(e) = &result {
-            if e.is_unrecoverable_error() {
+            if self.lose_on_error && e.is_unrecoverable_error() {
                 liveness.lose();
             }
         }
         result
     }
 
-    async fn connection(&self) -> RedisResult<(MultiplexedConnection, Arc<Liveness>)> {
+    async fn connection(&self) -> RedisResult<(C, Arc<Liveness>)> {
         let mut state = self.state.clone();
         let mut asked = false;
         loop {
@@ -164,18 +180,16 @@ impl Link {
 /// attempt waits [`MIN_BACKOFF`], then until a request asks or the backoff
 /// (doubling up to [`MAX_BACKOFF`], with jitter so that many instances do
 /// not return at once) has passed.
-async fn keep_open(
-    client: Client,
-    mut resp3: bool,
-    connect_timeout: Duration,
-    state: watch::Sender<State>,
+async fn keep_open<C>(
+    connect: impl Fn() -> Attempt<C>,
+    state: watch::Sender<State<C>>,
     wake: Arc<Notify>,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
         state.send_replace(State::Connecting);
         let attempt = tokio::select! {
-            attempt = connect(&client, resp3, connect_timeout) => attempt,
+            attempt = connect() => attempt,
             () = state.closed() => return,
         };
         match attempt {
@@ -187,8 +201,6 @@ async fn keep_open(
                     () = state.closed() => return,
                 }
             }
-            // Redis before 6, or a proxy, that has no HELLO: RESP2 at once.
-            Err(e) if resp3 && refuses_resp3(&e) => resp3 = false,
             Err(e) => {
                 state.send_replace(State::Down(e));
                 let rest = jittered(backoff).saturating_sub(MIN_BACKOFF);
@@ -204,6 +216,30 @@ async fn keep_open(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Opens a single Redis with `client`, each attempt within `timeout`, in
+/// RESP3 unless `resp3` is false (the URL chose a protocol) or Redis
+/// refuses it.
+pub fn single(
+    client: Client,
+    resp3: bool,
+    timeout: Duration,
+) -> impl Fn() -> Attempt<MultiplexedConnection> {
+    let resp3 = Arc::new(AtomicBool::new(resp3));
+    move || {
+        let (client, resp3) = (client.clone(), Arc::clone(&resp3));
+        Box::pin(async move {
+            if resp3.load(Ordering::Relaxed) {
+                match connect(&client, true, timeout).await {
+                    // Redis before 6, or a proxy, without HELLO: RESP2.
+                    Err(e) if refuses_resp3(&e) => resp3.store(false, Ordering::Relaxed),
+                    attempt => return attempt,
+                }
+            }
+            connect(&client, false, timeout).await
+        })
     }
 }
 
@@ -238,9 +274,7 @@ async fn connect(
     let connecting = client.get_multiplexed_async_connection_with_config(&config);
     match tokio::time::timeout(timeout, connecting).await {
         Ok(connection) => Ok((connection?, liveness)),
-        Err(_) => Err(RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        ))),
+        Err(_) => Err(super::connection::timed_out()),
     }
 }
 

@@ -43,7 +43,7 @@
 //! - [`library`]: the Lua library and its calling protocol (public, for
 //!   tools that call it directly).
 //! - `connection`: a single Redis or a cluster, the time limit, errors.
-//! - `link`: the connection to a single Redis, kept open by a task.
+//! - `link`: a connection opened, and kept open, by a task.
 //! - `call`: running the library (function or script) on checks.
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
@@ -173,12 +173,11 @@ impl RedisStore {
     }
 
     /// Makes a store on `url` (see [`RedisStore::connect`]) with `options`
-    /// at once, connecting to a single Redis in the background: until it
-    /// is connected, decisions and [`ping`](RedisStore::ping) fail with a
-    /// transient error (after one more attempt to connect, so a Redis that
-    /// just came up is used at once). Fails only on a URL that cannot be
-    /// parsed or invalid options. A Redis Cluster is still connected before
-    /// this returns. Must be called on a tokio runtime.
+    /// at once, connecting in the background: until it is connected,
+    /// decisions and [`ping`](RedisStore::ping) fail with a transient error
+    /// (after one more attempt to connect, so a Redis that just came up is
+    /// used at once). Fails only on a URL that cannot be parsed or invalid
+    /// options. Must be called on a tokio runtime.
     ///
     /// For a service that must start while Redis is not up yet: it starts
     /// unready, and is ready as soon as Redis is.
