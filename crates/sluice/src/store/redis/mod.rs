@@ -101,13 +101,13 @@ pub struct RedisOptions {
     /// request's path, so its wait must be short beside a request's budget
     /// (usually a second or more): a quarter of a second at most, and only
     /// when Redis is in trouble. And a healthy Redis must never trip it: a
-    /// decision takes it microseconds and a round trip on a LAN well under
-    /// a millisecond, and its rare stalls (a fork for a snapshot of a few
-    /// GB, a slow command of another client) last tens of milliseconds; a
-    /// batch waits for at most the two calls before it, each at most
-    /// [`MAX_CHECKS`](batch::MAX_CHECKS) decisions. 250 ms leaves a margin
-    /// of ten or more over those. An attempt to connect, in the
-    /// background, may take up to 1 s or this timeout if longer.
+    /// decision takes it microseconds, a round trip on a LAN well under a
+    /// millisecond, a call of 128 batched decisions about a millisecond
+    /// (under load a decision waits for the calls ahead of it), and its
+    /// rare stalls (a fork for a snapshot of a few GB, a slow command of
+    /// another client) last tens of milliseconds. 250 ms leaves a margin of
+    /// ten or more over those. An attempt to connect, in the background,
+    /// may take up to 1 s or this timeout if longer.
     pub timeout: Duration,
     /// Whether to run the decisions as a Redis Function (Redis 7+; about
     /// half the cost of a script), falling back to `EVALSHA` where Redis
