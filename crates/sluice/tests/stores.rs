@@ -236,6 +236,59 @@ async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &st
     assert!(checked_a > 100 && checked_b > 50, "{target}: {checked_a} {checked_b}");
 }
 
+/// Issue 11, across the whole documented range: 150 random traces
+/// (`common::wide_trace`, the clock also stepping back) whose policy then
+/// changes to a random quota of the same algorithm (or, one in three, of
+/// any algorithm), from 0 to 2 periods after the trace's latest instant:
+/// each store peeks and decides under the new quota as the core does on
+/// the carried state (limits up to `MAX_LIMIT`, periods up to a year,
+/// bursts near the 2^50 bound, debts cut at `MAX_DEBT`: the Lua's
+/// arithmetic must stay exact where the Rust computes in 128 bits).
+async fn carries_over_wide_reloads(store: &impl Store, clock: &FakeClock, target: &str) {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop::sample::select(Algorithm::ALL.to_vec()).prop_flat_map(|algorithm| {
+        let to = prop_oneof![
+            2 => common::wide_quota(algorithm).boxed(),
+            1 => prop::sample::select(Algorithm::ALL.to_vec())
+                .prop_flat_map(common::wide_quota)
+                .boxed(),
+        ];
+        (common::wide_trace(algorithm), to, 0..=2u64)
+    });
+    for i in 0..150 {
+        let (trace, new, periods) = strategy.new_tree(&mut runner).unwrap().current();
+        let key = format!("wide-reload-{i}");
+        let old = trace.quota;
+        let (mut state, mut latest) = (None, trace.start_us);
+        for (now, cost) in trace.timed() {
+            clock.set(now);
+            latest = latest.max(now);
+            let (want, next) = algorithm::decide(state.as_ref(), &old, cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let got = store.decide_one(&check("wide", &key, &old, cost)).await.unwrap();
+            assert_eq!(got, want, "{target}: wide reload {i} before the change");
+        }
+        let now = latest + periods * old.period_us() / 2;
+        clock.set(now);
+        let at = format!("{target}: wide reload {i}: {old:?} to {new:?} at +{now}");
+        let mut state = state.and_then(|s| algorithm::carry(&s, &old, &new, now));
+        let peeked = store.peek(&check("wide", &key, &new, 1)).await.unwrap();
+        assert_eq!(peeked, algorithm::peek(state.as_ref(), &new, now), "{at}: peek");
+        for cost in [1, new.capacity() / 2 + 1, 0] {
+            let (want, next) = algorithm::decide(state.as_ref(), &new, cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let got = store.decide_one(&check("wide", &key, &new, cost)).await.unwrap();
+            assert_eq!(got, want, "{at}: cost {cost}");
+        }
+    }
+}
+
 fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
     Check::new(policy, key, quota, cost)
 }
@@ -876,6 +929,7 @@ async fn contract<S: Store>(
     conforms(store, clock, target).await;
     common::conforms_with_skew(store, clock, target).await;
     carries_over_reloads(store, clock, target).await;
+    carries_over_wide_reloads(store, clock, target).await;
     multi_conforms(store, clock, target, per_slot).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
