@@ -55,13 +55,20 @@ async fn a_reload_keeps_what_each_key_spent(app: &App, target: &str) {
             after += admitted(app, &key, 20).await;
             app.advance(Duration::from_secs(60));
         }
-        assert_eq!(after, 0, "{target}: {algorithm} admitted {after} more after its 100 of the day");
+        assert_eq!(
+            after, 0,
+            "{target}: {algorithm} admitted {after} more after its 100 of the day"
+        );
 
         let key = format!("raised-{algorithm}");
         app.service.replace_policies(daily(algorithm, 100));
         assert_eq!(admitted(app, &key, 60).await, 60, "{target}: {algorithm}");
         app.service.replace_policies(daily(algorithm, 150));
-        assert_eq!(remaining(app, &key).await, 90, "{target}: {algorithm}: raised to 150");
+        assert_eq!(
+            remaining(app, &key).await,
+            90,
+            "{target}: {algorithm}: raised to 150"
+        );
         assert_eq!(admitted(app, &key, 100).await, 90, "{target}: {algorithm}");
     }
 }
@@ -76,7 +83,16 @@ async fn a_reload_keeps_what_each_key_spent_on_memory() {
 async fn a_reload_keeps_what_each_key_spent_on_redis() {
     let server = RedisServer::start();
     let clock = FakeClock::new(START_US);
-    let store = RedisStore::connect(&server.url()).await.unwrap().with_clock(clock.clone());
-    let app = App::over(store, "redis", clock, daily(Algorithm::TokenBucket, 100), None);
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let app = App::over(
+        store,
+        "redis",
+        clock,
+        daily(Algorithm::TokenBucket, 100),
+        None,
+    );
     a_reload_keeps_what_each_key_spent(&app, "redis").await;
 }

@@ -150,7 +150,13 @@ async fn the_limit_sets_the_rate_and_the_burst_the_capacity() {
     let slow = Quota::new(Algorithm::TokenBucket, 1, Duration::from_secs(1), Some(5)).unwrap();
     let fast = Quota::new(Algorithm::TokenBucket, 5, Duration::from_secs(1), Some(5)).unwrap();
     // One policy each: under one policy, a changed quota carries the key over.
-    let name = |quota: &Quota| if *quota == slow { "rate-slow" } else { "rate-fast" };
+    let name = |quota: &Quota| {
+        if *quota == slow {
+            "rate-slow"
+        } else {
+            "rate-fast"
+        }
+    };
     for quota in [&slow, &fast] {
         for _ in 0..5 {
             assert!(

@@ -115,7 +115,9 @@ fn reload_pool(algorithms: &[Algorithm]) -> Vec<Quota> {
         ];
         for (limit, period_us, burst) in shapes {
             let burst = burst.filter(|_| algorithm.has_burst());
-            pool.push(Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap());
+            pool.push(
+                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap(),
+            );
         }
         pool.extend(common::contract_quotas(algorithm));
     }
@@ -158,7 +160,11 @@ fn reload_traces() -> Vec<(Vec<Quota>, Vec<ReloadStep>)> {
                         _ => rng.below(q.period_us() * 2),
                     };
                     let cost = rng.below(q.capacity() + 2) + 1;
-                    ReloadStep { advance_us, quota, cost }
+                    ReloadStep {
+                        advance_us,
+                        quota,
+                        cost,
+                    }
                 })
                 .collect();
             traces.push((pool.clone(), steps));
@@ -171,7 +177,8 @@ fn reload_traces() -> Vec<(Vec<Quota>, Vec<ReloadStep>)> {
 /// change between a bucket and a window, or between two window
 /// algorithms, starts afresh).
 fn carries(old: &Quota, new: &Quota) -> bool {
-    old.algorithm() == new.algorithm() || (old.algorithm().has_burst() && new.algorithm().has_burst())
+    old.algorithm() == new.algorithm()
+        || (old.algorithm().has_burst() && new.algorithm().has_burst())
 }
 
 /// Issue 11: a key whose policy's numbers change (a reload) keeps what it
@@ -205,19 +212,35 @@ async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &st
             if *quota != saved_under {
                 let old = &saved_under;
                 let before = store.peek(&check("reload", &key, old, 1)).await.unwrap();
-                assert_eq!(before, algorithm::peek(state.as_ref(), old, now), "{at}: old peek");
-                let carried = state.as_ref().and_then(|s| algorithm::carry(s, old, quota, now));
+                assert_eq!(
+                    before,
+                    algorithm::peek(state.as_ref(), old, now),
+                    "{at}: old peek"
+                );
+                let carried = state
+                    .as_ref()
+                    .and_then(|s| algorithm::carry(s, old, quota, now));
                 let after = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
-                assert_eq!(after, algorithm::peek(carried.as_ref(), quota, now), "{at}: new peek");
+                assert_eq!(
+                    after,
+                    algorithm::peek(carried.as_ref(), quota, now),
+                    "{at}: new peek"
+                );
                 let moved = (before.remaining + quota.capacity()).saturating_sub(old.capacity());
                 let log = quota.algorithm() == Algorithm::SlidingWindowLog;
                 if carries(old, quota) && !(log && quota.period_us() < old.period_us()) {
-                    assert!(after.remaining <= moved, "{at}: (a) {before:?} then {after:?}");
+                    assert!(
+                        after.remaining <= moved,
+                        "{at}: (a) {before:?} then {after:?}"
+                    );
                     checked_a += 1;
                 }
                 let same_period = quota.period_us() == old.period_us();
                 if carries(old, quota) && before.remaining > 0 && (!log || same_period) {
-                    assert_eq!(after.remaining, moved, "{at}: (b) {before:?} then {after:?}");
+                    assert_eq!(
+                        after.remaining, moved,
+                        "{at}: (b) {before:?} then {after:?}"
+                    );
                     checked_b += 1;
                 }
                 state = carried;
@@ -227,13 +250,23 @@ async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &st
             if next.is_some() {
                 state = next;
             }
-            let got = store.decide_one(&check("reload", &key, quota, step.cost)).await.unwrap();
+            let got = store
+                .decide_one(&check("reload", &key, quota, step.cost))
+                .await
+                .unwrap();
             assert_eq!(got, want, "{at}");
             let peeked = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
-            assert_eq!(peeked, algorithm::peek(state.as_ref(), quota, now), "{at}: peek");
+            assert_eq!(
+                peeked,
+                algorithm::peek(state.as_ref(), quota, now),
+                "{at}: peek"
+            );
         }
     }
-    assert!(checked_a > 100 && checked_b > 50, "{target}: {checked_a} {checked_b}");
+    assert!(
+        checked_a > 100 && checked_b > 50,
+        "{target}: {checked_a} {checked_b}"
+    );
 }
 
 /// Issue 11, across the whole documented range: 150 random traces
@@ -269,7 +302,10 @@ async fn carries_over_wide_reloads(store: &impl Store, clock: &FakeClock, target
             if next.is_some() {
                 state = next;
             }
-            let got = store.decide_one(&check("wide", &key, &old, cost)).await.unwrap();
+            let got = store
+                .decide_one(&check("wide", &key, &old, cost))
+                .await
+                .unwrap();
             assert_eq!(got, want, "{target}: wide reload {i} before the change");
         }
         let now = latest + periods * old.period_us() / 2;
@@ -277,13 +313,20 @@ async fn carries_over_wide_reloads(store: &impl Store, clock: &FakeClock, target
         let at = format!("{target}: wide reload {i}: {old:?} to {new:?} at +{now}");
         let mut state = state.and_then(|s| algorithm::carry(&s, &old, &new, now));
         let peeked = store.peek(&check("wide", &key, &new, 1)).await.unwrap();
-        assert_eq!(peeked, algorithm::peek(state.as_ref(), &new, now), "{at}: peek");
+        assert_eq!(
+            peeked,
+            algorithm::peek(state.as_ref(), &new, now),
+            "{at}: peek"
+        );
         for cost in [1, new.capacity() / 2 + 1, 0] {
             let (want, next) = algorithm::decide(state.as_ref(), &new, cost, now);
             if next.is_some() {
                 state = next;
             }
-            let got = store.decide_one(&check("wide", &key, &new, cost)).await.unwrap();
+            let got = store
+                .decide_one(&check("wide", &key, &new, cost))
+                .await
+                .unwrap();
             assert_eq!(got, want, "{at}: cost {cost}");
         }
     }
@@ -1092,7 +1135,11 @@ async fn a_refunded_window_is_untouched_when_the_clock_steps_back(
 /// memory and on Redis alike (it had admitted 50 more, then 100 more on
 /// memory and none on Redis), for every algorithm; on Redis the key stays
 /// the same one.
-async fn a_lowered_then_raised_limit_admits_nothing_more(store: &impl Store, clock: &FakeClock, target: &str) {
+async fn a_lowered_then_raised_limit_admits_nothing_more(
+    store: &impl Store,
+    clock: &FakeClock,
+    target: &str,
+) {
     let day = Duration::from_secs(86_400);
     for algorithm in Algorithm::ALL {
         clock.set(START_US);
@@ -1101,7 +1148,10 @@ async fn a_lowered_then_raised_limit_admits_nothing_more(store: &impl Store, clo
         let fifty = Quota::new(algorithm, 50, day, None).unwrap();
         let spend = |quota| check("daily", &key, quota, 1);
         for _ in 0..100 {
-            assert!(store.decide_one(&spend(&hundred)).await.unwrap().allowed, "{target}: {algorithm}");
+            assert!(
+                store.decide_one(&spend(&hundred)).await.unwrap().allowed,
+                "{target}: {algorithm}"
+            );
         }
         let mut admitted = 0;
         for quota in [&fifty, &hundred, &fifty, &hundred] {
@@ -1110,7 +1160,10 @@ async fn a_lowered_then_raised_limit_admits_nothing_more(store: &impl Store, clo
             }
             clock.advance(Duration::from_secs(60));
         }
-        assert_eq!(admitted, 0, "{target}: {algorithm} admitted {admitted} after its 100 of the day");
+        assert_eq!(
+            admitted, 0,
+            "{target}: {algorithm} admitted {admitted} after its 100 of the day"
+        );
     }
 }
 
@@ -1123,5 +1176,9 @@ async fn a_lowered_then_raised_limit_admits_nothing_more_on_memory_and_redis() {
     let redis = redis_store(&server.url(), &clock).await;
     a_lowered_then_raised_limit_admits_nothing_more(&*redis, &clock, "redis").await;
     let keys = server.cli(&["--scan", "--pattern", "sluice:*daily*"]);
-    assert_eq!(keys.lines().count(), Algorithm::ALL.len(), "one key per algorithm: {keys}");
+    assert_eq!(
+        keys.lines().count(),
+        Algorithm::ALL.len(),
+        "one key per algorithm: {keys}"
+    );
 }

@@ -85,12 +85,7 @@ pub trait Step {
     /// The state under `new` of a key that holds `state` under `old` at
     /// `now_us` (the same algorithm, other numbers): what the key has
     /// spent, carried over (see [`carry`]). `None`: the key is untouched.
-    fn carry(
-        state: &Self::State,
-        old: &Quota,
-        new: &Quota,
-        now_us: u64,
-    ) -> Option<Self::State>;
+    fn carry(state: &Self::State, old: &Quota, new: &Quota, now_us: u64) -> Option<Self::State>;
 
     /// This algorithm's state as a [`State`].
     fn wrap(state: Self::State) -> State;
@@ -301,7 +296,9 @@ pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<Sta
         };
         let debt = carry_debt(debt, old, new);
         return match new.algorithm() {
-            Algorithm::TokenBucket => token_bucket::indebted(debt, new, now_us).map(State::TokenBucket),
+            Algorithm::TokenBucket => {
+                token_bucket::indebted(debt, new, now_us).map(State::TokenBucket)
+            }
             Algorithm::Gcra => gcra::indebted(debt, new, now_us).map(State::Gcra),
             Algorithm::LeakyBucket => gcra::indebted(debt, new, now_us).map(State::LeakyBucket),
             _ => None,

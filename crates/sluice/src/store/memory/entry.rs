@@ -362,7 +362,8 @@ impl Entry {
         };
         let (decision, wrote) = match visit(quota.algorithm(), in_place) {
             Some(decided) => decided,
-            // Another quota's state: the key starts afresh.
+            // Another algorithm's state under this digest (the carry made
+            // every other state this quota's): the key starts afresh.
             None => match Slot::fresh(fingerprint, quota, cost, now_us) {
                 (d, Some(slot)) => {
                     self.slot = slot;

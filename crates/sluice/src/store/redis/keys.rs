@@ -58,10 +58,7 @@ mod tests {
         assert_eq!(k, "sluice:{a%7D%7Bb}:api");
         assert_eq!(hash_tag(&k), "a%7D%7Bb");
         // Every policy of one client shares the tag.
-        assert_eq!(
-            hash_tag(&state_key("sluice", "other", "a}{b")),
-            "a%7D%7Bb"
-        );
+        assert_eq!(hash_tag(&state_key("sluice", "other", "a}{b")), "a%7D%7Bb");
     }
 
     #[test]
