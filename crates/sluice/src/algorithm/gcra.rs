@@ -126,7 +126,8 @@ pub(crate) fn indebted(debt: u64, quota: &Quota, now_us: u64) -> Option<State> {
 }
 
 /// The state under `new` of a key that holds `state` under `old` at
-/// `now_us`: the same debt, converted by [`super::carry_debt`].
+/// `now_us`: the same debt (whole tokens rounded up when a token's size
+/// changes, at most [`MAX_DEBT`](super::MAX_DEBT) scaled units).
 pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
     let debt = super::carry_debt(debt(state, old, now_us), old, new);
     indebted(debt, new, now_us)

@@ -23,7 +23,8 @@
 //!
 //! - the buckets (token bucket, GCRA, leaky bucket) keep their *debt*: the
 //!   tokens missing from a full bucket, which may exceed the new capacity
-//!   (see [`carry_debt`] for how it changes units). They are one meter, so
+//!   (in whole tokens rounded up when the size of a token changes, at
+//!   most [`MAX_DEBT`] scaled units). They are one meter, so
 //!   a change from one bucket algorithm to another carries the debt too;
 //! - the fixed window and the sliding window counter keep their counts
 //!   (under another period, the count at `now` moves to the new window

@@ -111,8 +111,8 @@ pub(crate) fn indebted(debt: u64, quota: &Quota, now_us: u64) -> Option<State> {
 }
 
 /// The state under `new` of a key that holds `state` under `old` at
-/// `now_us`: the same debt, converted by [`super::carry_debt`] (whole
-/// tokens rounded up when a token's size changes). A raised burst shows in
+/// `now_us`: the same debt (whole tokens rounded up when a token's size
+/// changes, at most [`MAX_DEBT`](super::MAX_DEBT) scaled units). A raised burst shows in
 /// `remaining` at once; a lowered one leaves the key denied until its debt
 /// drains at the new rate.
 pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
