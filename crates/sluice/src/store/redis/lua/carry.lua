@@ -120,7 +120,7 @@ end
 -- that is not one.
 local function saved_under(raw)
   if #raw ~= HEADER_LEN + 16 and #raw ~= HEADER_LEN + 24 then return nil end
-  local code, capacity, period, unit, rate = struct.unpack('<ddddd', raw)
+  local code, capacity, period, unit, rate = struct.unpack(HEADER, raw)
   if not (whole(code) and algorithms[code] and whole(capacity) and whole(period)
     and whole(unit) and whole(rate)) or period < 1 or unit < 1 or rate < 1 then
     return nil
@@ -147,7 +147,7 @@ end
 -- saved under another. When `keep`, the carried state is saved (or the
 -- key deleted when nothing carries); a peek keeps nothing.
 local function bring(key, entry, code, capacity, period, unit, rate, now, keep)
-  header = struct.pack('<ddddd', code, capacity, period, unit, rate)
+  with_header(code, capacity, period, unit, rate)
   local ok, input = pcall(entry.load, key, period, now)
   if not ok then
     -- Another algorithm's type (a log's sorted set, a packed string):

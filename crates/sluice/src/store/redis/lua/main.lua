@@ -117,7 +117,7 @@ local REFUNDED = {1, 0, 0, 0, 0, 0}
 local function refund_check(key, values, i, now, at)
   local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
   -- Only a state saved under this quota holds the charge in its units.
-  header = struct.pack('<ddddd', code, capacity, period, unit, rate)
+  with_header(code, capacity, period, unit, rate)
   local kind = redis.call('TYPE', key).ok
   if code == 5 then
     if kind ~= 'zset' then return REFUNDED end

@@ -91,16 +91,24 @@ end
 -- States are stored packed: little-endian doubles (every value is an
 -- integer below 2^53, so exact). Unpacking is one C call, several times
 -- cheaper than parsing text, and the value is smaller. A packed state
--- opens with a header of 5 doubles, the quota it was saved under: the
--- algorithm's code, capacity, period, unit and rate (as a check's values).
+-- opens with a header of 25 bytes, the quota it was saved under: the
+-- algorithm's code (a byte), capacity (4 bytes: at most 10^9), period and
+-- unit (doubles) and rate (4 bytes: at most 10^9), as a check's values.
 -- When a check's quota differs, carry.lua brings the state over to it
 -- before deciding (a policy whose numbers changed keeps what each key has
--- spent). Then two or three doubles of the algorithm's own state.
---
--- The header of the check being decided (or refunded); decide_check sets
--- it for every check (see main.lua), and pack2/pack3 write it.
+-- spent). Then two or three doubles of the algorithm's own state: 41 or
+-- 49 bytes in all (Redis keeps a string of up to 44 bytes in the same
+-- allocation as its object).
+local HEADER = '<BIddI'
+local HEADER_LEN = 25
+
+-- The header of the check being decided (or refunded); main.lua sets it
+-- for every check (with_header), and pack2/pack3 write it.
 local header = ''
-local HEADER_LEN = 40
+
+local function with_header(code, capacity, period, unit, rate)
+  header = struct.pack(HEADER, code, capacity, period, unit, rate)
+end
 
 local function pack2(a, b) return header .. struct.pack('<dd', a, b) end
 local function pack3(a, b, c) return header .. struct.pack('<ddd', a, b, c) end
