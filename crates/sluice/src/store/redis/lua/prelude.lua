@@ -1,7 +1,7 @@
 -- Sluice: the shared part of the decision library.
 --
--- The library is this file, then one file per algorithm, then refund.lua
--- and main.lua (library.rs joins them). Loaded as a Redis Function library
+-- The library is this file, then one file per algorithm, then carry.lua,
+-- refund.lua and main.lua (library.rs joins them). Loaded as a Redis Function library
 -- (Redis 7+) it runs once, at FUNCTION LOAD, and every call only runs
 -- `run` in main.lua; sent as an EVALSHA script (older Redis) it runs on
 -- every call. So nothing here may keep state between calls: every value a
@@ -23,7 +23,9 @@
 --     save(key, decision, state, score, period)
 --         keeps an admitted state;
 --     refund(key, capacity, period, unit, rate, cost, at, now)
---         gives back a charge made at `at` (refund.lua).
+--         gives back a charge made at `at` (refund.lua);
+--     debt, indebted (buckets) or carry (fixed window, counter)
+--         a packed state carried over to a changed quota (carry.lua).
 --   }
 --
 -- Most algorithms keep a string of packed numbers (see pack2): `packed`
