@@ -176,7 +176,8 @@ impl Node {
                 ],
             };
             extra_args.extend_from_slice(args);
-            let config_file = (mode == Mode::Sentinel).then(|| dir.join(format!("sentinel-{port}.conf")));
+            let config_file =
+                (mode == Mode::Sentinel).then(|| dir.join(format!("sentinel-{port}.conf")));
             let mut node = Self {
                 child: None,
                 reservation,

@@ -65,7 +65,11 @@ impl RedisSentinel {
             .tempdir()
             .expect("cannot create a temporary directory for Redis Sentinel");
         let master = Node::start(dir.path(), Mode::Standalone, &[]);
-        let replica_of = ["--replicaof".to_owned(), HOST.to_owned(), master.port().to_string()];
+        let replica_of = [
+            "--replicaof".to_owned(),
+            HOST.to_owned(),
+            master.port().to_string(),
+        ];
         let replica = Node::start(dir.path(), Mode::Standalone, &replica_of);
         let mut deployment = RedisSentinel {
             sentinels: Vec::new(),
@@ -213,7 +217,10 @@ impl RedisSentinel {
         let deadline = Instant::now() + READY_TIMEOUT;
         while !ready(self) {
             if Instant::now() >= deadline {
-                panic!("Redis Sentinel: not so within {READY_TIMEOUT:?}: {what}\n{}", self.logs());
+                panic!(
+                    "Redis Sentinel: not so within {READY_TIMEOUT:?}: {what}\n{}",
+                    self.logs()
+                );
             }
             thread::sleep(POLL_INTERVAL);
         }
@@ -233,14 +240,25 @@ mod tests {
         assert_eq!(redis.master_port(), master);
         assert_eq!(
             redis.url(),
-            format!("redis+sentinel://127.0.0.1:{}/sluice", redis.sentinel_ports()[0])
+            format!(
+                "redis+sentinel://127.0.0.1:{}/sluice",
+                redis.sentinel_ports()[0]
+            )
         );
         assert_eq!(redis.cli(0, &["set", "k", "v"]), "OK");
         assert_eq!(redis.kill_master(), master);
         let took = redis.wait_for_failover(master);
         eprintln!("the failover took {took:?}");
         assert_eq!(redis.master_port(), replica);
-        assert_eq!(redis.cli(1, &["get", "k"]), "v", "the replica had the write");
-        assert_eq!(redis.cli(1, &["set", "k", "w"]), "OK", "and takes writes now");
+        assert_eq!(
+            redis.cli(1, &["get", "k"]),
+            "v",
+            "the replica had the write"
+        );
+        assert_eq!(
+            redis.cli(1, &["set", "k", "w"]),
+            "OK",
+            "and takes writes now"
+        );
     }
 }

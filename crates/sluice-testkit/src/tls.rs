@@ -81,7 +81,8 @@ impl Certificates {
             ("client.key", client_key),
         ] {
             let path = certs.dir.path().join(name);
-            fs::write(&path, pem).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            fs::write(&path, pem)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         }
         certs
     }
