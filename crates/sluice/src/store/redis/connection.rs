@@ -1,5 +1,12 @@
-//! The connection plumbing: a single Redis or a cluster behind one type,
-//! the time limit of every call, and Redis errors as [`StoreError`]s.
+//! The connection plumbing: a single Redis, a Sentinel-watched master or a
+//! cluster behind one type, the time limit of every call, and Redis errors
+//! as [`StoreError`]s.
+//!
+//! - `tls`: `rediss://` (the crypto provider, a CA, a client certificate).
+//! - `sentinel`: `redis+sentinel://`, a master that follows failovers.
+
+pub mod sentinel;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -8,6 +15,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, RedisResult};
 
 use crate::StoreError;
+use sentinel::{SentinelConnection, SentinelUrl};
+use tls::TlsOptions;
 
 /// A multiplexed connection to a single Redis or to a cluster; cheap to
 /// clone (clones share it).
@@ -17,21 +26,30 @@ pub enum Connection {
     Single(ConnectionManager),
     /// A Redis Cluster; routes each command by its first key.
     Cluster(ClusterConnection),
+    /// The master that Redis Sentinel names; follows a failover.
+    Sentinel(SentinelConnection),
 }
 
 impl Connection {
     /// Connects to `url` (see [`RedisStore::connect`](super::RedisStore::connect))
-    /// within `timeout`.
-    pub async fn open(url: &str, timeout: Duration) -> Result<Connection, StoreError> {
+    /// within `timeout`, with `tls`'s certificates (for `rediss://`).
+    pub async fn open(
+        url: &str,
+        timeout: Duration,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Connection, StoreError> {
         let connecting = async {
-            if let Some(nodes) = cluster_nodes(url) {
+            if let Some(sentinel) = SentinelUrl::parse(url) {
+                let connection = SentinelConnection::open(sentinel?, timeout).await?;
+                Ok(Connection::Sentinel(connection))
+            } else if let Some(nodes) = cluster_nodes(url) {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .build()?;
                 Ok(Connection::Cluster(client.get_async_connection().await?))
             } else {
-                let client = redis::Client::open(url)?;
+                let client = tls::client(url, tls)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -49,6 +67,7 @@ impl Connection {
         match self {
             Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
             Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            Connection::Sentinel(c) => c.query(cmd).await,
         }
     }
 }
@@ -58,6 +77,7 @@ impl std::fmt::Debug for Connection {
         f.write_str(match self {
             Connection::Single(_) => "Connection::Single",
             Connection::Cluster(_) => "Connection::Cluster",
+            Connection::Sentinel(_) => "Connection::Sentinel",
         })
     }
 }
@@ -95,7 +115,8 @@ pub async fn within<T>(
 
 /// A Redis error as a [`StoreError`]: transient when the same call may
 /// succeed later (no connection, a cluster resharding, a Redis loading or
-/// busy), else a protocol error.
+/// busy, Sentinels naming no healthy master during a failover), else a
+/// protocol error.
 pub fn store_error(error: RedisError) -> StoreError {
     const TRANSIENT_CODES: [&str; 6] = [
         "LOADING",
@@ -109,6 +130,7 @@ pub fn store_error(error: RedisError) -> StoreError {
         || error.is_connection_refusal()
         || error.is_connection_dropped()
         || error.is_cluster_error()
+        || error.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel
         || error.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
     if transient {
         StoreError::Unavailable(Box::new(error))

@@ -36,7 +36,8 @@
 //! - `mod.rs`: [`RedisStore`] and [`RedisOptions`], the [`Store`] methods.
 //! - [`library`]: the Lua library and its calling protocol (public, for
 //!   tools that call it directly).
-//! - `connection`: a single Redis or a cluster, the time limit, errors.
+//! - `connection`: a single Redis, a Sentinel's master or a cluster, TLS,
+//!   the time limit, errors.
 //! - `call`: running the library (function or script) on checks.
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
@@ -65,6 +66,8 @@ use call::{Caller, Form};
 use connection::Connection;
 use library::Mode;
 
+pub use connection::tls::{TlsError, TlsOptions};
+
 /// How the Redis store connects and names its keys.
 ///
 /// ```
@@ -89,6 +92,9 @@ pub struct RedisOptions {
     /// has no functions or refuses `FUNCTION LOAD`; default true. False
     /// uses `EVALSHA` only (for proxies that pass scripts but not functions).
     pub functions: bool,
+    /// The certificates of a `rediss://` connection beyond the defaults (a
+    /// CA, a client certificate); default none: the public roots.
+    pub tls: Option<TlsOptions>,
 }
 
 impl RedisOptions {
@@ -110,6 +116,13 @@ impl RedisOptions {
         self.functions = functions;
         self
     }
+
+    /// The same options, connecting to a `rediss://` URL with `tls`'s
+    /// certificates.
+    pub fn with_tls(mut self, tls: TlsOptions) -> RedisOptions {
+        self.tls = Some(tls);
+        self
+    }
 }
 
 impl Default for RedisOptions {
@@ -118,6 +131,7 @@ impl Default for RedisOptions {
             prefix: "sluice".to_owned(),
             timeout: Duration::from_secs(1),
             functions: true,
+            tls: None,
         }
     }
 }
@@ -135,7 +149,11 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects with the default options to `redis://[user:password@]host[:port][/db]`,
-    /// `rediss://…` (TLS) or `redis+cluster://[user:password@]host:port[,host:port…]`.
+    /// `rediss://…` (TLS; [`RedisOptions::tls`] for a CA or a client
+    /// certificate), `redis+cluster://[user:password@]host:port[,host:port…]`
+    /// or `redis+sentinel://[user:password@]host:port[,host:port…]/master[/db]`
+    /// (the master the Sentinels name, followed through failovers; the
+    /// credentials are the master's, the Sentinels are asked without).
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         RedisStore::connect_with(url, RedisOptions::default()).await
     }
@@ -148,10 +166,10 @@ impl RedisStore {
                 options.prefix
             )));
         }
-        let connection = Connection::open(url, options.timeout).await?;
+        let connection = Connection::open(url, options.timeout, options.tls.as_ref()).await?;
         let form = Arc::new(Form::new(options.functions));
         let batcher = match &connection {
-            Connection::Single(_) => Some(Batcher::start(
+            Connection::Single(_) | Connection::Sentinel(_) => Some(Batcher::start(
                 connection.clone(),
                 Arc::clone(&form),
                 options.timeout,
