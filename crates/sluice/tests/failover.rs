@@ -266,7 +266,7 @@ async fn fail_over_under_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i11_a_sentinel_failover_under_load() {
-    let redis = Arc::new(Mutex::new(RedisSentinel::start(1)));
+    let redis = Arc::new(Mutex::new(RedisSentinel::start(3)));
     let url = redis.lock().unwrap().url();
     let store = RedisStore::connect_with(&url, options())
         .await
@@ -279,7 +279,7 @@ async fn i11_a_sentinel_failover_under_load() {
         redis.wait_for_failover(old)
     })
     .await;
-    eprintln!("sentinel, one Sentinel: {report:?}");
+    eprintln!("sentinel, three Sentinels: {report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
