@@ -9,7 +9,7 @@ use crate::config::StoreSpec;
 pub async fn open(spec: &StoreSpec, redis: &RedisOptions) -> anyhow::Result<BoxStore> {
     match spec {
         StoreSpec::Memory => Ok(BoxStore::new(MemoryStore::new())),
-        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) => {
+        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
             let store = RedisStore::connect_with(url, redis.clone()).await;
             // The spec's Display hides any password in the URL.
             Ok(BoxStore::new(
