@@ -59,9 +59,9 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
-            StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
-                f.write_str(&redact(url))
-            }
+            StoreSpec::Redis(url)
+            | StoreSpec::RedisCluster(url)
+            | StoreSpec::RedisSentinel(url) => f.write_str(&redact(url)),
         }
     }
 }
@@ -116,6 +116,9 @@ mod tests {
         let sentinel = StoreSpec::parse("redis+sentinel://:pw@127.0.0.1:26379/sluice").unwrap();
         assert!(matches!(sentinel, StoreSpec::RedisSentinel(_)));
         assert_eq!(sentinel.kind(), "redis_sentinel");
-        assert_eq!(sentinel.to_string(), "redis+sentinel://:***@127.0.0.1:26379/sluice");
+        assert_eq!(
+            sentinel.to_string(),
+            "redis+sentinel://:***@127.0.0.1:26379/sluice"
+        );
     }
 }

@@ -56,11 +56,19 @@ pub(super) fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsOptions> {
             }
         }
         (Ok(Some((_, scalar, _))), Ok(None)) => {
-            w.error(scalar.span(), "redis.tls.key", "missing: cert needs its key");
+            w.error(
+                scalar.span(),
+                "redis.tls.key",
+                "missing: cert needs its key",
+            );
             Err(())
         }
         (Ok(None), Ok(Some((_, scalar, _)))) => {
-            w.error(scalar.span(), "redis.tls.cert", "missing: key needs its cert");
+            w.error(
+                scalar.span(),
+                "redis.tls.cert",
+                "missing: key needs its cert",
+            );
             Err(())
         }
         (Ok(None), Ok(None)) => ca,
@@ -174,12 +182,16 @@ mod tests {
         let (_dir, path, text) = file(&certs, "    cert: client.pem\n");
         assert_eq!(
             errors(&path, &text),
-            [format!("{path}:4: redis.tls.key: missing: cert needs its key")]
+            [format!(
+                "{path}:4: redis.tls.key: missing: cert needs its key"
+            )]
         );
         let (_dir, path, text) = file(&certs, "    key: client.key\n");
         assert_eq!(
             errors(&path, &text),
-            [format!("{path}:4: redis.tls.cert: missing: key needs its cert")]
+            [format!(
+                "{path}:4: redis.tls.cert: missing: key needs its cert"
+            )]
         );
         let (_dir, path, text) = file(&certs, "    key: client.pem\n    cert: client.key\n");
         let errors = errors(&path, &text);
