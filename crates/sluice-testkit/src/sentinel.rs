@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use crate::process::{self, HOST, Mode, Node, POLL_INTERVAL, READY_TIMEOUT, run_cli};
 
 /// The name the Sentinels know the master by.
-pub const MASTER_NAME: &str = "sluice";
+pub(crate) const MASTER_NAME: &str = "sluice";
 
 /// How long a Sentinel waits before it deems an unanswering master down.
 /// Small, so that a failover takes a second or two; large enough that a
@@ -25,7 +25,7 @@ const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 
 /// A real Redis Sentinel deployment on `127.0.0.1`: a master, one replica
 /// of it, and one or three Sentinels (`redis-server --sentinel`, quorum 1)
-/// that watch it under the name [`MASTER_NAME`] (`sluice`). Each process is
+/// that watch it under the name `sluice`. Each process is
 /// on a free port, in one temporary directory; dropping the value kills
 /// (SIGKILL) and reaps each by its pid and deletes the directory.
 ///

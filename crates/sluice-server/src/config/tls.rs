@@ -29,7 +29,7 @@ const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
 pub(super) fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsOptions> {
     let map = w.mapping(node, "redis.tls", TLS_FIELDS)?;
     let base = Path::new(w.file()).parent().map(Path::to_owned);
-    let mut read = |w: &mut Walker<'_>, field| read_file(w, map, base.as_deref(), field);
+    let read = |w: &mut Walker<'_>, field| read_file(w, map, base.as_deref(), field);
     let ca = read(w, "ca");
     // Checked before the next file is read, so errors come in file order.
     let ca = match ca {
