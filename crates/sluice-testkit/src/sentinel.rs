@@ -156,6 +156,26 @@ impl RedisSentinel {
         port
     }
 
+    /// Stops the server that is the master now with SIGSTOP, and returns
+    /// its port: it still accepts connections (the kernel does) but
+    /// answers nothing, like a master that hangs. It stays stopped; drop
+    /// kills it all the same.
+    pub fn pause_master(&mut self) -> u16 {
+        let port = self.master_port();
+        let pid = self
+            .servers
+            .iter()
+            .find(|n| n.port() == port)
+            .and_then(Node::pid)
+            .unwrap_or_else(|| panic!("the master's port {port} is none of the running servers'"));
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -STOP {pid}: {e}"));
+        assert!(status.success(), "kill -STOP {pid} failed: {status}");
+        port
+    }
+
     /// Waits (up to 30 s) until every Sentinel names a master other than
     /// the one on `old_port`, and that server says it is a master; returns
     /// how long it took.

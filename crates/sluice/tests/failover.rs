@@ -282,6 +282,33 @@ async fn i11_a_sentinel_failover_under_load() {
     eprintln!("sentinel, three Sentinels: {report:?}");
 }
 
+/// A master that hangs (SIGSTOP) rather than dies: calls time out instead
+/// of being refused, and the store must still leave it for the new master.
+///
+/// Ignored until the batcher bounds a check's wait from the moment it is
+/// queued (issue 11, item 2): today a check queued behind the calls in
+/// flight waits for them to time out and then for its own call, about
+/// twice the timeout (measured: 7 of 4,112 decisions over 550 ms, the
+/// slowest 605 ms), and fails the bound below. Everything else holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the batcher's deadline from enqueue (issue 11 item 2): queued checks wait ~2x the timeout"]
+async fn i11_a_sentinel_failover_of_a_hung_master_under_load() {
+    let redis = Arc::new(Mutex::new(RedisSentinel::start(3)));
+    let url = redis.lock().unwrap().url();
+    let store = RedisStore::connect_with(&url, options())
+        .await
+        .unwrap()
+        .with_clock(FakeClock::new(START_US));
+    let deployment = redis.clone();
+    let report = fail_over_under_load(store, move || {
+        let mut redis = deployment.lock().unwrap();
+        let old = redis.pause_master();
+        redis.wait_for_failover(old)
+    })
+    .await;
+    eprintln!("sentinel, three Sentinels, hung master: {report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i11_a_cluster_master_failover_under_load() {
     let cluster = Arc::new(Mutex::new(RedisCluster::with_replicas()));
