@@ -39,6 +39,7 @@ impl Connection {
         tls: Option<&TlsOptions>,
     ) -> Result<Connection, StoreError> {
         let connecting = async {
+            tls::check_url(url, tls)?;
             if let Some(sentinel) = SentinelUrl::parse(url) {
                 let connection = SentinelConnection::open(sentinel?, timeout).await?;
                 Ok(Connection::Sentinel(connection))

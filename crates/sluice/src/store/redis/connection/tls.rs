@@ -99,20 +99,28 @@ fn certificates(pem: &[u8], what: &str) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// Refuses `tls` for a URL that is not `rediss://`: certificates that
+/// would be ignored (on a cluster or Sentinel URL, or plain text) are a
+/// mistake to report, not to hide.
+pub fn check_url(url: &str, tls: Option<&TlsOptions>) -> RedisResult<()> {
+    if tls.is_some() && !url.starts_with("rediss://") {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "TLS certificates are used with a rediss:// URL only (a single Redis)",
+        )));
+    }
+    Ok(())
+}
+
 /// A client for the single Redis at `url`, with `tls`'s certificates when
 /// given (which need a `rediss://` URL).
 pub fn client(url: &str, tls: Option<&TlsOptions>) -> RedisResult<Client> {
-    if url.starts_with("rediss://") || tls.is_some() {
+    check_url(url, tls)?;
+    if url.starts_with("rediss://") {
         install_crypto_provider();
     }
     match tls {
-        Some(tls) if url.starts_with("rediss://") => {
-            Client::build_with_tls(url, tls.certificates())
-        }
-        Some(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "TLS certificates were given for a URL that is not rediss://",
-        ))),
+        Some(tls) => Client::build_with_tls(url, tls.certificates()),
         None => Client::open(url),
     }
 }
