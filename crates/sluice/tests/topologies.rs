@@ -101,10 +101,21 @@ async fn certificates_are_refused_for_a_plain_url() {
         .await
         .err()
         .expect("TLS options on redis:// must be refused");
-    assert!(
-        error.to_string().contains("rediss://") || format!("{error:?}").contains("rediss://"),
-        "{error:?}"
-    );
+    assert!(format!("{error:?}").contains("rediss://"), "{error:?}");
+    // Nor are they ignored on a cluster or a Sentinel URL.
+    for url in [
+        "redis+cluster://127.0.0.1:1",
+        "redis+sentinel://127.0.0.1:1/m",
+    ] {
+        let connecting = RedisStore::connect_with(url, options(tls(redis.certificates(), false)));
+        let Err(error) = connecting.await else {
+            panic!("TLS options must be refused on {url}");
+        };
+        assert!(
+            format!("{error:?}").contains("rediss://"),
+            "{url}: {error:?}"
+        );
+    }
 }
 
 #[test]
