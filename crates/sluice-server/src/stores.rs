@@ -22,7 +22,7 @@ pub async fn open_in_background(
 async fn make(spec: &StoreSpec, redis: &RedisOptions, wait: bool) -> anyhow::Result<BoxStore> {
     match spec {
         StoreSpec::Memory => Ok(BoxStore::new(MemoryStore::new())),
-        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) => {
+        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
             let store = if wait {
                 RedisStore::connect_with(url, redis.clone()).await
             } else {

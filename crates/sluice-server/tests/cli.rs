@@ -287,3 +287,65 @@ fn bench_names_the_flag_that_is_wrong() {
         text(&out.stderr)
     );
 }
+
+/// Issue 11: `rediss://` made `sluice check` panic (exit 101). Now it
+/// connects with the configured CA and client certificate, and without
+/// them is an error like any other (exit 2).
+#[test]
+fn i11_check_over_rediss_with_a_client_certificate() {
+    let redis = sluice_testkit::TlsRedisServer::start(true);
+    let certs = redis.certificates();
+    let dir = tempfile::tempdir().unwrap();
+    let policies =
+        "policies:\n  tiny:\n    algorithm: fixed_window\n    limit: 2\n    period: 1h\n";
+    let with_tls = write(
+        dir.path(),
+        "tls.yaml",
+        &format!(
+            "redis:\n  tls:\n    ca: {}\n    cert: {}\n    key: {}\n{policies}",
+            certs.ca().display(),
+            certs.client_cert().display(),
+            certs.client_key().display()
+        ),
+    );
+    let args = [
+        "check",
+        "--config",
+        &with_tls,
+        "--store",
+        &redis.url(),
+        "tiny",
+        "k",
+    ];
+    for expected in [0, 0, 1] {
+        let out = sluice(&args, &[]);
+        assert_eq!(out.status.code(), Some(expected), "{}", text(&out.stderr));
+    }
+    let without = write(dir.path(), "plain.yaml", policies);
+    let out = sluice(
+        &[
+            "check",
+            "--config",
+            &without,
+            "--store",
+            &redis.url(),
+            "tiny",
+            "k",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: connecting to rediss://"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_follows_the_master_a_sentinel_names() {
+    let redis = sluice_testkit::RedisSentinel::start(1);
+    let out = sluice(&["check", "--store", &redis.url(), "default", "k"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(redis.cli(0, &["dbsize"]), "1", "the state is on the master");
+}

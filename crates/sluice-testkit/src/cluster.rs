@@ -1,5 +1,6 @@
 //! [`RedisCluster`]: three `redis-server` cluster masters on free loopback
-//! ports, joined with `redis-cli --cluster create`.
+//! ports (and a replica of each, if asked), joined with `redis-cli
+//! --cluster create`; a master can be killed so that its replica takes over.
 
 use std::fs::{self, File};
 use std::process::{Command, Stdio};
@@ -10,14 +11,24 @@ use tempfile::TempDir;
 
 use crate::process::{self, HOST, Mode, Node, POLL_INTERVAL, READY_TIMEOUT};
 
-/// How many masters the cluster has. There are no replicas.
-const NODES: usize = 3;
+/// How many masters the cluster has.
+const MASTERS: usize = 3;
+
+/// `cluster-node-timeout` of a cluster with replicas: how long a master
+/// may not answer before the others deem it failed and its replica takes
+/// over. Small, so that a failover takes a few seconds; large enough that
+/// a busy test machine does not fail over by mistake.
+const FAILOVER_NODE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long [`RedisCluster::wait_for_failover`] waits.
+const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 
 /// How long `redis-cli --cluster create` may take. It usually needs 1-3 s,
 /// waiting for gossip to spread the configuration to every node.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A real Redis Cluster of three masters (no replicas) on `127.0.0.1`, each
+/// A real Redis Cluster of three masters (and, from
+/// [`with_replicas`](Self::with_replicas), a replica of each) on `127.0.0.1`, each
 /// on a free port whose cluster-bus port (`port + 10000`) is free too. The
 /// 16384 slots are split between them by `redis-cli --cluster create`.
 /// Dropping it kills (SIGKILL) and reaps every node and deletes their
@@ -40,6 +51,8 @@ pub struct RedisCluster {
     // Declared before `dir` so that the processes are killed before their
     // directory is deleted.
     nodes: Vec<Node>,
+    /// Replicas per master: 0 or 1.
+    replicas: usize,
     dir: TempDir,
 }
 
@@ -55,18 +68,119 @@ impl RedisCluster {
     /// how to install them), or if the cluster does not come up (the message
     /// holds the output of `redis-cli` or `CLUSTER INFO`, and every node's log).
     pub fn start() -> Self {
+        Self::start_with(0, &[])
+    }
+
+    /// Like [`start`](Self::start), with one replica per master: six
+    /// nodes, the first three masters (nodes `0..3`) and then their
+    /// replicas, with a `cluster-node-timeout` of 1.5 s so that a master's
+    /// failure is detected, and its replica promoted, within a few seconds
+    /// ([`kill_master`](Self::kill_master),
+    /// [`wait_for_failover`](Self::wait_for_failover)). Waits until every
+    /// replica has synced with its master.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn with_replicas() -> Self {
+        let timeout = FAILOVER_NODE_TIMEOUT.as_millis().to_string();
+        let cluster = Self::start_with(1, &["--cluster-node-timeout".to_owned(), timeout]);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for node in &cluster.nodes[MASTERS..] {
+            while !process::command(node.port(), "INFO replication")
+                .is_ok_and(|info| info.contains("master_link_status:up"))
+            {
+                if Instant::now() >= deadline {
+                    panic!(
+                        "the replica on port {} did not sync within {READY_TIMEOUT:?}:\n{}",
+                        node.port(),
+                        cluster.logs()
+                    );
+                }
+                thread::sleep(POLL_INTERVAL);
+            }
+        }
+        cluster
+    }
+
+    fn start_with(replicas: usize, args: &[String]) -> Self {
         process::require_binaries();
         let dir = tempfile::Builder::new()
             .prefix("sluice-redis-cluster-")
             .tempdir()
             .expect("cannot create a temporary directory for the Redis cluster");
-        let nodes = (0..NODES)
-            .map(|_| Node::start(dir.path(), Mode::Cluster, &[]))
+        let nodes = (0..MASTERS * (1 + replicas))
+            .map(|_| Node::start(dir.path(), Mode::Cluster, args))
             .collect();
-        let cluster = Self { nodes, dir };
+        let cluster = Self {
+            nodes,
+            replicas,
+            dir,
+        };
         cluster.create();
         cluster.wait_until_ok();
         cluster
+    }
+
+    /// Kills (SIGKILL) node `node`, a master, so that its replica takes
+    /// over; returns the replica's index. It is not restarted.
+    ///
+    /// # Panics
+    ///
+    /// Without replicas ([`with_replicas`](Self::with_replicas)), or when
+    /// `node` is not a master.
+    pub fn kill_master(&mut self, node: usize) -> usize {
+        assert!(
+            self.replicas > 0,
+            "a cluster without replicas cannot fail over"
+        );
+        let replica = self.replica_of(node);
+        self.nodes[node].kill();
+        replica
+    }
+
+    /// Waits (up to 30 s) until `replica` says it is a master and every
+    /// live node reports `cluster_state:ok`; returns how long it took.
+    ///
+    /// # Panics
+    ///
+    /// When it does not happen in time (with every log).
+    pub fn wait_for_failover(&self, replica: usize) -> Duration {
+        let started = Instant::now();
+        let deadline = started + FAILOVER_WAIT;
+        loop {
+            let promoted = self.nodes[replica].cli(&["role"]).starts_with("master");
+            let ok = self.nodes.iter().filter(|n| n.pid().is_some()).all(|n| {
+                process::command(n.port(), "CLUSTER INFO")
+                    .is_ok_and(|info| info.lines().any(|l| l == "cluster_state:ok"))
+            });
+            if promoted && ok {
+                return started.elapsed();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "node {replica} did not take over within {FAILOVER_WAIT:?}:\n{}",
+                    self.logs()
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// The index of the node that replicates master `node`.
+    fn replica_of(&self, node: usize) -> usize {
+        let id = self.nodes[node].cli(&["cluster", "myid"]);
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.pid().is_some()
+                    && n.cli(&["cluster", "nodes"]).lines().any(|line| {
+                        let fields: Vec<&str> = line.split(' ').collect();
+                        fields.get(2).is_some_and(|f| f.contains("myself"))
+                            && fields.get(3) == Some(&id.as_str())
+                    })
+            })
+            .unwrap_or_else(|| panic!("node {node} is not a master with a replica"))
     }
 
     /// The client ports of the nodes, in the order of
@@ -157,7 +271,11 @@ impl RedisCluster {
         let mut child = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(self.addresses())
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args([
+                "--cluster-replicas",
+                &self.replicas.to_string(),
+                "--cluster-yes",
+            ])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -300,11 +418,41 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_master_is_replaced_by_its_replica() {
+        let started = Instant::now();
+        let mut cluster = RedisCluster::with_replicas();
+        eprintln!("RedisCluster::with_replicas took {:?}", started.elapsed());
+        assert_eq!(cluster.ports().len(), 6);
+        for node in 0..3 {
+            assert!(cluster.cli(node, &["role"]).starts_with("master"));
+        }
+        for node in 3..6 {
+            assert!(cluster.cli(node, &["role"]).starts_with("slave"));
+        }
+        assert_eq!(cluster.cli(0, &["-c", "set", "k", "v"]), "OK");
+        let owner = (0..3)
+            .find(|n| !cluster.cli(*n, &["get", "k"]).starts_with("MOVED"))
+            .unwrap();
+        let replica = cluster.kill_master(owner);
+        assert!(replica >= 3);
+        let took = cluster.wait_for_failover(replica);
+        eprintln!("the failover took {took:?}");
+        let live = (0..3).find(|n| *n != owner).unwrap();
+        assert_eq!(cluster.cli(live, &["-c", "get", "k"]), "v");
+        assert_eq!(
+            cluster.cli(replica, &["get", "k"]),
+            "v",
+            "the replica serves the slot"
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "no cluster node 3: there are 0 (0..0)")]
     fn out_of_range_node_panics_clearly() {
         // No processes are needed to check the message.
         let cluster = RedisCluster {
             nodes: Vec::new(),
+            replicas: 0,
             dir: tempfile::tempdir().unwrap(),
         };
         cluster.cli(3, &["ping"]);

@@ -5,8 +5,13 @@
 //! - [`RedisServer`] is one standalone node. It can be killed and restarted on
 //!   the same port, to show that a store recovers after Redis goes away, and
 //!   take more `redis-server` arguments (e.g. `--loadmodule`).
-//! - [`RedisCluster`] is three masters (no replicas) joined with
-//!   `redis-cli --cluster create`.
+//! - [`RedisCluster`] is three masters joined with `redis-cli --cluster
+//!   create`, with one replica each if asked ([`RedisCluster::with_replicas`]),
+//!   and can kill a master so that its replica takes over.
+//! - [`RedisSentinel`] is a master, a replica and Sentinels watching them,
+//!   and can kill the master and wait for the failover.
+//! - [`TlsRedisServer`] listens with TLS too, with [`Certificates`] made for
+//!   the test (a CA, a server and a client certificate).
 //!
 //! Everything is blocking and uses only `std` (plus `tempfile`), so the
 //! harness works from sync tests and from inside `#[tokio::test]` alike.
@@ -35,7 +40,10 @@
 //!
 //! # Layout
 //! - `server`: [`RedisServer`], one standalone node with `kill` and `restart`.
-//! - `cluster`: [`RedisCluster`], three cluster masters and their creation.
+//! - `cluster`: [`RedisCluster`], three cluster masters (and replicas), their
+//!   creation and failover.
+//! - `sentinel`: [`RedisSentinel`], a master, a replica and Sentinels.
+//! - `tls`: [`TlsRedisServer`] and the [`Certificates`] it uses.
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
 //! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
@@ -50,7 +58,11 @@
 
 mod cluster;
 mod process;
+mod sentinel;
 mod server;
+mod tls;
 
 pub use cluster::RedisCluster;
+pub use sentinel::RedisSentinel;
 pub use server::RedisServer;
+pub use tls::{Certificates, TlsRedisServer};

@@ -66,6 +66,8 @@ fn not_installed(name: &str) -> String {
 pub(crate) enum Mode {
     Standalone,
     Cluster,
+    /// `redis-server --sentinel`, which needs a config file it can rewrite.
+    Sentinel,
 }
 
 /// Ports reserved in [`RESERVED`] until this is dropped. The first one is the
@@ -145,6 +147,8 @@ pub(crate) struct Node {
     reservation: PortReservation,
     dir: PathBuf,
     log_path: PathBuf,
+    /// The config file given first, for a Sentinel (which insists on one).
+    config_file: Option<PathBuf>,
     extra_args: Vec<String>,
 }
 
@@ -161,6 +165,7 @@ impl Node {
             let port = reservation.port();
             let mut extra_args = match mode {
                 Mode::Standalone => Vec::new(),
+                Mode::Sentinel => vec!["--sentinel".to_owned()],
                 Mode::Cluster => vec![
                     "--cluster-enabled".to_owned(),
                     "yes".to_owned(),
@@ -171,11 +176,14 @@ impl Node {
                 ],
             };
             extra_args.extend_from_slice(args);
+            let config_file =
+                (mode == Mode::Sentinel).then(|| dir.join(format!("sentinel-{port}.conf")));
             let mut node = Self {
                 child: None,
                 reservation,
                 dir: dir.to_owned(),
                 log_path: dir.join(format!("redis-{port}.log")),
+                config_file,
                 extra_args,
             };
             match node.launch() {
@@ -259,7 +267,17 @@ impl Node {
         let stderr = stdout
             .try_clone()
             .map_err(|e| LaunchError::Failed(format!("cannot open {log_path}: {e}")))?;
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config_file {
+            // Sentinel rewrites it with what it learns; a restart reads that.
+            if !config.exists() {
+                fs::write(config, "").map_err(|e| {
+                    LaunchError::Failed(format!("cannot write {}: {e}", config.display()))
+                })?;
+            }
+            command.arg(config);
+        }
+        let mut child = command
             .arg("--port")
             .arg(port.to_string())
             .args(["--bind", HOST])
@@ -464,6 +482,7 @@ mod tests {
             reservation: PortReservation { ports: vec![port] },
             dir: dir.to_owned(),
             log_path: dir.join(format!("redis-{port}.log")),
+            config_file: None,
             extra_args: Vec::new(),
         }
     }

@@ -38,5 +38,5 @@ pub use policy::{Limit, Policy, PolicyError};
 pub use quota::{Algorithm, Quota, QuotaError};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::{RedisOptions, RedisStore};
+pub use store::redis::{RedisOptions, RedisStore, TlsError, TlsOptions};
 pub use store::{BoxStore, Check, Store};

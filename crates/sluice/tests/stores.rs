@@ -1182,3 +1182,39 @@ async fn a_lowered_then_raised_limit_admits_nothing_more_on_memory_and_redis() {
         "one key per algorithm: {keys}"
     );
 }
+
+/// Issue 11: the master a Sentinel names keeps the same contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_master_keeps_the_contract() {
+    let redis = sluice_testkit::RedisSentinel::start(1);
+    let clock = FakeClock::new(START_US);
+    let stores = [
+        redis_store(&redis.url(), &clock).await,
+        redis_store(&redis.url(), &clock).await,
+    ];
+    contract(&stores, &clock, "redis-sentinel", false, 8).await;
+}
+
+/// Issue 11: a Redis over TLS that asks for a client certificate keeps the
+/// same contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_over_tls_keeps_the_contract() {
+    let redis = sluice_testkit::TlsRedisServer::start(true);
+    let certs = redis.certificates();
+    let read = |path: std::path::PathBuf| std::fs::read(path).unwrap();
+    let tls = sluice::TlsOptions::default()
+        .with_ca(read(certs.ca()))
+        .unwrap()
+        .with_client_certificate(read(certs.client_cert()), read(certs.client_key()))
+        .unwrap();
+    let clock = FakeClock::new(START_US);
+    let connect = || async {
+        let options = RedisOptions::default().with_tls(tls.clone());
+        let store = RedisStore::connect_with(&redis.url(), options)
+            .await
+            .unwrap();
+        Arc::new(store.with_clock(clock.clone()))
+    };
+    let stores = [connect().await, connect().await];
+    contract(&stores, &clock, "redis-tls", false, 8).await;
+}

@@ -10,11 +10,13 @@
 //!   collects every error with its file, line and field.
 //! - `schema`: Sluice's file (`store`, `redis`, `policies`) over that walker.
 //! - `store`: the store URL, with passwords hidden when shown.
+//! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
 mod error;
 mod schema;
 mod store;
+mod tls;
 mod yaml;
 
 use std::path::{Path, PathBuf};

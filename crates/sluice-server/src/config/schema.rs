@@ -24,12 +24,13 @@ pub struct FileConfig {
     pub store: Option<StoreSpec>,
     /// The `policies` field, in file order.
     pub policies: Vec<Policy>,
-    /// The `redis` field: key prefix, call timeout, and whether to use Redis Functions.
+    /// The `redis` field: key prefix, call timeout, whether to use Redis
+    /// Functions, and the TLS files.
     pub redis: RedisOptions,
 }
 
 const TOP_FIELDS: &[&str] = &["store", "redis", "policies"];
-const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions"];
+const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
@@ -150,6 +151,11 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
     if let Some(node) = map.get_node("functions") {
         if let Some(functions) = w.boolean(node, "redis.functions") {
             options.functions = functions;
+        }
+    }
+    if let Some(node) = map.get_node("tls") {
+        if let Some(tls) = super::tls::tls(w, node) {
+            options.tls = Some(tls);
         }
     }
 }

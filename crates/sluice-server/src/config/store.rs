@@ -13,6 +13,9 @@ pub enum StoreSpec {
     Redis(String),
     /// A Redis Cluster: `redis+cluster://host:port[,host:port…]`.
     RedisCluster(String),
+    /// The master Redis Sentinel names:
+    /// `redis+sentinel://host:port[,host:port…]/master[/db]`.
+    RedisSentinel(String),
 }
 
 impl StoreSpec {
@@ -25,22 +28,27 @@ impl StoreSpec {
             Ok(StoreSpec::Redis(text.to_owned()))
         } else if text.starts_with("redis+cluster://") {
             Ok(StoreSpec::RedisCluster(text.to_owned()))
+        } else if text.starts_with("redis+sentinel://") {
+            Ok(StoreSpec::RedisSentinel(text.to_owned()))
         } else {
             Err(format!(
-                "must be memory, redis://host:port, rediss://host:port or redis+cluster://host:port,host:port, got {text:?}"
+                "must be memory, redis://host:port, rediss://host:port, \
+                 redis+cluster://host:port,host:port or \
+                 redis+sentinel://host:port,host:port/master, got {text:?}"
             ))
         }
     }
 }
 
 impl StoreSpec {
-    /// The store's kind, as metrics label it: `memory`, `redis` or
-    /// `redis_cluster`.
+    /// The store's kind, as metrics label it: `memory`, `redis`,
+    /// `redis_cluster` or `redis_sentinel`.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreSpec::Memory => "memory",
             StoreSpec::Redis(_) => "redis",
             StoreSpec::RedisCluster(_) => "redis_cluster",
+            StoreSpec::RedisSentinel(_) => "redis_sentinel",
         }
     }
 }
@@ -51,7 +59,9 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
-            StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) => f.write_str(&redact(url)),
+            StoreSpec::Redis(url)
+            | StoreSpec::RedisCluster(url)
+            | StoreSpec::RedisSentinel(url) => f.write_str(&redact(url)),
         }
     }
 }
@@ -103,5 +113,12 @@ mod tests {
             StoreSpec::parse("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
             Ok(StoreSpec::RedisCluster(_))
         ));
+        let sentinel = StoreSpec::parse("redis+sentinel://:pw@127.0.0.1:26379/sluice").unwrap();
+        assert!(matches!(sentinel, StoreSpec::RedisSentinel(_)));
+        assert_eq!(sentinel.kind(), "redis_sentinel");
+        assert_eq!(
+            sentinel.to_string(),
+            "redis+sentinel://:***@127.0.0.1:26379/sluice"
+        );
     }
 }

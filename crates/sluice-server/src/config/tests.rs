@@ -71,7 +71,7 @@ fn redis_options_are_read_and_checked() {
     assert_eq!(
         got,
         [
-            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout, functions",
+            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout, functions, tls",
             "sluice.yaml:2: redis.prefix: must be a non-empty prefix without braces, got \"{x}\"",
         ]
     );

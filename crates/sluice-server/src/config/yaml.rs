@@ -110,6 +110,11 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// The file the errors name (the configuration file's path).
+    pub(crate) fn file(&self) -> &'a str {
+        self.file
+    }
+
     /// `value` when nothing was reported, else every error in the order
     /// they were found.
     pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {

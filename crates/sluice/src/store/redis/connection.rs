@@ -1,5 +1,12 @@
-//! The connection plumbing: a single Redis or a cluster behind one type,
-//! the time limit of every call, and Redis errors as [`StoreError`]s.
+//! The connection plumbing: a single Redis, a Sentinel-watched master or a
+//! cluster behind one type, the time limit of every call, and Redis errors
+//! as [`StoreError`]s.
+//!
+//! - `tls`: `rediss://` (the crypto provider, a CA, a client certificate).
+//! - `sentinel`: `redis+sentinel://`, a master that follows failovers.
+
+pub mod sentinel;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -11,6 +18,8 @@ use redis::{FromRedisValue, RedisError, RedisResult};
 
 use super::link::{self, Link, Liveness};
 use crate::StoreError;
+use sentinel::{SentinelConnection, SentinelUrl};
+use tls::TlsOptions;
 
 /// The least time an attempt to connect may take, whatever the call
 /// timeout: a TLS handshake to a distant Redis takes several round trips.
@@ -27,17 +36,30 @@ pub enum Connection {
     /// A Redis Cluster, opened by a task; routes each command by its first
     /// key, and reconnects to its nodes on its own.
     Cluster(Link<ClusterConnection>),
+    /// The master that Redis Sentinel names; follows a failover.
+    Sentinel(SentinelConnection),
 }
 
 impl Connection {
     /// Connects to `url` (see [`RedisStore::connect`](super::RedisStore::connect))
-    /// with calls of `timeout`. When `wait`, returns once connected (an
-    /// error if the first attempt fails); else it connects in the
-    /// background and only a bad URL is an error.
-    pub async fn open(url: &str, timeout: Duration, wait: bool) -> Result<Connection, StoreError> {
+    /// with calls of `timeout` and `tls`'s certificates (for `rediss://`).
+    /// When `wait`, returns once connected (an error if the first attempt
+    /// fails); else it connects in the background and only a bad URL is an
+    /// error. (A Sentinel URL always waits: its master is found at once.)
+    pub async fn open(
+        url: &str,
+        timeout: Duration,
+        tls: Option<&TlsOptions>,
+        wait: bool,
+    ) -> Result<Connection, StoreError> {
         let connect_timeout = timeout.max(MIN_CONNECT_TIMEOUT);
         let connecting = async {
-            if let Some(nodes) = cluster_nodes(url) {
+            tls::check_url(url, tls)?;
+            if let Some(sentinel) = SentinelUrl::parse(url) {
+                // Boxed, as in `query`: the Sentinel client nests deep.
+                let connection = Box::pin(SentinelConnection::open(sentinel?, timeout)).await?;
+                Ok(Connection::Sentinel(connection))
+            } else if let Some(nodes) = cluster_nodes(url) {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -60,7 +82,7 @@ impl Connection {
                 }
                 Ok(Connection::Cluster(link))
             } else {
-                let client = redis::Client::open(url)?;
+                let client = tls::client(url, tls)?;
                 // RESP3 tells of a lost connection at once; a URL that
                 // names its protocol keeps it.
                 let resp3 = !url.contains("protocol=");
@@ -79,6 +101,9 @@ impl Connection {
         match self {
             Connection::Single(link) => link.query(cmd).await,
             Connection::Cluster(link) => link.query(cmd).await,
+            // Boxed: the Sentinel lookup nests deep, and every caller's future
+            // would otherwise carry its layout (and the compiler's query depth).
+            Connection::Sentinel(c) => Box::pin(c.query(cmd)).await,
         }
     }
 }
@@ -88,6 +113,7 @@ impl std::fmt::Debug for Connection {
         f.write_str(match self {
             Connection::Single(_) => "Connection::Single",
             Connection::Cluster(_) => "Connection::Cluster",
+            Connection::Sentinel(_) => "Connection::Sentinel",
         })
     }
 }
@@ -130,7 +156,8 @@ pub async fn within<T>(
 
 /// A Redis error as a [`StoreError`]: transient when the same call may
 /// succeed later (no connection, a cluster resharding, a Redis loading,
-/// busy or out of memory), else a protocol error.
+/// busy or out of memory, Sentinels naming no healthy master during a
+/// failover), else a protocol error.
 pub fn store_error(error: RedisError) -> StoreError {
     const TRANSIENT_CODES: [&str; 7] = [
         "OOM",
@@ -145,6 +172,7 @@ pub fn store_error(error: RedisError) -> StoreError {
         || error.is_connection_refusal()
         || error.is_connection_dropped()
         || error.is_cluster_error()
+        || error.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel
         || error.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
     if transient {
         StoreError::Unavailable(Box::new(error))

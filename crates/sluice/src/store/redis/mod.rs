@@ -46,7 +46,8 @@
 //! - `mod.rs`: [`RedisStore`] and [`RedisOptions`], the [`Store`] methods.
 //! - [`library`]: the Lua library and its calling protocol (public, for
 //!   tools that call it directly).
-//! - `connection`: a single Redis or a cluster, the time limit, errors.
+//! - `connection`: a single Redis, a Sentinel's master or a cluster, TLS,
+//!   the time limit, errors.
 //! - `link`: a connection opened, and kept open, by a task.
 //! - `call`: running the library (function or script) on checks.
 //! - `batch`: concurrent decisions packed into one call (single Redis).
@@ -77,6 +78,8 @@ pub use batch::QueueFull;
 use call::{Caller, Form};
 use connection::Connection;
 use library::Mode;
+
+pub use connection::tls::{TlsError, TlsOptions};
 
 /// How the Redis store connects and names its keys.
 ///
@@ -118,6 +121,9 @@ pub struct RedisOptions {
     /// has no functions or refuses `FUNCTION LOAD`; default true. False
     /// uses `EVALSHA` only (for proxies that pass scripts but not functions).
     pub functions: bool,
+    /// The certificates of a `rediss://` connection beyond the defaults (a
+    /// CA, a client certificate); default none: the public roots.
+    pub tls: Option<TlsOptions>,
 }
 
 impl RedisOptions {
@@ -139,6 +145,13 @@ impl RedisOptions {
         self.functions = functions;
         self
     }
+
+    /// The same options, connecting to a `rediss://` URL with `tls`'s
+    /// certificates.
+    pub fn with_tls(mut self, tls: TlsOptions) -> RedisOptions {
+        self.tls = Some(tls);
+        self
+    }
 }
 
 impl Default for RedisOptions {
@@ -147,6 +160,7 @@ impl Default for RedisOptions {
             prefix: "sluice".to_owned(),
             timeout: Duration::from_millis(250),
             functions: true,
+            tls: None,
         }
     }
 }
@@ -164,7 +178,11 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects with the default options to `redis://[user:password@]host[:port][/db]`,
-    /// `rediss://…` (TLS) or `redis+cluster://[user:password@]host:port[,host:port…]`.
+    /// `rediss://…` (TLS; [`RedisOptions::tls`] for a CA or a client
+    /// certificate), `redis+cluster://[user:password@]host:port[,host:port…]`
+    /// or `redis+sentinel://[user:password@]host:port[,host:port…]/master[/db]`
+    /// (the master the Sentinels name, followed through failovers; the
+    /// credentials are the master's, the Sentinels are asked without).
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         RedisStore::connect_with(url, RedisOptions::default()).await
     }
@@ -201,10 +219,10 @@ impl RedisStore {
                 "the timeout must be above zero".to_owned(),
             ));
         }
-        let connection = Connection::open(url, options.timeout, wait).await?;
+        let connection = Connection::open(url, options.timeout, options.tls.as_ref(), wait).await?;
         let form = Arc::new(Form::new(options.functions));
         let batcher = match &connection {
-            Connection::Single(_) => Some(Batcher::start(
+            Connection::Single(_) | Connection::Sentinel(_) => Some(Batcher::start(
                 connection.clone(),
                 Arc::clone(&form),
                 options.timeout,

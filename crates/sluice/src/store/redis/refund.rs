@@ -371,7 +371,7 @@ mod tests {
         let clock = FakeClock::new(T0);
         let timeout = Duration::from_secs(5);
         let caller = Caller {
-            connection: Connection::open(&server.url(), timeout, true)
+            connection: Connection::open(&server.url(), timeout, None, true)
                 .await
                 .unwrap(),
             form: Arc::new(Form::new(true)),
