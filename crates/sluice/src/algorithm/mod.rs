@@ -57,6 +57,26 @@ pub trait Step {
         now_us: u64,
     ) -> (Decision, Option<Self::State>);
 
+    /// [`Step::decide`] on a state where it lies, replacing it when the
+    /// step writes; returns the decision and whether it wrote. The
+    /// default replaces the state with the one `decide` returns; the
+    /// sliding log, whose state grows with its limit, appends in place.
+    #[inline(always)]
+    fn decide_in_place(
+        state: &mut Self::State,
+        quota: &Quota,
+        cost: u64,
+        now_us: u64,
+    ) -> (Decision, bool) {
+        match Self::decide(Some(state), quota, cost, now_us) {
+            (d, Some(next)) => {
+                *state = next;
+                (d, true)
+            }
+            (d, None) => (d, false),
+        }
+    }
+
     /// This algorithm's state as a [`State`].
     fn wrap(state: Self::State) -> State;
 
@@ -76,8 +96,10 @@ pub(crate) trait Visitor {
 /// Declares every algorithm once: its [`Step`] (a unit struct whose
 /// `decide` is the module's), its [`State`] variant, and its arm of
 /// [`visit`], the one place that goes from an [`Algorithm`] to its step.
+/// `= f` after a line names the module's own in-place step
+/// ([`Step::decide_in_place`]).
 macro_rules! algorithms {
-    ($($variant:ident => $module:ident as $stored:ty),* $(,)?) => {
+    ($($variant:ident => $module:ident as $stored:ty $(= $in_place:ident)?),* $(,)?) => {
         /// The stored state of one key, whichever its algorithm.
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum State {
@@ -105,6 +127,18 @@ macro_rules! algorithms {
                 ) -> (Decision, Option<Self::State>) {
                     $module::decide(state, quota, cost, now_us)
                 }
+
+                $(
+                    #[inline(always)]
+                    fn decide_in_place(
+                        state: &mut Self::State,
+                        quota: &Quota,
+                        cost: u64,
+                        now_us: u64,
+                    ) -> (Decision, bool) {
+                        $module::$in_place(state, quota, cost, now_us)
+                    }
+                )?
 
                 fn wrap(state: Self::State) -> State {
                     State::$variant(state.into())
@@ -135,8 +169,9 @@ algorithms! {
     Gcra => gcra as gcra::State,
     LeakyBucket => leaky_bucket as leaky_bucket::State,
     FixedWindow => fixed_window as fixed_window::State,
-    // Boxed so that the log does not make every other state larger.
-    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State>,
+    // Boxed so that the log does not make every other state larger; decided
+    // in place, so that an admission does not copy the log.
+    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State> = decide_in_place,
     SlidingWindowCounter => sliding_window_counter as sliding_window_counter::State,
 }
 

@@ -324,9 +324,12 @@ impl Entry {
                 if f != self.fingerprint {
                     return None;
                 }
-                Some(step(state, |s| {
-                    A::decide(s, self.quota, self.cost, self.now_us)
-                }))
+                Some(A::decide_in_place(
+                    state,
+                    self.quota,
+                    self.cost,
+                    self.now_us,
+                ))
             }
         }
         let in_place = InPlace {
@@ -351,21 +354,6 @@ impl Entry {
             self.expires_at_us = expiry(now_us, &decision);
         }
         (decision, wrote)
-    }
-}
-
-/// One algorithm step on `state`, which it replaces when it returns a new one.
-#[inline(always)]
-fn step<S>(
-    state: &mut S,
-    decide: impl FnOnce(Option<&S>) -> (Decision, Option<S>),
-) -> (Decision, bool) {
-    match decide(Some(state)) {
-        (d, Some(next)) => {
-            *state = next;
-            (d, true)
-        }
-        (d, None) => (d, false),
     }
 }
 

@@ -183,7 +183,7 @@ impl Caller {
         let groups = [&group];
         let call = call(&self.connection, &self.form, self.now(), mode, &groups);
         let reply = within(self.timeout, call).await?;
-        reply::parse(&reply, checks)
+        reply::parse(&reply, checks, |c| self.key_of(c))
     }
 
     /// Sends one command (routed by its key on a cluster) within the time
