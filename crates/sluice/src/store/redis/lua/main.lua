@@ -83,10 +83,11 @@ local TYPE_CODES = {list = 1, set = 2, hash = 3, stream = 4}
 -- checks of a group that failed with `err` at its check `position`.
 local function reply_failed(reply, n, err, position)
   local problem, detail = 2, 0
-  if type(err) == 'table' and err.sluice_type then
-    problem, detail = 1, TYPE_CODES[err.sluice_type] or 0
+  if type(err) == 'table' then err = err.err end
+  local refused = type(err) == 'string' and string.match(err, '^sluice%-refused:(%a+)$')
+  if refused then
+    problem, detail = 1, TYPE_CODES[refused] or 0
   else
-    if type(err) == 'table' then err = err.err end
     redis.log(redis.LOG_WARNING, 'sluice: a check failed: ' .. tostring(err))
   end
   local marker = {-1, problem, detail, position, 0, 0}

@@ -140,9 +140,12 @@ local function key_type(key)
 end
 
 -- Fails the check on `key`, which holds a type Sluice never writes: the
--- error carries the type, for main.lua's error marker.
+-- error names the type, for main.lua's error marker. A string, not a
+-- table: Redis 7 takes a table raised out of a script for its own error
+-- reply, and one without `err` brought the server down in a test where the
+-- call was not under pcall.
 local function refuse(key)
-  error({sluice_type = key_type(key)}, 0)
+  error('sluice-refused:' .. key_type(key), 0)
 end
 
 -- A packed key's value, or false when it is missing or holds the log's
