@@ -12,9 +12,11 @@
 --            ZRANGE -1 -1 and ZRANGEBYSCORE ... LIMIT 0 1, O(log n) each;
 --   retry  = the time of the first entry whose cum reaches
 --            cum of the newest + cost - limit (once it has expired, what is
---            left plus the cost fits): a binary search over ranks, O(log^2 n),
---            for a denial that a wait can admit, once per key and target
---            in a call;
+--            left plus the cost fits): a search over the ranks where it
+--            can be (`first_reaching`), for a denial that a wait can
+--            admit, once per key and target in a call: two or three
+--            lookups for a cost under 128 or within 128 of the limit,
+--            O(log n) lookups at worst;
 --   admit  = ZADD of one member (replacing the newest when it is at the
 --            same instant), after dropping what had expired by the newest
 --            entry's time (ZREMRANGEBYSCORE: each entry is dropped once, so
@@ -62,7 +64,7 @@ local function read_log(key, period, now)
       '(' .. string.format('%d', t - period), '+inf', 'LIMIT', 0, 1)[1]
     local _, c, total = log_entry(oldest)
     if not c or total > cum then return replaced(key) end
-    input.base = total - c
+    input.base, input.oldest = total - c, oldest
   end
   return input
 end
@@ -78,19 +80,42 @@ local function load_log(key, period, now)
   return input
 end
 
--- The time of the first entry whose running total reaches `target`, by a
--- binary search over ranks (the newest, at rank n - 1, reaches it); nil if
--- a member on the way is not Sluice's.
+-- Ranks read in one ZRANGE once a search has narrowed to them.
+local SPAN = 128
+
+-- The time of the first entry whose running total reaches `target` (at
+-- most the newest's), or nil if a member on the way is not Sluice's. Every
+-- entry holds at least 1, so the entry sought is at most target - base - 1
+-- ranks after the oldest live one (found by ZRANK), and at most
+-- cum - target ranks before the newest: for a cost c on a full log the
+-- span is at most min(c, limit - c + 1) ranks. Spans of up to SPAN ranks
+-- are read in one ZRANGE and searched here; wider ones are first halved by
+-- one-rank reads, log2(span / SPAN) of them (at most 10 at a limit of
+-- 100,000). The answer is kept for the rest of the call.
 local function first_reaching(input, target)
+  if target >= input.cum then return input.at end
   if input.target == target then return input.target_at end
   local key = input.key
-  local lo, hi, found = 0, redis.call('ZCARD', key) - 1, input.at
-  while lo < hi do
+  local n = redis.call('ZCARD', key)
+  local lo, hi = 0, n - 1
+  local first = input.oldest and redis.call('ZRANK', key, input.oldest)
+  if first then lo, hi = first, math.min(hi, first + target - input.base - 1) end
+  lo = math.max(lo, n - 1 - (input.cum - target))
+  while hi - lo >= SPAN do
     local mid = math.floor((lo + hi) / 2)
     local at, _, cum = log_entry(redis.call('ZRANGE', key, mid, mid)[1])
     if not at then return nil end
-    if cum >= target then hi, found = mid, at else lo = mid + 1 end
+    if cum >= target then hi = mid else lo = mid + 1 end
   end
+  local span = redis.call('ZRANGE', key, lo, hi)
+  local a, b = 1, #span
+  while a < b do
+    local m = math.floor((a + b) / 2)
+    local at, _, cum = log_entry(span[m])
+    if not at then return nil end
+    if cum >= target then b = m else a = m + 1 end
+  end
+  local found = log_entry(span[a])
   input.target, input.target_at = target, found
   return found
 end
@@ -140,7 +165,8 @@ local function save_log(key, d, input, score, period)
     redis.call('DEL', key)
     input.replace, input.member, input.at, input.cost, input.cum, input.base = nil
   end
-  if input.at == t then
+  local merged = input.at == t
+  if merged then
     -- The same instant: one entry, as the Rust log keeps it.
     redis.call('ZREM', key, input.member)
     input.cost = input.cost + cost
@@ -156,9 +182,15 @@ local function save_log(key, d, input, score, period)
     input.cost = cost
   end
   local cum = (input.cum or 0) + cost
-  input.base = input.base or (cum - cost)
+  local old = input.member
   input.at, input.cum = t, cum
   input.member = string.format('%d:%d:c%d', t, input.cost, cum)
+  -- The oldest live entry: unchanged, unless there was none (the new one
+  -- is) or it was the newest, merged into the new member.
+  if not input.base or (merged and input.oldest == old) then
+    input.base = input.base or (cum - cost)
+    input.oldest = input.member
+  end
   redis.call('ZADD', key, t, input.member)
   redis.call('PEXPIRE', key, ttl_ms(d[3]))
   input.target = nil
@@ -166,6 +198,8 @@ local function save_log(key, d, input, score, period)
     local base = renumber(key)
     input.cum, input.base = cum - base, input.base - base
     input.member = string.format('%d:%d:c%d', t, input.cost, input.cum)
+    input.oldest = nil -- renamed: the retry search spans the whole log
+
   end
 end
 
