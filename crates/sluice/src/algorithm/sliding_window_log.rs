@@ -61,6 +61,26 @@ impl State {
         }
     }
 
+    /// What [`State::retract`] needs to take back the next admission: the
+    /// newest entry as it stands.
+    pub(crate) fn mark(&self) -> Option<Entry> {
+        self.entries.back().copied()
+    }
+
+    /// Takes back the one admission logged since `mark` was taken, in O(1):
+    /// the newest entry goes back to the marked one (an admission at the
+    /// same instant merged into it) or goes (it was new). The entries the
+    /// admission dropped from the front had expired by the marked newest
+    /// entry's time, so they count for nothing again.
+    pub(crate) fn retract(&mut self, mark: Option<Entry>) {
+        match (self.entries.back_mut(), mark) {
+            (Some(last), Some(marked)) if last.at_us == marked.at_us => *last = marked,
+            _ => {
+                self.entries.pop_back();
+            }
+        }
+    }
+
     /// Logs `cost` at `t` (never before the newest entry), first dropping
     /// the entries that expired before the newest one was logged: those
     /// can never count again, whatever the clock does next, since every
@@ -173,4 +193,61 @@ fn judge(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> (Decis
         (d, None)
     };
     (decision.delayed_by(skew), admitted_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Algorithm;
+
+    /// The memory store's step writes where the log lies: an admission
+    /// neither copies the log nor moves it, a denial leaves it as it is,
+    /// and both decide as the pure step; a retracted admission leaves the
+    /// log deciding as before it.
+    #[test]
+    fn an_admission_appends_in_place_and_is_retracted() {
+        let quota = Quota::new(
+            Algorithm::SlidingWindowLog,
+            10_000,
+            Duration::from_secs(1),
+            None,
+        )
+        .unwrap();
+        let mut state = State::default();
+        for t in 0..9_999 {
+            assert!(decide_in_place(&mut state, &quota, 1, 1_000 + t).0.allowed);
+        }
+        state.entries.reserve(16);
+        let buffer = state.entries.as_slices().0.as_ptr();
+        let pure = state.clone();
+        let now = 50_000;
+        for cost in [1, 2, 1] {
+            let before = state.clone();
+            let mark = state.mark();
+            let (want, _) = decide(Some(&before), &quota, cost, now);
+            let (got, wrote) = decide_in_place(&mut state, &quota, cost, now);
+            assert_eq!((got, wrote), (want, want.allowed), "cost {cost}");
+            assert_eq!(
+                state.entries.as_slices().0.as_ptr(),
+                buffer,
+                "the log moved"
+            );
+            if wrote {
+                state.retract(mark);
+                let again = decide(Some(&state), &quota, cost, now).0;
+                assert_eq!(again, want, "retracted: cost {cost}");
+                decide_in_place(&mut state, &quota, cost, now);
+            }
+        }
+        // 9,999 + 1 admitted: full; the denial's wait is the oldest's expiry.
+        let (denied, _) = decide(Some(&state), &quota, 1, now);
+        assert!(!denied.allowed);
+        assert_eq!(
+            denied.retry_after,
+            Some(Duration::from_micros(1_000 + 1_000_000 - now))
+        );
+        assert_eq!(decide(Some(&pure), &quota, 1, now).0.remaining, 0);
+    }
 }

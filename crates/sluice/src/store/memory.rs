@@ -34,7 +34,7 @@ use std::hash::BuildHasher;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use self::entry::{Entry, Probe, Slot, expiry};
+use self::entry::{Entry, Probe, Slot, SlotUndo, expiry};
 use self::index::Index;
 use crate::algorithm;
 use crate::clock::{Clock, SystemClock};
@@ -252,7 +252,7 @@ impl<C: Clock> MemoryStore<C> {
                 let entry = &mut table.entries[at];
                 let before = UNDO.then(|| Undo::Restore {
                     expires_at_us: entry.expires_at_us,
-                    slot: entry.slot.clone(),
+                    slot: entry.slot.undo_point(check.quota.algorithm(), fingerprint),
                 });
                 let (decision, wrote) = entry.decide(fingerprint, check.quota, check.cost, now);
                 (decision, before.filter(|_| wrote))
@@ -349,8 +349,9 @@ fn locked<'g>(guards: &'g mut [(usize, MutexGuard<'_, Table>)], shard: usize) ->
 enum Undo {
     /// The key was absent: remove it again.
     Remove,
-    /// The key held this: put it back.
-    Restore { expires_at_us: u64, slot: Slot },
+    /// The key held this: put it back (a sliding log by taking its
+    /// admission back, without a copy).
+    Restore { expires_at_us: u64, slot: SlotUndo },
 }
 
 impl Undo {
@@ -364,7 +365,7 @@ impl Undo {
                 if let Some(at) = table.find(hash, probe) {
                     let entry = &mut table.entries[at];
                     entry.expires_at_us = expires_at_us;
-                    entry.slot = slot;
+                    entry.slot.undo(slot);
                 }
             }
         }

@@ -294,6 +294,45 @@ impl Slot {
     }
 }
 
+/// How to take back one decision's write to a [`Slot`]: the slot as it
+/// was (a few words for most algorithms), or, for a sliding log decided in
+/// place, the mark that takes its admission back without copying the log.
+pub(super) enum SlotUndo {
+    /// The slot as it was.
+    Whole(Slot),
+    /// The log's newest entry before the admission.
+    Log(Option<sliding_window_log::Entry>),
+}
+
+impl Slot {
+    /// What [`Slot::undo`] needs to take back a decision under the quota
+    /// of `algorithm` and `fingerprint` on this slot.
+    pub(super) fn undo_point(&self, algorithm: Algorithm, fingerprint: u32) -> SlotUndo {
+        match self {
+            // Decided in place: the admission only touches the log's ends.
+            Slot::SlidingWindowLog(f, log)
+                if algorithm == Algorithm::SlidingWindowLog && *f == fingerprint =>
+            {
+                SlotUndo::Log(log.mark())
+            }
+            // Any other slot is a few words; a log of another quota is
+            // replaced whole by the decision, so it is kept whole (once per
+            // quota change).
+            other => SlotUndo::Whole(other.clone()),
+        }
+    }
+
+    /// Takes back the write made since `undo` was taken.
+    pub(super) fn undo(&mut self, undo: SlotUndo) {
+        match (undo, self) {
+            (SlotUndo::Whole(slot), this) => *this = slot,
+            (SlotUndo::Log(mark), Slot::SlidingWindowLog(_, log)) => log.retract(mark),
+            // The mark of a log is only taken on a log that stays one.
+            (SlotUndo::Log(_), _) => {}
+        }
+    }
+}
+
 impl Entry {
     /// [`algorithm::decide`] on this key's state, which is ignored unless it
     /// was made under the quota of `fingerprint`; writes the new state in
