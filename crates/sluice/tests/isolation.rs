@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sluice::store::redis::library::{self, Argument, Call, Mode};
 use sluice::{Algorithm, Check, Decision, FakeClock, Quota, RedisStore, Store, StoreError};
-use sluice_testkit::RedisServer;
+use sluice_testkit::{RedisCluster, RedisServer};
 
 const START_US: u64 = 1_764_000_000_000_000;
 const LIMIT: u64 = 5;
@@ -248,6 +248,36 @@ async fn issue_11_a_group_with_a_foreign_key_charges_nothing() {
         store.reset(&bad).await.unwrap();
         let d: Decision = store.decide(&[fine, bad]).await.unwrap()[1];
         assert!(d.allowed && d.remaining == LIMIT - 1, "{algorithm}: {d:?}");
+    }
+}
+
+/// On a Redis Cluster a request over several clients' keys is one call per
+/// slot: when a later slot's key cannot be used, the slots already charged
+/// are refunded before the error is answered.
+#[tokio::test]
+async fn issue_11_a_cluster_request_failing_in_one_slot_charges_no_other() {
+    let cluster = RedisCluster::start();
+    let clock = FakeClock::new(START_US);
+    let store = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, LIMIT, Duration::from_secs(3600), None).unwrap();
+        let policy = algorithm.to_string();
+        let (fine, bad) = (
+            Check::new(&policy, "alice", &quota, 1),
+            Check::new(&policy, "bob", &quota, 1),
+        );
+        let planted = common::redis_key(&bad);
+        cluster.cli(0, &["-c", "RPUSH", &planted, "x"]);
+        match store.decide(&[fine, bad]).await {
+            Err(StoreError::Key { key, .. }) => assert_eq!(key, "bob", "{algorithm}"),
+            other => panic!("{algorithm}: {other:?}"),
+        }
+        let d = store.peek(&fine).await.unwrap();
+        assert_eq!(d.remaining, LIMIT, "{algorithm}: alice was charged: {d:?}");
+        assert_eq!(cluster.cli(0, &["-c", "LLEN", &planted]), "1");
     }
 }
 
