@@ -77,6 +77,15 @@ pub trait Step {
         }
     }
 
+    /// The decision [`Step::decide`] makes, alone: nothing is built for
+    /// the state it would write. The default calls `decide`; the sliding
+    /// log, whose next state is a copy of its log, decides without it (a
+    /// peek reads the log and copies nothing).
+    #[inline(always)]
+    fn decision(state: Option<&Self::State>, quota: &Quota, cost: u64, now_us: u64) -> Decision {
+        Self::decide(state, quota, cost, now_us).0
+    }
+
     /// This algorithm's state as a [`State`].
     fn wrap(state: Self::State) -> State;
 
@@ -96,10 +105,10 @@ pub(crate) trait Visitor {
 /// Declares every algorithm once: its [`Step`] (a unit struct whose
 /// `decide` is the module's), its [`State`] variant, and its arm of
 /// [`visit`], the one place that goes from an [`Algorithm`] to its step.
-/// `= f` after a line names the module's own in-place step
-/// ([`Step::decide_in_place`]).
+/// `= f, g` after a line names the module's own in-place step
+/// ([`Step::decide_in_place`]) and decision alone ([`Step::decision`]).
 macro_rules! algorithms {
-    ($($variant:ident => $module:ident as $stored:ty $(= $in_place:ident)?),* $(,)?) => {
+    ($($variant:ident => $module:ident as $stored:ty $(= $in_place:ident, $decision:ident)?),* $(,)?) => {
         /// The stored state of one key, whichever its algorithm.
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum State {
@@ -138,6 +147,16 @@ macro_rules! algorithms {
                     ) -> (Decision, bool) {
                         $module::$in_place(state, quota, cost, now_us)
                     }
+
+                    #[inline(always)]
+                    fn decision(
+                        state: Option<&Self::State>,
+                        quota: &Quota,
+                        cost: u64,
+                        now_us: u64,
+                    ) -> Decision {
+                        $module::$decision(state, quota, cost, now_us)
+                    }
                 )?
 
                 fn wrap(state: Self::State) -> State {
@@ -171,7 +190,7 @@ algorithms! {
     FixedWindow => fixed_window as fixed_window::State,
     // Boxed so that the log does not make every other state larger; decided
     // in place, so that an admission does not copy the log.
-    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State> = decide_in_place,
+    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State> = decide_in_place, decision,
     SlidingWindowCounter => sliding_window_counter as sliding_window_counter::State,
 }
 
@@ -225,11 +244,23 @@ pub fn decide(
 /// What a request of cost 1 would be told at `now_us`, without consuming
 /// anything: `remaining` and `reset_after` describe the key as it stands.
 pub fn peek(state: Option<&State>, quota: &Quota, now_us: u64) -> Decision {
-    let (would, _) = decide(state, quota, 1, now_us);
+    struct Peek<'a>(Option<&'a State>, &'a Quota, u64);
+    impl Visitor for Peek<'_> {
+        type Output = Decision;
+        fn visit<A: Step>(self) -> Decision {
+            peek_step::<A>(self.0.and_then(A::peel), self.1, self.2)
+        }
+    }
+    visit(quota.algorithm(), Peek(state, quota, now_us))
+}
+
+/// [`peek`] on step `A`'s own state, where it lies: nothing is copied.
+pub(crate) fn peek_step<A: Step>(state: Option<&A::State>, quota: &Quota, now_us: u64) -> Decision {
+    let would = A::decision(state, quota, 1, now_us);
     if !would.allowed {
         return would;
     }
-    let (standing, _) = decide(state, quota, 0, now_us);
+    let standing = A::decision(state, quota, 0, now_us);
     Decision {
         delay: would.delay,
         ..standing

@@ -143,6 +143,11 @@ pub fn decide_in_place(
     (decision, admitted_at.is_some())
 }
 
+/// [`decide`]'s decision alone, building no state: what a peek needs.
+pub fn decision(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> Decision {
+    judge(state, quota, cost, now_us).0
+}
+
 /// The decision, and the instant to log the request at when it is
 /// admitted with a positive cost.
 fn judge(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> (Decision, Option<u64>) {

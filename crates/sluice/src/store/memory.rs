@@ -36,7 +36,6 @@ use parking_lot::{Mutex, MutexGuard};
 
 use self::entry::{Entry, Probe, Slot, SlotUndo, expiry};
 use self::index::Index;
-use crate::algorithm;
 use crate::clock::{Clock, SystemClock};
 use crate::store::{Check, Store, admitted_together, ensure_distinct};
 use crate::{Decision, Quota, StoreError};
@@ -392,8 +391,12 @@ impl<C: Clock> Store for MemoryStore<C> {
         let hash = probe.hash(&self.hasher);
         let table = self.shards[self.shard_of(hash)].table.lock();
         let slot = table.find(hash, &probe).map(|at| &table.entries[at].slot);
-        let state = Slot::state(slot, check.quota.algorithm(), self.fingerprint(check.quota));
-        Ok(algorithm::peek(state.as_ref(), check.quota, now))
+        Ok(Slot::peek(
+            slot,
+            check.quota,
+            self.fingerprint(check.quota),
+            now,
+        ))
     }
 
     async fn reset(&self, check: &Check<'_>) -> Result<(), StoreError> {
@@ -412,6 +415,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::algorithm;
     use crate::clock::FakeClock;
     use crate::{Algorithm, Quota};
 

@@ -256,22 +256,27 @@ trait SlotVisitor {
 }
 
 impl Slot {
-    /// The state, if it was made under the quota of `algorithm` and
-    /// `fingerprint`.
-    pub(super) fn state(
+    /// [`algorithm::peek`] on the state in `slot` (ignored unless it was
+    /// made under the quota of `fingerprint`), read where it lies: a peek
+    /// copies no state (a sliding log's included).
+    pub(super) fn peek(
         slot: Option<&Slot>,
-        algorithm: Algorithm,
+        quota: &Quota,
         fingerprint: u32,
-    ) -> Option<algorithm::State> {
-        struct Read<'a>(&'a Slot, u32);
-        impl SlotVisitor for Read<'_> {
-            type Output = Option<algorithm::State>;
+        now_us: u64,
+    ) -> Decision {
+        struct Peek<'a>(Option<&'a Slot>, &'a Quota, u32, u64);
+        impl SlotVisitor for Peek<'_> {
+            type Output = Decision;
             fn visit<A: Slotted>(self) -> Self::Output {
-                let (f, state) = A::in_slot(self.0)?;
-                (f == self.1).then(|| A::wrap(state.clone()))
+                let state = self
+                    .0
+                    .and_then(A::in_slot)
+                    .and_then(|(f, state)| (f == self.2).then_some(state));
+                algorithm::peek_step::<A>(state, self.1, self.3)
             }
         }
-        visit(algorithm, Read(slot?, fingerprint))
+        visit(quota.algorithm(), Peek(slot, quota, fingerprint, now_us))
     }
 
     /// [`algorithm::decide`] on an untouched key: the slot to store, if any.
