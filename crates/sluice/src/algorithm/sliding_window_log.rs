@@ -15,7 +15,8 @@
 //! Each entry also keeps the running total of the costs logged up to and
 //! including it (`cum`), so that what a span of entries holds is the
 //! difference of two totals: a decision finds the oldest live entry and a
-//! denial's wait by binary searches, in O(log n) for a log of n entries,
+//! denial's wait by exponential searches from the front, in O(log n) for a
+//! log of n entries at worst and O(1) for the usual answers near the front,
 //! and never sums or copies the log. [`decide_in_place`] (what the memory
 //! store runs) appends to the log where it lies and drops expired entries
 //! from its front, amortised O(1); [`decide`], the pure step, copies the
@@ -50,7 +51,37 @@ pub struct State {
 impl State {
     /// The position of the first entry still live at `t`.
     fn first_live(&self, t: u64, period: u64) -> usize {
-        self.entries.partition_point(|e| e.at_us + period <= t)
+        self.gallop(0, |e| e.at_us + period <= t)
+    }
+
+    /// The first position from `from` on whose entry fails `before` (which
+    /// holds for a prefix of the log), by an exponential search from
+    /// `from`: O(log d) for an answer d entries on, touching the entries
+    /// near `from` (those the answers are near: few entries have expired
+    /// since the last admission, and a denial's wait is within `cost`
+    /// entries of the oldest live one), not a binary search's path through
+    /// the whole log.
+    fn gallop(&self, from: usize, before: impl Fn(&Entry) -> bool) -> usize {
+        let n = self.entries.len();
+        let (mut lo, mut step) = (from, 1);
+        // Invariant: every entry before `lo` holds `before`.
+        loop {
+            let probe = lo + step - 1;
+            if probe >= n || !before(&self.entries[probe]) {
+                let mut hi = probe.min(n);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if before(&self.entries[mid]) {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                return lo;
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
     }
 
     /// What the entries from position `first` on hold.
@@ -186,7 +217,8 @@ fn judge(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> (Decis
         let retry = state.map_or(0, |s| {
             let newest_cum = s.entries.back().map_or(0, |e| e.cum);
             let target = newest_cum + cost - limit;
-            let at = s.entries.partition_point(|e| e.cum < target);
+            // Expired entries hold less than the oldest live one's total.
+            let at = s.gallop(first, |e| e.cum < target);
             s.entries.get(at).map_or(0, |e| e.at_us + period - now_us)
         });
         let d = Decision::denied(
