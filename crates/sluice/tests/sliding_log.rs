@@ -315,3 +315,88 @@ async fn issue_11_a_full_log_at_its_maximum_limit_does_not_stall_redis() {
         MAX_LOG_LIMIT.to_string()
     );
 }
+
+/// An entry exactly one period old no longer counts: admitted at `t` and
+/// at `t + P`, the log holds one entry at `t + P`, on every store, as the
+/// pure step decides (the Redis script's lookup of the oldest live entry
+/// excludes `t + P - P`).
+#[tokio::test]
+async fn an_entry_exactly_one_period_old_no_longer_counts() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let redis = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let memory = sluice::MemoryStore::with_clock(clock.clone());
+    let period = Duration::from_secs(1);
+    let quota = Quota::new(Algorithm::SlidingWindowLog, 2, period, None).unwrap();
+    let check = Check::new("edge", "k", &quota, 1);
+    let mut state = None;
+    for (step, advance) in [Duration::ZERO, period, Duration::ZERO, Duration::ZERO]
+        .into_iter()
+        .enumerate()
+    {
+        clock.advance(advance);
+        let (want, next) = algorithm::decide(state.as_ref(), &quota, 1, clock.now_us());
+        if next.is_some() {
+            state = next;
+        }
+        assert_eq!(
+            redis.decide_one(&check).await.unwrap(),
+            want,
+            "redis, step {step}"
+        );
+        assert_eq!(
+            memory.decide_one(&check).await.unwrap(),
+            want,
+            "memory, step {step}"
+        );
+        // Admitted, admitted, admitted (the first has expired), denied.
+        assert_eq!(want.allowed, step < 3, "step {step}: {want:?}");
+    }
+}
+
+/// Running totals past 2^50 are renumbered from the oldest entry kept,
+/// once, and the log decides on as before: three entries planted with
+/// totals just under 2^50, then an admission, a denial whose wait is the
+/// oldest entry's expiry, and the members as renumbered.
+#[tokio::test]
+async fn totals_past_two_to_the_fifty_are_renumbered() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US + 10);
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let quota = Quota::new(Algorithm::SlidingWindowLog, 10, HOUR, None).unwrap();
+    let check = Check::new("renumber", "k", &quota, 1);
+    let key = common::redis_key(&check);
+    let top: u64 = 1 << 50;
+    for (i, at) in [START_US + 1, START_US + 2, START_US + 3]
+        .iter()
+        .enumerate()
+    {
+        let member = format!("{at}:1:c{}", top - 2 + i as u64);
+        server.cli(&["ZADD", &key, &at.to_string(), &member]);
+    }
+    // The pure step, from the same three admissions.
+    let mut state = None;
+    for at in [START_US + 1, START_US + 2, START_US + 3] {
+        state = algorithm::decide(state.as_ref(), &quota, 1, at).1;
+    }
+    let (want, next) = algorithm::decide(state.as_ref(), &quota, 1, clock.now_us());
+    assert_eq!(store.decide_one(&check).await.unwrap(), want);
+    assert_eq!(want.remaining, 6);
+    let big = Check::new("renumber", "k", &quota, 7);
+    let (denied, _) = algorithm::decide(next.as_ref(), &quota, 7, clock.now_us());
+    assert_eq!(store.decide_one(&big).await.unwrap(), denied);
+    assert_eq!(denied.retry_after, Some(HOUR - Duration::from_micros(9)));
+    let members = server.cli(&["ZRANGE", &key, "0", "-1"]);
+    let expected: Vec<String> = [1, 2, 3, 10]
+        .iter()
+        .enumerate()
+        .map(|(i, at)| format!("{}:1:c{}", START_US + at, i + 1))
+        .collect();
+    assert_eq!(members, expected.join("\n"));
+}

@@ -193,12 +193,15 @@ local function save_log(key, d, input, score, period)
   end
   redis.call('ZADD', key, t, input.member)
   redis.call('PEXPIRE', key, ttl_ms(d[3]))
-  input.target = nil
+  -- A denial's answer kept for the call stays right: the entries it
+  -- searched are still there with their totals, and the new one is newer.
   if cum > 1125899906842624 then
     local base = renumber(key)
     input.cum, input.base = cum - base, input.base - base
     input.member = string.format('%d:%d:c%d', t, input.cost, input.cum)
-    input.oldest = nil -- renamed: the retry search spans the whole log
+    -- Renamed and renumbered: the retry search spans the whole log, and
+    -- no answer kept for an old total holds.
+    input.oldest, input.target = nil, nil
 
   end
 end
