@@ -14,9 +14,10 @@
 --            cum of the newest + cost - limit (once it has expired, what is
 --            left plus the cost fits): a search over the ranks where it
 --            can be (`first_reaching`), for a denial that a wait can
---            admit, once per key and target in a call: two or three
---            lookups for a cost under 128 or within 128 of the limit,
---            O(log n) lookups at worst;
+--            admit, once per key and target in a call: the ranks after the
+--            oldest live entry are read once per call and searched in Lua
+--            for a cost under 128, one range read for a cost within 128 of
+--            the limit, O(log n) lookups at worst;
 --   admit  = ZADD of one member (replacing the newest when it is at the
 --            same instant), after dropping what had expired by the newest
 --            entry's time (ZREMRANGEBYSCORE: each entry is dropped once, so
@@ -96,9 +97,13 @@ local function first_reaching(input, target)
   if target >= input.cum then return input.at end
   if input.target == target then return input.target_at end
   local key = input.key
-  local n = redis.call('ZCARD', key)
+  -- Kept for the call until an admission moves the ranks (see save_log).
+  if not input.n then
+    input.n = redis.call('ZCARD', key)
+    input.first = input.oldest and redis.call('ZRANK', key, input.oldest)
+  end
+  local n, first = input.n, input.first
   local lo, hi = 0, n - 1
-  local first = input.oldest and redis.call('ZRANK', key, input.oldest)
   if first then lo, hi = first, math.min(hi, first + target - input.base - 1) end
   lo = math.max(lo, n - 1 - (input.cum - target))
   while hi - lo >= SPAN do
@@ -107,8 +112,16 @@ local function first_reaching(input, target)
     if not at then return nil end
     if cum >= target then hi = mid else lo = mid + 1 end
   end
-  local span = redis.call('ZRANGE', key, lo, hi)
-  local a, b = 1, #span
+  -- The ranks from `from` on, read once per call when they are the front
+  -- of the live log (where most answers are), else for this search.
+  local span, from
+  if first and lo >= first and hi < first + SPAN then
+    input.front = input.front or redis.call('ZRANGE', key, first, first + SPAN - 1)
+    span, from = input.front, first
+  else
+    span, from = redis.call('ZRANGE', key, lo, hi), lo
+  end
+  local a, b = lo - from + 1, hi - from + 1
   while a < b do
     local m = math.floor((a + b) / 2)
     local at, _, cum = log_entry(span[m])
@@ -195,6 +208,8 @@ local function save_log(key, d, input, score, period)
   redis.call('PEXPIRE', key, ttl_ms(d[3]))
   -- A denial's answer kept for the call stays right: the entries it
   -- searched are still there with their totals, and the new one is newer.
+  -- The ranks kept do not: the front may have been dropped.
+  input.n, input.first, input.front = nil, nil, nil
   if cum > 1125899906842624 then
     local base = renumber(key)
     input.cum, input.base = cum - base, input.base - base
