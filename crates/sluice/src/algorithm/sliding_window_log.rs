@@ -22,6 +22,11 @@
 //! from its front, amortised O(1); [`decide`], the pure step, copies the
 //! log only to return the new state of an admission. The Redis store keeps
 //! the same totals in its sorted set (`lua/sliding_window_log.lua`).
+//!
+//! The log records absolute times and costs, so a change of the quota's
+//! numbers needs no conversion (see [`carry`]): the new limit and period
+//! read the same entries. A longer period cannot count admissions that
+//! the log had already dropped (older than the old period).
 
 use std::collections::VecDeque;
 
@@ -287,4 +292,10 @@ mod tests {
         );
         assert_eq!(decide(Some(&pure), &quota, 1, now).0.remaining, 0);
     }
+}
+
+/// The state under `new` of a key that holds `state` under `old`: the
+/// same log, which the new quota reads with its own limit and period.
+pub fn carry(state: &State, _old: &Quota, _new: &Quota, _now_us: u64) -> Option<State> {
+    Some(state.clone())
 }
