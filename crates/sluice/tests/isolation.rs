@@ -117,6 +117,8 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
         .iter()
         .map(|&a| Quota::new(a, LIMIT, Duration::from_secs(3600), None).unwrap())
         .collect();
+    // One policy per algorithm: a policy and a client share one Redis key.
+    let policies: Vec<String> = Algorithm::ALL.iter().map(|a| format!("iso-{a}")).collect();
     let healthy: Vec<String> = (0..HEALTHY_KEYS).map(|i| format!("client-{i}")).collect();
     let foreign: Vec<String> = Foreign::ALL.iter().map(|f| format!("{f:?}")).collect();
     // The function is loaded before the statistics are reset.
@@ -124,9 +126,9 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
         .decide_one(&Check::new("warm", "up", &quotas[0], 1))
         .await
         .unwrap();
-    for quota in &quotas {
+    for (quota, policy) in quotas.iter().zip(&policies) {
         for (f, key) in Foreign::ALL.iter().zip(&foreign) {
-            let check = Check::new("iso", key, quota, 1);
+            let check = Check::new(policy, key, quota, 1);
             f.plant(&server, &common::redis_key(&check));
         }
     }
@@ -136,9 +138,9 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
     // between healthy ones in every call.
     let mut checks = Vec::new();
     for round in 0..ROUNDS {
-        for quota in &quotas {
+        for (quota, policy) in quotas.iter().zip(&policies) {
             for key in healthy.iter().chain(&foreign) {
-                checks.push((round, Check::new("iso", key, quota, 1)));
+                checks.push((round, Check::new(policy, key, quota, 1)));
             }
         }
     }
@@ -179,7 +181,7 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
                 assert!(!error.is_transient(), "{what}");
                 assert_eq!(
                     (policy.as_str(), key.as_str()),
-                    ("iso", check.key),
+                    (check.policy, check.key),
                     "{what}"
                 );
                 let store_key = common::redis_key(check);
@@ -192,9 +194,9 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
         }
     }
     // The values Sluice never writes are left alone; the others replaced.
-    for quota in &quotas {
+    for (quota, policy) in quotas.iter().zip(&policies) {
         for (f, key) in Foreign::ALL.iter().zip(&foreign) {
-            let store_key = common::redis_key(&Check::new("iso", key, quota, 1));
+            let store_key = common::redis_key(&Check::new(policy, key, quota, 1));
             let kind = server.cli(&["TYPE", &store_key]);
             match f.refused() {
                 Some((name, _)) => assert_eq!(kind, name, "{f:?} {}", quota.algorithm()),
@@ -208,7 +210,7 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
                 }
             }
         }
-        let list = common::redis_key(&Check::new("iso", "List", quota, 1));
+        let list = common::redis_key(&Check::new(policy, "List", quota, 1));
         assert_eq!(server.cli(&["LRANGE", &list, "0", "-1"]), "a\nb");
     }
 }

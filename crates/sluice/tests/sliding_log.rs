@@ -200,7 +200,7 @@ async fn measure(server: &RedisServer, clock: &FakeClock, hammered: Quota) -> Se
                             1 => hammered.limit() / 2 + i,
                             _ => 1 + i,
                         };
-                        Check::new("hammered", "hot", &hammered, cost)
+                        Check::new(hammered.algorithm().name(), "hot", &hammered, cost)
                     })
                     .collect();
                 let answers =
@@ -264,7 +264,7 @@ async fn issue_11_a_full_log_at_its_maximum_limit_does_not_stall_redis() {
     let bucket = Quota::new(Algorithm::TokenBucket, MAX_LOG_LIMIT, period, None).unwrap();
     // The log: full, read as full (a planted log the store could not read
     // would read as untouched, and the test would prove nothing).
-    let full = Check::new("hammered", "hot", &log, 1);
+    let full = Check::new(log.algorithm().name(), "hot", &log, 1);
     plant_log(&server, &full, START_US, MAX_LOG_LIMIT);
     let d = setup.decide_one(&full).await.unwrap();
     assert!(!d.allowed && d.remaining == 0, "{d:?}");
@@ -276,7 +276,7 @@ async fn issue_11_a_full_log_at_its_maximum_limit_does_not_stall_redis() {
         "the oldest entry's expiry"
     );
     // The bucket: drained.
-    let drain = Check::new("hammered", "hot", &bucket, MAX_LOG_LIMIT);
+    let drain = Check::new(bucket.algorithm().name(), "hot", &bucket, MAX_LOG_LIMIT);
     assert!(setup.decide_one(&drain).await.unwrap().allowed);
 
     let (mut with_log, mut with_bucket) = (Vec::new(), Vec::new());
