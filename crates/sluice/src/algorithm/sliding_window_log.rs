@@ -237,6 +237,12 @@ fn judge(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> (Decis
     (decision.delayed_by(skew), admitted_at)
 }
 
+/// The state under `new` of a key that holds `state` under `old`: the
+/// same log, which the new quota reads with its own limit and period.
+pub fn carry(state: &State, _old: &Quota, _new: &Quota, _now_us: u64) -> Option<State> {
+    Some(state.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -292,10 +298,4 @@ mod tests {
         );
         assert_eq!(decide(Some(&pure), &quota, 1, now).0.remaining, 0);
     }
-}
-
-/// The state under `new` of a key that holds `state` under `old`: the
-/// same log, which the new quota reads with its own limit and period.
-pub fn carry(state: &State, _old: &Quota, _new: &Quota, _now_us: u64) -> Option<State> {
-    Some(state.clone())
 }
