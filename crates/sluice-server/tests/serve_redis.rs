@@ -174,3 +174,31 @@ async fn peek_and_reset_on_a_redis_cluster() {
         assert_eq!(peek.json["remaining"], 10, "{key}");
     }
 }
+
+/// Issue 11: where Redis comes up second, `sluice serve` starts unready
+/// instead of exiting, and decides as soon as Redis is up.
+#[tokio::test]
+async fn i11_serve_starts_before_redis_and_decides_once_it_is_up() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let serve = Serve::start(&["--store", &redis.url()], &[]);
+    let a = send(client().get(serve.url("/readyz"))).await;
+    assert_eq!(a.status, 503, "unready while Redis is down");
+    let a = check(&serve, json!({"policy": "default", "key": "k"})).await;
+    assert_eq!(a.status, 503);
+
+    redis.restart();
+    // Polled: the connection is made in the background, with backoff.
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = send(client().get(serve.url("/readyz"))).await.status;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready, 200, "Redis is up: {}", serve.log());
+    let a = check(&serve, json!({"policy": "default", "key": "k"})).await;
+    assert_eq!((a.status, a.json["remaining"].clone()), (200, json!(9)));
+    assert_eq!(redis.cli(&["dbsize"]), "1", "decided in Redis");
+}

@@ -139,7 +139,12 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
     }
     if let Some(node) = map.get_node("timeout") {
         if let Some(timeout) = w.duration(node, "redis.timeout") {
-            options.timeout = timeout;
+            if timeout.is_zero() {
+                // Every decision would fail: surely a mistake.
+                w.error(node.span(), "redis.timeout", "must be above zero, got 0s");
+            } else {
+                options.timeout = timeout;
+            }
         }
     }
     if let Some(node) = map.get_node("functions") {

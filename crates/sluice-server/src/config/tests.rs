@@ -77,6 +77,19 @@ fn redis_options_are_read_and_checked() {
     );
 }
 
+/// Issue 11: a zero timeout would fail every decision; it is refused with
+/// its line, as any other error.
+#[test]
+fn i11_a_zero_redis_timeout_is_an_error() {
+    let got = errors("policies:\n  api: {limit: 1, period: 1s}\nredis:\n  timeout: 0s\n");
+    assert_eq!(
+        got,
+        ["sluice.yaml:4: redis.timeout: must be above zero, got 0s"]
+    );
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert_eq!(defaults.redis.timeout, Duration::from_millis(250));
+}
+
 #[test]
 fn an_unset_burst_follows_the_overridden_limit() {
     let text = "policies:\n  api:\n    limit: 10\n    period: 1s\n    overrides:\n      vip:\n        limit: 1000\n";

@@ -101,7 +101,8 @@ async fn serve_http(
 }
 
 /// Runs `sluice serve`: resolves the configuration from `flags` and the
-/// environment, opens the store, listens on `listen` (else
+/// environment, opens the store (connecting to Redis in the background),
+/// listens on `listen` (else
 /// `$SLUICE_LISTEN`, else [`DEFAULT_LISTEN`]), reloads the policies on
 /// SIGHUP and drains on SIGTERM or Ctrl-C.
 pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
@@ -110,7 +111,9 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let store = stores::open(&config.store, &config.redis).await?;
+    // Redis may come up after Sluice: start unready (/readyz says so) and
+    // connect in the background rather than exit.
+    let store = stores::open_in_background(&config.store, &config.redis).await?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -1,4 +1,5 @@
-//! Packing the decisions that are waiting at the same moment into one call.
+//! Packing the decisions that are waiting at the same moment into one call,
+//! each within its deadline.
 //!
 //! Every call of the library costs Redis a fixed price (the command, the
 //! function call, `TIME`) before any decision. A driver task takes the
@@ -7,17 +8,43 @@
 //! once; under load, groups queue while the calls in flight are answered
 //! and the next call carries them all, so the fixed price is shared. Each
 //! group is still decided all or nothing, in queue order.
+//!
+//! **Bounded latency.** A check's deadline is its arrival plus the timeout,
+//! whatever it waits for (the queue, the connection, Redis): its caller is
+//! answered [`StoreError::Timeout`] then at the latest. The queue holds at
+//! most [`QUEUE`] groups; when it is full a check is answered at once with
+//! [`QueueFull`] (transient), rather than wait for a place it could not get
+//! in time under a load Redis cannot keep up with.
+//!
+//! **Nothing charged for a check answered as failed.** A check whose
+//! deadline has passed when the driver takes it is never sent. A call goes
+//! with the earliest deadline of its checks, in Redis's time, and the
+//! library refuses the call (`LATE`, nothing decided) if Redis runs it
+//! after that: a call held in Redis's input while Redis was paused or
+//! stopped, run when it resumes, charges nothing. Redis's time is learnt
+//! from the replies (each carries Redis `TIME`): the offset between it and
+//! this process's monotonic clock is taken as `reply time - time received`,
+//! a lower bound, so the deadline sent is never later than the caller's.
+//! A call Redis ran in time whose reply then came late (after the
+//! deadline: Redis stopped or busy between running it and answering) is
+//! still awaited, up to [`LATE_REPLY_WAIT`], and what it charged the checks
+//! whose callers were answered `Timeout` is refunded. With a store clock
+//! ([`RedisStore::with_clock`](super::RedisStore::with_clock), for tests)
+//! calls carry no deadline.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::call::{Form, Group, call};
 use super::connection::{Connection, store_error};
-use super::library::Mode;
+use super::library::{LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK};
 use super::reply;
 use crate::StoreError;
 
@@ -25,49 +52,153 @@ use crate::StoreError;
 pub const IN_FLIGHT: usize = 2;
 /// The most checks in one call, so that no call holds Redis for long.
 pub const MAX_CHECKS: usize = 128;
+/// The most groups waiting for a call. Far more than Redis decides within
+/// any sensible timeout (a call of [`MAX_CHECKS`] takes it about a
+/// millisecond), so a full queue means Redis cannot keep up.
+pub const QUEUE: usize = 8192;
+
+/// How long a call's reply is awaited past its deadline, to refund what
+/// a call Redis ran in time charged when its reply comes too late. Redis
+/// silent for longer is taken as lost for that call.
+pub const LATE_REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// The reply for one group: `now`, then its checks' values.
 type Reply = Result<Vec<i64>, StoreError>;
 
+/// Why a check was refused at once: the queue of checks waiting for Redis
+/// is full. The source of a transient [`StoreError::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+#[error("{QUEUE} decisions are already waiting for Redis")]
+#[non_exhaustive]
+pub struct QueueFull;
+
 struct Job {
     group: Group,
     now: Option<u64>,
+    deadline: Instant,
     done: oneshot::Sender<Reply>,
 }
 
 /// Queues groups for the driver; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Batcher {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
+    timeout: Duration,
 }
 
 impl Batcher {
-    /// Starts the driver on the current tokio runtime.
+    /// Starts the driver on the current tokio runtime; each check gets
+    /// `timeout` from its arrival.
     pub fn start(connection: Connection, form: Arc<Form>, timeout: Duration) -> Batcher {
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(drive(queue, connection, form, timeout));
-        Batcher { jobs }
+        Batcher { jobs, timeout }
     }
 
-    /// Decides `group` at `now` (Redis `TIME` when `None`; a call carrying
-    /// several groups uses the latest of their times) in the next call.
-    pub async fn decide(&self, group: Group, now: Option<u64>) -> Reply {
+    /// Decides `group`, which arrived at `arrived`, at `now` (Redis `TIME`
+    /// when `None`; a call carrying several groups uses the latest of their
+    /// times) in the next call; answers by `arrived` plus the timeout.
+    pub async fn decide(&self, group: Group, now: Option<u64>, arrived: Instant) -> Reply {
         let (done, answer) = oneshot::channel();
         let stopped = || StoreError::Protocol("the Redis call driver has stopped".into());
-        self.jobs
-            .send(Job { group, now, done })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let deadline = arrived + self.timeout;
+        let job = Job {
+            group,
+            now,
+            deadline,
+            done,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(StoreError::Unavailable(Box::new(QueueFull))),
+            Err(TrySendError::Closed(_)) => return Err(stopped()),
+        }
+        let mut answer = answer;
+        match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(reply) => reply.map_err(|_| stopped())?,
+            Err(_) => {
+                // Closed first: a reply sent from now on is refused, and
+                // the driver refunds what it charged; one sent just before
+                // is a decision, and taken.
+                answer.close();
+                answer
+                    .try_recv()
+                    .unwrap_or(Err(StoreError::Timeout(self.timeout)))
+            }
+        }
     }
 }
 
+/// The offset between Redis `TIME` and this process's monotonic clock,
+/// learnt from replies, to send deadlines in Redis's time.
+struct RedisClock {
+    base: Instant,
+    /// Redis µs minus local µs since `base`; [`UNKNOWN`] before any reply.
+    offset: AtomicI64,
+}
+
+const UNKNOWN: i64 = i64::MIN;
+
+impl RedisClock {
+    fn new() -> RedisClock {
+        RedisClock {
+            base: Instant::now(),
+            offset: AtomicI64::new(UNKNOWN),
+        }
+    }
+
+    fn local_us(&self, at: Instant) -> i64 {
+        i64::try_from(at.duration_since(self.base).as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// Learns from Redis time `redis_us`, read before `received`.
+    fn learn(&self, redis_us: i64, received: Instant) {
+        let offset = redis_us.saturating_sub(self.local_us(received));
+        self.offset.store(offset, Ordering::Relaxed);
+    }
+
+    /// `deadline` in Redis's time (µs since the epoch), asking Redis
+    /// `TIME` first when no reply has told it yet.
+    async fn redis_time(
+        &self,
+        deadline: Instant,
+        connection: &Connection,
+    ) -> redis::RedisResult<u64> {
+        if self.offset.load(Ordering::Relaxed) == UNKNOWN {
+            let (seconds, micros): (i64, i64) = connection.query(&redis::cmd("TIME")).await?;
+            self.learn(
+                seconds.saturating_mul(1_000_000).saturating_add(micros),
+                Instant::now(),
+            );
+        }
+        let offset = self.offset.load(Ordering::Relaxed);
+        Ok(u64::try_from(offset.saturating_add(self.local_us(deadline))).unwrap_or(0))
+    }
+}
+
+/// Adds `job` to the next call, unless its caller has gone or its deadline
+/// has passed (then it is answered, and never sent).
+fn take(job: Job, jobs: &mut Vec<Job>, checks: &mut usize, now: Instant, timeout: Duration) {
+    if job.done.is_closed() {
+        return;
+    }
+    if job.deadline <= now {
+        let _ = job.done.send(Err(StoreError::Timeout(timeout)));
+        return;
+    }
+    *checks += job.group.keys.len();
+    jobs.push(job);
+}
+
 async fn drive(
-    mut queue: mpsc::UnboundedReceiver<Job>,
+    mut queue: mpsc::Receiver<Job>,
     connection: Connection,
     form: Arc<Form>,
     timeout: Duration,
 ) {
     // The calls in flight are polled here, not spawned: no task per call.
+    // Declared before the calls, which borrow it.
+    let clock = RedisClock::new();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     loop {
@@ -79,25 +210,44 @@ async fn drive(
                     open = false;
                     continue;
                 };
-                let mut checks = first.group.keys.len();
-                let mut jobs = vec![first];
+                let (mut checks, mut jobs, taken) = (0, Vec::new(), Instant::now());
+                take(first, &mut jobs, &mut checks, taken, timeout);
                 while checks < MAX_CHECKS {
                     match queue.try_recv() {
-                        Ok(job) => {
-                            checks += job.group.keys.len();
-                            jobs.push(job);
-                        }
+                        Ok(job) => take(job, &mut jobs, &mut checks, taken, timeout),
                         Err(_) => break,
                     }
                 }
-                let (connection, form) = (&connection, &form);
+                let Some(deadline) = jobs.iter().map(|j| j.deadline).min() else {
+                    continue;
+                };
+                let (connection, form, clock) = (&connection, &form, &clock);
                 in_flight.push(async move {
                     let now = jobs.iter().filter_map(|j| j.now).max();
                     let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
-                    let call = call(connection, form, now, Mode::Decide, &groups);
-                    let reply = tokio::time::timeout(timeout, call).await;
+                    let call = async {
+                        // Only on Redis TIME: the library compares the
+                        // deadline with it.
+                        let until = match now {
+                            None => Some(clock.redis_time(deadline, connection).await?),
+                            Some(_) => None,
+                        };
+                        let reply = call(connection, form, now, until, Mode::Decide, &groups).await;
+                        if let (None, Ok(values)) = (now, &reply) {
+                            if let Some(&redis_now) = values.first() {
+                                clock.learn(redis_now, Instant::now());
+                            }
+                        }
+                        reply
+                    };
+                    // The reply is awaited past the deadline (the callers
+                    // are answered by their own timers): a call Redis ran
+                    // in time whose reply came late is refunded.
+                    let reply = tokio::time::timeout_at(deadline + LATE_REPLY_WAIT, call).await;
                     drop(groups);
-                    answer(jobs, reply, timeout);
+                    let unclaimed = answer(jobs, reply, timeout);
+                    let refund = refund(connection, form, now, unclaimed);
+                    let _ = tokio::time::timeout(timeout, refund).await;
                 });
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
@@ -107,21 +257,25 @@ async fn drive(
 }
 
 /// Hands each job its part of the reply (`now`, then its checks' values),
-/// or the error.
+/// or the error. Returns the groups whose part no caller took (their
+/// deadline had passed), with that part.
 fn answer(
     jobs: Vec<Job>,
     reply: Result<redis::RedisResult<Vec<i64>>, tokio::time::error::Elapsed>,
     timeout: Duration,
-) {
+) -> Vec<(Group, Vec<i64>)> {
     let failure: Box<dyn Fn() -> StoreError + Send> = match reply {
         Ok(Ok(values)) => {
             let sizes: Vec<usize> = jobs.iter().map(|j| j.group.keys.len()).collect();
             match reply::split(&values, &sizes) {
                 Ok(parts) => {
+                    let mut unclaimed = Vec::new();
                     for (job, part) in jobs.into_iter().zip(parts) {
-                        let _ = job.done.send(Ok(part));
+                        if let Err(Ok(part)) = job.done.send(Ok(part)) {
+                            unclaimed.push((job.group, part));
+                        }
                     }
-                    return;
+                    return unclaimed;
                 }
                 Err(error) => {
                     let message = match error {
@@ -132,10 +286,51 @@ fn answer(
                 }
             }
         }
+        // Redis ran the call after its deadline and decided nothing.
+        Ok(Err(e)) if e.code() == Some(LATE) => Box::new(move || StoreError::Timeout(timeout)),
         Ok(Err(e)) if !e.is_timeout() => Box::new(move || store_error(e.clone())),
         _ => Box::new(move || StoreError::Timeout(timeout)),
     };
     for job in jobs {
         let _ = job.done.send(Err(failure()));
+    }
+    Vec::new()
+}
+
+/// Gives back what Redis charged the `unclaimed` groups: their callers had
+/// been answered [`StoreError::Timeout`] when the decisions came, so these
+/// must not count. A group was charged when every one of its checks
+/// admitted (all or nothing), each check but a shadow one (whose denial,
+/// reported as admitted, charged nothing). Refunding is best effort: if
+/// this call fails too, the charge stands.
+async fn refund(
+    connection: &Connection,
+    form: &Form,
+    now: Option<u64>,
+    unclaimed: Vec<(Group, Vec<i64>)>,
+) {
+    const PACKED: usize = VALUES_PER_CHECK * 8;
+    let mut charged = Group::default();
+    let mut at_us = 0;
+    for (group, part) in &unclaimed {
+        let Some((&decided_at, values)) = part.split_first() else {
+            continue;
+        };
+        let decisions: Vec<&[i64]> = values.chunks_exact(REPLY_PER_CHECK).collect();
+        if decisions.len() != group.keys.len() || decisions.iter().any(|d| d[0] != 1) {
+            continue;
+        }
+        for (i, d) in decisions.iter().enumerate() {
+            let packed = group.values.get(i * PACKED..(i + 1) * PACKED);
+            if let (0, Some(packed)) = (d[5], packed) {
+                charged.keys.push(group.keys[i].clone());
+                charged.values.extend_from_slice(packed);
+            }
+        }
+        at_us = u64::try_from(decided_at).unwrap_or(0);
+    }
+    if !charged.keys.is_empty() {
+        let mode = Mode::Refund { at_us };
+        let _ = call(connection, form, now, None, mode, &[&charged]).await;
     }
 }

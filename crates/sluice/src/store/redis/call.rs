@@ -57,16 +57,19 @@ impl Form {
 }
 
 /// Runs the library on `groups` in `mode` at `now` (Redis `TIME` when
-/// `None`); returns the raw reply.
+/// `None`, then refused by Redis after `deadline` if one is given, in µs
+/// of Redis `TIME`); returns the raw reply.
 pub async fn call(
     connection: &Connection,
     form: &Form,
     now: Option<u64>,
+    deadline: Option<u64>,
     mode: Mode,
     groups: &[&Group],
 ) -> RedisResult<Vec<i64>> {
+    let time = Time { now, deadline };
     if form.functions() {
-        let fcall = || command("FCALL", library::function_name(), now, mode, groups);
+        let fcall = || command("FCALL", library::function_name(), time, mode, groups);
         match connection.query(&fcall()).await {
             Err(e) if says(&e, "Function not found") => {
                 let load = redis::cmd("FUNCTION")
@@ -76,8 +79,12 @@ pub async fn call(
                     .to_owned();
                 match connection.query::<()>(&load).await {
                     Ok(()) => return connection.query(&fcall()).await,
-                    // No permission, or no functions: scripts may still do.
-                    Err(e) if e.code().is_some() => form.use_scripts(),
+                    // No functions, or no permission: scripts may still do.
+                    Err(e) if says(&e, "unknown command") || e.code() == Some("NOPERM") => {
+                        form.use_scripts()
+                    }
+                    // Anything else may pass (OOM, BUSY, LOADING, a lost
+                    // connection): this call fails, the next loads again.
                     Err(e) => return Err(e),
                 }
             }
@@ -85,7 +92,7 @@ pub async fn call(
             result => return result,
         }
     }
-    let evalsha = || command("EVALSHA", library::script_sha(), now, mode, groups);
+    let evalsha = || command("EVALSHA", library::script_sha(), time, mode, groups);
     match connection.query(&evalsha()).await {
         Err(e) if e.code() == Some("NOSCRIPT") => {
             let load = redis::cmd("SCRIPT")
@@ -99,19 +106,33 @@ pub async fn call(
     }
 }
 
+/// The time a call decides at, and the deadline it must start by.
+#[derive(Clone, Copy)]
+struct Time {
+    /// The caller's time; Redis `TIME` when `None`.
+    now: Option<u64>,
+    /// On Redis `TIME`, the instant after which Redis refuses the call.
+    deadline: Option<u64>,
+}
+
 /// `<name> <id> <number of keys> <keys…>`, then the arguments of
 /// [`library::Call::arguments`] from groups already packed: `<now> <mode>
-/// [<n> <packed values>]…` (a test holds the two equal).
-fn command(name: &str, id: &str, now: Option<u64>, mode: Mode, groups: &[&Group]) -> Cmd {
+/// [<n> <packed values>]…` (a test holds the two equal), where `<now>` is
+/// `<<deadline>` for Redis `TIME` with a deadline.
+fn command(name: &str, id: &str, time: Time, mode: Mode, groups: &[&Group]) -> Cmd {
     let mut cmd = redis::cmd(name);
     cmd.arg(id)
         .arg(groups.iter().map(|g| g.keys.len()).sum::<usize>());
     for group in groups {
         cmd.arg(&group.keys);
     }
-    match now {
-        Some(now) => cmd.arg(now),
-        None => cmd.arg(""),
+    match time {
+        Time { now: Some(now), .. } => cmd.arg(now),
+        Time {
+            deadline: Some(deadline),
+            ..
+        } => cmd.arg(format!("<{deadline}")),
+        _ => cmd.arg(""),
     };
     cmd.arg(&*mode.argument());
     for group in groups {
@@ -176,7 +197,14 @@ impl Caller {
     ) -> Result<(u64, Vec<Decision>), StoreError> {
         let group = self.group(checks);
         let groups = [&group];
-        let call = call(&self.connection, &self.form, self.now(), mode, &groups);
+        let call = call(
+            &self.connection,
+            &self.form,
+            self.now(),
+            None,
+            mode,
+            &groups,
+        );
         let reply = within(self.timeout, call).await?;
         reply::parse(&reply, checks, |c| self.key_of(c))
     }
@@ -200,7 +228,11 @@ mod tests {
         let mut group = Group::default();
         group.push("k".to_owned(), library::values(&quota, 2, false));
         let mode = Mode::Refund { at_us: 99 };
-        let cmd = command("FCALL", "f", Some(7), mode, &[&group]);
+        let time = Time {
+            now: Some(7),
+            deadline: None,
+        };
+        let cmd = command("FCALL", "f", time, mode, &[&group]);
         let sent: Vec<Vec<u8>> = cmd
             .args_iter()
             .map(|a| match a {
@@ -215,5 +247,44 @@ mod tests {
         let documented = library::Call::one(mode, Some(7), &quota, 2);
         expected.extend(documented.arguments().iter().map(|a| a.to_bytes()));
         assert_eq!(sent, expected);
+    }
+
+    /// On Redis `TIME`, a deadline goes where the time would: `<` and it.
+    #[test]
+    fn a_deadline_replaces_the_empty_time() {
+        let group = Group::default();
+        let sent = |time| {
+            let cmd = command("FCALL", "f", time, Mode::Decide, &[&group]);
+            let args: Vec<Vec<u8>> = cmd
+                .args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(bytes) => bytes.to_vec(),
+                    other => panic!("an argument that is not bytes: {other:?}"),
+                })
+                .collect();
+            args[3].clone()
+        };
+        let deadline = Some(1_764_000_000_250_000);
+        assert_eq!(
+            sent(Time {
+                now: None,
+                deadline
+            }),
+            b"<1764000000250000"
+        );
+        assert_eq!(
+            sent(Time {
+                now: None,
+                deadline: None
+            }),
+            b""
+        );
+        assert_eq!(
+            sent(Time {
+                now: Some(5),
+                deadline
+            }),
+            b"5"
+        );
     }
 }

@@ -3,52 +3,82 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, RedisResult};
 
+use super::link::{self, Link, Liveness};
 use crate::StoreError;
+
+/// The least time an attempt to connect may take, whatever the call
+/// timeout: a TLS handshake to a distant Redis takes several round trips.
+/// Connecting does not hold decisions up (they fail or wait within their
+/// own deadline), so a longer wait here costs nothing.
+pub const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A multiplexed connection to a single Redis or to a cluster; cheap to
 /// clone (clones share it).
 #[derive(Clone)]
 pub enum Connection {
-    /// One Redis; reconnects on the next call after a loss.
-    Single(ConnectionManager),
-    /// A Redis Cluster; routes each command by its first key.
-    Cluster(ClusterConnection),
+    /// One Redis, kept open (and opened again after a loss) by a task.
+    Single(Link<MultiplexedConnection>),
+    /// A Redis Cluster, opened by a task; routes each command by its first
+    /// key, and reconnects to its nodes on its own.
+    Cluster(Link<ClusterConnection>),
 }
 
 impl Connection {
     /// Connects to `url` (see [`RedisStore::connect`](super::RedisStore::connect))
-    /// within `timeout`.
-    pub async fn open(url: &str, timeout: Duration) -> Result<Connection, StoreError> {
+    /// with calls of `timeout`. When `wait`, returns once connected (an
+    /// error if the first attempt fails); else it connects in the
+    /// background and only a bad URL is an error.
+    pub async fn open(url: &str, timeout: Duration, wait: bool) -> Result<Connection, StoreError> {
+        let connect_timeout = timeout.max(MIN_CONNECT_TIMEOUT);
         let connecting = async {
             if let Some(nodes) = cluster_nodes(url) {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .build()?;
-                Ok(Connection::Cluster(client.get_async_connection().await?))
+                let link = Link::open(
+                    move || {
+                        let client = client.clone();
+                        Box::pin(async move {
+                            let connecting = client.get_async_connection();
+                            let connection = tokio::time::timeout(connect_timeout, connecting)
+                                .await
+                                .map_err(|_| timed_out())??;
+                            Ok((connection, Arc::new(Liveness::new())))
+                        })
+                    },
+                    false,
+                );
+                if wait {
+                    link.connected().await?;
+                }
+                Ok(Connection::Cluster(link))
             } else {
                 let client = redis::Client::open(url)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1);
-                Ok(Connection::Single(
-                    ConnectionManager::new_with_config(client, config).await?,
-                ))
+                // RESP3 tells of a lost connection at once; a URL that
+                // names its protocol keeps it.
+                let resp3 = !url.contains("protocol=");
+                let link = Link::open(link::single(client, resp3, connect_timeout), true);
+                if wait {
+                    link.connected().await?;
+                }
+                Ok(Connection::Single(link))
             }
         };
-        within(timeout, connecting).await
+        within(connect_timeout, connecting).await
     }
 
     /// Sends `cmd` (routed by its key on a cluster).
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
-            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            Connection::Single(link) => link.query(cmd).await,
+            Connection::Cluster(link) => link.query(cmd).await,
         }
     }
 }
@@ -80,6 +110,11 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The error of an attempt to connect that took too long.
+pub fn timed_out() -> RedisError {
+    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
 /// Runs a Redis call within `timeout`, mapping its errors.
 pub async fn within<T>(
     timeout: Duration,
@@ -94,10 +129,11 @@ pub async fn within<T>(
 }
 
 /// A Redis error as a [`StoreError`]: transient when the same call may
-/// succeed later (no connection, a cluster resharding, a Redis loading or
-/// busy), else a protocol error.
+/// succeed later (no connection, a cluster resharding, a Redis loading,
+/// busy or out of memory), else a protocol error.
 pub fn store_error(error: RedisError) -> StoreError {
-    const TRANSIENT_CODES: [&str; 6] = [
+    const TRANSIENT_CODES: [&str; 7] = [
+        "OOM",
         "LOADING",
         "BUSY",
         "TRYAGAIN",

@@ -80,6 +80,14 @@ pub const VALUES_PER_CHECK: usize = 7;
 /// `-1, problem, detail, position, 0, 0` (see `lua/main.lua`).
 pub const REPLY_PER_CHECK: usize = 6;
 
+/// The code of the error the library answers, deciding nothing, when it
+/// runs after the deadline it was given: a first argument `<<deadline>`
+/// (instead of the empty one) means Redis `TIME`, and refuse the call if
+/// that is past `<deadline>` µs since the epoch. The store sends its calls
+/// so, and answers a check whose call was refused as timed out (see
+/// `main.lua`).
+pub const LATE: &str = "LATE";
+
 /// The library as a script for `SCRIPT LOAD`/`EVALSHA`.
 pub fn script() -> &'static str {
     &script_and_sha().0

@@ -8,9 +8,15 @@
 //! - **Time** comes from Redis `TIME` unless a clock is given
 //!   ([`RedisStore::with_clock`]); the tests drive the scripts with a fake one.
 //! - **Connections** are multiplexed: concurrent decisions are pipelined on
-//!   one connection instead of queueing one round trip at a time. A lost
-//!   connection is re-established on the next call; a script missing after
-//!   a restart or `SCRIPT FLUSH` is loaded again transparently.
+//!   one connection instead of queueing one round trip at a time. A task
+//!   keeps the connection to a single Redis open: a loss is noticed when
+//!   it happens and the connection opened again with backoff, so the first
+//!   request after a Redis restart succeeds; [`RedisStore::open`] makes a
+//!   store while Redis is down. A script missing after a restart or
+//!   `SCRIPT FLUSH` is loaded again transparently.
+//! - **Bounded latency**: every decision is answered within
+//!   [`RedisOptions::timeout`] of its arrival, queueing included, and a
+//!   decision answered as failed charges nothing (`batch` says how).
 //! - **All or nothing.** Several checks in one [`Store::decide`] call are
 //!   one script call on a single Redis, which charges every limit or none.
 //!   On Redis Cluster the checks are grouped by hash tag (a client's key):
@@ -41,6 +47,7 @@
 //! - [`library`]: the Lua library and its calling protocol (public, for
 //!   tools that call it directly).
 //! - `connection`: a single Redis or a cluster, the time limit, errors.
+//! - `link`: a connection opened, and kept open, by a task.
 //! - `call`: running the library (function or script) on checks.
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
@@ -54,6 +61,7 @@ mod cluster;
 mod connection;
 mod keys;
 pub mod library;
+mod link;
 #[cfg(test)]
 mod refund;
 mod reply;
@@ -65,6 +73,7 @@ use crate::clock::Clock;
 use crate::store::{Check, Store, ensure_distinct};
 use crate::{Decision, StoreError};
 use batch::Batcher;
+pub use batch::QueueFull;
 use call::{Caller, Form};
 use connection::Connection;
 use library::Mode;
@@ -77,8 +86,9 @@ use library::Mode;
 ///
 /// let options = RedisOptions::default()
 ///     .with_prefix("my-app")
-///     .with_timeout(Duration::from_millis(250));
+///     .with_timeout(Duration::from_millis(50));
 /// assert_eq!(options.prefix, "my-app");
+/// assert_eq!(RedisOptions::default().timeout, Duration::from_millis(250));
 /// assert!(options.functions);
 /// ```
 #[derive(Clone, Debug)]
@@ -86,7 +96,22 @@ use library::Mode;
 pub struct RedisOptions {
     /// Prepended to every key (a namespace), without braces; default `sluice`.
     pub prefix: String,
-    /// The most one call (connecting included) may take; default 1 s.
+    /// The most a decision may wait, from its arrival (queueing, connecting
+    /// and the Redis call included), before it fails with
+    /// [`StoreError::Timeout`]; peeks, resets and pings have the same
+    /// limit. Must be above zero (the constructors refuse zero).
+    ///
+    /// The default, 250 ms, weighs two things. A rate limiter sits on every
+    /// request's path, so its wait must be short beside a request's budget
+    /// (usually a second or more): a quarter of a second at most, and only
+    /// when Redis is in trouble. And a healthy Redis must never trip it: a
+    /// decision takes it microseconds, a round trip on a LAN well under a
+    /// millisecond, a call of 128 batched decisions about a millisecond
+    /// (under load a decision waits for the calls ahead of it), and its
+    /// rare stalls (a fork for a snapshot of a few GB, a slow command of
+    /// another client) last tens of milliseconds. 250 ms leaves a margin of
+    /// ten or more over those. An attempt to connect, in the background,
+    /// may take up to 1 s or this timeout if longer.
     pub timeout: Duration,
     /// Whether to run the decisions as a Redis Function (Redis 7+; about
     /// half the cost of a script), falling back to `EVALSHA` where Redis
@@ -120,7 +145,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             prefix: "sluice".to_owned(),
-            timeout: Duration::from_secs(1),
+            timeout: Duration::from_millis(250),
             functions: true,
         }
     }
@@ -145,14 +170,38 @@ impl RedisStore {
     }
 
     /// Connects to `url` (see [`RedisStore::connect`]) with `options`.
+    /// Fails when the first attempt to connect does, or on invalid options
+    /// (a prefix with braces, a zero timeout).
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        RedisStore::make(url, options, true).await
+    }
+
+    /// Makes a store on `url` (see [`RedisStore::connect`]) with `options`
+    /// at once, connecting in the background: until it is connected,
+    /// decisions and [`ping`](RedisStore::ping) fail with a transient error
+    /// (after one more attempt to connect, so a Redis that just came up is
+    /// used at once). Fails only on a URL that cannot be parsed or invalid
+    /// options. Must be called on a tokio runtime.
+    ///
+    /// For a service that must start while Redis is not up yet: it starts
+    /// unready, and is ready as soon as Redis is.
+    pub async fn open(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        RedisStore::make(url, options, false).await
+    }
+
+    async fn make(url: &str, options: RedisOptions, wait: bool) -> Result<RedisStore, StoreError> {
         if options.prefix.contains(['{', '}']) {
             return Err(StoreError::Protocol(format!(
                 "the key prefix {:?} must not contain braces (they choose the cluster slot)",
                 options.prefix
             )));
         }
-        let connection = Connection::open(url, options.timeout).await?;
+        if options.timeout.is_zero() {
+            return Err(StoreError::Protocol(
+                "the timeout must be above zero".to_owned(),
+            ));
+        }
+        let connection = Connection::open(url, options.timeout, wait).await?;
         let form = Arc::new(Form::new(options.functions));
         let batcher = match &connection {
             Connection::Single(_) => Some(Batcher::start(
@@ -189,15 +238,15 @@ impl RedisStore {
 
 impl Store for RedisStore {
     async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
+        let arrived = tokio::time::Instant::now();
         ensure_distinct(checks)?;
         match (&self.batcher, checks) {
             (_, []) => Ok(Vec::new()),
-            // A single Redis: every decision goes through the batcher. The
-            // batch's call has the timeout; a check waits at most for the
-            // calls in flight before its own.
+            // A single Redis: every decision goes through the batcher,
+            // answered within the timeout of its arrival.
             (Some(batcher), _) => {
                 let group = self.caller.group(checks);
-                let reply = batcher.decide(group, self.caller.now()).await?;
+                let reply = batcher.decide(group, self.caller.now(), arrived).await?;
                 Ok(reply::parse(&reply, checks, |c| self.caller.key_of(c))?.1)
             }
             // A cluster: checks in several slots are grouped per slot.

@@ -376,7 +376,9 @@ mod tests {
         let clock = FakeClock::new(T0);
         let timeout = Duration::from_secs(5);
         let caller = Caller {
-            connection: Connection::open(&server.url(), timeout).await.unwrap(),
+            connection: Connection::open(&server.url(), timeout, true)
+                .await
+                .unwrap(),
             form: Arc::new(Form::new(true)),
             timeout,
             clock: Some(Arc::new(clock.clone())),

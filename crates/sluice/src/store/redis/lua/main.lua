@@ -6,7 +6,10 @@
 --          Cluster all in one slot).
 -- argv[1]  the time in microseconds since the Unix epoch, or '' to use
 --          Redis TIME once for the whole call (so that servers with skewed
---          clocks agree).
+--          clocks agree), or '<' and a deadline in microseconds: Redis
+--          TIME, and if it is past the deadline, answer the error LATE and
+--          decide nothing (the caller has given up: a call held while Redis
+--          was paused must not charge when it resumes).
 -- argv[2]  the mode (library.rs `Mode`): 'd' decides, 'p' peeks (what a
 --          cost-1 check would be told, nothing written), 'r<at>' refunds
 --          the charges that an earlier 'd' call made at time <at>
@@ -166,10 +169,13 @@ end
 
 local function run(keys, argv)
   local now
-  if argv[1] == '' then
+  if argv[1] == '' or string.byte(argv[1]) == 60 then -- '' or '<deadline'
     local time = redis.call('TIME')
     now = tonumber(time[1]) * 1000000 + tonumber(time[2])
     ttl_slack_ms = 0
+    if argv[1] ~= '' and now > tonumber(string.sub(argv[1], 2)) then
+      return redis.error_reply('LATE the call reached Redis after its deadline')
+    end
   else
     now = tonumber(argv[1])
     ttl_slack_ms = 60000
