@@ -18,8 +18,8 @@ pub const MAX_LIMIT: u64 = 1_000_000_000;
 /// refused with a [`QuotaError::Limit`] naming the field).
 ///
 /// The log keeps one entry per microsecond that admitted something, so its
-/// memory grows with the limit (on Redis, about 100 bytes an entry: some
-/// 10 MB for a full log at this limit). Its time does not: a check reads
+/// memory grows with the limit (on Redis, about 120 bytes an entry: 12 MB
+/// by `MEMORY USAGE` for a full log at this limit). Its time does not: a check reads
 /// the newest entry and the oldest live one, and a denial searches only
 /// the ranks its answer can be in (`store/redis/lua/sliding_window_log.lua`),
 /// so at this limit a check costs Redis at most a few times a token
