@@ -26,7 +26,7 @@ pub const MAX_LIMIT: u64 = 1_000_000_000;
 /// bucket's. `tests/sliding_log.rs` holds it to that: a full log at this
 /// limit, hammered by several clients with costs that make every search
 /// differ, takes Redis under 4 times a token bucket's time per call
-/// (1.7 to 2.3 times in the runs measured), and an unrelated client's p99
+/// (1.5 to 2.3 times in the runs measured), and an unrelated client's p99
 /// round trip stays within 4 times what it is beside the token bucket.
 pub const MAX_LOG_LIMIT: u64 = 100_000;
 
