@@ -21,6 +21,21 @@ pub enum StoreError {
     /// reply of the wrong shape). Retrying will not help.
     #[error("the store answered unexpectedly: {0}")]
     Protocol(String),
+    /// One key's state cannot be used: the store holds there a value Sluice
+    /// never writes (a Redis list, set, hash or stream), or failed on that
+    /// key alone. The checks of that key's all-or-nothing group fail and
+    /// are charged nothing; the other checks decided with them (a batch)
+    /// are decided. Retrying will not help until the value is removed (an
+    /// admin reset deletes it).
+    #[error("policy {policy:?} and key {key:?} cannot be decided: {problem}")]
+    Key {
+        /// The policy (or the policy's limit) of the check at fault.
+        policy: String,
+        /// The key of the check at fault.
+        key: String,
+        /// What is wrong, naming the store's key.
+        problem: String,
+    },
     /// One call named the same policy and key twice (see
     /// [`Store::decide`](crate::Store::decide)); nothing was decided. A
     /// mistake of the caller's, not a failure of the store.

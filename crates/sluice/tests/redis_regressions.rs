@@ -418,9 +418,10 @@ async fn futures_join_all<F: std::future::Future>(
     done.into_iter().flatten().collect()
 }
 
-/// A state key holding something Sluice did not write (text, or 16 bytes
+/// A state key holding a string Sluice did not write (text, or 16 bytes
 /// that unpack to NaN or a negative number) reads as untouched, for every
-/// algorithm, rather than failing or admitting beyond the limit.
+/// algorithm (the sliding log, which keeps a sorted set, included), rather
+/// than failing or admitting beyond the limit.
 #[tokio::test]
 async fn a_foreign_value_reads_as_untouched() {
     let server = RedisServer::start();
@@ -453,7 +454,8 @@ async fn a_foreign_value_reads_as_untouched() {
                 "{command}"
             );
             // The sliding log keeps a sorted set: a string there is taken
-            // for another algorithm's state, which nothing carries from.
+            // for another algorithm's state, which nothing carries from: read as
+            // untouched, and replaced.
             let d = store.decide_one(&c).await.unwrap();
             assert!(d.allowed, "{algorithm} {junk}");
             assert_eq!(d.remaining, 2, "{algorithm} {junk}: read as untouched");

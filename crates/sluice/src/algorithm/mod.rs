@@ -83,6 +83,35 @@ pub trait Step {
         now_us: u64,
     ) -> (Decision, Option<Self::State>);
 
+    /// [`Step::decide`] on a state where it lies, replacing it when the
+    /// step writes; returns the decision and whether it wrote. The
+    /// default replaces the state with the one `decide` returns; the
+    /// sliding log, whose state grows with its limit, appends in place.
+    #[inline(always)]
+    fn decide_in_place(
+        state: &mut Self::State,
+        quota: &Quota,
+        cost: u64,
+        now_us: u64,
+    ) -> (Decision, bool) {
+        match Self::decide(Some(state), quota, cost, now_us) {
+            (d, Some(next)) => {
+                *state = next;
+                (d, true)
+            }
+            (d, None) => (d, false),
+        }
+    }
+
+    /// The decision [`Step::decide`] makes, alone: nothing is built for
+    /// the state it would write. The default calls `decide`; the sliding
+    /// log, whose next state is a copy of its log, decides without it (a
+    /// peek reads the log and copies nothing).
+    #[inline(always)]
+    fn decision(state: Option<&Self::State>, quota: &Quota, cost: u64, now_us: u64) -> Decision {
+        Self::decide(state, quota, cost, now_us).0
+    }
+
     /// The state under `new` of a key that holds `state` under `old` at
     /// `now_us` (the same algorithm, other numbers): what the key has
     /// spent, carried over (see [`carry`]). `None`: the key is untouched.
@@ -107,8 +136,10 @@ pub(crate) trait Visitor {
 /// Declares every algorithm once: its [`Step`] (a unit struct whose
 /// `decide` is the module's), its [`State`] variant, and its arm of
 /// [`visit`], the one place that goes from an [`Algorithm`] to its step.
+/// `= f, g` after a line names the module's own in-place step
+/// ([`Step::decide_in_place`]) and decision alone ([`Step::decision`]).
 macro_rules! algorithms {
-    ($($variant:ident => $module:ident as $stored:ty),* $(,)?) => {
+    ($($variant:ident => $module:ident as $stored:ty $(= $in_place:ident, $decision:ident)?),* $(,)?) => {
         /// The stored state of one key, whichever its algorithm.
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum State {
@@ -136,6 +167,28 @@ macro_rules! algorithms {
                 ) -> (Decision, Option<Self::State>) {
                     $module::decide(state, quota, cost, now_us)
                 }
+
+                $(
+                    #[inline(always)]
+                    fn decide_in_place(
+                        state: &mut Self::State,
+                        quota: &Quota,
+                        cost: u64,
+                        now_us: u64,
+                    ) -> (Decision, bool) {
+                        $module::$in_place(state, quota, cost, now_us)
+                    }
+
+                    #[inline(always)]
+                    fn decision(
+                        state: Option<&Self::State>,
+                        quota: &Quota,
+                        cost: u64,
+                        now_us: u64,
+                    ) -> Decision {
+                        $module::$decision(state, quota, cost, now_us)
+                    }
+                )?
 
                 fn carry(
                     state: &Self::State,
@@ -175,8 +228,9 @@ algorithms! {
     Gcra => gcra as gcra::State,
     LeakyBucket => leaky_bucket as leaky_bucket::State,
     FixedWindow => fixed_window as fixed_window::State,
-    // Boxed so that the log does not make every other state larger.
-    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State>,
+    // Boxed so that the log does not make every other state larger; decided
+    // in place, so that an admission does not copy the log.
+    SlidingWindowLog => sliding_window_log as Box<sliding_window_log::State> = decide_in_place, decision,
     SlidingWindowCounter => sliding_window_counter as sliding_window_counter::State,
 }
 
@@ -230,11 +284,23 @@ pub fn decide(
 /// What a request of cost 1 would be told at `now_us`, without consuming
 /// anything: `remaining` and `reset_after` describe the key as it stands.
 pub fn peek(state: Option<&State>, quota: &Quota, now_us: u64) -> Decision {
-    let (would, _) = decide(state, quota, 1, now_us);
+    struct Peek<'a>(Option<&'a State>, &'a Quota, u64);
+    impl Visitor for Peek<'_> {
+        type Output = Decision;
+        fn visit<A: Step>(self) -> Decision {
+            peek_step::<A>(self.0.and_then(A::peel), self.1, self.2)
+        }
+    }
+    visit(quota.algorithm(), Peek(state, quota, now_us))
+}
+
+/// [`peek`] on step `A`'s own state, where it lies: nothing is copied.
+pub(crate) fn peek_step<A: Step>(state: Option<&A::State>, quota: &Quota, now_us: u64) -> Decision {
+    let would = A::decision(state, quota, 1, now_us);
     if !would.allowed {
         return would;
     }
-    let (standing, _) = decide(state, quota, 0, now_us);
+    let standing = A::decision(state, quota, 0, now_us);
     Decision {
         delay: would.delay,
         ..standing

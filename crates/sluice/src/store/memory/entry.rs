@@ -280,22 +280,27 @@ trait SlotVisitor {
 }
 
 impl Slot {
-    /// The state, if it was made under the quota of `algorithm` and
-    /// `fingerprint`.
-    pub(super) fn state(
+    /// [`algorithm::peek`] on the state in `slot` (ignored unless it was
+    /// made under the quota of `fingerprint`), read where it lies: a peek
+    /// copies no state (a sliding log's included).
+    pub(super) fn peek(
         slot: Option<&Slot>,
-        algorithm: Algorithm,
+        quota: &Quota,
         fingerprint: u32,
-    ) -> Option<algorithm::State> {
-        struct Read<'a>(&'a Slot, u32);
-        impl SlotVisitor for Read<'_> {
-            type Output = Option<algorithm::State>;
+        now_us: u64,
+    ) -> Decision {
+        struct Peek<'a>(Option<&'a Slot>, &'a Quota, u32, u64);
+        impl SlotVisitor for Peek<'_> {
+            type Output = Decision;
             fn visit<A: Slotted>(self) -> Self::Output {
-                let (f, state) = A::in_slot(self.0)?;
-                (f == self.1).then(|| A::wrap(state.clone()))
+                let state = self
+                    .0
+                    .and_then(A::in_slot)
+                    .and_then(|(f, state)| (f == self.2).then_some(state));
+                algorithm::peek_step::<A>(state, self.1, self.3)
             }
         }
-        visit(algorithm, Read(slot?, fingerprint))
+        visit(quota.algorithm(), Peek(slot, quota, fingerprint, now_us))
     }
 
     /// [`algorithm::decide`] on an untouched key: the slot to store, if any.
@@ -315,6 +320,45 @@ impl Slot {
             }
         }
         visit(quota.algorithm(), Fresh(fingerprint, quota, cost, now_us))
+    }
+}
+
+/// How to take back one decision's write to a [`Slot`]: the slot as it
+/// was (a few words for most algorithms), or, for a sliding log decided in
+/// place, the mark that takes its admission back without copying the log.
+pub(super) enum SlotUndo {
+    /// The slot as it was.
+    Whole(Slot),
+    /// The log's newest entry before the admission.
+    Log(Option<sliding_window_log::Entry>),
+}
+
+impl Slot {
+    /// What [`Slot::undo`] needs to take back a decision under the quota
+    /// of `algorithm` and `fingerprint` on this slot.
+    pub(super) fn undo_point(&self, algorithm: Algorithm, fingerprint: u32) -> SlotUndo {
+        match self {
+            // Decided in place: the admission only touches the log's ends.
+            Slot::SlidingWindowLog(f, log)
+                if algorithm == Algorithm::SlidingWindowLog && *f == fingerprint =>
+            {
+                SlotUndo::Log(log.mark())
+            }
+            // Any other slot is a few words; a log of another quota is
+            // replaced whole by the decision, so it is kept whole (once per
+            // quota change).
+            other => SlotUndo::Whole(other.clone()),
+        }
+    }
+
+    /// Takes back the write made since `undo` was taken.
+    pub(super) fn undo(&mut self, undo: SlotUndo) {
+        match (undo, self) {
+            (SlotUndo::Whole(slot), this) => *this = slot,
+            (SlotUndo::Log(mark), Slot::SlidingWindowLog(_, log)) => log.retract(mark),
+            // The mark of a log is only taken on a log that stays one.
+            (SlotUndo::Log(_), _) => {}
+        }
     }
 }
 
@@ -348,9 +392,12 @@ impl Entry {
                 if f != self.fingerprint {
                     return None;
                 }
-                Some(step(state, |s| {
-                    A::decide(s, self.quota, self.cost, self.now_us)
-                }))
+                Some(A::decide_in_place(
+                    state,
+                    self.quota,
+                    self.cost,
+                    self.now_us,
+                ))
             }
         }
         let in_place = InPlace {
@@ -376,21 +423,6 @@ impl Entry {
             self.expires_at_us = expiry(now_us, &decision);
         }
         (decision, wrote)
-    }
-}
-
-/// One algorithm step on `state`, which it replaces when it returns a new one.
-#[inline(always)]
-fn step<S>(
-    state: &mut S,
-    decide: impl FnOnce(Option<&S>) -> (Decision, Option<S>),
-) -> (Decision, bool) {
-    match decide(Some(state)) {
-        (d, Some(next)) => {
-            *state = next;
-            (d, true)
-        }
-        (d, None) => (d, false),
     }
 }
 

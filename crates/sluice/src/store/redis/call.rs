@@ -206,7 +206,7 @@ impl Caller {
             &groups,
         );
         let reply = within(self.timeout, call).await?;
-        reply::parse(&reply, checks)
+        reply::parse(&reply, checks, |c| self.key_of(c))
     }
 
     /// Sends one command (routed by its key on a cluster) within the time

@@ -30,7 +30,15 @@ pub async fn decide_grouped(
     let mut all = true;
     for (_, members) in &groups {
         let group: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
-        let (at, made) = caller.run(&group, Mode::Decide).await?;
+        let (at, made) = match caller.run(&group, Mode::Decide).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                // No check is both charged and answered as failed: the
+                // groups already charged are given back first.
+                refund(caller, checks, &decisions, &charged).await?;
+                return Err(error);
+            }
+        };
         let admitted = made.iter().all(|d| d.allowed);
         all &= admitted;
         if admitted {
@@ -48,17 +56,7 @@ pub async fn decide_grouped(
         let mut stale: Vec<usize> = (0..checks.len())
             .filter(|&i| decisions[i].is_none())
             .collect();
-        for (at_us, members) in charged {
-            // Give back exactly what was taken: shadow denials took nothing.
-            let taken: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&i| decisions[i].is_some_and(|d| !d.shadow))
-                .collect();
-            let refunds: Vec<Check<'_>> = taken.iter().map(|&i| checks[i]).collect();
-            caller.run(&refunds, Mode::Refund { at_us }).await?;
-            stale.extend(taken);
-        }
+        stale.extend(refund(caller, checks, &decisions, &charged).await?);
         for i in stale {
             let standing = checks[i].with_cost(0);
             let (_, mut made) = caller
@@ -71,4 +69,27 @@ pub async fn decide_grouped(
         .into_iter()
         .map(|d| d.ok_or_else(|| StoreError::Protocol("a check got no decision".into())))
         .collect()
+}
+
+/// Gives back what the `charged` groups (each with the time its call
+/// decided at) took; returns the checks refunded.
+async fn refund(
+    caller: &Caller,
+    checks: &[Check<'_>],
+    decisions: &[Option<Decision>],
+    charged: &[(u64, &Vec<usize>)],
+) -> Result<Vec<usize>, StoreError> {
+    let mut refunded = Vec::new();
+    for &(at_us, members) in charged {
+        // Give back exactly what was taken: shadow denials took nothing.
+        let taken: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| decisions[i].is_some_and(|d| !d.shadow))
+            .collect();
+        let refunds: Vec<Check<'_>> = taken.iter().map(|&i| checks[i]).collect();
+        caller.run(&refunds, Mode::Refund { at_us }).await?;
+        refunded.extend(taken);
+    }
+    Ok(refunded)
 }

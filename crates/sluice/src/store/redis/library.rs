@@ -74,7 +74,10 @@ pub const SOURCE: &str = concat!(
 pub const VALUES_PER_CHECK: usize = 7;
 
 /// Integers per check in the reply: allowed (0/1), remaining,
-/// reset_after_us, retry_after_us (-1: never), delay_us, shadow (0/1).
+/// reset_after_us, retry_after_us (-1: never), delay_us, shadow (0/1); or,
+/// for a check that could not be decided (its group failed alone: a key of
+/// a type Sluice never writes, a script error), an error marker
+/// `-1, problem, detail, position, 0, 0` (see `lua/main.lua`).
 pub const REPLY_PER_CHECK: usize = 6;
 
 /// The code of the error the library answers, deciding nothing, when it

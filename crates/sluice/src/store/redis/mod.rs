@@ -265,7 +265,7 @@ impl Store for RedisStore {
             (Some(batcher), _) => {
                 let group = self.caller.group(checks);
                 let reply = batcher.decide(group, self.caller.now(), arrived).await?;
-                Ok(reply::parse(&reply, checks)?.1)
+                Ok(reply::parse(&reply, checks, |c| self.caller.key_of(c))?.1)
             }
             // A cluster: checks in several slots are grouped per slot.
             (None, [_, _, ..]) => cluster::decide_grouped(&self.caller, checks).await,

@@ -87,9 +87,14 @@ pub fn refund(
             let newest = log.entries.back().map(|e| e.at_us)?;
             let instant = charged(newest, at_us, now_us);
             if let Some(i) = log.entries.iter().position(|e| e.at_us == instant) {
-                let entry = &mut log.entries[i];
-                entry.cost = entry.cost.saturating_sub(cost);
-                if entry.cost == 0 {
+                // The running totals of that entry and every newer one
+                // lose what it gives back.
+                let taken = log.entries[i].cost.min(cost);
+                for entry in log.entries.iter_mut().skip(i) {
+                    entry.cum -= taken;
+                }
+                log.entries[i].cost -= taken;
+                if log.entries[i].cost == 0 {
                     log.entries.remove(i);
                 }
             }

@@ -7,14 +7,26 @@ use super::library::REPLY_PER_CHECK;
 use crate::store::Check;
 use crate::{Decision, StoreError};
 
-/// The time and the decisions in a reply for `checks`.
-pub fn parse(reply: &[i64], checks: &[Check<'_>]) -> Result<(u64, Vec<Decision>), StoreError> {
+/// The time and the decisions in a reply for `checks`, whose Redis keys
+/// `key_of` gives; an error marker for any check (see `lua/main.lua`) is
+/// the [`StoreError::Key`] of the check at fault.
+pub fn parse(
+    reply: &[i64],
+    checks: &[Check<'_>],
+    key_of: impl Fn(&Check<'_>) -> String,
+) -> Result<(u64, Vec<Decision>), StoreError> {
     let expected = 1 + checks.len() * REPLY_PER_CHECK;
     if reply.len() != expected {
         return Err(StoreError::Protocol(format!(
             "the script answered {} values, expected {expected}",
             reply.len()
         )));
+    }
+    if let Some(marker) = reply[1..]
+        .chunks_exact(REPLY_PER_CHECK)
+        .find(|d| d[0] == FAILED)
+    {
+        return Err(failure(marker, checks, key_of));
     }
     let number = |v: i64| u64::try_from(v).unwrap_or(0);
     let decisions = reply[1..]
@@ -31,6 +43,50 @@ pub fn parse(reply: &[i64], checks: &[Check<'_>]) -> Result<(u64, Vec<Decision>)
         })
         .collect();
     Ok((number(reply[0]), decisions))
+}
+
+/// The first value of a check's reply when it could not be decided.
+const FAILED: i64 = -1;
+
+/// The error an error marker `{-1, problem, detail, position, 0, 0}`
+/// stands for: the check at `position` (or the first, for a position out
+/// of range), and what is wrong with its key.
+fn failure(
+    marker: &[i64],
+    checks: &[Check<'_>],
+    key_of: impl Fn(&Check<'_>) -> String,
+) -> StoreError {
+    let Some(check) = usize::try_from(marker[3])
+        .ok()
+        .and_then(|at| checks.get(at))
+        .or(checks.first())
+    else {
+        return StoreError::Protocol("an error marker for no check".into());
+    };
+    let store_key = key_of(check);
+    let problem = match (marker[1], marker[2]) {
+        (1, detail) => {
+            let kind = match detail {
+                1 => "a list",
+                2 => "a set",
+                3 => "a hash",
+                4 => "a stream",
+                _ => "a value of a type",
+            };
+            format!(
+                "Redis key {store_key:?} holds {kind}, which Sluice never writes; it is left \
+                 alone (delete it, or reset the key, to use it again)"
+            )
+        }
+        _ => format!(
+            "the decision library failed on Redis key {store_key:?} (the Redis log has the error)"
+        ),
+    };
+    StoreError::Key {
+        policy: check.policy.to_owned(),
+        key: check.key.to_owned(),
+        problem,
+    }
 }
 
 /// Cuts the reply of a call that carried several groups, of `sizes`
@@ -79,16 +135,49 @@ mod tests {
         };
         let checks = [check];
         assert!(matches!(
-            parse(&[1, 1, 0], &checks),
+            parse(&[1, 1, 0], &checks, |_| String::new()),
             Err(StoreError::Protocol(_))
         ));
-        let (now, d) = parse(&[42, 0, 3, 10, -1, 0, 0], &checks).unwrap();
+        let (now, d) = parse(&[42, 0, 3, 10, -1, 0, 0], &checks, |_| String::new()).unwrap();
         assert_eq!(d[0].limit, 5);
         assert_eq!(now, 42);
         assert_eq!(
             (d[0].allowed, d[0].remaining, d[0].retry_after),
             (false, 3, None)
         );
+    }
+
+    #[test]
+    fn an_error_marker_names_the_check_at_fault() {
+        let quota = crate::Quota::new(
+            crate::Algorithm::TokenBucket,
+            5,
+            Duration::from_secs(1),
+            None,
+        )
+        .unwrap();
+        let checks = [
+            Check::new("a", "fine", &quota, 1),
+            Check::new("b", "listed", &quota, 1),
+        ];
+        let key_of = |c: &Check<'_>| format!("sluice:{{{}}}:{}", c.key, c.policy);
+        let marker = [-1, 1, 1, 1, 0, 0];
+        let reply: Vec<i64> = [7].into_iter().chain(marker).chain(marker).collect();
+        match parse(&reply, &checks, key_of) {
+            Err(error @ StoreError::Key { .. }) => {
+                assert!(!error.is_transient());
+                let text = error.to_string();
+                assert!(text.contains("\"listed\""), "{text}");
+                assert!(
+                    text.contains("sluice:{listed}:b") && text.contains("a list"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let failed = [7, -1, 2, 0, 0, 0, 0];
+        let error = parse(&failed, &checks[..1], key_of).unwrap_err();
+        assert!(error.to_string().contains("Redis log"), "{error}");
     }
 
     #[test]

@@ -149,6 +149,11 @@ end
 local function bring(key, entry, code, capacity, period, unit, rate, now, keep)
   with_header(code, capacity, period, unit, rate)
   local ok, input = pcall(entry.load, key, period, now)
+  -- A type Sluice never writes fails its check and is left alone
+  -- (prelude `refuse`); the loads read the other's type as untouched.
+  if not ok and type(input) == 'string' and string.find(input, '^sluice%-refused:') then
+    error(input, 0)
+  end
   if not ok then
     -- Another algorithm's type (a log's sorted set, a packed string):
     -- nothing carries between them.

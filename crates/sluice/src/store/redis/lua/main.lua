@@ -22,7 +22,21 @@
 --
 -- Returns {now, then per check: allowed, remaining, reset_after_us,
 -- retry_after_us (-1: never), delay_us, shadow (0/1)}; a refund answers
--- {1, 0, 0, 0, 0, 0} per check.
+-- {1, 0, 0, 0, 0, 0} per check. A check that could not be decided answers
+-- an error marker instead, {-1, problem, detail, position, 0, 0}: problem
+-- 1 is a key holding a Redis type Sluice never writes (detail: 1 list,
+-- 2 set, 3 hash, 4 stream, 0 another), problem 2 a failure of the library
+-- itself (its text goes to the Redis log); position is the check at fault,
+-- counted from 0 in its group (reply.rs names its key).
+--
+-- Isolation: each group is decided under `pcall`, so an error (one key's
+-- value, a script error) fails its own group only, and the other groups
+-- of the call are decided. A group reads every key it needs before it
+-- writes any (the saves come after every decision), and writes cannot
+-- fail once the reads succeeded (a key's type is known by then; Redis
+-- refuses a call for lack of memory before it starts, not halfway), so a
+-- failed group has written nothing: no check is both charged and answered
+-- as failed.
 --
 -- Why one script: a decision reads the state, decides and writes it back;
 -- done over several round trips, two servers could both read the same
@@ -63,6 +77,27 @@ local function reply_with(reply, d)
   filled = n + 6
 end
 
+-- The check of its group being decided, for the error marker.
+local deciding = 0
+
+-- The codes of the Redis types an error marker names.
+local TYPE_CODES = {list = 1, set = 2, hash = 3, stream = 4}
+
+-- Appends an error marker (see the top of this file) for each of the n
+-- checks of a group that failed with `err` at its check `position`.
+local function reply_failed(reply, n, err, position)
+  local problem, detail = 2, 0
+  if type(err) == 'table' then err = err.err end
+  local refused = type(err) == 'string' and string.match(err, '^sluice%-refused:(%a+)$')
+  if refused then
+    problem, detail = 1, TYPE_CODES[refused] or 0
+  else
+    redis.log(redis.LOG_WARNING, 'sluice: a check failed: ' .. tostring(err))
+  end
+  local marker = {-1, problem, detail, position, 0, 0}
+  for _ = 1, n do reply_with(reply, marker) end
+end
+
 -- Decides the group of n checks whose keys start at keys[k]. Each check
 -- is decided and its answer appended; its state is saved as soon as the
 -- group is known to admit: at once for the last check (so a group of one
@@ -73,6 +108,7 @@ local function decide_group(keys, values, k, n, now, reply)
   local held, all = nil, true
   for i = 0, n - 1 do
     local key = keys[k + i]
+    deciding = i
     local d, entry, state, score, period = decide_check(key, values, i, now)
     if d[1] == 0 then all = false end
     if state and all then
@@ -156,11 +192,20 @@ local function run(keys, argv)
   for a = 3, #argv - 1, 2 do
     local n, values = tonumber(argv[a]), argv[a + 1]
     if mode == 'd' then
-      decide_group(keys, values, k, n, now, reply)
-    elseif mode == 'p' then
-      for i = 0, n - 1 do reply_with(reply, peek_check(keys[k + i], values, i, now)) end
+      local before = filled
+      local ok, err = pcall(decide_group, keys, values, k, n, now, reply)
+      if not ok then
+        filled = before
+        reply_failed(reply, n, err, deciding)
+      end
     else
-      for i = 0, n - 1 do reply_with(reply, refund_check(keys[k + i], values, i, now, at)) end
+      -- Peeks and refunds are per check: a check's error is its own.
+      local each = peek_check
+      if mode ~= 'p' then each = refund_check end
+      for i = 0, n - 1 do
+        local ok, d = pcall(each, keys[k + i], values, i, now, at)
+        if ok then reply_with(reply, d) else reply_failed(reply, 1, d, i) end
+      end
     end
     k = k + n
   end

@@ -32,7 +32,20 @@
 -- gives them a `load` and `save` that read each key once per call and
 -- write it once when the call ends (`flush`), however many decisions of
 -- the call touch it (a hot key). The sliding log keeps a sorted set: its
--- `load` reads the live entries and its `save` adds one at once.
+-- `load` reads the newest entry and the oldest live one, once per call,
+-- and its `save` adds one at once.
+--
+-- A key whose value Sluice did not write (isolation: one key's value never
+-- fails another key's checks):
+--   - of a type Sluice writes (a string, or the log's sorted set), in the
+--     wrong place or with content Sluice cannot read: reads as untouched,
+--     and the next admission replaces it. The key is in Sluice's namespace,
+--     so all it can hold is a stale state (of another algorithm, or of an
+--     earlier version);
+--   - of a type Sluice never writes (a list, a set, a hash, a stream):
+--     `refuse` fails the checks of its group (main.lua replies an error
+--     marker for them), and the value is left alone: it is not Sluice's to
+--     destroy. An admin reset (DEL) makes the key usable again.
 --
 -- `decision` is {allowed (0/1), remaining, reset_after_us, retry_after_us
 -- (-1 for never), delay_us, shadow (0/1)}. The quota arrives as
@@ -140,14 +153,41 @@ end
 -- reset of their last decision. `run` makes them afresh on every such
 -- call. A call with one key reads and writes it once anyway, and goes
 -- straight to Redis: three tables fewer.
-local cached, values_of, resets_of, dirty = false, {}, {}, {}
+-- `logs_of` is the same view of the sliding logs (sliding_window_log.lua).
+local cached, values_of, resets_of, dirty, logs_of = false, {}, {}, {}, {}
+
+-- The Redis type of `key` ('none', 'string', 'zset', 'list', ...).
+local function key_type(key)
+  return redis.call('TYPE', key).ok
+end
+
+-- Fails the check on `key`, which holds a type Sluice never writes: the
+-- error names the type, for main.lua's error marker. A string, not a
+-- table: Redis 7 takes a table raised out of a script for its own error
+-- reply, and one without `err` brought the server down in a test where the
+-- call was not under pcall.
+local function refuse(key)
+  error('sluice-refused:' .. key_type(key), 0)
+end
+
+-- A packed key's value, or false when it is missing or holds the log's
+-- sorted set (another algorithm's state: read as untouched, and SET
+-- replaces it).
+local function get_packed(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'table' and raw.err then
+    if key_type(key) == 'zset' then return false end
+    refuse(key)
+  end
+  return raw
+end
 
 -- Reads a packed key, once per call.
 local function load_packed(key)
-  if not cached then return redis.call('GET', key) or nil end
+  if not cached then return get_packed(key) or nil end
   local raw = values_of[key]
   if raw == nil then
-    raw = redis.call('GET', key)
+    raw = get_packed(key)
     values_of[key] = raw
   end
   return raw or nil
@@ -167,7 +207,7 @@ end
 -- Starts a call on `keys`.
 local function start_call(keys)
   cached = #keys > 1
-  if cached then values_of, resets_of, dirty = {}, {}, {} end
+  if cached then values_of, resets_of, dirty, logs_of = {}, {}, {}, {} end
 end
 
 -- Forgets a packed key (a carry that leaves nothing: the key is untouched

@@ -111,21 +111,30 @@ algorithms[4].refund = function(key, limit, period, unit, rate, cost, at, now)
   end
 end
 
+-- The entry at the charged instant loses up to `cost`, and the running
+-- totals of it and of every newer entry lose as much (k newer entries:
+-- O((k + 1) log n); a refund follows its charge by one round trip, so k is
+-- what was admitted in between). A member that is not Sluice's on the way
+-- stops it: nothing is given back.
 algorithms[5].refund = function(key, limit, period, unit, rate, cost, at, now)
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
   if not newest then return end
   local instant = string.format('%d', charged(tonumber(newest), at, now))
-  local left = cost
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, instant, instant)) do
-    if left == 0 then break end
-    local c, rest = string.match(m, '^%d+:(%d+)(:.*)$')
-    c = tonumber(c)
-    redis.call('ZREM', key, m)
-    if c > left then
-      add_entry(key, instant, string.format('%s:%d%s', instant, c - left, rest))
-      left = 0
-    else
-      left = left - c
+  local members = redis.call('ZRANGEBYSCORE', key, instant, '+inf', 'WITHSCORES')
+  local entries = {}
+  for i = 1, #members, 2 do
+    local at_us, c, cum = log_entry(members[i])
+    if not at_us then return end
+    entries[#entries + 1] = {members[i], members[i + 1], at_us, c, cum}
+  end
+  local first = entries[1]
+  if not first or first[3] ~= tonumber(instant) then return end
+  local taken = math.min(first[4], cost)
+  first[4] = first[4] - taken
+  for _, e in ipairs(entries) do
+    redis.call('ZREM', key, e[1])
+    if e[4] > 0 then
+      redis.call('ZADD', key, e[2], string.format('%d:%d:c%d', e[3], e[4], e[5] - taken))
     end
   end
 end
