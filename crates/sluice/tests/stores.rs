@@ -125,7 +125,10 @@ async fn the_deny_cache_keeps_every_outcome(store: &impl Store, clock: &FakeCloc
             if got.source == Source::DenyCache {
                 hits += 1;
                 if let Some(wait) = want.retry_after {
-                    assert!(got.retry_after.is_some_and(|g| g <= wait), "{at}: {got:?} {want:?}");
+                    assert!(
+                        got.retry_after.is_some_and(|g| g <= wait),
+                        "{at}: {got:?} {want:?}"
+                    );
                 }
             } else {
                 assert_eq!(got, want, "{at}");
@@ -819,7 +822,10 @@ async fn a_single_redis_keeps_the_contract_through_the_resilient_stack() {
     let clock = FakeClock::new(START_US);
     let resilient = async || {
         let store = RedisStore::connect(&server.url()).await.unwrap();
-        Arc::new(Resilient::new(store.with_clock(clock.clone()), clock.clone()))
+        Arc::new(Resilient::new(
+            store.with_clock(clock.clone()),
+            clock.clone(),
+        ))
     };
     let stores = [resilient().await, resilient().await];
     contract(&stores, &clock, "redis+resilient", false, 8).await;
