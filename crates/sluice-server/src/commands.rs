@@ -22,7 +22,7 @@ pub async fn check<'a>(
     key: &'a str,
     cost: u64,
 ) -> anyhow::Result<DecisionBody<'a>> {
-    let store = stores::open(&config.store, &config.redis).await?;
+    let (store, _health) = stores::open_resilient(&config.store, &config.redis).await?;
     let limiter = Limiter::new(store, config.policies);
     let resolved = match limiter.resolve(policy, key) {
         Err(Error::UnknownPolicy(name)) => {

@@ -110,14 +110,15 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let store = stores::open(&config.store, &config.redis).await?;
+    let (store, health) = stores::open_resilient(&config.store, &config.redis).await?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service = DecisionService::new(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV));
+    let service =
+        DecisionService::with_health(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV), health);
     tracing::info!(
         %address,
         store = %config.store,
