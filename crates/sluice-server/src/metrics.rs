@@ -181,14 +181,18 @@ impl Metrics {
                 outcome("shadow_denied"),
                 outcome("error"),
             ],
-            sources: [sluice::Source::Store, sluice::Source::DenyCache, sluice::Source::Fallback]
-                .map(|source| {
-                    let labels = vec![
-                        ("policy", policy.to_owned()),
-                        ("source", source.name().to_owned()),
-                    ];
-                    self.sources.get_or_create(&labels).clone()
-                }),
+            sources: [
+                sluice::Source::Store,
+                sluice::Source::DenyCache,
+                sluice::Source::Fallback,
+            ]
+            .map(|source| {
+                let labels = vec![
+                    ("policy", policy.to_owned()),
+                    ("source", source.name().to_owned()),
+                ];
+                self.sources.get_or_create(&labels).clone()
+            }),
             duration: self.durations.get_or_create(&labels).clone(),
         }
     }
@@ -217,7 +221,9 @@ impl Metrics {
     pub fn breaker(&self, state: BreakerState) {
         for s in BREAKER_STATES {
             let labels = vec![("state", s.name().to_owned())];
-            self.breaker.get_or_create(&labels).set(i64::from(s == state));
+            self.breaker
+                .get_or_create(&labels)
+                .set(i64::from(s == state));
         }
     }
 

@@ -97,7 +97,10 @@ async fn while_redis_is_down_checks_and_readiness_answer_503() {
     let a = send(client().get(serve.url("/readyz"))).await;
     assert_eq!(
         (a.status, a.json.clone()),
-        (200, json!({"status": "ready", "store": "redis"}))
+        (
+            200,
+            json!({"status": "ready", "store": "redis", "on_store_error": ["deny"], "breaker": "closed"})
+        )
     );
     assert_eq!(
         check(&serve, json!({"policy": "api", "key": "k"}))
@@ -132,7 +135,16 @@ async fn while_redis_is_down_checks_and_readiness_answer_503() {
         metrics.contains(r#"sluice_decisions_total{policy="api",outcome="error"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains("sluice_store_errors_total 3"), "{metrics}");
+    // The readiness probe, the check, the peek and the reset: the store
+    // failed four times (one short of opening the breaker).
+    assert!(
+        metrics.contains(r#"sluice_store_errors_total{kind="unavailable"} 4"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_store_breaker_state{state="closed"} 1"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"sluice_decision_duration_seconds_count{policy="api",store="redis"} 2"#),
         "{metrics}"
