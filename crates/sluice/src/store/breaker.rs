@@ -32,8 +32,10 @@ pub struct BreakerOptions {
     /// requests per second an outage opens it within milliseconds.
     pub failures: u32,
     /// How long the breaker stays open before it lets a probe through.
-    /// Default 1 s: the longest the limiter keeps answering by the fallback
-    /// after the store is back (plus one probe's round trip).
+    /// Default 500 ms: the longest the limiter keeps answering by the
+    /// fallback after the store is back is this plus one probe's round
+    /// trip, so exact limits return within a second of the store; and an
+    /// unreachable store is still tried only twice a second.
     pub open_for: Duration,
 }
 
@@ -41,7 +43,7 @@ impl Default for BreakerOptions {
     fn default() -> Self {
         BreakerOptions {
             failures: 5,
-            open_for: Duration::from_secs(1),
+            open_for: Duration::from_millis(500),
         }
     }
 }
