@@ -10,21 +10,21 @@
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore), the embedded default.
 //! - `redis`: the `RedisStore` (feature `redis`), deciding inside Redis.
 //! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
-//! - `breaker`: [`Breaker`], the circuit breaker: after repeated failures,
+//! - [`breaker`]: [`Breaker`], the circuit breaker: after repeated failures,
 //!   answer at once and probe the store now and then.
-//! - `deny_cache`: [`DenyCache`], the store's denials remembered until they lapse.
-//! - `fallback`: [`Fallback`], each check's [`OnStoreError`] applied when the store fails.
-//! - `resilient`: [`Resilient`], the three stacked in their one right
+//! - [`deny_cache`]: [`DenyCache`], the store's denials remembered until they lapse.
+//! - [`fallback`]: [`Fallback`], each check's [`OnStoreError`] applied when the store fails.
+//! - [`resilient`]: [`Resilient`], the three stacked in their one right
 //!   order, and [`Health`], what they report.
 
 mod boxed;
-mod breaker;
-mod deny_cache;
-mod fallback;
+pub mod breaker;
+pub mod deny_cache;
+pub mod fallback;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
-mod resilient;
+pub mod resilient;
 
 use std::future::Future;
 use std::sync::Arc;
