@@ -17,8 +17,10 @@
 //! The topology is a [`Topology`]: a single node here; a Sentinel or a
 //! Cluster plugs in by implementing it.
 //!
-//! Each run prints its worst latency (`--nocapture` shows it): the
-//! figures in `docs/RELIABILITY.md` come from these lines.
+//! Each run prints its worst latency, how soon the store decided again,
+//! and how many units Redis charged for requests it did not admit to a
+//! client (`--nocapture` shows it): the figures in `docs/RELIABILITY.md`
+//! come from these lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -325,12 +327,26 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
     }
     let answers = std::mem::take(&mut *log.answers.lock());
     check(&answers, fault, mode, (applied, lifting));
+    // What Redis spent on the fault's keys beyond the admissions the
+    // clients were told of: requests answered as failed (or by the
+    // fallback) that Redis still executed when it resumed.
+    let mut charged = 0;
+    for i in 0..KEYS {
+        let key = format!("{run}-{:?}-{i}", Phase::During);
+        let told = (answers.iter())
+            .filter(|a| a.key == key)
+            .filter(|a| matches!(&a.result, Ok(d) if d.source == Source::Store && d.allowed))
+            .count() as u64;
+        let standing = limiter.peek("api", &key).await.unwrap();
+        assert_eq!(standing.source, Source::Store);
+        charged += (LIMIT - standing.remaining).saturating_sub(told);
+    }
     let worst = answers.iter().map(|a| a.elapsed).max().unwrap_or_default();
     let fallbacks = (answers.iter())
         .filter(|a| !matches!(&a.result, Ok(d) if d.source == Source::Store))
         .count();
     eprintln!(
-        "fault {fault:?}, mode {mode}: {} answers, {fallbacks} not by the store, worst latency {worst:?}, store deciding {recovery:?} after the fault was lifted",
+        "fault {fault:?}, mode {mode}: {} answers, {fallbacks} not by the store, worst latency {worst:?}, store deciding {recovery:?} after the fault was lifted, {charged} units charged in Redis for answers that were not its admissions",
         answers.len()
     );
     worst
