@@ -278,3 +278,49 @@ impl Snapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice::store::Resilient;
+    use sluice::{Algorithm, FakeClock, MemoryStore, Quota, Source};
+
+    use super::*;
+
+    fn policy(limit: u64) -> Policy {
+        let quota = Quota::new(Algorithm::Gcra, limit, Duration::from_secs(60), None).unwrap();
+        Policy::new("api", quota).unwrap().with_deny_cache(true)
+    }
+
+    /// Issue 11: a reload forgets the deny cache's denials, made under the
+    /// old numbers; the metrics say which decisions the cache made.
+    #[tokio::test]
+    async fn a_reload_clears_the_deny_cache() {
+        let clock = FakeClock::new(1_000_000);
+        let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock);
+        let health = store.health();
+        let limiter = Limiter::new(BoxStore::new(store), [policy(1)]);
+        let service = DecisionService::with_health(limiter, "memory", None, Some(health));
+        let source = |service: DecisionService| async move {
+            let snapshot = service.snapshot();
+            let answer = snapshot.check(&["api"], "k", 1).await.unwrap();
+            answer.verdicts[0].decision.source
+        };
+        assert_eq!(source(service.clone()).await, Source::Store);
+        assert_eq!(source(service.clone()).await, Source::Store, "denied");
+        assert_eq!(source(service.clone()).await, Source::DenyCache);
+        // The same numbers again: the quota still matches, only the clear
+        // sends the next check to the store.
+        service.replace_policies(vec![policy(1)]);
+        assert_eq!(source(service.clone()).await, Source::Store);
+        let text = service.render_metrics();
+        for line in [
+            r#"sluice_decision_sources_total{policy="api",source="deny_cache"} 1"#,
+            r#"sluice_decision_sources_total{policy="api",source="store"} 3"#,
+            r#"sluice_store_breaker_state{state="closed"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in {text}");
+        }
+    }
+}
