@@ -113,8 +113,10 @@ async fn sighup_reloads_the_policies_and_refuses_a_bad_file() {
     serve.signal("HUP");
     let line = serve.wait_for_log_after(seen, "reloaded");
     assert!(line.contains("policies=api,extra"), "{line}");
+    // Issue 11: the unit spent under the old limit carries over.
     let a = check(&serve, json!({"policy": "api", "key": "k"})).await;
     assert_eq!((a.status, a.json["limit"].as_u64()), (200, Some(3)));
+    assert_eq!(a.json["remaining"].as_u64(), Some(1), "{}", a.text);
     assert_eq!(
         check(&serve, json!({"policy": "extra", "key": "k"}))
             .await

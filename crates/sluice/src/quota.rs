@@ -297,9 +297,9 @@ impl Quota {
         self.burst.saturating_mul(self.unit)
     }
 
-    /// A short stable digest of every parameter. Stores keep it beside a
-    /// key's state so that a key whose policy changed starts afresh instead
-    /// of reading its old state in the new units.
+    /// A short stable digest of every parameter, the same in every process
+    /// and version: to tell quotas apart cheaply (two quotas with the same
+    /// digest are almost surely equal).
     pub fn fingerprint(&self) -> u32 {
         // FNV-1a over the parameters: stable across processes and versions.
         let mut hash: u32 = 0x811c_9dc5;

@@ -253,6 +253,100 @@ proptest! {
     }
 }
 
+/// A trace, then a quota its key's policy changes to and how long after
+/// the trace's latest instant: mostly another quota of the same algorithm
+/// (small or from the whole range), else of any algorithm.
+fn reload() -> impl Strategy<Value = (Trace, Quota, u64)> {
+    prop_oneof![any_trace(), any_wide_trace()].prop_flat_map(|trace| {
+        let algorithm = trace.quota.algorithm();
+        let to = prop_oneof![
+            2 => common::quota(algorithm).boxed(),
+            2 => common::wide_quota(algorithm).boxed(),
+            1 => prop::sample::select(Algorithm::ALL.to_vec())
+                .prop_flat_map(common::wide_quota)
+                .boxed(),
+        ];
+        let period = trace.quota.period_us();
+        (Just(trace), to, prop_oneof![Just(0), 0..=2 * period])
+    })
+}
+
+/// The state a trace leaves its key in, and the latest instant it reached.
+fn end_of(trace: &Trace) -> (Option<State>, u64) {
+    let (mut state, mut latest) = (None, trace.start_us);
+    for (now, cost) in trace.timed() {
+        latest = latest.max(now);
+        let (_, next) = algorithm::decide(state.as_ref(), &trace.quota, cost, now);
+        if next.is_some() {
+            state = next;
+        }
+    }
+    (state, latest)
+}
+
+/// Scaled units per token of `quota` (see `Quota`): `period / gcd`.
+fn scaled_unit(quota: &Quota) -> u64 {
+    let (mut a, mut b) = (quota.limit(), quota.period_us());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    quota.period_us() / a
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(WIDE_CASES))]
+
+    /// Issue 11: what `algorithm::carry` leaves of a key whose policy's
+    /// numbers change, at an instant the key's clock is not behind. With
+    /// `before` what a cost-1 check is told under the old quota and
+    /// `after` under the new one, and `moved = max(0, before.remaining +
+    /// capacity_new - capacity_old)`:
+    ///
+    /// - (a) no fresh allowance: `after.remaining <= moved` (except for a
+    ///   log whose period shortens, which counts only the entries within
+    ///   its new period);
+    /// - (b) a raised limit shows at once: `after.remaining == moved`
+    ///   where something remained (the log: under the same period);
+    /// - lowered and raised back at the same instant leaves no more than
+    ///   before (where the debt is within what a carry keeps,
+    ///   `algorithm::MAX_DEBT`, and a counter's count within `2^50 / period`);
+    /// - a change of algorithm other than between buckets starts afresh.
+    #[test]
+    fn a_carry_never_hands_out_a_fresh_allowance((trace, new, later) in reload()) {
+        let old = trace.quota;
+        let (state, latest) = end_of(&trace);
+        let now = latest + later;
+        let Some(state) = state else { return Ok(()) };
+        let carried = algorithm::carry(&state, &old, &new, now);
+        let (a, b) = (old.algorithm(), new.algorithm());
+        if a != b && !(a.has_burst() && b.has_burst()) {
+            prop_assert_eq!(carried, None);
+            return Ok(());
+        }
+        let before = algorithm::peek(Some(&state), &old, now);
+        let after = algorithm::peek(carried.as_ref(), &new, now);
+        let moved = (before.remaining + new.capacity()).saturating_sub(old.capacity());
+        let log = b == Algorithm::SlidingWindowLog;
+        if !(log && new.period_us() < old.period_us()) {
+            prop_assert!(after.remaining <= moved, "(a) {:?} then {:?}", before, after);
+        }
+        if before.remaining > 0 && (!log || new.period_us() == old.period_us()) {
+            prop_assert_eq!(after.remaining, moved, "(b) {:?} then {:?}", before, after);
+        }
+        let held = old.capacity() - before.remaining;
+        let kept = match b {
+            _ if b.has_burst() => held.saturating_mul(scaled_unit(&new)) <= algorithm::MAX_DEBT,
+            Algorithm::SlidingWindowCounter => held <= sluice::quota::MAX_SCALED / new.period_us(),
+            _ => true,
+        };
+        if before.remaining > 0 && kept {
+            let back = carried.and_then(|c| algorithm::carry(&c, &new, &old, now));
+            let again = algorithm::peek(back.as_ref(), &old, now);
+            prop_assert!(again.remaining <= before.remaining, "{:?} then {:?}", before, again);
+        }
+    }
+}
+
 /// The contract's table of traces with a clock that steps back
 /// ([`common::skew_traces`], which `tests/stores.rs` replays on every
 /// store) is right by the model, and every trace in it does step back on

@@ -40,7 +40,7 @@ fn writes(server: &RedisServer) -> u64 {
 
 /// The one key of `policy` for client `k`; panics unless there is exactly one.
 fn key_of(server: &RedisServer, policy: &str) -> String {
-    let keys = server.cli(&["keys", &format!("sluice:{{k}}:{policy}:*")]);
+    let keys = server.cli(&["keys", &format!("sluice:{{k}}:{policy}")]);
     let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(keys.len(), 1, "{policy}: keys {keys:?}");
     keys[0].to_owned()

@@ -138,6 +138,240 @@ async fn the_deny_cache_keeps_every_outcome(store: &impl Store, clock: &FakeCloc
     assert!(hits > 50, "{target}: the cache answered {hits} steps only");
 }
 
+/// Issue 11: the quotas a reload may change a key's policy between, for a
+/// trace on `algorithms`: each a few shapes with the limit (and burst)
+/// raised and lowered at the same period, and the contract's quotas
+/// (other periods; for the buckets, one near the 2^50 bound).
+fn reload_pool(algorithms: &[Algorithm]) -> Vec<Quota> {
+    let mut pool = Vec::new();
+    for &algorithm in algorithms {
+        let shapes: [(u64, u64, Option<u64>); 6] = [
+            (3, 10_000, None),
+            (6, 10_000, None),
+            (1, 10_000, None),
+            (5, 1_000_000, Some(9)),
+            (10, 1_000_000, Some(4)),
+            (2, 1_000_000, None),
+        ];
+        for (limit, period_us, burst) in shapes {
+            let burst = burst.filter(|_| algorithm.has_burst());
+            pool.push(
+                Quota::new(algorithm, limit, Duration::from_micros(period_us), burst).unwrap(),
+            );
+        }
+        pool.extend(common::contract_quotas(algorithm));
+    }
+    pool
+}
+
+/// One step of a reload trace: advance the clock, put `quota` (an index
+/// in the pool) in force, then charge `cost`.
+#[derive(Clone, Copy, Debug)]
+struct ReloadStep {
+    advance_us: u64,
+    quota: usize,
+    cost: u64,
+}
+
+/// Seeded random traces of 40 steps on one key whose quota changes about
+/// one step in four: per algorithm among its own quotas, and among the
+/// three buckets (whose debt carries from one to another) and the three
+/// windows (which start afresh from one to another).
+fn reload_traces() -> Vec<(Vec<Quota>, Vec<ReloadStep>)> {
+    let mut rng = Xorshift(0x7e10_adca_7713_0011);
+    let mut pools: Vec<Vec<Quota>> = Algorithm::ALL.iter().map(|&a| reload_pool(&[a])).collect();
+    let (buckets, windows): (Vec<Algorithm>, Vec<Algorithm>) =
+        Algorithm::ALL.iter().partition(|a| a.has_burst());
+    pools.push(reload_pool(&buckets));
+    pools.push(reload_pool(&windows));
+    let mut traces = Vec::new();
+    for pool in pools {
+        for _ in 0..3 {
+            let mut quota = rng.below(pool.len() as u64) as usize;
+            let steps = (0..40)
+                .map(|_| {
+                    if rng.below(4) == 0 {
+                        quota = rng.below(pool.len() as u64) as usize;
+                    }
+                    let q = &pool[quota];
+                    let advance_us = match rng.below(4) {
+                        0 => 0,
+                        1 => rng.below(q.period_us() / q.limit() + 1),
+                        _ => rng.below(q.period_us() * 2),
+                    };
+                    let cost = rng.below(q.capacity() + 2) + 1;
+                    ReloadStep {
+                        advance_us,
+                        quota,
+                        cost,
+                    }
+                })
+                .collect();
+            traces.push((pool.clone(), steps));
+        }
+    }
+    traces
+}
+
+/// Whether a change from `old` to `new` carries the key's state over (a
+/// change between a bucket and a window, or between two window
+/// algorithms, starts afresh).
+fn carries(old: &Quota, new: &Quota) -> bool {
+    old.algorithm() == new.algorithm()
+        || (old.algorithm().has_burst() && new.algorithm().has_burst())
+}
+
+/// Issue 11: a key whose policy's numbers change (a reload) keeps what it
+/// spent, on every store, as `algorithm::carry` defines it. Replays
+/// [`reload_traces`] on `store` against the core (each state carried over
+/// at its first check under a changed quota, and kept whatever the
+/// decision) and compares every decision and peek, so that every store
+/// agrees with the core and so with every other after any sequence of
+/// reloads. At every change, on what the store answers at that instant:
+///
+/// - (a) no fresh allowance: what remains under the new quota is at most
+///   what remained under the old one, moved by the change of capacity:
+///   `max(0, remaining_old + capacity_new - capacity_old)` (for a log
+///   whose period shortens, only entries within the new period count, by
+///   its definition; a change that starts afresh is exempt);
+/// - (b) a raised limit shows at once: where something remained, exactly
+///   that (the log: under the same period).
+async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &str) {
+    let (mut checked_a, mut checked_b) = (0, 0);
+    for (i, (pool, steps)) in reload_traces().iter().enumerate() {
+        clock.set(START_US);
+        let key = format!("reload-{i}");
+        let mut now = START_US;
+        let mut state: Option<algorithm::State> = None;
+        let mut saved_under = pool[steps[0].quota];
+        for (n, step) in steps.iter().enumerate() {
+            clock.advance(Duration::from_micros(step.advance_us));
+            now += step.advance_us;
+            let quota = &pool[step.quota];
+            let at = format!("{target}: reload trace {i} step {n} {step:?} under {quota:?}");
+            if *quota != saved_under {
+                let old = &saved_under;
+                let before = store.peek(&check("reload", &key, old, 1)).await.unwrap();
+                assert_eq!(
+                    before,
+                    algorithm::peek(state.as_ref(), old, now),
+                    "{at}: old peek"
+                );
+                let carried = state
+                    .as_ref()
+                    .and_then(|s| algorithm::carry(s, old, quota, now));
+                let after = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
+                assert_eq!(
+                    after,
+                    algorithm::peek(carried.as_ref(), quota, now),
+                    "{at}: new peek"
+                );
+                let moved = (before.remaining + quota.capacity()).saturating_sub(old.capacity());
+                let log = quota.algorithm() == Algorithm::SlidingWindowLog;
+                if carries(old, quota) && !(log && quota.period_us() < old.period_us()) {
+                    assert!(
+                        after.remaining <= moved,
+                        "{at}: (a) {before:?} then {after:?}"
+                    );
+                    checked_a += 1;
+                }
+                let same_period = quota.period_us() == old.period_us();
+                if carries(old, quota) && before.remaining > 0 && (!log || same_period) {
+                    assert_eq!(
+                        after.remaining, moved,
+                        "{at}: (b) {before:?} then {after:?}"
+                    );
+                    checked_b += 1;
+                }
+                state = carried;
+                saved_under = *quota;
+            }
+            let (want, next) = algorithm::decide(state.as_ref(), quota, step.cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let got = store
+                .decide_one(&check("reload", &key, quota, step.cost))
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{at}");
+            let peeked = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
+            assert_eq!(
+                peeked,
+                algorithm::peek(state.as_ref(), quota, now),
+                "{at}: peek"
+            );
+        }
+    }
+    assert!(
+        checked_a > 100 && checked_b > 50,
+        "{target}: {checked_a} {checked_b}"
+    );
+}
+
+/// Issue 11, across the whole documented range: 150 random traces
+/// (`common::wide_trace`, the clock also stepping back) whose policy then
+/// changes to a random quota of the same algorithm (or, one in three, of
+/// any algorithm), from 0 to 2 periods after the trace's latest instant:
+/// each store peeks and decides under the new quota as the core does on
+/// the carried state (limits up to `MAX_LIMIT`, periods up to a year,
+/// bursts near the 2^50 bound, debts cut at `MAX_DEBT`: the Lua's
+/// arithmetic must stay exact where the Rust computes in 128 bits).
+async fn carries_over_wide_reloads(store: &impl Store, clock: &FakeClock, target: &str) {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = prop::sample::select(Algorithm::ALL.to_vec()).prop_flat_map(|algorithm| {
+        let to = prop_oneof![
+            2 => common::wide_quota(algorithm).boxed(),
+            1 => prop::sample::select(Algorithm::ALL.to_vec())
+                .prop_flat_map(common::wide_quota)
+                .boxed(),
+        ];
+        (common::wide_trace(algorithm), to, 0..=2u64)
+    });
+    for i in 0..150 {
+        let (trace, new, periods) = strategy.new_tree(&mut runner).unwrap().current();
+        let key = format!("wide-reload-{i}");
+        let old = trace.quota;
+        let (mut state, mut latest) = (None, trace.start_us);
+        for (now, cost) in trace.timed() {
+            clock.set(now);
+            latest = latest.max(now);
+            let (want, next) = algorithm::decide(state.as_ref(), &old, cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let got = store
+                .decide_one(&check("wide", &key, &old, cost))
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{target}: wide reload {i} before the change");
+        }
+        let now = latest + periods * old.period_us() / 2;
+        clock.set(now);
+        let at = format!("{target}: wide reload {i}: {old:?} to {new:?} at +{now}");
+        let mut state = state.and_then(|s| algorithm::carry(&s, &old, &new, now));
+        let peeked = store.peek(&check("wide", &key, &new, 1)).await.unwrap();
+        assert_eq!(
+            peeked,
+            algorithm::peek(state.as_ref(), &new, now),
+            "{at}: peek"
+        );
+        for cost in [1, new.capacity() / 2 + 1, 0] {
+            let (want, next) = algorithm::decide(state.as_ref(), &new, cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let got = store
+                .decide_one(&check("wide", &key, &new, cost))
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{at}: cost {cost}");
+        }
+    }
+}
+
 fn check<'a>(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
     Check::new(policy, key, quota, cost)
 }
@@ -777,6 +1011,8 @@ async fn contract<S: Store>(
     let store = &*stores[0];
     conforms(store, clock, target).await;
     common::conforms_with_skew(store, clock, target).await;
+    carries_over_reloads(store, clock, target).await;
+    carries_over_wide_reloads(store, clock, target).await;
     multi_conforms(store, clock, target, per_slot).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
@@ -961,35 +1197,55 @@ async fn a_refunded_window_is_untouched_when_the_clock_steps_back(
     }
 }
 
-/// A store that reads from another policy's quota can never be charged
-/// through a changed policy: the key starts afresh.
+/// Issue 11, as the issue found it: a daily limit of 100, spent, lowered
+/// to 50, then raised back to 100, admits nothing more that day, on
+/// memory and on Redis alike (it had admitted 50 more, then 100 more on
+/// memory and none on Redis), for every algorithm; on Redis the key stays
+/// the same one.
+async fn a_lowered_then_raised_limit_admits_nothing_more(
+    store: &impl Store,
+    clock: &FakeClock,
+    target: &str,
+) {
+    let day = Duration::from_secs(86_400);
+    for algorithm in Algorithm::ALL {
+        clock.set(START_US);
+        let key = format!("daily-{algorithm}");
+        let hundred = Quota::new(algorithm, 100, day, None).unwrap();
+        let fifty = Quota::new(algorithm, 50, day, None).unwrap();
+        let spend = |quota| check("daily", &key, quota, 1);
+        for _ in 0..100 {
+            assert!(
+                store.decide_one(&spend(&hundred)).await.unwrap().allowed,
+                "{target}: {algorithm}"
+            );
+        }
+        let mut admitted = 0;
+        for quota in [&fifty, &hundred, &fifty, &hundred] {
+            for _ in 0..10 {
+                admitted += u64::from(store.decide_one(&spend(quota)).await.unwrap().allowed);
+            }
+            clock.advance(Duration::from_secs(60));
+        }
+        assert_eq!(
+            admitted, 0,
+            "{target}: {algorithm} admitted {admitted} after its 100 of the day"
+        );
+    }
+}
+
 #[tokio::test]
-async fn a_changed_quota_starts_afresh_on_redis() {
-    let server = RedisServer::start();
+async fn a_lowered_then_raised_limit_admits_nothing_more_on_memory_and_redis() {
     let clock = FakeClock::new(START_US);
-    let store = redis_store(&server.url(), &clock).await;
-    let one = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
-    let two = Quota::new(Algorithm::FixedWindow, 2, Duration::from_secs(60), None).unwrap();
-    assert!(
-        store
-            .decide_one(&check("p", "k", &one, 1))
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        !store
-            .decide_one(&check("p", "k", &one, 1))
-            .await
-            .unwrap()
-            .allowed
-    );
+    let memory = MemoryStore::with_clock(clock.clone());
+    a_lowered_then_raised_limit_admits_nothing_more(&memory, &clock, "memory").await;
+    let server = RedisServer::start();
+    let redis = redis_store(&server.url(), &clock).await;
+    a_lowered_then_raised_limit_admits_nothing_more(&*redis, &clock, "redis").await;
+    let keys = server.cli(&["--scan", "--pattern", "sluice:*daily*"]);
     assert_eq!(
-        store
-            .decide_one(&check("p", "k", &two, 1))
-            .await
-            .unwrap()
-            .remaining,
-        1
+        keys.lines().count(),
+        Algorithm::ALL.len(),
+        "one key per algorithm: {keys}"
     );
 }

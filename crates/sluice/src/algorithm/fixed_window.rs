@@ -10,6 +10,11 @@
 //! start, rather than forget what it admitted; every duration is
 //! lengthened by the difference, so that it still counts from the caller's
 //! `now`.
+//!
+//! When the quota's numbers change (see [`carry`]), the current window's
+//! count stays: under the same period it counts against the new limit at
+//! once; under another period it moves to the new window that holds `now`,
+//! as if spent at `now` (the window does not record when within it).
 
 use crate::{Decision, Quota};
 
@@ -66,4 +71,24 @@ pub fn decide(
         (d, None)
     };
     (decision.delayed_by(skew), next)
+}
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: the same count, in the same window when the period is
+/// unchanged, else in the new window that holds `now_us` (or the stored
+/// window's start, when a clock behind it). A window that has ended
+/// counts nothing: `None`.
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    let (period, new_period) = (old.period_us(), new.period_us());
+    if period == new_period {
+        return Some(*state);
+    }
+    let start = state.window * period;
+    if start + period <= now_us || state.count == 0 {
+        return None;
+    }
+    Some(State {
+        window: now_us.max(start) / new_period,
+        count: state.count,
+    })
 }

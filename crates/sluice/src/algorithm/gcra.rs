@@ -20,6 +20,10 @@
 //! Times are kept in units of `1 / (limit / g)` microseconds, so `T` is the
 //! whole number of scaled units per token (see [`Quota`]); the TAT is stored as whole
 //! microseconds plus a remainder so that it fits Redis's Lua numbers too.
+//!
+//! When the quota's numbers change, the key keeps its debt, the time its
+//! TAT is ahead of `now` (see [`carry`]), which may exceed the new
+//! tolerance: the key is then denied until the TAT comes within it.
 
 use crate::{Decision, Quota};
 
@@ -101,4 +105,30 @@ pub(super) fn step(
     };
     let wait_us = empty_after(ahead);
     (Step { decision, wait_us }, next)
+}
+
+/// The debt a state holds at `now_us`, in `quota`'s scaled units: how far
+/// the TAT is ahead of `now_us` (none once it has passed).
+pub(crate) fn debt(state: &State, quota: &Quota, now_us: u64) -> u128 {
+    let rate = u128::from(quota.refill_per_us());
+    let tat = u128::from(state.at_us) * rate + u128::from(state.frac);
+    tat.saturating_sub(u128::from(now_us) * rate)
+}
+
+/// The state that holds `debt` scaled units of `quota` at `now_us`: a TAT
+/// that far ahead, exactly; `None` for no debt (an untouched key).
+pub(crate) fn indebted(debt: u64, quota: &Quota, now_us: u64) -> Option<State> {
+    let rate = quota.refill_per_us();
+    (debt > 0).then(|| State {
+        at_us: now_us + debt / rate,
+        frac: debt % rate,
+    })
+}
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: the same debt (whole tokens rounded up when a token's size
+/// changes, at most [`MAX_DEBT`](super::MAX_DEBT) scaled units).
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    let debt = super::carry_debt(debt(state, old, now_us), old, new);
+    indebted(debt, new, now_us)
 }

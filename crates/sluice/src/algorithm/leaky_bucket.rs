@@ -34,3 +34,9 @@ pub fn decide(
     }
     (decision, next)
 }
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: the queue keeps its length in tokens, as GCRA's TAT does.
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    gcra::carry(state, old, new, now_us)
+}

@@ -10,10 +10,35 @@
 //!
 //! Every store, in memory or in Redis, must decide exactly as these steps.
 //!
+//! # When a quota's numbers change
+//!
+//! A reload that changes a policy's limit, period or burst keeps what each
+//! key has spent: [`carry`] brings a key's state to the new quota at its
+//! first check (or peek) under it, before deciding. Each algorithm defines
+//! its carry once, as a pure function of `(state, old quota, new quota,
+//! now)`, rounding against the client; every store applies it (the Redis
+//! store keeps each state with the quota numbers it was saved under). A
+//! raised limit shows in `remaining` at once, a lowered one can leave the
+//! key denied until its spend drains:
+//!
+//! - the buckets (token bucket, GCRA, leaky bucket) keep their *debt*: the
+//!   tokens missing from a full bucket, which may exceed the new capacity
+//!   (in whole tokens rounded up when the size of a token changes, at
+//!   most [`MAX_DEBT`] scaled units). They are one meter, so
+//!   a change from one bucket algorithm to another carries the debt too;
+//! - the fixed window and the sliding window counter keep their counts
+//!   (under another period, the count at `now` moves to the new window
+//!   that holds `now`);
+//! - the sliding window log keeps its entries as they are.
+//!
+//! Any other change of algorithm (between a bucket and a window, or
+//! between two window algorithms) starts the key afresh: their states
+//! measure different things, and no conversion is exact.
+//!
 //! # Adding an algorithm
 //!
-//! 1. A module here with its `State` and `decide` (and `refund`, see the
-//!    Redis store's `refund.lua`), documented like the others.
+//! 1. A module here with its `State`, `decide` and `carry` (and `refund`,
+//!    see the Redis store's `refund.lua`), documented like the others.
 //! 2. A variant of [`Algorithm`] with its name in [`Algorithm::name`] and
 //!    [`Algorithm::ALL`] (and whether it has a burst).
 //! 3. A line in `algorithms!` below: it makes the [`Step`], the [`State`]
@@ -21,7 +46,8 @@
 //! 4. A line in `slots!` in the memory store's `entry.rs` (where the state
 //!    sits beside the quota's fingerprint).
 //! 5. A `.lua` file in the Redis store's `lua/` with the same step, an entry
-//!    (`load`, `decide`, `save`) in the `algorithms` table (see `lua/prelude.lua`) at its code
+//!    (`load`, `decide`, `save`) in the `algorithms` table (see `lua/prelude.lua`)
+//!    and its carry in `lua/carry.lua`, at its code
 //!    (its position in [`Algorithm::ALL`], from 1), its `refund` in
 //!    `lua/refund.lua` and the refund's Rust model in `store/redis/refund.rs`;
 //!    the file is listed in `store/redis/library.rs`.
@@ -56,6 +82,11 @@ pub trait Step {
         cost: u64,
         now_us: u64,
     ) -> (Decision, Option<Self::State>);
+
+    /// The state under `new` of a key that holds `state` under `old` at
+    /// `now_us` (the same algorithm, other numbers): what the key has
+    /// spent, carried over (see [`carry`]). `None`: the key is untouched.
+    fn carry(state: &Self::State, old: &Quota, new: &Quota, now_us: u64) -> Option<Self::State>;
 
     /// This algorithm's state as a [`State`].
     fn wrap(state: Self::State) -> State;
@@ -104,6 +135,15 @@ macro_rules! algorithms {
                     now_us: u64,
                 ) -> (Decision, Option<Self::State>) {
                     $module::decide(state, quota, cost, now_us)
+                }
+
+                fn carry(
+                    state: &Self::State,
+                    old: &Quota,
+                    new: &Quota,
+                    now_us: u64,
+                ) -> Option<Self::State> {
+                    $module::carry(state, old, new, now_us)
                 }
 
                 fn wrap(state: Self::State) -> State {
@@ -199,6 +239,101 @@ pub fn peek(state: Option<&State>, quota: &Quota, now_us: u64) -> Decision {
         delay: would.delay,
         ..standing
     }
+}
+
+/// The most debt a bucket carries to a new quota, in its scaled units:
+/// 2^51, at least twice any bucket's scaled capacity ([`MAX_SCALED`]), and
+/// small enough that the Lua scripts compute every carry exactly.
+///
+/// [`MAX_SCALED`]: crate::quota::MAX_SCALED
+pub const MAX_DEBT: u64 = 1 << 51;
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: what the key has spent, carried over by the algorithm's own
+/// [`Step::carry`] (see the module's docs). `None` when the key is
+/// untouched under `new`, and when the algorithm changes other than from
+/// one bucket to another (the key starts afresh). A state of another
+/// algorithm than `old`'s is not the key's: `None` too.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{algorithm, Algorithm, Quota};
+///
+/// let day = Duration::from_secs(86_400);
+/// let hundred = Quota::new(Algorithm::TokenBucket, 100, day, None).unwrap();
+/// let fifty = Quota::new(Algorithm::TokenBucket, 50, day, None).unwrap();
+/// // 100 spent of 100 a day; lowered to 50, then raised back to 100.
+/// let (_, spent) = algorithm::decide(None, &hundred, 100, 0);
+/// let lowered = algorithm::carry(&spent.unwrap(), &hundred, &fifty, 0).unwrap();
+/// assert!(!algorithm::peek(Some(&lowered), &fifty, 0).allowed);
+/// let raised = algorithm::carry(&lowered, &fifty, &hundred, 0).unwrap();
+/// assert_eq!(algorithm::peek(Some(&raised), &hundred, 0).remaining, 0);
+/// ```
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    struct Same<'a> {
+        state: &'a State,
+        old: &'a Quota,
+        new: &'a Quota,
+        now_us: u64,
+    }
+    impl Visitor for Same<'_> {
+        type Output = Option<State>;
+        fn visit<A: Step>(self) -> Self::Output {
+            let state = A::peel(self.state)?;
+            A::carry(state, self.old, self.new, self.now_us).map(A::wrap)
+        }
+    }
+    if old.algorithm() != new.algorithm() {
+        // The buckets are one meter: their debt carries from one to another.
+        let debt = match state {
+            State::TokenBucket(s) if old.algorithm() == Algorithm::TokenBucket => {
+                token_bucket::debt(s, old, now_us)
+            }
+            State::Gcra(s) if old.algorithm() == Algorithm::Gcra => gcra::debt(s, old, now_us),
+            State::LeakyBucket(s) if old.algorithm() == Algorithm::LeakyBucket => {
+                gcra::debt(s, old, now_us)
+            }
+            _ => return None,
+        };
+        let debt = carry_debt(debt, old, new);
+        return match new.algorithm() {
+            Algorithm::TokenBucket => {
+                token_bucket::indebted(debt, new, now_us).map(State::TokenBucket)
+            }
+            Algorithm::Gcra => gcra::indebted(debt, new, now_us).map(State::Gcra),
+            Algorithm::LeakyBucket => gcra::indebted(debt, new, now_us).map(State::LeakyBucket),
+            _ => None,
+        };
+    }
+    if old == new {
+        return Some(state.clone());
+    }
+    let same = Same {
+        state,
+        old,
+        new,
+        now_us,
+    };
+    visit(new.algorithm(), same)
+}
+
+/// A bucket's debt of `debt` scaled units of `old` in scaled units of
+/// `new`: unchanged when a token is the same number of scaled units in
+/// both, else whole tokens rounded up (a fraction of a token of refill is
+/// lost, never gained), and at most [`MAX_DEBT`] (whole tokens): a debt
+/// beyond it (at least twice the new burst) is cut there.
+pub(crate) fn carry_debt(debt: u128, old: &Quota, new: &Quota) -> u64 {
+    let (unit, new_unit) = (old.scaled_unit(), new.scaled_unit());
+    let most = MAX_DEBT / new_unit * new_unit;
+    if debt > u128::from(MAX_DEBT) {
+        return most;
+    }
+    let carried = if unit == new_unit {
+        debt
+    } else {
+        debt.div_ceil(u128::from(unit)) * u128::from(new_unit)
+    };
+    carried.min(u128::from(most)) as u64
 }
 
 /// `a / b` rounded up; `b` is never zero for a valid quota.

@@ -16,6 +16,11 @@
 //! own window. Every duration is lengthened by the difference, so that it
 //! still counts from the caller's `now`.
 //!
+//! When the quota's numbers change (see [`carry`]), the counts stay under
+//! the same period; under another one the estimate at `now` (rounded up)
+//! becomes the count of the new window that holds `now`, as if spent at
+//! `now`.
+//!
 //! It smooths the fixed window's boundary burst with two counters per key,
 //! at the price of assuming the previous window's requests were evenly
 //! spread.
@@ -115,6 +120,40 @@ fn retry_after(period: u64, limit: u64, current: u64, previous: u64, cost: u64) 
         // The next window, where today's count becomes the previous one.
         period + earliest(current, limit - cost)
     }
+}
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: the same counts when the period is unchanged; else the
+/// estimate at `now_us`, rounded up, as the count of the new window that
+/// holds `now_us` (or the stored window's start, for a clock behind it),
+/// with nothing in the previous one. The count is kept at most
+/// `MAX_SCALED / period` (at least the new limit: the key is still denied
+/// for the window) so that the scripts' products stay exact. `None` when
+/// the estimate is nothing.
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    let (period, new_period) = (old.period_us(), new.period_us());
+    if period == new_period {
+        return Some(*state);
+    }
+    let now_window = now_us / period;
+    let (window, current, previous) = if state.window >= now_window {
+        (state.window, state.current, state.previous)
+    } else if state.window + 1 == now_window {
+        (now_window, 0, state.current)
+    } else {
+        return None;
+    };
+    let start = window * period;
+    let t = now_us.max(start);
+    let weighted = u128::from(previous) * u128::from(period - (t - start));
+    let used = current
+        .saturating_add(ceil_div_u128(weighted, u128::from(period)))
+        .min(crate::quota::MAX_SCALED / new_period);
+    (used > 0).then_some(State {
+        window: t / new_period,
+        current: used,
+        previous: 0,
+    })
 }
 
 fn ceil_div_u128(a: u128, b: u128) -> u64 {

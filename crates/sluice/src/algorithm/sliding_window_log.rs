@@ -9,6 +9,11 @@
 //! counts from that entry's time: the request is decided, and logged, as if
 //! made then, and every duration is lengthened by the difference, so that
 //! it still counts from the caller's `now`.
+//!
+//! The log records absolute times and costs, so a change of the quota's
+//! numbers needs no conversion (see [`carry`]): the new limit and period
+//! read the same entries. A longer period cannot count admissions that
+//! the log had already dropped (older than the old period).
 
 use std::collections::VecDeque;
 
@@ -101,4 +106,10 @@ pub fn decide(
         (d, None)
     };
     (decision.delayed_by(skew), next)
+}
+
+/// The state under `new` of a key that holds `state` under `old`: the
+/// same log, which the new quota reads with its own limit and period.
+pub fn carry(state: &State, _old: &Quota, _new: &Quota, _now_us: u64) -> Option<State> {
+    Some(state.clone())
 }

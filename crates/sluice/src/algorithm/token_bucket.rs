@@ -15,6 +15,13 @@
 //! Tokens are counted in the quota's scaled units (see [`Quota`]), so a
 //! refill is never rounded away; durations are rounded up to whole
 //! microseconds.
+//!
+//! When the quota's numbers change, the key keeps its debt (see
+//! [`carry`]): the tokens missing from a full bucket, and beyond an empty
+//! one the refill of the time its stored instant is ahead of `now`. A debt
+//! larger than the new capacity is kept as an empty bucket measured that
+//! much later, which reads as a clock behind the stored time: denied, with
+//! every duration counted from `now`, until the debt has drained.
 
 use super::ceil_div;
 use crate::{Decision, Quota};
@@ -70,4 +77,45 @@ pub fn decide(
         );
         (d.delayed_by(skew), None)
     }
+}
+
+/// The debt a state holds at `now_us`, in `quota`'s scaled units: the
+/// tokens missing from a full bucket, plus the refill of the time the
+/// stored instant is ahead of `now_us` (a bucket emptied beyond its
+/// capacity, or a clock behind the state's writer).
+pub(crate) fn debt(state: &State, quota: &Quota, now_us: u64) -> u128 {
+    let t = now_us.max(state.at_us);
+    let rate = u128::from(quota.refill_per_us());
+    let capacity = u128::from(quota.scaled_capacity());
+    let level = (u128::from(state.level) + u128::from(t - state.at_us) * rate).min(capacity);
+    capacity - level + u128::from(t - now_us) * rate
+}
+
+/// The state that holds `debt` scaled units of `quota` at `now_us`; `None`
+/// for no debt (an untouched key). Beyond the capacity the bucket is empty
+/// and measured when the excess will have refilled, rounded up: never a
+/// unit in the client's favour.
+pub(crate) fn indebted(debt: u64, quota: &Quota, now_us: u64) -> Option<State> {
+    let capacity = quota.scaled_capacity();
+    match debt {
+        0 => None,
+        d if d <= capacity => Some(State {
+            level: capacity - d,
+            at_us: now_us,
+        }),
+        d => Some(State {
+            level: 0,
+            at_us: now_us + ceil_div(d - capacity, quota.refill_per_us()),
+        }),
+    }
+}
+
+/// The state under `new` of a key that holds `state` under `old` at
+/// `now_us`: the same debt (whole tokens rounded up when a token's size
+/// changes, at most [`MAX_DEBT`](super::MAX_DEBT) scaled units). A raised burst shows in
+/// `remaining` at once; a lowered one leaves the key denied until its debt
+/// drains at the new rate.
+pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
+    let debt = super::carry_debt(debt(state, old, now_us), old, new);
+    indebted(debt, new, now_us)
 }

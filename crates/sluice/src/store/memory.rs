@@ -26,10 +26,20 @@
 //!   fingerprint, and each algorithm's step applied in place.
 //! - `index`: `Index`, the open-addressing index from a name's hash to
 //!   its entry.
+//!
+//! # When a quota's numbers change
+//!
+//! An entry keeps the fingerprint of the quota its state was made under,
+//! and each shard the quotas of the fingerprints its entries hold. A check
+//! whose quota's fingerprint differs first carries the state over to the
+//! new quota ([`algorithm::carry`]) and keeps it, whatever the decision;
+//! a peek carries it without keeping it. Nothing carried (an untouched
+//! key, or a change of algorithm that starts afresh) removes the entry.
 
 mod entry;
 mod index;
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -95,6 +105,10 @@ struct Table {
     entries: Vec<Entry>,
     /// Sweep expired entries when `entries` reaches this length.
     sweep_at: usize,
+    /// The quota of every fingerprint that an entry holds: what a state
+    /// was made under, to carry it over when its quota changes. A few per
+    /// policy, pruned at each sweep.
+    quotas: HashMap<u32, Quota, foldhash::fast::RandomState>,
 }
 
 impl Table {
@@ -103,6 +117,7 @@ impl Table {
             index: Index::new(),
             entries: Vec::new(),
             sweep_at: MIN_SWEEP_LEN,
+            quotas: HashMap::default(),
         }
     }
 
@@ -139,13 +154,52 @@ impl Table {
         }
     }
 
-    /// Drops every entry expired at `now_us` and rebuilds the index.
+    /// Drops every entry expired at `now_us` and rebuilds the index, and
+    /// forgets the quotas that no entry holds any more.
     fn sweep(&mut self, now_us: u64, hasher: &impl BuildHasher) {
         self.entries.retain(|e| e.expires_at_us > now_us);
         self.index.clear();
+        let quotas = std::mem::take(&mut self.quotas);
         for (at, entry) in self.entries.iter().enumerate() {
             self.index.insert(entry.name.hash(hasher), at as u32);
+            let fingerprint = entry.slot.fingerprint();
+            if let Some(quota) = quotas.get(&fingerprint) {
+                self.quotas.entry(fingerprint).or_insert(*quota);
+            }
         }
+    }
+
+    /// The state of entry `at`, made under another quota than `quota`,
+    /// carried over to `quota` at `now_us` ([`algorithm::carry`]); `None`
+    /// when nothing carries.
+    fn carried(&self, at: usize, quota: &Quota, now_us: u64) -> Option<algorithm::State> {
+        let slot = &self.entries[at].slot;
+        let old = self.quotas.get(&slot.fingerprint())?;
+        algorithm::carry(&slot.any_state(), old, quota, now_us)
+    }
+
+    /// Brings entry `at`, made under another quota, to `quota` (of
+    /// `fingerprint`) at `now_us`: its state carried over and kept, or the
+    /// entry removed when nothing carries. Where the entry is, if it stays.
+    fn carry(
+        &mut self,
+        at: usize,
+        (hash, probe): (u64, &Probe<'_>),
+        (fingerprint, quota): (u32, &Quota),
+        now_us: u64,
+        hasher: &impl BuildHasher,
+    ) -> Option<usize> {
+        let Some(state) = self.carried(at, quota, now_us) else {
+            self.remove(hash, probe, hasher);
+            return None;
+        };
+        // Until the carried state is untouched: what it stands at now.
+        let standing = algorithm::decide(Some(&state), quota, 0, now_us).0;
+        let entry = &mut self.entries[at];
+        entry.slot = Slot::of(fingerprint, state);
+        entry.expires_at_us = expiry(now_us, &standing);
+        self.quotas.entry(fingerprint).or_insert(*quota);
+        Some(at)
     }
 }
 
@@ -208,8 +262,8 @@ impl<C: Clock> MemoryStore<C> {
         }
     }
 
-    /// A digest of the quota's parameters: a key whose quota changed starts
-    /// afresh. The role of [`Quota::fingerprint`], which must be stable
+    /// A digest of the quota's parameters: a key whose quota's digest
+    /// changed is carried over to the new quota. The role of [`Quota::fingerprint`], which must be stable
     /// across processes (Redis keeps it) and is a byte-wise hash; this one
     /// only lives in this process, and costs two multiplications instead.
     fn fingerprint(&self, quota: &Quota) -> u32 {
@@ -247,7 +301,15 @@ impl<C: Clock> MemoryStore<C> {
         now: u64,
     ) -> (Decision, Option<Undo>) {
         let fingerprint = self.fingerprint(check.quota);
-        let (decision, undo) = match table.find(hash, probe) {
+        let mut found = table.find(hash, probe);
+        if let Some(at) = found {
+            if table.entries[at].slot.fingerprint() != fingerprint {
+                // The quota changed: carry the state over, whatever comes next.
+                let quota = (fingerprint, check.quota);
+                found = table.carry(at, (hash, probe), quota, now, &self.hasher);
+            }
+        }
+        let (decision, undo) = match found {
             Some(at) => {
                 let entry = &mut table.entries[at];
                 let before = UNDO.then(|| Undo::Restore {
@@ -269,6 +331,7 @@ impl<C: Clock> MemoryStore<C> {
                         expires_at_us: expiry(now, &decision),
                     };
                     table.insert(hash, entry);
+                    table.quotas.entry(fingerprint).or_insert(*check.quota);
                     (decision, Some(Undo::Remove))
                 }
                 (decision, None) => (decision, None),
@@ -390,8 +453,17 @@ impl<C: Clock> Store for MemoryStore<C> {
         let probe = Probe::new(check.policy, check.key);
         let hash = probe.hash(&self.hasher);
         let table = self.shards[self.shard_of(hash)].table.lock();
-        let slot = table.find(hash, &probe).map(|at| &table.entries[at].slot);
-        let state = Slot::state(slot, check.quota.algorithm(), self.fingerprint(check.quota));
+        let fingerprint = self.fingerprint(check.quota);
+        let state = match table.find(hash, &probe) {
+            // The quota changed: what the state carried over would answer.
+            Some(at) if table.entries[at].slot.fingerprint() != fingerprint => {
+                table.carried(at, check.quota, now)
+            }
+            at => {
+                let slot = at.map(|at| &table.entries[at].slot);
+                Slot::state(slot, check.quota.algorithm(), fingerprint)
+            }
+        };
         Ok(algorithm::peek(state.as_ref(), check.quota, now))
     }
 
@@ -619,16 +691,25 @@ mod tests {
         assert_eq!((store.len(), entry_bytes(&store)), (0, 0));
     }
 
+    /// Issue 11: a changed quota carries what the key spent, and the
+    /// shard's record of the old quota goes at the next sweep once no
+    /// entry holds it.
     #[tokio::test]
-    async fn a_changed_quota_starts_the_key_afresh() {
-        let store = MemoryStore::with_clock(FakeClock::new(0));
+    async fn a_changed_quota_carries_what_the_key_spent() {
+        let clock = FakeClock::new(0);
+        let store = MemoryStore::with_clock_and_shards(clock.clone(), 1);
         let one = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(1), None).unwrap();
         let two = Quota::new(Algorithm::FixedWindow, 2, Duration::from_secs(1), None).unwrap();
         assert!(store.decide_single(&check("k", &one)).allowed);
         assert!(!store.decide_single(&check("k", &one)).allowed);
-        let fresh = store.decide_single(&check("k", &two));
-        assert!(fresh.allowed);
-        assert_eq!(fresh.remaining, 1);
+        let raised = store.decide_single(&check("k", &two));
+        assert!(raised.allowed);
+        assert_eq!(raised.remaining, 0, "the spent unit was forgotten");
+        assert!(!store.decide_single(&check("k", &two)).allowed);
+        assert_eq!(store.shards[0].table.lock().quotas.len(), 2);
+        clock.advance(Duration::from_secs(1));
+        store.purge_expired();
+        assert!(store.shards[0].table.lock().quotas.is_empty());
     }
 
     #[tokio::test]

@@ -632,19 +632,14 @@ pub async fn conforms_with_skew(
 }
 
 /// The Redis key of `check`'s state under the default prefix, by the
-/// layout `store::redis` documents: `sluice:{<key>}:<policy>:<fingerprint>`,
-/// with `%`, `{` and `}` percent-encoded in the key and the policy, and the
-/// quota's fingerprint as eight lowercase hex digits.
+/// layout `store::redis` documents: `sluice:{<key>}:<policy>`, with `%`,
+/// `{` and `}` percent-encoded in the key and the policy (the quota is not
+/// part of it: a changed quota carries the state over).
 pub fn redis_key(check: &sluice::Check<'_>) -> String {
     let escape = |text: &str| {
         text.replace('%', "%25")
             .replace('{', "%7B")
             .replace('}', "%7D")
     };
-    format!(
-        "sluice:{{{}}}:{}:{:08x}",
-        escape(check.key),
-        escape(check.policy),
-        check.quota.fingerprint()
-    )
+    format!("sluice:{{{}}}:{}", escape(check.key), escape(check.policy))
 }

@@ -195,8 +195,9 @@ trait Slotted: Step {
 macro_rules! slots {
     ($($variant:ident($stored:ty)),* $(,)?) => {
         /// A key's state and the fingerprint of the quota it was made under
-        /// (a key whose quota changed starts afresh instead of reading its
-        /// old state in the new units). [`algorithm::State`] with the
+        /// (a key whose quota changed is carried over to the new one, see
+        /// the store's `carry`, instead of reading its old state in the new
+        /// units). [`algorithm::State`] with the
         /// fingerprint in each variant, where it takes the room that padding
         /// after the tag would.
         #[derive(Clone)]
@@ -228,6 +229,29 @@ macro_rules! slots {
                 }
             }
         )*
+
+        impl Slot {
+            /// The fingerprint of the quota the state was made under.
+            pub(super) fn fingerprint(&self) -> u32 {
+                match self {
+                    $(Slot::$variant(f, _) => *f,)*
+                }
+            }
+
+            /// The state, whichever quota it was made under.
+            pub(super) fn any_state(&self) -> algorithm::State {
+                match self {
+                    $(Slot::$variant(_, s) => algorithm::State::$variant(s.clone()),)*
+                }
+            }
+
+            /// `state` made under the quota of `fingerprint`, as a slot.
+            pub(super) fn of(fingerprint: u32, state: algorithm::State) -> Slot {
+                match state {
+                    $(algorithm::State::$variant(s) => Slot::$variant(fingerprint, s),)*
+                }
+            }
+        }
 
         /// Calls `visitor` with the step of `algorithm`, as
         /// [`algorithm::visit`] does, where the step is [`Slotted`] too.
@@ -338,7 +362,8 @@ impl Entry {
         };
         let (decision, wrote) = match visit(quota.algorithm(), in_place) {
             Some(decided) => decided,
-            // Another quota's state: the key starts afresh.
+            // Another algorithm's state under this digest (the carry made
+            // every other state this quota's): the key starts afresh.
             None => match Slot::fresh(fingerprint, quota, cost, now_us) {
                 (d, Some(slot)) => {
                     self.slot = slot;

@@ -149,12 +149,7 @@ impl Caller {
 
     /// The Redis key that holds `check`'s state.
     pub fn key_of(&self, check: &Check<'_>) -> String {
-        keys::state_key(
-            &self.prefix,
-            check.policy,
-            check.key,
-            check.quota.fingerprint(),
-        )
+        keys::state_key(&self.prefix, check.policy, check.key)
     }
 
     /// The group of `checks` as the library takes it.

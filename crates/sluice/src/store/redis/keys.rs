@@ -1,29 +1,24 @@
 //! How a policy and a client's key become a Redis key.
 //!
-//! `{prefix}:{<key>}:<policy>:<fingerprint>`, where `<key>` is the client's
+//! `{prefix}:{<key>}:<policy>`, where `<key>` is the client's
 //! key with `%`, `{` and `}` percent-encoded. The braces make `<key>` the
 //! Redis Cluster hash tag: every policy of one client lives in one slot, so
 //! an all-or-nothing check over them is one script call. The encoding is
 //! injective and leaves no `}` inside the tag, so no key can move itself to
 //! another slot or collide with another policy's key, whatever bytes it
 //! holds (colons and newlines are fine: Redis keys are binary-safe). The
-//! fingerprint of the quota makes a policy whose numbers changed start
-//! afresh; the old keys expire on their own.
+//! key does not depend on the quota: a policy whose numbers change keeps
+//! its keys, and each state is carried over to the new quota (the state
+//! records the quota it was saved under; see `lua/carry.lua`).
 
-/// The Redis key of `key` under `policy` with a quota of `fingerprint`.
-pub fn state_key(prefix: &str, policy: &str, key: &str, fingerprint: u32) -> String {
+/// The Redis key of `key` under `policy`.
+pub fn state_key(prefix: &str, policy: &str, key: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + policy.len() + key.len() + 16);
     out.push_str(prefix);
     out.push_str(":{");
     escape_into(key, &mut out);
     out.push_str("}:");
     escape_into(policy, &mut out);
-    out.push(':');
-    // Eight lowercase hex digits, without the formatting machinery.
-    for shift in (0..8).rev() {
-        let digit = (fingerprint >> (shift * 4)) & 0xf;
-        out.push(char::from(b"0123456789abcdef"[digit as usize]));
-    }
     out
 }
 
@@ -59,14 +54,11 @@ mod tests {
 
     #[test]
     fn braces_in_a_key_cannot_move_its_slot() {
-        let k = state_key("sluice", "api", "a}{b", 1);
-        assert_eq!(k, "sluice:{a%7D%7Bb}:api:00000001");
+        let k = state_key("sluice", "api", "a}{b");
+        assert_eq!(k, "sluice:{a%7D%7Bb}:api");
         assert_eq!(hash_tag(&k), "a%7D%7Bb");
         // Every policy of one client shares the tag.
-        assert_eq!(
-            hash_tag(&state_key("sluice", "other", "a}{b", 2)),
-            "a%7D%7Bb"
-        );
+        assert_eq!(hash_tag(&state_key("sluice", "other", "a}{b")), "a%7D%7Bb");
     }
 
     #[test]
@@ -81,7 +73,7 @@ mod tests {
             ("api:x", ""),
         ];
         let keys: std::collections::HashSet<String> =
-            pairs.iter().map(|(p, k)| state_key("s", p, k, 7)).collect();
+            pairs.iter().map(|(p, k)| state_key("s", p, k)).collect();
         assert_eq!(keys.len(), pairs.len());
     }
 }

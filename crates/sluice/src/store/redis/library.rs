@@ -6,8 +6,9 @@
 //! The library is one Lua text, [`SOURCE`], assembled from one readable
 //! file per algorithm (`store/redis/lua/`) and documented there: `main.lua`
 //! (KEYS, ARGV, the reply and why it must be atomic), `prelude.lua` (the
-//! numbers, the per-algorithm table), `refund.lua` (what a refund gives
-//! back). It decides at the caller's time when one is given (tests drive
+//! numbers, the per-algorithm table, the packed states and the quota they
+//! were saved under), `carry.lua` (a state carried over to a changed
+//! quota), `refund.lua` (what a refund gives back). It decides at the caller's time when one is given (tests drive
 //! it with a fake clock) and at Redis `TIME` otherwise, so that servers
 //! with skewed clocks agree. Redis runs it in one of two forms:
 //!
@@ -51,7 +52,8 @@ use std::sync::OnceLock;
 
 use crate::{Algorithm, Quota};
 
-/// The library: the prelude, the six algorithms, refunds, the entry point
+/// The library: the prelude, the six algorithms, carrying a state over to a
+/// changed quota, refunds, the entry point
 /// `run(keys, argv)`. Neither form's header or footer: see
 /// [`function_library`] and [`script`].
 pub const SOURCE: &str = concat!(
@@ -62,6 +64,7 @@ pub const SOURCE: &str = concat!(
     include_str!("lua/fixed_window.lua"),
     include_str!("lua/sliding_window_log.lua"),
     include_str!("lua/sliding_window_counter.lua"),
+    include_str!("lua/carry.lua"),
     include_str!("lua/refund.lua"),
     include_str!("lua/main.lua"),
 );

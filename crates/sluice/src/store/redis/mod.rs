@@ -24,12 +24,16 @@
 //!   more than its charge, to where the charge went
 //!   ([`library::Mode::Refund`] says exactly what, and the rare cases,
 //!   such as a failover in between, where it cannot tell).
-//! - **Keys**: `{prefix}:{<key>}:<policy>:<fingerprint>`, where `<key>` is
-//!   the client's key with `%`, `{` and `}` percent-encoded (so the braces
-//!   make it the cluster hash tag, and no key can choose another's slot)
-//!   and `<fingerprint>` eight hex digits of the quota's parameters (a
-//!   policy whose numbers change starts afresh; the old keys expire). The
-//!   policy is percent-encoded the same way.
+//! - **Keys**: `{prefix}:{<key>}:<policy>`, where `<key>` is the client's
+//!   key with `%`, `{` and `}` percent-encoded (so the braces make it the
+//!   cluster hash tag, and no key can choose another's slot). The policy
+//!   is percent-encoded the same way. The key does not depend on the
+//!   quota: a packed state opens with the quota numbers it was saved under,
+//!   and a check under changed numbers (a reload) first carries the state
+//!   over to them ([`algorithm::carry`](crate::algorithm::carry), mirrored
+//!   in `lua/carry.lua`), so the key keeps what it has spent. (Before
+//!   this layout the key ended in `:<fingerprint>` of the quota; such keys
+//!   are no longer read and expire on their own.)
 //!
 //! # Layout
 //!

@@ -40,8 +40,9 @@ end
 local function decide_check(key, values, i, now, cost)
   local code, own, shadow, capacity, period, unit, rate = check_at(values, i)
   local entry = algorithms[code]
-  local d, state, score = entry.decide(entry.load(key, period, now),
-    capacity, period, unit, rate, cost or own, now)
+  -- Carried over to this quota first, if it changed (carry.lua).
+  local input = bring(key, entry, code, capacity, period, unit, rate, now, true)
+  local d, state, score = entry.decide(input, capacity, period, unit, rate, cost or own, now)
   if d[1] == 0 and shadow == 1 then d[1], d[4], d[6] = 1, 0, 1 end
   return d, entry, state, score, period
 end
@@ -100,7 +101,7 @@ end
 local function peek_check(key, values, i, now)
   local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
   local entry = algorithms[code]
-  local input = entry.load(key, period, now)
+  local input = bring(key, entry, code, capacity, period, unit, rate, now, false)
   local d = entry.decide(input, capacity, period, unit, rate, 1, now)
   if d[1] == 1 then
     local standing = entry.decide(input, capacity, period, unit, rate, 0, now)
@@ -115,6 +116,14 @@ local REFUNDED = {1, 0, 0, 0, 0, 0}
 -- Gives back check i's charge made at `at` (refund.lua).
 local function refund_check(key, values, i, now, at)
   local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
+  -- Only a state saved under this quota holds the charge in its units.
+  with_header(code, capacity, period, unit, rate)
+  local kind = redis.call('TYPE', key).ok
+  if code == 5 then
+    if kind ~= 'zset' then return REFUNDED end
+  elseif kind ~= 'string' or string.sub(redis.call('GET', key), 1, HEADER_LEN) ~= header then
+    return REFUNDED
+  end
   algorithms[code].refund(key, capacity, period, unit, rate, cost, at, now)
   return REFUNDED
 end

@@ -1,7 +1,7 @@
 -- Sluice: the shared part of the decision library.
 --
--- The library is this file, then one file per algorithm, then refund.lua
--- and main.lua (library.rs joins them). Loaded as a Redis Function library
+-- The library is this file, then one file per algorithm, then carry.lua,
+-- refund.lua and main.lua (library.rs joins them). Loaded as a Redis Function library
 -- (Redis 7+) it runs once, at FUNCTION LOAD, and every call only runs
 -- `run` in main.lua; sent as an EVALSHA script (older Redis) it runs on
 -- every call. So nothing here may keep state between calls: every value a
@@ -23,7 +23,9 @@
 --     save(key, decision, state, score, period)
 --         keeps an admitted state;
 --     refund(key, capacity, period, unit, rate, cost, at, now)
---         gives back a charge made at `at` (refund.lua).
+--         gives back a charge made at `at` (refund.lua);
+--     debt, indebted (buckets) or carry (fixed window, counter)
+--         a packed state carried over to a changed quota (carry.lua).
 --   }
 --
 -- Most algorithms keep a string of packed numbers (see pack2): `packed`
@@ -88,26 +90,46 @@ local function ttl_ms(reset_us)
   return math.max(1, ceil_div(reset_us, 1000)) + ttl_slack_ms
 end
 
--- States are stored packed: two or three little-endian doubles (every value
--- is an integer below 2^53, so exact). Unpacking is one C call, several
--- times cheaper than parsing text, and the value is smaller.
-local function pack2(a, b) return struct.pack('<dd', a, b) end
-local function pack3(a, b, c) return struct.pack('<ddd', a, b, c) end
+-- States are stored packed: little-endian doubles (every value is an
+-- integer below 2^53, so exact). Unpacking is one C call, several times
+-- cheaper than parsing text, and the value is smaller. A packed state
+-- opens with a header of 25 bytes, the quota it was saved under: the
+-- algorithm's code (a byte), capacity (4 bytes: at most 10^9), period and
+-- unit (doubles) and rate (4 bytes: at most 10^9), as a check's values.
+-- When a check's quota differs, carry.lua brings the state over to it
+-- before deciding (a policy whose numbers changed keeps what each key has
+-- spent). Then two or three doubles of the algorithm's own state: 41 or
+-- 49 bytes in all (Redis keeps a string of up to 44 bytes in the same
+-- allocation as its object).
+local HEADER = '<BIddI'
+local HEADER_LEN = 25
+
+-- The header of the check being decided (or refunded); main.lua sets it
+-- for every check (with_header), and pack2/pack3 write it.
+local header = ''
+
+local function with_header(code, capacity, period, unit, rate)
+  header = struct.pack(HEADER, code, capacity, period, unit, rate)
+end
+
+local function pack2(a, b) return header .. struct.pack('<dd', a, b) end
+local function pack3(a, b, c) return header .. struct.pack('<ddd', a, b, c) end
 
 local function whole(x) return x >= 0 and x < 9007199254740992 and x == math.floor(x) end
 
 -- The numbers of a packed state of 2 values, or nil for a missing or
--- foreign value (which every algorithm then reads as untouched).
+-- foreign value (which every algorithm then reads as untouched). The
+-- header is not read here: carry.lua has made it the check's.
 local function unpack2(raw)
-  if not raw or #raw ~= 16 then return nil end
-  local a, b = struct.unpack('<dd', raw)
+  if not raw or #raw ~= HEADER_LEN + 16 then return nil end
+  local a, b = struct.unpack('<dd', raw, HEADER_LEN + 1)
   if whole(a) and whole(b) then return a, b end
   return nil
 end
 
 local function unpack3(raw)
-  if not raw or #raw ~= 24 then return nil end
-  local a, b, c = struct.unpack('<ddd', raw)
+  if not raw or #raw ~= HEADER_LEN + 24 then return nil end
+  local a, b, c = struct.unpack('<ddd', raw, HEADER_LEN + 1)
   if whole(a) and whole(b) and whole(c) then return a, b, c end
   return nil
 end
@@ -148,11 +170,27 @@ local function start_call(keys)
   if cached then values_of, resets_of, dirty = {}, {}, {} end
 end
 
+-- Forgets a packed key (a carry that leaves nothing: the key is untouched
+-- under its new quota), at once or when the call ends.
+local function forget_packed(key)
+  if not cached then
+    redis.call('DEL', key)
+    return
+  end
+  if not resets_of[key] then dirty[#dirty + 1] = key end
+  values_of[key], resets_of[key] = false, 0
+end
+
 -- Writes every changed packed key of a call with a cache.
 local function flush()
   if not cached then return end
   for _, key in ipairs(dirty) do
-    redis.call('SET', key, values_of[key], 'PX', ttl_ms(resets_of[key]))
+    local value = values_of[key]
+    if value then
+      redis.call('SET', key, value, 'PX', ttl_ms(resets_of[key]))
+    else
+      redis.call('DEL', key)
+    end
   end
 end
 
