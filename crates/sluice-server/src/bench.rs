@@ -18,7 +18,7 @@ use serde::Serialize;
 use sluice::{Algorithm, Limiter, Policy, Quota, RedisOptions};
 
 use crate::config::StoreSpec;
-use crate::stores;
+use crate::stores::{self, Connecting};
 
 /// How keys are chosen for each decision.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -95,7 +95,7 @@ struct Tally {
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let redis = RedisOptions::default().with_prefix("sluice-bench");
-    let store = stores::open(&options.store, &redis).await?;
+    let store = stores::open(&options.store, &redis, Connecting::Wait).await?;
     let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
     let limiter = Limiter::new(store, [policy]);
     let keys: Arc<Vec<String>> =

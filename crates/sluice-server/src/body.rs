@@ -33,6 +33,10 @@ pub struct DecisionBody<'a> {
     /// Present (true) when a shadow policy would have denied the request.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+    /// Present (true) when the store could not decide and the policy's
+    /// `on_store_error` did (`allow` or `local`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
 }
 
 impl<'a> DecisionBody<'a> {
@@ -54,6 +58,7 @@ impl<'a> DecisionBody<'a> {
             delay_ms: (quota.algorithm() == Algorithm::LeakyBucket)
                 .then(|| ceil_ms(decision.delay)),
             shadow: decision.shadow,
+            degraded: decision.degraded(),
         }
     }
 }

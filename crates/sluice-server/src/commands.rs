@@ -7,7 +7,7 @@ use sluice::{Error, Limiter};
 
 use crate::body::DecisionBody;
 use crate::config::{Config, ConfigErrors};
-use crate::stores;
+use crate::stores::{self, Connecting};
 
 /// Checks the configuration file at `path`: the number of policies it
 /// defines, or every error in it.
@@ -22,7 +22,8 @@ pub async fn check<'a>(
     key: &'a str,
     cost: u64,
 ) -> anyhow::Result<DecisionBody<'a>> {
-    let store = stores::open(&config.store, &config.redis).await?;
+    let (store, _health) =
+        stores::open_resilient(&config.store, &config.redis, Connecting::Wait).await?;
     let limiter = Limiter::new(store, config.policies);
     let resolved = match limiter.resolve(policy, key) {
         Err(Error::UnknownPolicy(name)) => {

@@ -3,7 +3,13 @@
 //! - `sluice_decisions_total{policy,outcome}`: outcome `allowed`, `denied`,
 //!   `shadow_denied` (a shadow policy would have denied) or `error`;
 //! - `sluice_decision_duration_seconds{policy,store}`: how long the store took;
-//! - `sluice_store_errors_total{store}`: calls to the store that failed;
+//! - `sluice_decision_sources_total{policy,source}`: what made each
+//!   decision, source `store`, `deny_cache` or `fallback` (the store failed
+//!   and the policy's `on_store_error` answered);
+//! - `sluice_store_errors_total{kind}`: calls to the store that failed, by
+//!   kind (`unavailable`, `timeout`, `protocol`, ...);
+//! - `sluice_store_breaker_state{state}`: 1 for the circuit breaker's state
+//!   (`closed`, `open`, `half_open`), 0 for the others;
 //! - `sluice_config_reloads_total{result}`: result `ok` or `error`.
 //!
 //! Labels come only from the configuration (policy names, the store kind),
@@ -16,9 +22,11 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sluice::Decision;
+use sluice::store::BreakerState;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -27,10 +35,19 @@ pub struct Metrics {
     registry: Registry,
     decisions: Family<Labels, Counter>,
     durations: Family<Labels, Histogram, fn() -> Histogram>,
-    store_errors: Counter,
+    sources: Family<Labels, Counter>,
+    store_errors: Family<Labels, Counter>,
+    breaker: Family<Labels, Gauge>,
     reloads: Family<Labels, Counter>,
     store: &'static str,
 }
+
+/// The breaker's states, as `sluice_store_breaker_state` labels them.
+const BREAKER_STATES: [BreakerState; 3] = [
+    BreakerState::Closed,
+    BreakerState::Open,
+    BreakerState::HalfOpen,
+];
 
 /// What one policy's decision came to, as counted in `sluice_decisions_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +77,8 @@ impl Outcome {
 #[derive(Clone)]
 pub struct PolicyMetrics {
     outcomes: [Counter; 4],
+    /// By [`sluice::Source`]: store, deny cache, fallback.
+    sources: [Counter; 3],
     duration: Histogram,
 }
 
@@ -71,6 +90,16 @@ impl PolicyMetrics {
             self.outcomes[outcome as usize].inc();
         }
         self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a decision made by `source`.
+    pub fn source(&self, source: sluice::Source) {
+        let at = match source {
+            sluice::Source::Store => 0,
+            sluice::Source::DenyCache => 1,
+            _ => 2,
+        };
+        self.sources[at].inc();
     }
 }
 
@@ -84,7 +113,9 @@ impl Metrics {
         // trip in the middle, a timeout at the top.
         let durations: Family<Labels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(50e-6, 2.0, 16)));
-        let store_errors = Counter::default();
+        let sources = Family::<Labels, Counter>::default();
+        let store_errors = Family::<Labels, Counter>::default();
+        let breaker = Family::<Labels, Gauge>::default();
         let reloads = Family::<Labels, Counter>::default();
         registry.register(
             "sluice_decisions",
@@ -97,9 +128,19 @@ impl Metrics {
             durations.clone(),
         );
         registry.register(
+            "sluice_decision_sources",
+            "Decisions made, by policy and what made them (store, deny_cache, fallback)",
+            sources.clone(),
+        );
+        registry.register(
             "sluice_store_errors",
-            "Calls to the store that failed",
+            "Calls to the store that failed, by kind",
             store_errors.clone(),
+        );
+        registry.register(
+            "sluice_store_breaker_state",
+            "1 for the store's circuit breaker state, 0 for the others",
+            breaker.clone(),
         );
         registry.register(
             "sluice_config_reloads",
@@ -110,7 +151,9 @@ impl Metrics {
             registry,
             decisions,
             durations,
+            sources,
             store_errors,
+            breaker,
             reloads,
             store,
         }
@@ -138,13 +181,50 @@ impl Metrics {
                 outcome("shadow_denied"),
                 outcome("error"),
             ],
+            sources: [
+                sluice::Source::Store,
+                sluice::Source::DenyCache,
+                sluice::Source::Fallback,
+            ]
+            .map(|source| {
+                let labels = vec![
+                    ("policy", policy.to_owned()),
+                    ("source", source.name().to_owned()),
+                ];
+                self.sources.get_or_create(&labels).clone()
+            }),
             duration: self.durations.get_or_create(&labels).clone(),
         }
     }
 
-    /// Counts a failed call to the store.
-    pub fn store_error(&self) {
-        self.store_errors.inc();
+    fn store_errors_of(&self, kind: &str) -> Counter {
+        (self.store_errors)
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .clone()
+    }
+
+    /// Counts a failed call to the store, of `kind` ([`sluice::StoreError::kind`]).
+    pub fn store_error(&self, kind: &str) {
+        self.store_errors_of(kind).inc();
+    }
+
+    /// Brings `sluice_store_errors_total` up to `totals`, the counts by kind
+    /// that a resilient store stack keeps (see [`sluice::store::Health`]).
+    pub fn store_errors_now(&self, totals: &[(&'static str, u64)]) {
+        for (kind, total) in totals {
+            let counter = self.store_errors_of(kind);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    /// Shows the circuit breaker in `state`.
+    pub fn breaker(&self, state: BreakerState) {
+        for s in BREAKER_STATES {
+            let labels = vec![("state", s.name().to_owned())];
+            self.breaker
+                .get_or_create(&labels)
+                .set(i64::from(s == state));
+        }
     }
 
     /// Counts a configuration reload that succeeded (`ok`) or not.
@@ -176,7 +256,10 @@ mod tests {
         api.record(Some(Outcome::Allowed), Duration::from_micros(30));
         api.record(Some(Outcome::ShadowDenied), Duration::from_micros(30));
         api.record(None, Duration::from_micros(30));
-        metrics.store_error();
+        api.source(sluice::Source::Fallback);
+        metrics.store_error("timeout");
+        metrics.store_errors_now(&[("timeout", 3), ("unavailable", 2)]);
+        metrics.breaker(BreakerState::Open);
         metrics.reload(false);
         let text = metrics.render();
         for line in [
@@ -185,7 +268,12 @@ mod tests {
             r#"sluice_decisions_total{policy="default",outcome="denied"} 0"#,
             r#"sluice_decision_duration_seconds_count{policy="default",store="memory"} 4"#,
             r#"sluice_decision_duration_seconds_bucket{le="0.00005",policy="default",store="memory"} 4"#,
-            "sluice_store_errors_total 1",
+            r#"sluice_decision_sources_total{policy="default",source="fallback"} 1"#,
+            r#"sluice_decision_sources_total{policy="default",source="store"} 0"#,
+            r#"sluice_store_errors_total{kind="timeout"} 3"#,
+            r#"sluice_store_errors_total{kind="unavailable"} 2"#,
+            r#"sluice_store_breaker_state{state="open"} 1"#,
+            r#"sluice_store_breaker_state{state="closed"} 0"#,
             r#"sluice_config_reloads_total{result="error"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

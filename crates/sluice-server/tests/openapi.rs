@@ -66,6 +66,20 @@ async fn every_route_answers_as_openapi_json_says() {
         &[&config[..], &["--store", &redis_url]].concat(),
         &[("SLUICE_ADMIN_TOKEN", "t")],
     );
+    let open_file = write(
+        dir.path(),
+        "open.yaml",
+        &format!("on_store_error: allow{POLICIES}"),
+    );
+    let fails_open = Serve::start(
+        &[
+            "--config",
+            open_file.to_str().unwrap(),
+            "--store",
+            &redis_url,
+        ],
+        &[],
+    );
     redis.kill();
 
     let long = format!("/v1/limits/api/{}", "k".repeat(1025));
@@ -130,6 +144,9 @@ async fn every_route_answers_as_openapi_json_says() {
             },
         ),
         (&down, case("POST", "/v1/check", Some(one("a")), 503)),
+        // Issue 11: a degraded answer fits the document too.
+        (&fails_open, case("POST", "/v1/check", Some(one("a")), 200)),
+        (&fails_open, case("GET", "/v1/limits/api/a", None, 200)),
         (&admin, case("GET", "/v1/limits/api/a", None, 200)),
         (&admin, case("GET", &long, None, 400)),
         (&admin, case("GET", "/v1/limits/nope/a", None, 404)),

@@ -614,7 +614,10 @@ async fn policies_health_and_readiness() {
     let a = app.get("/readyz").await;
     assert_eq!(
         (a.status, a.json.clone()),
-        (200, json!({"status": "ready", "store": "memory"}))
+        (
+            200,
+            json!({"status": "ready", "store": "memory", "on_store_error": ["deny"], "breaker": null})
+        )
     );
 }
 
@@ -652,7 +655,8 @@ async fn metrics_count_decisions_by_policy_and_outcome() {
             r#"sluice_decisions_total{policy="watch",outcome="allowed"} 1"#,
             r#"sluice_decisions_total{policy="watch",outcome="shadow_denied"} 1"#,
             r#"sluice_decision_duration_seconds_count{policy="api",store="memory"} 4"#,
-            "sluice_store_errors_total 0",
+            r#"sluice_decision_sources_total{policy="api",source="store"} 4"#,
+            r#"sluice_decision_sources_total{policy="api",source="fallback"} 0"#,
         ],
     );
     assert!(

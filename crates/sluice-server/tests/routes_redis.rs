@@ -62,7 +62,10 @@ async fn a_failing_store_answers_503_and_is_counted() {
     let a = app.get("/readyz").await;
     assert_eq!(
         (a.status, a.json.clone()),
-        (200, json!({"status": "ready", "store": "redis"}))
+        (
+            200,
+            json!({"status": "ready", "store": "redis", "on_store_error": ["deny"], "breaker": null})
+        )
     );
     let one = json!({"policy": "api", "key": "k"});
     assert_eq!(app.check(one.clone()).await.status, 200);
@@ -86,7 +89,7 @@ async fn a_failing_store_answers_503_and_is_counted() {
         (
             503,
             json!({"status": "unavailable", "store": "redis",
-                "error": "the store does not answer"})
+                "error": "the store does not answer", "on_store_error": ["deny"], "breaker": null})
         )
     );
     // An unknown policy is the caller's mistake, not the store's.
@@ -102,7 +105,7 @@ async fn a_failing_store_answers_503_and_is_counted() {
         &text,
         &[
             // Two checks, a peek and a reset failed.
-            "sluice_store_errors_total 4",
+            r#"sluice_store_errors_total{kind="unavailable"} 4"#,
             r#"sluice_decisions_total{policy="api",outcome="allowed"} 1"#,
             r#"sluice_decisions_total{policy="api",outcome="error"} 2"#,
             r#"sluice_decisions_total{policy="other",outcome="error"} 1"#,

@@ -97,7 +97,10 @@ async fn while_redis_is_down_checks_and_readiness_answer_503() {
     let a = send(client().get(serve.url("/readyz"))).await;
     assert_eq!(
         (a.status, a.json.clone()),
-        (200, json!({"status": "ready", "store": "redis"}))
+        (
+            200,
+            json!({"status": "ready", "store": "redis", "on_store_error": ["deny"], "breaker": "closed"})
+        )
     );
     assert_eq!(
         check(&serve, json!({"policy": "api", "key": "k"}))
@@ -132,7 +135,16 @@ async fn while_redis_is_down_checks_and_readiness_answer_503() {
         metrics.contains(r#"sluice_decisions_total{policy="api",outcome="error"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains("sluice_store_errors_total 3"), "{metrics}");
+    // The readiness probe, the check, the peek and the reset: the store
+    // failed four times (one short of opening the breaker).
+    assert!(
+        metrics.contains(r#"sluice_store_errors_total{kind="unavailable"} 4"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_store_breaker_state{state="closed"} 1"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"sluice_decision_duration_seconds_count{policy="api",store="redis"} 2"#),
         "{metrics}"
@@ -201,4 +213,54 @@ async fn i11_serve_starts_before_redis_and_decides_once_it_is_up() {
     let a = check(&serve, json!({"policy": "default", "key": "k"})).await;
     assert_eq!((a.status, a.json["remaining"].clone()), (200, json!(9)));
     assert_eq!(redis.cli(&["dbsize"]), "1", "decided in Redis");
+}
+
+/// Issue 11: with `on_store_error` chosen per policy, a dead Redis is
+/// answered by each policy's mode: `allow` admits marked degraded (never a
+/// 429), `local` decides a share of the limit in the process, `deny`
+/// answers 503. `/readyz` is 503 and names the modes; the breaker opens,
+/// and the metrics say where the decisions came from.
+#[tokio::test]
+async fn i11_while_redis_is_down_each_policy_answers_by_its_mode() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "redis:\n  timeout: 300ms\non_store_error: allow\nlocal_share: 0.5\npolicies:\n  \
+open: {limit: 1, period: 1h}\n  \
+shared: {limit: 4, period: 1h, on_store_error: local}\n  \
+login: {limit: 5, period: 1h, on_store_error: deny}\n",
+    );
+    let serve = Serve::start(
+        &["--config", file.to_str().unwrap(), "--store", &redis.url()],
+        &[],
+    );
+    redis.kill();
+    for n in 0..6 {
+        let a = check(&serve, json!({"policy": "open", "key": "k"})).await;
+        assert_eq!(a.status, 200, "{n}: {:?}", a.json);
+        assert_eq!(a.json["degraded"], true);
+        let a = check(&serve, json!({"policy": "shared", "key": "k"})).await;
+        // Half of 4: two admitted in this process, then denied locally.
+        assert_eq!(
+            (a.status, &a.json["degraded"]),
+            (if n < 2 { 200 } else { 429 }, &json!(true))
+        );
+        let a = check(&serve, json!({"policy": "login", "key": "k"})).await;
+        assert_eq!(a.status, 503, "{:?}", a.json);
+    }
+    let a = send(client().get(serve.url("/readyz"))).await;
+    assert_eq!(a.status, 503);
+    assert_eq!(a.json["on_store_error"], json!(["allow", "deny", "local"]));
+    assert_eq!(a.json["breaker"], "open", "{:?}", a.json);
+    let metrics = metrics(&serve).await;
+    for line in [
+        r#"sluice_decision_sources_total{policy="open",source="fallback"} 6"#,
+        r#"sluice_decision_sources_total{policy="shared",source="fallback"} 6"#,
+        r#"sluice_decisions_total{policy="login",outcome="error"} 6"#,
+        r#"sluice_store_breaker_state{state="open"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in {metrics}");
+    }
 }

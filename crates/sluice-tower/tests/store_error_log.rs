@@ -50,20 +50,20 @@ impl Write for Captured {
 async fn a_store_failure_is_logged_at_warn_with_the_policy_and_its_cause() {
     let mut redis = RedisServer::start();
     let limiter = limiter_on_a_dead_redis(&mut redis).await;
+    // (mode, a response of the caller's own, what the client gets)
+    let later = || Response::new(Full::new(Bytes::from_static(b"later")));
     let choices = [
         (
-            OnStoreError::Reject,
+            OnStoreError::Deny,
+            false,
             StatusCode::SERVICE_UNAVAILABLE,
             r#"{"error":"rate limiter unavailable"}"#,
         ),
-        (OnStoreError::Admit, StatusCode::OK, "inner"),
-        (
-            OnStoreError::respond(|_| Response::new(Full::new(Bytes::from_static(b"later")))),
-            StatusCode::OK,
-            "later",
-        ),
+        (OnStoreError::Allow, false, StatusCode::OK, "inner"),
+        (OnStoreError::Deny, true, StatusCode::OK, "later"),
     ];
-    for (choice, status, body) in choices {
+    for (mode, own, status, body) in choices {
+        let choice = (mode, own);
         let log = Captured::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -71,12 +71,15 @@ async fn a_store_failure_is_logged_at_warn_with_the_policy_and_its_cause() {
             .with_ansi(false)
             .without_time()
             .finish();
-        let service = RateLimitLayer::new(limiter.clone(), "api", KeyBy::peer_ip())
+        let mut layer = RateLimitLayer::new(limiter.clone(), "api", KeyBy::peer_ip())
             .unwrap()
-            .on_store_error(choice.clone())
-            .layer(service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
-            }));
+            .on_store_error(mode);
+        if own {
+            layer = layer.on_unavailable(move |_| later());
+        }
+        let service = layer.layer(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+        }));
         let mut request = Request::new(());
         let peer: SocketAddr = "192.0.2.7:50000".parse().unwrap();
         request.extensions_mut().insert(peer);

@@ -30,6 +30,47 @@ pub struct Decision {
     /// The policy is in shadow mode and would have denied this request; it
     /// was admitted anyway (`allowed` is true).
     pub shadow: bool,
+    /// What decided: the store itself, the local deny cache, or the
+    /// fallback that answered because the store could not.
+    pub source: Source,
+}
+
+/// What made a [`Decision`]: how far to trust it.
+///
+/// ```
+/// use sluice::{Decision, Source};
+///
+/// let decision = Decision::allowed(10, 9, 6_000_000);
+/// assert_eq!(decision.source, Source::Store);
+/// assert!(!decision.degraded());
+/// assert!(decision.with_source(Source::Fallback).degraded());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Source {
+    /// The store decided: the shared limit, exact.
+    #[default]
+    Store,
+    /// The local deny cache answered a denial the store gave earlier and
+    /// that still holds: exact (a denial changes no state), without asking
+    /// the store. See [`DenyCache`](crate::store::DenyCache).
+    DenyCache,
+    /// The store could not decide and the policy's
+    /// [`OnStoreError`](crate::OnStoreError) did: `allow` admitted without
+    /// counting, `local` decided against this process's share of the limit.
+    /// See [`Fallback`](crate::store::Fallback).
+    Fallback,
+}
+
+impl Source {
+    /// The name metrics use: `store`, `deny_cache` or `fallback`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Store => "store",
+            Source::DenyCache => "deny_cache",
+            Source::Fallback => "fallback",
+        }
+    }
 }
 
 impl Decision {
@@ -43,6 +84,7 @@ impl Decision {
             retry_after: Some(Duration::ZERO),
             delay: Duration::ZERO,
             shadow: false,
+            source: Source::Store,
         }
     }
 
@@ -61,6 +103,7 @@ impl Decision {
             retry_after: retry_after_us.map(Duration::from_micros),
             delay: Duration::ZERO,
             shadow: false,
+            source: Source::Store,
         }
     }
 
@@ -76,6 +119,19 @@ impl Decision {
             shadow: true,
             ..self
         }
+    }
+
+    /// The same decision, marked as made by `source`.
+    pub fn with_source(mut self, source: Source) -> Decision {
+        self.source = source;
+        self
+    }
+
+    /// Whether the shared limit did not make this decision: the fallback
+    /// answered because the store failed. A deny cache's answer is not
+    /// degraded: it is the store's own denial, still in force.
+    pub fn degraded(&self) -> bool {
+        self.source == Source::Fallback
     }
 
     /// The same admission, told to wait `delay` for its turn (leaky bucket).

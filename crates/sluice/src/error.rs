@@ -46,12 +46,41 @@ pub enum StoreError {
         /// The key named twice.
         key: String,
     },
+    /// The store failed too often lately, and the circuit breaker in front
+    /// of it answers at once instead of calling it (see
+    /// [`Breaker`](crate::store::Breaker)). Transient: a probe closes it.
+    #[error("the store failed repeatedly; calls are held off until a probe succeeds")]
+    CircuitOpen,
 }
 
 impl StoreError {
     /// Whether the same call may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Timeout(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::CircuitOpen
+        )
+    }
+
+    /// A short stable name for the kind of failure, for metrics labels:
+    /// `unavailable`, `timeout`, `protocol`, `key`, `duplicate_check` or
+    /// `circuit_open`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sluice::StoreError;
+    ///
+    /// assert_eq!(StoreError::Timeout(Duration::from_millis(300)).kind(), "timeout");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Protocol(_) => "protocol",
+            StoreError::Key { .. } => "key",
+            StoreError::DuplicateCheck { .. } => "duplicate_check",
+            StoreError::CircuitOpen => "circuit_open",
+        }
     }
 }
 

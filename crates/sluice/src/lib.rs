@@ -14,10 +14,14 @@
 //! - [`algorithm`]: the six algorithms, each a pure step, and their shared [`State`](algorithm::State).
 //! - [`quota`]: [`Quota`] and [`Algorithm`], valid by construction.
 //! - [`policy`]: [`Policy`], named [`Limit`]s (each a quota with per-key overrides) and shadow mode.
+//! - [`on_store_error`]: [`OnStoreError`] (`allow`, `deny`, `local`), what a policy answers when
+//!   the store fails, and [`LocalShare`].
 //! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
 //! - [`store`]: the [`Store`] trait, [`Check`] and [`BoxStore`]; [`store::memory`] holds [`MemoryStore`],
-//!   `store::redis` the `RedisStore` (feature `redis`, on by default) and its Lua scripts.
+//!   `store::redis` the `RedisStore` (feature `redis`, on by default) and its Lua scripts; the
+//!   decorators for when the store fails ([`Resilient`](store::Resilient): a fallback, a deny
+//!   cache and a circuit breaker).
 //! - [`limiter`]: [`Limiter`], named policies over a store: [`Resolved`] requests in, a [`Verdict`] per policy out.
 //! - [`error`]: [`Error`], [`StoreError`] and [`error::chain`] to log a cause whole.
 
@@ -26,14 +30,16 @@ pub mod clock;
 pub mod decision;
 pub mod error;
 pub mod limiter;
+pub mod on_store_error;
 pub mod policy;
 pub mod quota;
 pub mod store;
 
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use decision::{Decision, most_restrictive};
+pub use decision::{Decision, Source, most_restrictive};
 pub use error::{Error, StoreError};
 pub use limiter::{Limiter, MAX_KEY_LEN, Resolved, Verdict};
+pub use on_store_error::{LocalShare, OnStoreError};
 pub use policy::{Limit, Policy, PolicyError};
 pub use quota::{Algorithm, Quota, QuotaError};
 pub use store::memory::MemoryStore;

@@ -89,6 +89,9 @@ impl<'a> Resolved<'a> {
             cost,
         )
         .with_shadow(self.policy.shadow())
+        .with_on_store_error(self.policy.on_store_error())
+        .with_local_share(self.policy.local_share())
+        .with_deny_cache(self.policy.deny_cache())
     }
 
     /// One check per limit of the policy, charging `cost`.

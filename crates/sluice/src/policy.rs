@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::Quota;
+use crate::{LocalShare, OnStoreError, Quota};
 
 /// The longest policy name, in bytes.
 pub const MAX_POLICY_NAME_LEN: usize = 64;
@@ -98,6 +98,9 @@ pub struct Policy {
     name: String,
     limits: Vec<Limit>,
     shadow: bool,
+    on_store_error: OnStoreError,
+    local_share: LocalShare,
+    deny_cache: bool,
 }
 
 /// Why a policy could not be built.
@@ -144,6 +147,9 @@ impl Policy {
             name,
             limits,
             shadow: false,
+            on_store_error: OnStoreError::default(),
+            local_share: LocalShare::FULL,
+            deny_cache: false,
         })
     }
 
@@ -151,6 +157,59 @@ impl Policy {
     pub fn with_shadow(mut self, shadow: bool) -> Policy {
         self.shadow = shadow;
         self
+    }
+
+    /// What the policy answers when the store cannot decide; default
+    /// [`OnStoreError::Deny`]. It takes effect through a
+    /// [`Fallback`](crate::store::Fallback) in the store stack.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sluice::{Algorithm, LocalShare, OnStoreError, Policy, Quota};
+    ///
+    /// let quota = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(1), None).unwrap();
+    /// // Four instances: each grants a quarter of the limit while Redis is away.
+    /// let policy = Policy::new("api", quota)
+    ///     .unwrap()
+    ///     .with_on_store_error(OnStoreError::Local)
+    ///     .with_local_share(LocalShare::new(0.25).unwrap())
+    ///     .with_deny_cache(true);
+    /// assert_eq!(policy.on_store_error(), OnStoreError::Local);
+    /// ```
+    pub fn with_on_store_error(mut self, mode: OnStoreError) -> Policy {
+        self.on_store_error = mode;
+        self
+    }
+
+    /// The share of the limit this process grants alone in
+    /// [`OnStoreError::Local`] mode; default the whole limit.
+    pub fn with_local_share(mut self, share: LocalShare) -> Policy {
+        self.local_share = share;
+        self
+    }
+
+    /// Whether this process remembers the store's denials of a key until
+    /// they lapse, and denies that key's same-or-larger requests without
+    /// asking the store (see [`DenyCache`](crate::store::DenyCache));
+    /// default off.
+    pub fn with_deny_cache(mut self, on: bool) -> Policy {
+        self.deny_cache = on;
+        self
+    }
+
+    /// What the policy answers when the store cannot decide.
+    pub fn on_store_error(&self) -> OnStoreError {
+        self.on_store_error
+    }
+
+    /// The share of the limit granted alone in `local` mode.
+    pub fn local_share(&self) -> LocalShare {
+        self.local_share
+    }
+
+    /// Whether the store's denials are cached in this process.
+    pub fn deny_cache(&self) -> bool {
+        self.deny_cache
     }
 
     /// Gives `key` its own quota under the policy's first limit (the only

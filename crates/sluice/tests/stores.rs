@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use sluice::algorithm;
+use sluice::store::Resilient;
 use sluice::{
     Algorithm, Check, Decision, FakeClock, Limit, Limiter, MemoryStore, Policy, Quota,
-    RedisOptions, RedisStore, Store, StoreError,
+    RedisOptions, RedisStore, Source, Store, StoreError,
 };
 use sluice_testkit::{RedisCluster, RedisServer};
 
@@ -96,6 +97,45 @@ async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
             );
         }
     }
+}
+
+/// Replays every trace with the deny cache on: the cache changes no
+/// outcome. Each answer agrees with the core on admitted or denied; the
+/// store's own answers are the core's exactly, and a cached denial's
+/// `retry_after` is never later than the core's (the cache remembers the
+/// wait of the smallest denied cost). The cache must answer some steps.
+async fn the_deny_cache_keeps_every_outcome(store: &impl Store, clock: &FakeClock, target: &str) {
+    let mut hits = 0;
+    for (i, trace) in traces().iter().enumerate() {
+        clock.set(START_US);
+        let key = format!("cached-{i}");
+        let mut now = START_US;
+        let mut state = None;
+        for (n, step) in trace.steps.iter().enumerate() {
+            clock.advance(Duration::from_micros(step.advance_us));
+            now += step.advance_us;
+            let (want, next) = algorithm::decide(state.as_ref(), &trace.quota, step.cost, now);
+            if next.is_some() {
+                state = next;
+            }
+            let check = Check::new("cached", &key, &trace.quota, step.cost).with_deny_cache(true);
+            let got = store.decide_one(&check).await.unwrap();
+            let at = format!("{target}: trace {i} ({:?}) step {n} {step:?}", trace.quota);
+            assert_eq!(got.allowed, want.allowed, "{at}: {got:?} {want:?}");
+            if got.source == Source::DenyCache {
+                hits += 1;
+                if let Some(wait) = want.retry_after {
+                    assert!(
+                        got.retry_after.is_some_and(|g| g <= wait),
+                        "{at}: {got:?} {want:?}"
+                    );
+                }
+            } else {
+                assert_eq!(got, want, "{at}");
+            }
+        }
+    }
+    assert!(hits > 50, "{target}: the cache answered {hits} steps only");
 }
 
 /// Issue 11: the quotas a reload may change a key's policy between, for a
@@ -999,6 +1039,33 @@ async fn the_memory_store_keeps_the_contract() {
     let clock = FakeClock::new(START_US);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     contract(&[store], &clock, "memory", false, 300).await;
+}
+
+/// The contract through the whole resilient stack (fallback, deny cache,
+/// breaker): while the store answers, the stack changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_memory_store_keeps_the_contract_through_the_resilient_stack() {
+    let clock = FakeClock::new(START_US);
+    let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock.clone());
+    contract(&[Arc::new(store)], &clock, "memory+resilient", false, 300).await;
+    let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock.clone());
+    the_deny_cache_keeps_every_outcome(&store, &clock, "memory+resilient").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_redis_keeps_the_contract_through_the_resilient_stack() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let resilient = async || {
+        let store = RedisStore::connect(&server.url()).await.unwrap();
+        Arc::new(Resilient::new(
+            store.with_clock(clock.clone()),
+            clock.clone(),
+        ))
+    };
+    let stores = [resilient().await, resilient().await];
+    contract(&stores, &clock, "redis+resilient", false, 8).await;
+    the_deny_cache_keeps_every_outcome(&*stores[0], &clock, "redis+resilient").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
-//! Sluice's configuration file: `store`, `redis` and `policies`, read with
-//! the generic [`Walker`] into a checked [`FileConfig`].
+//! Sluice's configuration file: `store`, `redis`, `policies` and what to
+//! do when the store fails (`on_store_error`, `local_share`, `deny_cache`:
+//! at the top level for every policy, and in a policy for itself), read
+//! with the generic [`Walker`] into a checked [`FileConfig`].
 //!
 //! A policy is one limit (`algorithm`, `limit`, `period`, `burst`,
 //! `overrides`, beside `shadow`) or a list of up to 8 of them under
@@ -11,7 +13,7 @@ use std::time::Duration;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
-use sluice::{Algorithm, Limit, Policy, Quota, RedisOptions};
+use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
 use super::error::ConfigErrors;
 use super::store::StoreSpec;
@@ -29,7 +31,14 @@ pub struct FileConfig {
     pub redis: RedisOptions,
 }
 
-const TOP_FIELDS: &[&str] = &["store", "redis", "policies"];
+const TOP_FIELDS: &[&str] = &[
+    "store",
+    "redis",
+    "on_store_error",
+    "local_share",
+    "deny_cache",
+    "policies",
+];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
     "algorithm",
@@ -39,11 +48,64 @@ const POLICY_FIELDS: &[&str] = &[
     "shadow",
     "overrides",
     "limits",
+    "on_store_error",
+    "local_share",
+    "deny_cache",
 ];
 /// The fields of one limit: a policy's own in the single-limit form, or an
 /// element of its `limits`.
 const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
 const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
+
+/// What a policy does when the store fails: the top level's values are
+/// every policy's defaults, and a policy may set its own.
+#[derive(Clone, Copy, Default)]
+struct OnFailure {
+    mode: OnStoreError,
+    share: LocalShare,
+    deny_cache: bool,
+}
+
+/// Reads `on_store_error`, `local_share` and `deny_cache` from `map` (at
+/// `path`), over `base`. `None` when one is invalid (already reported).
+fn on_failure(
+    w: &mut Walker<'_>,
+    map: &MarkedMappingNode,
+    path: &str,
+    base: OnFailure,
+) -> Option<OnFailure> {
+    let mode = match map.get_node("on_store_error") {
+        None => Some(base.mode),
+        Some(node) => w.parsed(node, &join(path, "on_store_error"), "allow, deny or local"),
+    };
+    let share = match map.get_node("local_share") {
+        None => Some(base.share),
+        Some(node) => {
+            let path = join(path, "local_share");
+            let share = w.parsed::<f64>(node, &path, "a share such as 0.25");
+            share.and_then(|share| match LocalShare::new(share) {
+                Ok(share) => Some(share),
+                Err(_) => {
+                    w.error(
+                        node.span(),
+                        &path,
+                        format!("must be above 0 and at most 1, got {share}"),
+                    );
+                    None
+                }
+            })
+        }
+    };
+    let deny_cache = match map.get_node("deny_cache") {
+        None => Some(base.deny_cache),
+        Some(node) => w.boolean(node, &join(path, "deny_cache")),
+    };
+    Some(OnFailure {
+        mode: mode?,
+        share: share?,
+        deny_cache: deny_cache?,
+    })
+}
 
 /// Parses the text of the configuration file `file`, listing every error
 /// with its line and field path.
@@ -82,6 +144,9 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     if let Some(node) = map.get_node("redis") {
         redis(w, node, &mut config.redis);
     }
+    // Invalid top-level values are reported; the policies then start from
+    // the built-in defaults so that their own errors are listed too.
+    let defaults = on_failure(w, map, "", OnFailure::default()).unwrap_or_default();
     match map.get_node("policies") {
         None => {
             // An empty file has its (empty) mapping at its end: say line 1.
@@ -110,7 +175,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
             }
             Some(policies) => {
                 for (name, body) in policies.iter() {
-                    if let Some(p) = policy(w, name, body) {
+                    if let Some(p) = policy(w, name, body, defaults) {
                         config.policies.push(p);
                     }
                 }
@@ -163,7 +228,12 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
 /// Reads one policy, written either as one limit (its fields beside
 /// `shadow`) or as `limits`, a list of them. `None` when anything in it is
 /// invalid (already reported).
-fn policy(w: &mut Walker<'_>, name: &MarkedScalarNode, body: &Node) -> Option<Policy> {
+fn policy(
+    w: &mut Walker<'_>,
+    name: &MarkedScalarNode,
+    body: &Node,
+    defaults: OnFailure,
+) -> Option<Policy> {
     let path = join("policies", name.as_str());
     let map = w.mapping(body, &path, POLICY_FIELDS)?;
     let limits = match map.get_node("limits") {
@@ -174,8 +244,18 @@ fn policy(w: &mut Walker<'_>, name: &MarkedScalarNode, body: &Node) -> Option<Po
         None => Some(false),
         Some(node) => w.boolean(node, &join(&path, "shadow")),
     };
+    let on_failure = on_failure(w, map, &path, defaults);
     match Policy::with_limits(name.as_str(), limits?) {
-        Ok(policy) => Some(policy.with_shadow(shadow?)),
+        Ok(policy) => {
+            let on_failure = on_failure?;
+            Some(
+                policy
+                    .with_shadow(shadow?)
+                    .with_on_store_error(on_failure.mode)
+                    .with_local_share(on_failure.share)
+                    .with_deny_cache(on_failure.deny_cache),
+            )
+        }
         Err(e) => {
             w.error(name.span(), &path, e.to_string());
             None

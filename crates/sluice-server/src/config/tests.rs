@@ -169,7 +169,7 @@ fn missing_and_unknown_top_level_fields_are_errors() {
     let got = errors("polices:\n  api: {limit: 1, period: 1s}\n");
     assert!(
         got[0].starts_with(
-            "sluice.yaml:1: polices: unknown field; expected one of store, redis, policies"
+            "sluice.yaml:1: polices: unknown field; expected one of store, redis, on_store_error, local_share, deny_cache, policies"
         ),
         "{got:?}"
     );
@@ -491,4 +491,53 @@ proptest::proptest! {
         );
         let _ = parse(&text, "f.yaml");
     }
+}
+
+#[test]
+fn what_to_do_when_the_store_fails_is_set_at_the_top_and_per_policy() {
+    let text = "\
+on_store_error: local
+local_share: 0.25
+deny_cache: true
+policies:
+  api: {limit: 100, period: 1s}
+  login: {limit: 5, period: 1m, on_store_error: deny, deny_cache: false}
+  search: {limit: 10, period: 1s, on_store_error: allow, local_share: 1}
+";
+    let file = parse(text, "sluice.yaml").unwrap();
+    let by_name = |name: &str| file.policies.iter().find(|p| p.name() == name).unwrap();
+    let api = by_name("api");
+    assert_eq!(api.on_store_error(), sluice::OnStoreError::Local);
+    assert_eq!(api.local_share(), sluice::LocalShare::new(0.25).unwrap());
+    assert!(api.deny_cache());
+    let login = by_name("login");
+    assert_eq!(login.on_store_error(), sluice::OnStoreError::Deny);
+    assert!(!login.deny_cache());
+    assert_eq!(login.local_share(), sluice::LocalShare::new(0.25).unwrap());
+    let search = by_name("search");
+    assert_eq!(search.on_store_error(), sluice::OnStoreError::Allow);
+    assert_eq!(search.local_share(), sluice::LocalShare::FULL);
+    // Without any of them: deny, the whole limit, no cache.
+    let plain = parse("policies:\n  api: {limit: 1, period: 1s}\n", "f").unwrap();
+    assert_eq!(
+        plain.policies[0].on_store_error(),
+        sluice::OnStoreError::Deny
+    );
+    assert!(!plain.policies[0].deny_cache());
+}
+
+#[test]
+fn bad_store_failure_settings_name_their_line_and_field() {
+    let got = errors(
+        "on_store_error: open\nlocal_share: 0\npolicies:\n  api:\n    limit: 1\n    period: 1s\n    local_share: 1.5\n    deny_cache: yes\n",
+    );
+    assert_eq!(
+        got,
+        [
+            "sluice.yaml:1: on_store_error: unknown on_store_error \"open\"; expected allow, deny or local",
+            "sluice.yaml:2: local_share: must be above 0 and at most 1, got 0",
+            "sluice.yaml:7: policies.api.local_share: must be above 0 and at most 1, got 1.5",
+            "sluice.yaml:8: policies.api.deny_cache: must be true or false, got yes",
+        ]
+    );
 }

@@ -12,23 +12,42 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Handles `GET /readyz`: 200 when the store answers, 503 otherwise.
+/// Handles `GET /readyz`: 200 when the store answers, 503 while it does
+/// not or its circuit breaker is open. The body names the
+/// `on_store_error` modes in force (what requests get meanwhile) and the
+/// breaker's state.
 pub async fn readyz(State(service): State<DecisionService>) -> (StatusCode, Json<Value>) {
     let store = service.store_kind();
-    match service.ready().await {
+    let result = service.ready().await;
+    let modes = service.modes_in_force();
+    let breaker = service.health().map(|h| h.breaker_state().name());
+    match result {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "store": store})),
+            Json(json!({
+                "status": "ready",
+                "store": store,
+                "on_store_error": modes,
+                "breaker": breaker,
+            })),
         ),
         Err(e) => {
-            let error = if e.is_transient() {
+            let error = if matches!(e, sluice::StoreError::CircuitOpen) {
+                "the store failed repeatedly; its circuit breaker is open"
+            } else if e.is_transient() {
                 "the store does not answer"
             } else {
                 "the store gave an unexpected answer"
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "store": store, "error": error})),
+                Json(json!({
+                    "status": "unavailable",
+                    "store": store,
+                    "error": error,
+                    "on_store_error": modes,
+                    "breaker": breaker,
+                })),
             )
         }
     }

@@ -64,7 +64,7 @@ async fn metrics(State(service): State<DecisionService>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     (
         [(header::CONTENT_TYPE, content_type)],
-        service.metrics().render(),
+        service.render_metrics(),
     )
         .into_response()
 }

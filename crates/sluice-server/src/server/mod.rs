@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Flags};
 use crate::service::DecisionService;
-use crate::stores;
+use crate::stores::{self, Connecting};
 
 /// The address `sluice serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -111,16 +111,18 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    // Redis may come up after Sluice: start unready (/readyz says so) and
-    // connect in the background rather than exit.
-    let store = stores::open_in_background(&config.store, &config.redis).await?;
+    // Redis may come up after Sluice: start unready (/readyz says so),
+    // answer by each policy's on_store_error, and connect in the background.
+    let (store, health) =
+        stores::open_resilient(&config.store, &config.redis, Connecting::InBackground).await?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service = DecisionService::new(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV));
+    let service =
+        DecisionService::with_health(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV), health);
     tracing::info!(
         %address,
         store = %config.store,

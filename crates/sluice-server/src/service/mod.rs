@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use sluice::store::Health;
 use sluice::{BoxStore, Error, Limiter, Policy, Store, StoreError, Verdict};
 
 pub use admin::AdminToken;
@@ -51,6 +52,8 @@ struct Shared {
     snapshot: ArcSwap<Snapshot>,
     metrics: Arc<Metrics>,
     admin_token: Option<AdminToken>,
+    /// The resilient store stack's report, when the store has one.
+    health: Option<Health>,
 }
 
 /// One version of the policies: the limiter and, for each of its policies
@@ -59,6 +62,9 @@ pub struct Snapshot {
     limiter: Limiter<BoxStore>,
     handles: Vec<PolicyMetrics>,
     metrics: Arc<Metrics>,
+    /// Whether store errors are counted here: only when no resilient
+    /// stack counts them (it sees every error, the fallback's too).
+    count_errors: bool,
 }
 
 /// What the service decided for one request: a verdict per policy, in the
@@ -87,12 +93,27 @@ impl DecisionService {
         store: &'static str,
         admin_token: Option<String>,
     ) -> DecisionService {
+        DecisionService::with_health(limiter, store, admin_token, None)
+    }
+
+    /// [`DecisionService::new`] over a store stacked by
+    /// [`sluice::store::Resilient`], whose `health` tells the breaker's
+    /// state and the store's errors (for `/readyz` and the metrics), and
+    /// whose deny cache each reload clears.
+    pub fn with_health(
+        limiter: Limiter<BoxStore>,
+        store: &'static str,
+        admin_token: Option<String>,
+        health: Option<Health>,
+    ) -> DecisionService {
         let metrics = Arc::new(Metrics::new(store));
+        let count_errors = health.is_none();
         DecisionService {
             shared: Arc::new(Shared {
-                snapshot: ArcSwap::from_pointee(Snapshot::new(limiter, &metrics)),
+                snapshot: ArcSwap::from_pointee(Snapshot::new(limiter, &metrics, count_errors)),
                 metrics,
                 admin_token: admin_token.map(AdminToken::new),
+                health,
             }),
         }
     }
@@ -102,11 +123,43 @@ impl DecisionService {
         self.shared.snapshot.load()
     }
 
-    /// Puts `policies` in force, keeping every key's state in the store.
+    /// Puts `policies` in force, keeping every key's state in the store,
+    /// and forgets the deny cache's denials (made under the old numbers).
     pub fn replace_policies(&self, policies: Vec<Policy>) {
         let limiter = self.snapshot().limiter.with_policies(policies);
-        let snapshot = Snapshot::new(limiter, &self.shared.metrics);
+        let count_errors = self.shared.health.is_none();
+        let snapshot = Snapshot::new(limiter, &self.shared.metrics, count_errors);
         self.shared.snapshot.store(Arc::new(snapshot));
+        if let Some(health) = &self.shared.health {
+            health.clear_deny_cache();
+        }
+    }
+
+    /// The resilient store stack's report, when the store has one.
+    pub fn health(&self) -> Option<&Health> {
+        self.shared.health.as_ref()
+    }
+
+    /// The `on_store_error` modes of the policies in force, each once, by
+    /// name: what happens to requests while the store is away.
+    pub fn modes_in_force(&self) -> Vec<&'static str> {
+        let mut modes: Vec<&'static str> = (self.snapshot().policies().iter())
+            .map(|p| p.on_store_error().name())
+            .collect();
+        modes.sort_unstable();
+        modes.dedup();
+        modes
+    }
+
+    /// Every metric in the OpenMetrics text format, with the breaker's
+    /// state and the store's errors as they are now.
+    pub fn render_metrics(&self) -> String {
+        let metrics = &self.shared.metrics;
+        if let Some(health) = &self.shared.health {
+            metrics.breaker(health.breaker_state());
+            metrics.store_errors_now(&health.store_errors());
+        }
+        metrics.render()
     }
 
     /// The metrics.
@@ -134,8 +187,9 @@ impl DecisionService {
 }
 
 impl Snapshot {
-    fn new(limiter: Limiter<BoxStore>, metrics: &Arc<Metrics>) -> Snapshot {
+    fn new(limiter: Limiter<BoxStore>, metrics: &Arc<Metrics>, count_errors: bool) -> Snapshot {
         Snapshot {
+            count_errors,
             handles: limiter
                 .policies()
                 .iter()
@@ -171,8 +225,8 @@ impl Snapshot {
         let verdicts = match result {
             Ok(verdicts) => verdicts,
             Err(error) => {
-                if matches!(error, Error::Store(_)) {
-                    self.metrics.store_error();
+                if let Error::Store(e) = &error {
+                    self.count_store_error(e);
                     for r in &resolved {
                         self.handles[r.index()].record(Some(Outcome::Error), elapsed);
                     }
@@ -185,7 +239,9 @@ impl Snapshot {
             let outcome = Outcome::of(&verdict.decision);
             // Admitted by this policy, but denied by another: nothing taken.
             let counted = allowed || outcome != Outcome::Allowed;
-            self.handles[verdict.resolved.index()].record(counted.then_some(outcome), elapsed);
+            let handles = &self.handles[verdict.resolved.index()];
+            handles.record(counted.then_some(outcome), elapsed);
+            handles.source(verdict.decision.source);
         }
         Ok(Answer { allowed, verdicts })
     }
@@ -197,7 +253,7 @@ impl Snapshot {
         self.limiter
             .peek_resolved(resolved)
             .await
-            .inspect_err(|e| self.count_store_error(e))
+            .inspect_err(|e| self.count_error(e))
     }
 
     /// Forgets `key` under `policy`.
@@ -205,14 +261,66 @@ impl Snapshot {
         self.limiter
             .reset(policy, key)
             .await
-            .inspect_err(|e| self.count_store_error(e))?;
+            .inspect_err(|e| self.count_error(e))?;
         tracing::info!(policy, key, "key reset");
         Ok(())
     }
 
-    fn count_store_error(&self, error: &Error) {
-        if matches!(error, Error::Store(_)) {
-            self.metrics.store_error();
+    fn count_error(&self, error: &Error) {
+        if let Error::Store(e) = error {
+            self.count_store_error(e);
+        }
+    }
+
+    fn count_store_error(&self, error: &StoreError) {
+        if self.count_errors {
+            self.metrics.store_error(error.kind());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice::store::Resilient;
+    use sluice::{Algorithm, FakeClock, MemoryStore, Quota, Source};
+
+    use super::*;
+
+    fn policy(limit: u64) -> Policy {
+        let quota = Quota::new(Algorithm::Gcra, limit, Duration::from_secs(60), None).unwrap();
+        Policy::new("api", quota).unwrap().with_deny_cache(true)
+    }
+
+    /// Issue 11: a reload forgets the deny cache's denials, made under the
+    /// old numbers; the metrics say which decisions the cache made.
+    #[tokio::test]
+    async fn a_reload_clears_the_deny_cache() {
+        let clock = FakeClock::new(1_000_000);
+        let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock);
+        let health = store.health();
+        let limiter = Limiter::new(BoxStore::new(store), [policy(1)]);
+        let service = DecisionService::with_health(limiter, "memory", None, Some(health));
+        let source = |service: DecisionService| async move {
+            let snapshot = service.snapshot();
+            let answer = snapshot.check(&["api"], "k", 1).await.unwrap();
+            answer.verdicts[0].decision.source
+        };
+        assert_eq!(source(service.clone()).await, Source::Store);
+        assert_eq!(source(service.clone()).await, Source::Store, "denied");
+        assert_eq!(source(service.clone()).await, Source::DenyCache);
+        // The same numbers again: the quota still matches, only the clear
+        // sends the next check to the store.
+        service.replace_policies(vec![policy(1)]);
+        assert_eq!(source(service.clone()).await, Source::Store);
+        let text = service.render_metrics();
+        for line in [
+            r#"sluice_decision_sources_total{policy="api",source="deny_cache"} 1"#,
+            r#"sluice_decision_sources_total{policy="api",source="store"} 3"#,
+            r#"sluice_store_breaker_state{state="closed"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in {text}");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use sluice::{Decision, Limiter, Store, StoreError};
+use sluice::{Decision, Limiter, OnStoreError, Store, StoreError};
 use tower_layer::Layer;
 
 use super::RateLimit;
@@ -31,43 +31,8 @@ pub enum Unkeyed {
 pub(crate) type DeniedHook = Arc<dyn Fn(&Decision) -> Response<Full<Bytes>> + Send + Sync>;
 
 /// Builds the response to a request that could not be decided; see
-/// [`OnStoreError::respond`].
-type StoreErrorHook = Arc<dyn Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync>;
-
-/// What to do with a request when the store cannot decide (Redis is down,
-/// say). Whichever is chosen, the failure is logged with its cause at
-/// `warn`.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub enum OnStoreError {
-    /// Answer 503 `{"error": "rate limiter unavailable"}`: fail closed.
-    #[default]
-    Reject,
-    /// Let the request through without rate-limit headers: fail open.
-    Admit,
-    /// Answer what the function builds from the error.
-    Respond(StoreErrorHook),
-}
-
-impl OnStoreError {
-    /// Answers what `f` builds from the store's error.
-    pub fn respond<F>(f: F) -> OnStoreError
-    where
-        F: Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync + 'static,
-    {
-        OnStoreError::Respond(Arc::new(f))
-    }
-}
-
-impl fmt::Debug for OnStoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OnStoreError::Reject => "Reject",
-            OnStoreError::Admit => "Admit",
-            OnStoreError::Respond(_) => "Respond(..)",
-        })
-    }
-}
+/// [`RateLimitLayer::on_unavailable`].
+pub(crate) type StoreErrorHook = Arc<dyn Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync>;
 
 /// What every [`RateLimit`] made by one layer shares.
 pub(crate) struct Config<S> {
@@ -77,7 +42,9 @@ pub(crate) struct Config<S> {
     pub(crate) unkeyed: Unkeyed,
     pub(crate) cost: NonZeroU64,
     pub(crate) on_denied: Option<DeniedHook>,
+    /// The policy's mode, as the limiter's policy has it.
     pub(crate) on_store_error: OnStoreError,
+    pub(crate) on_unavailable: Option<StoreErrorHook>,
 }
 
 impl<S> Clone for Config<S> {
@@ -89,7 +56,8 @@ impl<S> Clone for Config<S> {
             unkeyed: self.unkeyed.clone(),
             cost: self.cost,
             on_denied: self.on_denied.clone(),
-            on_store_error: self.on_store_error.clone(),
+            on_store_error: self.on_store_error,
+            on_unavailable: self.on_unavailable.clone(),
         }
     }
 }
@@ -126,9 +94,9 @@ impl<S: Store> RateLimitLayer<S> {
         key_by: KeyBy,
     ) -> Result<Self, sluice::Error> {
         let policy = policy.into();
-        if limiter.policy(&policy).is_none() {
+        let Some(on_store_error) = limiter.policy(&policy).map(|p| p.on_store_error()) else {
             return Err(sluice::Error::UnknownPolicy(policy));
-        }
+        };
         Ok(RateLimitLayer {
             config: Arc::new(Config {
                 limiter,
@@ -137,28 +105,82 @@ impl<S: Store> RateLimitLayer<S> {
                 unkeyed: Unkeyed::default(),
                 cost: NonZeroU64::MIN,
                 on_denied: None,
-                on_store_error: OnStoreError::default(),
+                on_store_error,
+                on_unavailable: None,
             }),
         })
     }
 
-    /// What to do when the store cannot decide; default
-    /// [`OnStoreError::Reject`] (503).
+    /// What the layer's policy answers when the store cannot decide: the
+    /// core's [`OnStoreError`], set on the policy (in this layer's limiter
+    /// only; the limiter's other clones keep theirs). Default: the
+    /// policy's own, [`OnStoreError::Deny`] unless it was given one.
+    ///
+    /// The modes are decided by a [`Fallback`](sluice::store::Fallback) in
+    /// the store stack: build the limiter on a
+    /// [`Resilient`](sluice::store::Resilient) store for `local`, the deny
+    /// cache and the circuit breaker. Without one, the layer still honours
+    /// `allow` (it lets the request through) and answers 503 for `deny`
+    /// and `local`.
+    ///
+    /// An admission by `allow` carries no rate-limit headers: nothing was
+    /// counted. `local` decisions carry the headers of the local share.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
+    /// # use sluice::{Algorithm, FakeClock, Limiter, MemoryStore, Policy, Quota};
+    /// use sluice::store::Resilient;
     /// use sluice_tower::{KeyBy, OnStoreError, RateLimitLayer};
     ///
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
-    /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
+    /// # let clock = FakeClock::new(0);
+    /// let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock);
+    /// let limiter = Limiter::new(store, [Policy::new("api", quota).unwrap()]);
     /// // Fail open: an outage of the store does not take the API down.
     /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())
     ///     .unwrap()
-    ///     .on_store_error(OnStoreError::Admit);
+    ///     .on_store_error(OnStoreError::Allow);
     /// ```
-    pub fn on_store_error(mut self, on_store_error: OnStoreError) -> Self {
-        Arc::make_mut(&mut self.config).on_store_error = on_store_error;
+    pub fn on_store_error(mut self, mode: OnStoreError) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        let policies = (config.limiter.policies().iter().cloned())
+            .map(|p| {
+                if p.name() == config.policy {
+                    p.with_on_store_error(mode)
+                } else {
+                    p
+                }
+            })
+            .collect::<Vec<_>>();
+        config.limiter = config.limiter.with_policies(policies);
+        config.on_store_error = mode;
+        self
+    }
+
+    /// Answers what `f` builds from the store's error when a request is
+    /// not decided (in `deny` mode, or `local` without a fallback), instead
+    /// of 503 `{"error": "rate limiter unavailable"}`.
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use http_body_util::Full;
+    /// # use std::time::Duration;
+    /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
+    /// use sluice_tower::{KeyBy, RateLimitLayer};
+    ///
+    /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
+    /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
+    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_unavailable(|_error| {
+    ///     let mut response = Response::new(Full::from("try again soon\n"));
+    ///     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    ///     response
+    /// });
+    /// ```
+    pub fn on_unavailable<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        Arc::make_mut(&mut self.config).on_unavailable = Some(Arc::new(f));
         self
     }
 
@@ -219,6 +241,10 @@ impl<S> fmt::Debug for Config<S> {
             .field("cost", &self.cost)
             .field("on_denied", &self.on_denied.as_ref().map(|_| ".."))
             .field("on_store_error", &self.on_store_error)
+            .field(
+                "on_unavailable",
+                &self.on_unavailable.as_ref().map(|_| ".."),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,7 @@
 //! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. |
 //! | no key | per [`Unkeyed`]: 400 `{"error": "no rate-limit key found in the request"}` by default |
 //! | key over 1024 bytes | 400 `{"error": "rate-limit key longer than 1024 bytes"}` |
-//! | the store failed | per [`OnStoreError`]: 503 `{"error": "rate limiter unavailable"}` by default, or let through, or a response of your own; logged with its cause at `warn` |
+//! | the store failed | per the policy's [`OnStoreError`] (the core's, set with [`RateLimitLayer::on_store_error`]): `deny` (the default) 503 `{"error": "rate limiter unavailable"}` or your [`RateLimitLayer::on_unavailable`] response, logged with its cause at `warn`; `allow` lets it through without rate-limit headers; `local` decides against this process's share of the limit (with a [`Resilient`](sluice::store::Resilient) store) |
 //!
 //! A policy of several limits (per second and per hour, say) is decided all
 //! or nothing: a request denied by one limit spends nothing on the others,
@@ -71,8 +71,11 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 
 pub use self::future::ResponseFuture;
-pub use self::layer::{OnStoreError, RateLimitLayer, Unkeyed};
+pub use self::layer::{RateLimitLayer, Unkeyed};
 pub use self::service::RateLimit;
+/// The core's choice of what to answer when the store fails: one
+/// definition for the library, this layer and the server.
+pub use sluice::OnStoreError;
 
 /// The body of a [`RateLimit`] response: the inner service's body `B`
 /// (left), or the layer's own JSON (right).

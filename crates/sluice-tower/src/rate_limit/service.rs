@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
-use sluice::Store;
+use sluice::{OnStoreError, Store};
 use tower_service::Service;
 
 use super::error::Rejection;
-use super::layer::{Config, OnStoreError, Unkeyed};
+use super::layer::{Config, Unkeyed};
 use super::{ResponseBody, ResponseFuture};
 use crate::headers::{self, Standing};
 
@@ -128,10 +128,12 @@ where
                 error = %sluice::error::chain(&error),
                 "the rate limit store failed"
             );
-            return match &config.on_store_error {
-                OnStoreError::Reject => Ok(reject(&Rejection::Unavailable)),
-                OnStoreError::Admit => Ok(inner.call(request).await?.map(Either::Left)),
-                OnStoreError::Respond(respond) => Ok(respond(&error).map(Either::Right)),
+            // Reached only without a fallback in the store stack, or in
+            // `deny` mode (see `RateLimitLayer::on_store_error`).
+            return match (&config.on_unavailable, config.on_store_error) {
+                (Some(respond), _) => Ok(respond(&error).map(Either::Right)),
+                (None, OnStoreError::Allow) => Ok(inner.call(request).await?.map(Either::Left)),
+                (None, _) => Ok(reject(&Rejection::Unavailable)),
             };
         }
         Err(error) => {
@@ -145,6 +147,11 @@ where
         }
     };
     let decision = verdict.decision;
+    // An `allow` admission counted nothing: no numbers to show.
+    if decision.degraded() && config.on_store_error == OnStoreError::Allow {
+        tracing::debug!(policy = %config.policy, key, "admitted unlimited: the store failed");
+        return Ok(inner.call(request).await?.map(Either::Left));
+    }
     let standing = [Standing::from(&verdict)];
     if !decision.allowed {
         tracing::debug!(policy = %config.policy, key, "denied by the rate limit");

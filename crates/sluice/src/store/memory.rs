@@ -500,13 +500,7 @@ mod tests {
     }
 
     fn check<'a>(key: &'a str, quota: &'a Quota) -> Check<'a> {
-        Check {
-            policy: "p",
-            key,
-            quota,
-            cost: 1,
-            shadow: false,
-        }
+        Check::new("p", key, quota, 1)
     }
 
     #[tokio::test]

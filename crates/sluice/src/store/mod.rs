@@ -10,18 +10,32 @@
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore), the embedded default.
 //! - `redis`: the `RedisStore` (feature `redis`), deciding inside Redis.
 //! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
+//! - [`breaker`]: [`Breaker`], the circuit breaker: after repeated failures,
+//!   answer at once and probe the store now and then.
+//! - [`deny_cache`]: [`DenyCache`], the store's denials remembered until they lapse.
+//! - [`fallback`]: [`Fallback`], each check's [`OnStoreError`] applied when the store fails.
+//! - [`resilient`]: [`Resilient`], the three stacked in their one right
+//!   order, and [`Health`], what they report.
 
 mod boxed;
+pub mod breaker;
+pub mod deny_cache;
+pub mod fallback;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod resilient;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use boxed::BoxStore;
+pub use breaker::{Breaker, BreakerOptions, BreakerState};
+pub use deny_cache::{DEFAULT_DENY_CACHE_CAPACITY, DenyCache};
+pub use fallback::Fallback;
+pub use resilient::{Health, Resilient};
 
-use crate::{Decision, Quota, StoreError};
+use crate::{Decision, LocalShare, OnStoreError, Quota, StoreError};
 
 /// One decision to make: charge `cost` to `key` under `policy`'s `quota`.
 ///
@@ -49,6 +63,15 @@ pub struct Check<'a> {
     /// A shadow check is decided and charged like the others, but its
     /// denial does not deny the request: it reports [`Decision::shadow`].
     pub shadow: bool,
+    /// What to answer when the store cannot decide (read by a
+    /// [`Fallback`]); the policy's choice, filled in by the
+    /// [`Limiter`](crate::Limiter).
+    pub on_store_error: OnStoreError,
+    /// The share of the quota granted locally in
+    /// [`OnStoreError::Local`] mode.
+    pub local_share: LocalShare,
+    /// Whether a [`DenyCache`] may remember this check's denials.
+    pub deny_cache: bool,
 }
 
 impl<'a> Check<'a> {
@@ -60,12 +83,34 @@ impl<'a> Check<'a> {
             quota,
             cost,
             shadow: false,
+            on_store_error: OnStoreError::Deny,
+            local_share: LocalShare::FULL,
+            deny_cache: false,
         }
     }
 
     /// The same check, in shadow mode when `shadow`.
     pub fn with_shadow(mut self, shadow: bool) -> Check<'a> {
         self.shadow = shadow;
+        self
+    }
+
+    /// The same check, answered by `mode` when the store cannot decide.
+    pub fn with_on_store_error(mut self, mode: OnStoreError) -> Check<'a> {
+        self.on_store_error = mode;
+        self
+    }
+
+    /// The same check, granted `share` of its quota locally in
+    /// [`OnStoreError::Local`] mode.
+    pub fn with_local_share(mut self, share: LocalShare) -> Check<'a> {
+        self.local_share = share;
+        self
+    }
+
+    /// The same check, whose denials a [`DenyCache`] may remember when `on`.
+    pub fn with_deny_cache(mut self, on: bool) -> Check<'a> {
+        self.deny_cache = on;
         self
     }
 

@@ -40,6 +40,7 @@ pub fn parse(
             retry_after: (d[3] >= 0).then(|| Duration::from_micros(number(d[3]))),
             delay: Duration::from_micros(number(d[4])),
             shadow: d[5] == 1,
+            source: crate::Source::Store,
         })
         .collect();
     Ok((number(reply[0]), decisions))
@@ -126,13 +127,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let check = Check {
-            policy: "p",
-            key: "k",
-            quota: &quota,
-            cost: 1,
-            shadow: false,
-        };
+        let check = Check::new("p", "k", &quota, 1);
         let checks = [check];
         assert!(matches!(
             parse(&[1, 1, 0], &checks, |_| String::new()),
