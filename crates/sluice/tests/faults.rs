@@ -14,8 +14,10 @@
 //! - within a second of the fault being lifted the store decides again,
 //!   and fresh keys get exactly their limit.
 //!
-//! The topology is a [`Topology`]: a single node here; a Sentinel or a
-//! Cluster plugs in by implementing it.
+//! The topology is a [`Topology`]: the single node takes every fault
+//! above; behind Sentinel and in a Cluster with replicas, the master that
+//! serves the keys is killed and a replica takes over (`Failover`), and
+//! the same invariants hold, recovery counted from the failover's end.
 //!
 //! Each run prints its worst latency, how soon the store decided again,
 //! and how many units Redis charged for requests it did not admit to a
@@ -35,7 +37,7 @@ use sluice::{
     Algorithm, Decision, Error, Limiter, LocalShare, OnStoreError, Policy, Quota, RedisOptions,
     RedisStore, Source, SystemClock,
 };
-use sluice_testkit::RedisServer;
+use sluice_testkit::{RedisCluster, RedisSentinel, RedisServer};
 
 /// The store's call timeout.
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -57,19 +59,46 @@ const PER_PHASE: usize = 150;
 /// The store decides again within this of the fault being lifted.
 const RECOVERY: Duration = Duration::from_secs(1);
 
-/// A Redis deployment the tests can break. Single today; Sentinel and
-/// Cluster implement it the same way (every node, or the master).
+/// A Redis deployment the tests can break. A single node takes every
+/// fault but `Failover`; Sentinel and Cluster take `Failover` only (the
+/// other methods' defaults say so).
 trait Topology {
     /// The URL clients connect to.
     fn url(&self) -> String;
     /// Kills every node (SIGKILL).
-    fn kill(&mut self);
+    fn kill(&mut self) {
+        unsupported("kill")
+    }
     /// Starts every node again, empty, and waits until they answer.
-    fn restart(&mut self);
+    fn restart(&mut self) {
+        unsupported("restart")
+    }
     /// The processes to stop with SIGSTOP and continue with SIGCONT.
-    fn pids(&self) -> Vec<u32>;
+    fn pids(&self) -> Vec<u32> {
+        unsupported("pids")
+    }
     /// Runs `redis-cli` on every node that takes writes.
-    fn cli(&self, args: &[&str]);
+    fn cli(&self, _args: &[&str]) {
+        unsupported("cli")
+    }
+    /// Kills the master that serves the test's keys, so that a replica
+    /// takes over.
+    fn kill_master(&mut self) {
+        unsupported("kill_master")
+    }
+    /// Waits until a replica has taken over from the killed master.
+    fn await_failover(&mut self) {
+        unsupported("await_failover")
+    }
+    /// Whether `key` is one the test may use: on a cluster, one that the
+    /// master `kill_master` kills serves.
+    fn serves(&self, _key: &str) -> bool {
+        true
+    }
+}
+
+fn unsupported(what: &str) -> ! {
+    panic!("this topology has no {what}")
 }
 
 /// One standalone `redis-server`.
@@ -93,6 +122,53 @@ impl Topology for Single {
     }
 }
 
+/// A master and its replica behind three Sentinels.
+struct Sentinel {
+    redis: RedisSentinel,
+    killed: Option<u16>,
+}
+
+impl Topology for Sentinel {
+    fn url(&self) -> String {
+        self.redis.url()
+    }
+    fn kill_master(&mut self) {
+        self.killed = Some(self.redis.kill_master());
+    }
+    fn await_failover(&mut self) {
+        let old = self.killed.take().expect("a master was killed");
+        self.redis.wait_for_failover(old);
+    }
+}
+
+/// Three masters with a replica each; master 0 is the one killed, and the
+/// test's keys are those it serves.
+struct Cluster {
+    redis: RedisCluster,
+    replica: Option<usize>,
+}
+
+impl Topology for Cluster {
+    fn url(&self) -> String {
+        self.redis.url()
+    }
+    fn kill_master(&mut self) {
+        self.replica = Some(self.redis.kill_master(0));
+    }
+    fn await_failover(&mut self) {
+        let replica = self.replica.take().expect("a master was killed");
+        self.redis.wait_for_failover(replica);
+    }
+    fn serves(&self, key: &str) -> bool {
+        // The state key's hash tag is the client's key: node 0 serves the
+        // key when it answers for `{key}` itself, not with a redirection.
+        !self
+            .redis
+            .cli(0, &["EXISTS", &format!("{{{key}}}")])
+            .contains("MOVED")
+    }
+}
+
 /// The ways the tests break Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -110,6 +186,9 @@ enum Fault {
     RestartEmpty,
     /// `FUNCTION FLUSH` and `SCRIPT FLUSH`: Sluice's Lua is gone.
     FlushScripts,
+    /// The master serving the keys is killed and a replica takes over
+    /// (Sentinel, Cluster); lifted when the failover is complete.
+    Failover,
 }
 
 impl Fault {
@@ -131,6 +210,7 @@ impl Fault {
                 redis.cli(&["FUNCTION", "FLUSH"]);
                 redis.cli(&["SCRIPT", "FLUSH"]);
             }
+            Fault::Failover => redis.kill_master(),
         }
     }
 
@@ -139,8 +219,17 @@ impl Fault {
             Fault::Kill => redis.restart(),
             Fault::Sigstop => signal(redis, "-CONT"),
             Fault::ClientPause => redis.cli(&["CLIENT", "UNPAUSE"]),
+            Fault::Failover => redis.await_failover(),
             Fault::RestartEmpty | Fault::FlushScripts => {}
         }
+    }
+
+    /// Whether every unit Redis charged was for an admission a client was
+    /// told of. Not after a failover: a call the old master ran, and
+    /// replicated, before it died unanswered stays charged on the new one
+    /// (the store cannot know it ran).
+    fn charges_only_admissions(self) -> bool {
+        self != Fault::Failover
     }
 }
 
@@ -250,17 +339,30 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
     let log = Arc::new(Log::default());
     let phase = Arc::new(AtomicU8::new(Phase::Before as u8));
     let stop = Arc::new(AtomicBool::new(false));
-    // A prefix per run, so that runs on one server never share keys.
+    // A prefix per run, so that runs on one server never share keys; each
+    // phase's keys are ones the topology serves where the fault strikes.
     let run = format!("{fault:?}-{mode}");
+    let keys: Arc<HashMap<u8, Vec<String>>> = Arc::new(
+        (0..4u8)
+            .map(|p| {
+                let keys = (0..)
+                    .map(|i| format!("{run}-{:?}-{i}", Phase::from(p)))
+                    .filter(|key| redis.serves(key))
+                    .take(KEYS)
+                    .collect();
+                (p, keys)
+            })
+            .collect(),
+    );
     let clients: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let (limiter, log) = (limiter.clone(), Arc::clone(&log));
-            let (phase, stop, run) = (Arc::clone(&phase), Arc::clone(&stop), run.clone());
+            let (phase, stop, keys) = (Arc::clone(&phase), Arc::clone(&stop), Arc::clone(&keys));
             tokio::spawn(async move {
                 let mut n = client;
                 while !stop.load(Ordering::SeqCst) {
                     let sent = Phase::from(phase.load(Ordering::SeqCst));
-                    let key = format!("{run}-{sent:?}-{}", n % KEYS);
+                    let key = keys[&(sent as u8)][n % KEYS].clone();
                     n += 1;
                     let sent_at = Instant::now();
                     let result = limiter.check("api", &key, 1).await;
@@ -304,11 +406,12 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
     // was sent once the fault was in effect and answered before its
     // lifting began.
     phase.store(Phase::During as u8, Ordering::SeqCst);
-    fault.apply(redis);
+    // The testkit blocks (it waits for processes): off the clients' threads.
+    tokio::task::block_in_place(|| fault.apply(redis));
     let applied = Instant::now();
     until(Duration::from_secs(10), during, enough(Phase::During)).await;
     let lifting = Instant::now();
-    fault.lift(redis);
+    tokio::task::block_in_place(|| fault.lift(redis));
     phase.store(Phase::Recovering as u8, Ordering::SeqCst);
     let recovery = until(RECOVERY, "recovery", || {
         log.store_decided_in(Phase::Recovering)
@@ -331,13 +434,12 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
     // clients were told of: requests answered as failed (or by the
     // fallback) that Redis still executed when it resumed.
     let mut charged = 0;
-    for i in 0..KEYS {
-        let key = format!("{run}-{:?}-{i}", Phase::During);
+    for key in &keys[&(Phase::During as u8)] {
         let told = (answers.iter())
-            .filter(|a| a.key == key)
+            .filter(|a| &a.key == key)
             .filter(|a| matches!(&a.result, Ok(d) if d.source == Source::Store && d.allowed))
             .count() as u64;
-        let standing = limiter.peek("api", &key).await.unwrap();
+        let standing = limiter.peek("api", key).await.unwrap();
         assert_eq!(standing.source, Source::Store);
         charged += (LIMIT - standing.remaining).saturating_sub(told);
     }
@@ -349,6 +451,12 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
         "fault {fault:?}, mode {mode}: {} answers, {fallbacks} not by the store, worst latency {worst:?}, store deciding {recovery:?} after the fault was lifted, {charged} units charged in Redis for answers that were not its admissions",
         answers.len()
     );
+    if fault.charges_only_admissions() {
+        assert_eq!(
+            charged, 0,
+            "{fault:?}/{mode}: units charged for failed answers"
+        );
+    }
     worst
 }
 
@@ -427,6 +535,28 @@ async fn every_mode(fault: Fault) {
     for mode in OnStoreError::ALL {
         let mut redis = Single(RedisServer::start());
         run(&mut redis, fault, mode).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_master_failing_over() {
+    for mode in OnStoreError::ALL {
+        let mut redis = Sentinel {
+            redis: tokio::task::block_in_place(|| RedisSentinel::start(3)),
+            killed: None,
+        };
+        run(&mut redis, Fault::Failover, mode).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_failing_over() {
+    for mode in OnStoreError::ALL {
+        let mut redis = Cluster {
+            redis: tokio::task::block_in_place(RedisCluster::with_replicas),
+            replica: None,
+        };
+        run(&mut redis, Fault::Failover, mode).await;
     }
 }
 
