@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice::store::redis::QueueFull;
 use sluice::{Algorithm, Check, Quota, RedisOptions, RedisStore, Store, StoreError};
-use sluice_testkit::{RedisCluster, RedisServer};
+use sluice_testkit::{RedisCluster, RedisSentinel, RedisServer};
 
 /// The store timeout of these tests.
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -289,6 +289,26 @@ async fn i11_a_store_on_a_cluster_is_made_without_waiting() {
 
     let cluster = RedisCluster::start();
     let store = RedisStore::open(&cluster.url(), options()).await.unwrap();
+    assert_eq!(store.decide_one(&check).await.unwrap().remaining, 999);
+}
+
+/// The same behind Sentinel: a store made while no Sentinel answers fails
+/// transiently, and asks the Sentinels again at each call until one names
+/// the master.
+#[tokio::test]
+async fn i11_a_store_behind_sentinel_is_made_without_waiting() {
+    let mut gone = RedisServer::start();
+    gone.kill();
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", gone.port());
+    assert!(RedisStore::connect_with(&url, options()).await.is_err());
+    let store = RedisStore::open(&url, options()).await.unwrap();
+    let quota = fixed_window();
+    let check = Check::new("sentinel", "k", &quota, 1);
+    let error = store.decide_one(&check).await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+
+    let sentinel = RedisSentinel::start(1);
+    let store = RedisStore::open(&sentinel.url(), options()).await.unwrap();
     assert_eq!(store.decide_one(&check).await.unwrap().remaining, 999);
 }
 

@@ -45,7 +45,7 @@ impl Connection {
     /// with calls of `timeout` and `tls`'s certificates (for `rediss://`).
     /// When `wait`, returns once connected (an error if the first attempt
     /// fails); else it connects in the background and only a bad URL is an
-    /// error. (A Sentinel URL always waits: its master is found at once.)
+    /// error.
     pub async fn open(
         url: &str,
         timeout: Duration,
@@ -57,7 +57,8 @@ impl Connection {
             tls::check_url(url, tls)?;
             if let Some(sentinel) = SentinelUrl::parse(url) {
                 // Boxed, as in `query`: the Sentinel client nests deep.
-                let connection = Box::pin(SentinelConnection::open(sentinel?, timeout)).await?;
+                let connection =
+                    Box::pin(SentinelConnection::open(sentinel?, timeout, wait)).await?;
                 Ok(Connection::Sentinel(connection))
             } else if let Some(nodes) = cluster_nodes(url) {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)

@@ -134,9 +134,16 @@ pub struct SentinelConnection {
 }
 
 impl SentinelConnection {
-    /// Connects to the master the Sentinels of `url` name; each connection
-    /// and each call on it is limited to `timeout`.
-    pub async fn open(url: SentinelUrl, timeout: Duration) -> RedisResult<SentinelConnection> {
+    /// A connection to the master the Sentinels of `url` name; each
+    /// connection and each call on it is limited to `timeout`. When
+    /// `wait`, the master is found now (an error if it cannot be); else at
+    /// the first call, so that a service starts while the Sentinels are
+    /// not up yet.
+    pub async fn open(
+        url: SentinelUrl,
+        timeout: Duration,
+        wait: bool,
+    ) -> RedisResult<SentinelConnection> {
         let addresses = url
             .sentinels
             .into_iter()
@@ -160,7 +167,9 @@ impl SentinelConnection {
                     .set_response_timeout(Some(timeout)),
             }),
         };
-        connection.master().await?;
+        if wait {
+            connection.master().await?;
+        }
         Ok(connection)
     }
 
