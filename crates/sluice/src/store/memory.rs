@@ -418,7 +418,7 @@ impl<C: Clock> MemoryStore<C> {
     /// Drops every key that is back to its untouched state now, and gives
     /// back the memory of tables that emptied (those holding under a
     /// quarter of their room). Each shard is walked in short locked chunks
-    /// ([`PURGE_CHUNK`] entries), so decisions go on meanwhile. Inserts
+    /// (512 entries), so decisions go on meanwhile. Inserts
     /// reclaim by themselves as they go; this gives memory back when they
     /// stop (`sluice serve` calls it every second). Returns the number of
     /// keys dropped.
