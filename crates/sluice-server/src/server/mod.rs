@@ -66,8 +66,7 @@ pub async fn run(
 /// `shutdown` completes, then drains.
 ///
 /// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
-/// once, not after Nagle's delay) and answers pipelined requests with one
-/// write per batch rather than one per answer (hyper's `pipeline_flush`).
+/// once, not after Nagle's delay).
 /// At most `settings.max_connections` are served at once: a permit is
 /// taken before `accept`, so further clients wait in the kernel's backlog
 /// and those already served are not disturbed.
@@ -139,8 +138,11 @@ fn http1(settings: &ServerSettings) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
-        .max_header_size(settings.max_header_bytes)
-        .pipeline_flush(true);
+        .max_header_size(settings.max_header_bytes);
+    // Not `pipeline_flush`: it holds every write while unparsed bytes wait
+    // in the read buffer, and after a head that cannot be parsed (too many
+    // headers, too large) they always do, so the 431 hyper writes was never
+    // sent: the client saw the connection close with no answer (issue 12).
     // hyper parses up to 100 headers on the stack; another count moves
     // them to the heap for every request, so set it only when asked.
     if settings.max_headers != HYPER_MAX_HEADERS {
