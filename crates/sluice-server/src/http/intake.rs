@@ -68,7 +68,7 @@ impl SourceIs for axum::Error {
 fn too_large() -> Response {
     closing(ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the request body is above {MAX_BODY} bytes"),
+        format!("the body is over {} KiB", MAX_BODY / 1024),
     ))
 }
 
