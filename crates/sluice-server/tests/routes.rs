@@ -833,13 +833,15 @@ async fn issue_12_error_bodies_echo_a_bounded_prefix_of_60_kb_names() {
         ),
         (
             "check: unknown policy in policies",
-            app.check(json!({"policies": ["api", long], "key": "k"})).await,
+            app.check(json!({"policies": ["api", long], "key": "k"}))
+                .await,
             404,
             true,
         ),
         (
             "check: an unknown field",
-            app.check(json!({"policy": "api", "key": "k", long.clone(): 1})).await,
+            app.check(json!({"policy": "api", "key": "k", long.clone(): 1}))
+                .await,
             400,
             false,
         ),
@@ -858,14 +860,24 @@ async fn issue_12_error_bodies_echo_a_bounded_prefix_of_60_kb_names() {
     let route = app.get(&format!("/{long}")).await;
     answers.push(("an unknown route", route, 404, false));
     let method = app
-        .request(Method::PUT, &format!("/v1/limits/api/{long}"), Body::empty(), None)
+        .request(
+            Method::PUT,
+            &format!("/v1/limits/api/{long}"),
+            Body::empty(),
+            None,
+        )
         .await;
     answers.push(("a wrong method", method, 405, false));
     // `exact`: the name is echoed as such; else within a path or serde_json's
     // message, which is cut as a whole.
     for (what, a, status, exact) in answers {
         assert_eq!(a.status, status, "{what}: {}", a.text);
-        assert!(a.text.len() < 300, "{what}: {} bytes: {}", a.text.len(), a.text);
+        assert!(
+            a.text.len() < 300,
+            "{what}: {} bytes: {}",
+            a.text.len(),
+            a.text
+        );
         let error = a.json["error"].as_str().unwrap();
         assert!(error.contains(&long[..24]), "{what}: {error:?}");
         assert!(error.contains('…'), "{what}: {error:?}");

@@ -28,10 +28,7 @@ async fn issue_12_no_secret_in_trace_logs_or_metrics() {
     for format in ["json", "text"] {
         let mut redis = RedisServer::start();
         // Set after start: the testkit waits for an unauthenticated PING.
-        assert_eq!(
-            redis.cli(&["config", "set", "requirepass", PASSWORD]),
-            "OK"
-        );
+        assert_eq!(redis.cli(&["config", "set", "requirepass", PASSWORD]), "OK");
         let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port());
         let dir = tempfile::tempdir().unwrap();
         let file = write(
@@ -101,7 +98,10 @@ async fn issue_12_no_secret_in_trace_logs_or_metrics() {
         assert!(log.contains("DEBUG"), "{log}");
         assert!(log.contains(":***@127.0.0.1"), "{log}");
         for (name, secret) in [("password", PASSWORD), ("token", TOKEN)] {
-            assert!(!leaks(&log, secret), "{format}: the {name} is in the log:\n{log}");
+            assert!(
+                !leaks(&log, secret),
+                "{format}: the {name} is in the log:\n{log}"
+            );
             assert!(!leaks(&metrics, secret), "the {name} is in /metrics");
         }
     }

@@ -57,8 +57,7 @@ pub async fn check(
         ),
         status => ApiError::new(status, rejection.body_text()),
     })?;
-    let request: CheckRequest<'_> = serde_json::from_slice(&body)
-        .map_err(json_error)?;
+    let request: CheckRequest<'_> = serde_json::from_slice(&body).map_err(json_error)?;
     let key = request
         .key
         .as_deref()

@@ -174,13 +174,19 @@ mod tests {
     #[test]
     fn issue_12_long_input_is_cut_at_a_character_boundary() {
         let long = "z".repeat(60 * 1024);
-        assert_eq!(echo(&long).to_string(), format!("{}…", "z".repeat(MAX_ECHO)));
+        assert_eq!(
+            echo(&long).to_string(),
+            format!("{}…", "z".repeat(MAX_ECHO))
+        );
         // 'é' is two bytes: 63 of 'a', then 'é' would end at byte 65.
         let accents = format!("{}{}", "a".repeat(MAX_ECHO - 1), "é".repeat(10));
         assert_eq!(
             echo(&accents).to_string(),
             format!("{}…", "a".repeat(MAX_ECHO - 1))
         );
-        assert_eq!(format!("{:?}", echo(&long)), format!("\"{}…\"", "z".repeat(MAX_ECHO)));
+        assert_eq!(
+            format!("{:?}", echo(&long)),
+            format!("\"{}…\"", "z".repeat(MAX_ECHO))
+        );
     }
 }

@@ -185,7 +185,12 @@ mod tests {
 
     /// The client seen from peer 10.0.0.1, with 10.0.0.0/8 trusted.
     fn client_by(which: ProxyHeader, pairs: &[(&'static str, &[u8])]) -> IpAddr {
-        client_ip(ip("10.0.0.1"), &headers(pairs), &nets(&["10.0.0.0/8"]), which)
+        client_ip(
+            ip("10.0.0.1"),
+            &headers(pairs),
+            &nets(&["10.0.0.0/8"]),
+            which,
+        )
     }
 
     /// The same, reading `X-Forwarded-For`.
@@ -334,9 +339,15 @@ mod tests {
         );
         // The configured header missing: the peer, never the other one.
         let spoof_fwd = [("forwarded", &b"for=1.2.3.4"[..])];
-        assert_eq!(client_by(ProxyHeader::XForwardedFor, &spoof_fwd), ip("10.0.0.1"));
+        assert_eq!(
+            client_by(ProxyHeader::XForwardedFor, &spoof_fwd),
+            ip("10.0.0.1")
+        );
         let spoof_xff = [("x-forwarded-for", &b"1.2.3.4"[..])];
-        assert_eq!(client_by(ProxyHeader::Forwarded, &spoof_xff), ip("10.0.0.1"));
+        assert_eq!(
+            client_by(ProxyHeader::Forwarded, &spoof_xff),
+            ip("10.0.0.1")
+        );
     }
 
     /// Issue 12: two trusted proxies (10.0.0.2 then the peer 10.0.0.1)
@@ -346,7 +357,10 @@ mod tests {
     fn issue_12_spoofed_entries_behind_several_proxies() {
         let request = [
             ("forwarded", &b"for=6.6.6.6"[..]),
-            ("x-forwarded-for", &b"6.6.6.6, 7.7.7.7, 203.0.113.9, 10.0.0.2"[..]),
+            (
+                "x-forwarded-for",
+                &b"6.6.6.6, 7.7.7.7, 203.0.113.9, 10.0.0.2"[..],
+            ),
         ];
         assert_eq!(
             client_by(ProxyHeader::XForwardedFor, &request),
@@ -360,7 +374,10 @@ mod tests {
                 &b"for=6.6.6.6, for=7.7.7.7, for=203.0.113.9, for=10.0.0.2"[..],
             ),
         ];
-        assert_eq!(client_by(ProxyHeader::Forwarded, &request), ip("203.0.113.9"));
+        assert_eq!(
+            client_by(ProxyHeader::Forwarded, &request),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
