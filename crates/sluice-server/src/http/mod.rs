@@ -20,7 +20,7 @@ use sluice_tower::headers::{self, Standing};
 
 use crate::config::ServerSettings;
 use crate::service::DecisionService;
-use error::ApiError;
+use error::{ApiError, echo};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -90,13 +90,13 @@ async fn openapi() -> Response {
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no such route: {method} {}", uri.path()),
+        format!("no such route: {method} {}", echo(uri.path())),
     )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} is not allowed on {}", uri.path()),
+        format!("{method} is not allowed on {}", echo(uri.path())),
     )
 }

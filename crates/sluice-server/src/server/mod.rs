@@ -163,6 +163,7 @@ const HYPER_MAX_HEADERS: usize = 100;
 pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let config = Config::resolve(&flags, env)?;
+    let admin_token = admin_token(std::env::var(ADMIN_TOKEN_ENV).ok())?;
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
@@ -176,8 +177,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service =
-        DecisionService::with_health(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV), health);
+    let service = DecisionService::with_health(limiter, config.store.kind(), admin_token, health);
     tracing::info!(
         %address,
         store = %config.store,
@@ -196,6 +196,23 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         () = second => tracing::warn!("second signal: sluice stopped without draining"),
     }
     Ok(())
+}
+
+/// The admin token from `$SLUICE_ADMIN_TOKEN` (`value`): `None` when it is
+/// unset, the token trimmed when set, and an error when it is set but
+/// blank (only spaces or newlines), which would otherwise turn the admin
+/// API on with a token no request can match, or off without a word.
+pub fn admin_token(value: Option<String>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match crate::service::AdminToken::new(&value) {
+        Ok(_) => Ok(Some(crate::service::trim_secret(&value).to_owned())),
+        Err(e) => anyhow::bail!(
+            "environment variable {ADMIN_TOKEN_ENV}: {e}; set a token, or unset the \
+             variable to turn the admin API off"
+        ),
+    }
 }
 
 /// The policies' names, sorted and joined with commas, for the log.
