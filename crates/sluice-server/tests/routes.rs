@@ -809,3 +809,81 @@ async fn issue_10_peeks_and_policy_windows_round_up_too() {
     assert_eq!(a.header("ratelimit-reset"), "2");
     assert_eq!(a.header("ratelimit"), r#""odd";r=0;t=2"#);
 }
+
+/// Issue 12: every answer that repeats what the client sent repeats at
+/// most a bounded prefix of it. A 60 KB name on every route that echoes:
+/// the answer stays small, and still shows the name's first 64 bytes
+/// followed by `…`. (A policy named twice in `policies` is echoed the same
+/// way, but must exist, and policy names are short.)
+#[tokio::test]
+async fn issue_12_error_bodies_echo_a_bounded_prefix_of_60_kb_names() {
+    const LONG: usize = 60 * 1024;
+    // Letters that change every byte, so a prefix of the wrong length or
+    // from the wrong place shows.
+    let name = |n: usize| -> String { (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect() };
+    let long = name(LONG);
+    let shown = format!("{}…", &long[..64]);
+    let app = admin_app();
+    let mut answers = vec![
+        (
+            "check: unknown policy",
+            app.check(json!({"policy": long, "key": "k"})).await,
+            404,
+            true,
+        ),
+        (
+            "check: unknown policy in policies",
+            app.check(json!({"policies": ["api", long], "key": "k"}))
+                .await,
+            404,
+            true,
+        ),
+        (
+            "check: an unknown field",
+            app.check(json!({"policy": "api", "key": "k", long.clone(): 1}))
+                .await,
+            400,
+            false,
+        ),
+        (
+            "check: a string for the cost",
+            app.check(json!({"policy": "api", "key": "k", "cost": long}))
+                .await,
+            400,
+            false,
+        ),
+    ];
+    let path = format!("/v1/limits/{long}/k");
+    answers.push(("peek: unknown policy", app.get(&path).await, 404, true));
+    let reset = app.delete(&path, Some(TOKEN)).await;
+    answers.push(("reset: unknown policy", reset, 404, true));
+    let route = app.get(&format!("/{long}")).await;
+    answers.push(("an unknown route", route, 404, false));
+    let method = app
+        .request(
+            Method::PUT,
+            &format!("/v1/limits/api/{long}"),
+            Body::empty(),
+            None,
+        )
+        .await;
+    answers.push(("a wrong method", method, 405, false));
+    // `exact`: the name is echoed as such; else within a path or serde_json's
+    // message, which is cut as a whole.
+    for (what, a, status, exact) in answers {
+        assert_eq!(a.status, status, "{what}: {}", a.text);
+        assert!(
+            a.text.len() < 300,
+            "{what}: {} bytes: {}",
+            a.text.len(),
+            a.text
+        );
+        let error = a.json["error"].as_str().unwrap();
+        assert!(error.contains(&long[..24]), "{what}: {error:?}");
+        assert!(error.contains('…'), "{what}: {error:?}");
+        assert!(
+            !exact || error.contains(&shown),
+            "{what}: {error:?} lacks the first 64 bytes and …"
+        );
+    }
+}

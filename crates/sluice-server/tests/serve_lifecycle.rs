@@ -207,3 +207,68 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     assert_eq!(body["remaining"], 3);
     assert!(serve.wait_exit().success(), "{}", serve.log());
 }
+
+/// A serve whose drain deadline is `drain`, with a client that sent half a
+/// request body (the request is in flight, reading its body) on a
+/// connection the server has already answered once.
+async fn serve_with_half_a_request(
+    drain: &str,
+) -> (Serve, tokio::net::TcpStream, tempfile::TempDir) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "server:\n  drain_timeout: {drain}\n  header_timeout: 5m\n  body_timeout: 5m\n\
+         policies:\n  api:\n    limit: 5\n    period: 1m\n"
+    );
+    let file = write(dir.path(), "sluice.yaml", &yaml);
+    let serve = Serve::start(&["--config", file.to_str().unwrap()], &[]);
+    let address = serve.base.strip_prefix("http://").unwrap().to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    tcp.write_all(b"POST /v1/check HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n\r\n{\"pol")
+        .await
+        .unwrap();
+    (serve, tcp, dir)
+}
+
+#[tokio::test]
+async fn i12_sigterm_drains_a_stalled_client_for_no_longer_than_the_deadline() {
+    let (mut serve, _client, _dir) = serve_with_half_a_request("1s").await;
+    let started = std::time::Instant::now();
+    serve.signal("TERM");
+    let status = serve.wait_exit();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", serve.log());
+    // The 1 s deadline plus a generous margin for a loaded machine; without
+    // a deadline the stalled client holds it for the 5 min body timeout.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "took {took:?}\n{}",
+        serve.log()
+    );
+    serve.wait_for_log("drain deadline reached");
+}
+
+#[tokio::test]
+async fn i12_a_second_sigterm_stops_it_at_once() {
+    let (mut serve, _client, _dir) = serve_with_half_a_request("5m").await;
+    let seen = serve.log_len();
+    serve.signal("TERM");
+    serve.wait_for_log_after(seen, "draining");
+    let started = std::time::Instant::now();
+    serve.signal("TERM");
+    let status = serve.wait_exit();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", serve.log());
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "took {took:?}\n{}",
+        serve.log()
+    );
+    serve.wait_for_log_after(seen, "again");
+}

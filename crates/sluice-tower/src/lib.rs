@@ -42,7 +42,7 @@ pub mod headers;
 pub mod key;
 pub mod rate_limit;
 
-pub use key::KeyBy;
+pub use key::{KeyBy, ProxyHeader};
 pub use rate_limit::{
     OnStoreError, RateLimit, RateLimitLayer, ResponseBody, ResponseFuture, Unkeyed,
 };

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use ipnet::IpNet;
 use sluice::{Limiter, RedisStore};
 use sluice_testkit::RedisServer;
-use sluice_tower::{KeyBy, RateLimitLayer, Unkeyed};
+use sluice_tower::{KeyBy, ProxyHeader, RateLimitLayer, Unkeyed};
 
 use common::{Http, counted_app as app, limiter, policy, serve};
 
@@ -110,7 +110,7 @@ async fn each_api_key_in_a_header_gets_its_own_limit() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_gets_its_own_limit() {
     // The test client's address, 127.0.0.1, is the trusted proxy.
-    let key_by = KeyBy::forwarded(nets(&["127.0.0.0/8"]));
+    let key_by = KeyBy::forwarded(ProxyHeader::XForwardedFor, nets(&["127.0.0.0/8"]));
     let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let from = |client: &'static str| [("x-forwarded-for", client)];
@@ -120,14 +120,22 @@ async fn behind_a_trusted_proxy_each_forwarded_client_gets_its_own_limit() {
     // A client's own claim, left of what the proxy appended, is not read.
     let spoofed = [("x-forwarded-for", "198.51.100.1, 203.0.113.8")];
     assert_eq!(http.get(addr, "/", &spoofed).await.status, 429);
-    let forwarded = [("forwarded", r#"for="[2001:db8::1]:4711""#)];
-    assert_eq!(http.get(addr, "/", &forwarded).await.status, 200);
-    assert_eq!(http.get(addr, "/", &forwarded).await.status, 429);
+    // Issue 12: the proxy (nginx) appends to X-Forwarded-For and passes
+    // the client's own `Forwarded` through: that one is never read, or
+    // each request would pick a fresh key.
+    for n in 1..=3 {
+        let claim = format!("for=\"[2001:db8::{n}]:4711\"");
+        let both = [
+            ("forwarded", claim.as_str()),
+            ("x-forwarded-for", "203.0.113.8"),
+        ];
+        assert_eq!(http.get(addr, "/", &both).await.status, 429, "{claim}");
+    }
 }
 
 #[tokio::test]
 async fn from_an_untrusted_peer_the_forwarded_headers_are_ignored() {
-    let key_by = KeyBy::forwarded(nets(&["10.0.0.0/8"]));
+    let key_by = KeyBy::forwarded(ProxyHeader::XForwardedFor, nets(&["10.0.0.0/8"]));
     let (app, _) = app(RateLimitLayer::new(limiter(1), "api", key_by).unwrap());
     let (addr, http) = (serve(app).await, Http::new());
     let from = |client: &'static str| [("x-forwarded-for", client)];

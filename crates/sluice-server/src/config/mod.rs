@@ -10,11 +10,13 @@
 //!   collects every error with its file, line and field.
 //! - `schema`: Sluice's file (`store`, `redis`, `policies`) over that walker.
 //! - `store`: the store URL, with passwords hidden when shown.
+//! - `server`: `server`, the HTTP listener's bounds and drain deadline.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
 mod error;
 mod schema;
+mod server;
 mod store;
 mod tls;
 mod yaml;
@@ -26,6 +28,7 @@ use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use schema::{FileConfig, parse};
+pub use server::ServerSettings;
 pub use store::StoreSpec;
 pub use yaml::parse_duration;
 
@@ -43,6 +46,8 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// How the Redis store names its keys and how long a call may take.
     pub redis: RedisOptions,
+    /// The HTTP listener's bounds and the drain deadline.
+    pub server: ServerSettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -63,6 +68,7 @@ impl Config {
             store: StoreSpec::Memory,
             policies: vec![default_policy()],
             redis: RedisOptions::default(),
+            server: ServerSettings::default(),
             source: None,
         }
     }
@@ -113,6 +119,7 @@ impl Config {
             store: file.store.unwrap_or(StoreSpec::Memory),
             policies: file.policies,
             redis: file.redis,
+            server: file.server,
             source: Some(path.to_owned()),
         })
     }

@@ -16,6 +16,7 @@ use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
 use super::error::ConfigErrors;
+use super::server::{ServerSettings, server};
 use super::store::StoreSpec;
 use super::yaml::{self, Walker, describe, index, join};
 
@@ -29,6 +30,8 @@ pub struct FileConfig {
     /// The `redis` field: key prefix, call timeout, whether to use Redis
     /// Functions, and the TLS files.
     pub redis: RedisOptions,
+    /// The `server` field: the HTTP listener's bounds and drain deadline.
+    pub server: ServerSettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -38,6 +41,7 @@ const TOP_FIELDS: &[&str] = &[
     "local_share",
     "deny_cache",
     "policies",
+    "server",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -129,6 +133,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         store: None,
         policies: Vec::new(),
         redis: RedisOptions::default(),
+        server: ServerSettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -143,6 +148,9 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("redis") {
         redis(w, node, &mut config.redis);
+    }
+    if let Some(node) = map.get_node("server") {
+        config.server = server(w, node);
     }
     // Invalid top-level values are reported; the policies then start from
     // the built-in defaults so that their own errors are listed too.

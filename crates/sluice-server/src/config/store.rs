@@ -101,6 +101,17 @@ mod tests {
         assert_eq!(spec.to_string(), "redis://127.0.0.1:6379");
     }
 
+    /// Issue 12: a URL holding a password, read from a secrets file or an
+    /// environment variable written with spaces, is trimmed like the token.
+    #[test]
+    fn issue_12_a_store_url_from_a_secrets_file_is_trimmed() {
+        let spec = StoreSpec::parse("  redis://:s3cret@127.0.0.1:6379/0\n").unwrap();
+        assert_eq!(
+            spec,
+            StoreSpec::Redis("redis://:s3cret@127.0.0.1:6379/0".into())
+        );
+    }
+
     #[test]
     fn unknown_schemes_are_refused() {
         assert_eq!(StoreSpec::parse("memory"), Ok(StoreSpec::Memory));

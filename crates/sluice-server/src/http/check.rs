@@ -13,7 +13,7 @@ use sluice_tower::headers::Standing;
 
 use crate::body::DecisionBody;
 use crate::http::decision_response;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, echo};
 use crate::service::DecisionService;
 
 /// The most units one request may cost.
@@ -57,8 +57,7 @@ pub async fn check(
         ),
         status => ApiError::new(status, rejection.body_text()),
     })?;
-    let request: CheckRequest<'_> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let request: CheckRequest<'_> = serde_json::from_slice(&body).map_err(json_error)?;
     let key = request
         .key
         .as_deref()
@@ -107,4 +106,17 @@ pub async fn check(
         None => decision_response(status, &standings, &top),
         Some(_) => decision_response(status, &standings, &MultiBody { top, results }),
     })
+}
+
+/// A body that is not a valid request. serde_json's message may quote the
+/// body (an unknown field's name, a string where a number belongs), so
+/// the message is echoed bounded, and the position it names kept whole.
+fn json_error(e: serde_json::Error) -> ApiError {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let (message, position) = match message.strip_suffix(&position) {
+        Some(message) => (message, position.as_str()),
+        None => (message.as_str(), ""),
+    };
+    ApiError::bad_request(format!("invalid JSON body: {}{position}", echo(message)))
 }

@@ -9,7 +9,7 @@ use sluice_tower::headers::Standing;
 
 use crate::body::DecisionBody;
 use crate::http::decision_response;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, echo};
 use crate::service::DecisionService;
 
 type PolicyAndKey = Result<Path<(String, String)>, PathRejection>;
@@ -66,5 +66,5 @@ pub async fn reset(
 
 fn policy_and_key(path: PolicyAndKey) -> Result<(String, String), ApiError> {
     path.map(|Path(pk)| pk)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+        .map_err(|e| ApiError::bad_request(echo(&e.body_text()).to_string()))
 }

@@ -4,19 +4,23 @@
 pub mod check;
 pub mod error;
 pub mod health;
+pub mod intake;
 pub mod limits;
 pub mod policies;
 
-use axum::Router;
+use std::time::Duration;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use serde::Serialize;
 use sluice_tower::headers::{self, Standing};
 
+use crate::config::ServerSettings;
 use crate::service::DecisionService;
-use error::ApiError;
+use error::{ApiError, echo};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -26,8 +30,14 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// Every route of the API over `service`.
+/// Every route of the API over `service`, with the default body timeout.
 pub fn router(service: DecisionService) -> Router {
+    router_with(service, ServerSettings::default().body_timeout)
+}
+
+/// Every route of the API over `service`; a request body must arrive
+/// within `body_timeout`.
+pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/check", post(check::check))
         .route(
@@ -42,6 +52,10 @@ pub fn router(service: DecisionService) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            intake::bounded_body,
+        ))
         .with_state(service)
 }
 
@@ -76,13 +90,13 @@ async fn openapi() -> Response {
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no such route: {method} {}", uri.path()),
+        format!("no such route: {method} {}", echo(uri.path())),
     )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} is not allowed on {}", uri.path()),
+        format!("{method} is not allowed on {}", echo(uri.path())),
     )
 }

@@ -4,20 +4,25 @@
 //!
 //! # Layout
 //!
-//! - [`signals`]: SIGTERM and Ctrl-C stop, SIGHUP reloads.
+//! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
 pub mod signals;
 
 use std::future::Future;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sluice::Limiter;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
-use crate::config::{Config, Flags};
+use crate::config::{Config, Flags, ServerSettings};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
 
@@ -44,41 +49,56 @@ impl Listeners {
     }
 }
 
-/// Serves `service` on every one of `listeners` until `shutdown`
-/// completes, then stops accepting and returns once the requests in flight
-/// are answered.
+/// Serves `service` on every one of `listeners`, within the bounds of
+/// `settings`, until `shutdown` completes; then stops accepting, lets the
+/// requests in flight finish for at most `settings.drain_timeout`, closes
+/// what is left and returns.
 pub async fn run(
     service: DecisionService,
     listeners: Listeners,
+    settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_http(service, listeners.http, shutdown).await
+    serve_http(service, listeners.http, settings, shutdown).await
 }
 
 /// Answers HTTP/1.1 on `listener` with the API over `service` until
 /// `shutdown` completes, then drains.
 ///
 /// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
-/// once, not after Nagle's delay) and answers pipelined requests with one
-/// write per batch rather than one per answer (hyper's `pipeline_flush`).
+/// once, not after Nagle's delay).
+/// At most `settings.max_connections` are served at once: a permit is
+/// taken before `accept`, so further clients wait in the kernel's backlog
+/// and those already served are not disturbed.
 async fn serve_http(
     service: DecisionService,
     listener: TcpListener,
+    settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::http::router(service);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.pipeline_flush(true);
+    let app = crate::http::router_with(service, settings.body_timeout);
+    let http = http1(&settings);
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
     let connections = GracefulShutdown::new();
+    let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap the connections that ended, so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed; stop rather than spin
+            },
+            () = &mut shutdown => break,
+        };
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
                     // Out of file descriptors, say: wait rather than spin.
                     tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -89,25 +109,61 @@ async fn serve_http(
         }
         let service = TowerToHyperService::new(app.clone());
         let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
-    connections.shutdown().await;
+    if tokio::time::timeout(settings.drain_timeout, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tasks.len(),
+            deadline = ?settings.drain_timeout,
+            "drain deadline reached: closing the connections left"
+        );
+    }
+    // Dropping a connection's task closes its socket.
+    tasks.shutdown().await;
     Ok(())
 }
+
+/// hyper's HTTP/1 settings for `settings`. The header timeout needs a
+/// timer: without one hyper enforces none.
+fn http1(settings: &ServerSettings) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_header_size(settings.max_header_bytes);
+    // Not `pipeline_flush`: it holds every write while unparsed bytes wait
+    // in the read buffer, and after a head that cannot be parsed (too many
+    // headers, too large) they always do, so the 431 hyper writes was never
+    // sent: the client saw the connection close with no answer (issue 12).
+    // hyper parses up to 100 headers on the stack; another count moves
+    // them to the heap for every request, so set it only when asked.
+    if settings.max_headers != HYPER_MAX_HEADERS {
+        http.max_headers(settings.max_headers);
+    }
+    http
+}
+
+/// The number of headers hyper allows when not told otherwise.
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// Runs `sluice serve`: resolves the configuration from `flags` and the
 /// environment, opens the store (connecting to Redis in the background),
 /// listens on `listen` (else
 /// `$SLUICE_LISTEN`, else [`DEFAULT_LISTEN`]), reloads the policies on
-/// SIGHUP and drains on SIGTERM or Ctrl-C.
+/// SIGHUP and drains on SIGTERM or Ctrl-C, for at most the configured
+/// drain deadline; a second SIGTERM or Ctrl-C stops it at once.
 pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let config = Config::resolve(&flags, env)?;
+    let admin_token = admin_token(std::env::var(ADMIN_TOKEN_ENV).ok())?;
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
@@ -121,8 +177,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service =
-        DecisionService::with_health(limiter, config.store.kind(), env(ADMIN_TOKEN_ENV), health);
+    let service = DecisionService::with_health(limiter, config.store.kind(), admin_token, health);
     tracing::info!(
         %address,
         store = %config.store,
@@ -131,9 +186,33 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         "sluice listening"
     );
     signals::reload_on_hangup(service.clone(), flags, config.store, env);
-    run(service, Listeners::http(listener), signals::terminate()).await?;
-    tracing::info!("sluice stopped");
+    let (first, second) = signals::terminations();
+    let served = run(service, Listeners::http(listener), config.server, first);
+    tokio::select! {
+        served = served => {
+            served?;
+            tracing::info!("sluice stopped");
+        }
+        () = second => tracing::warn!("second signal: sluice stopped without draining"),
+    }
     Ok(())
+}
+
+/// The admin token from `$SLUICE_ADMIN_TOKEN` (`value`): `None` when it is
+/// unset, the token trimmed when set, and an error when it is set but
+/// blank (only spaces or newlines), which would otherwise turn the admin
+/// API on with a token no request can match, or off without a word.
+pub fn admin_token(value: Option<String>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match crate::service::AdminToken::new(&value) {
+        Ok(_) => Ok(Some(crate::service::trim_secret(&value).to_owned())),
+        Err(e) => anyhow::bail!(
+            "environment variable {ADMIN_TOKEN_ENV}: {e}; set a token, or unset the \
+             variable to turn the admin API off"
+        ),
+    }
 }
 
 /// The policies' names, sorted and joined with commas, for the log.

@@ -1,29 +1,62 @@
-//! The signals `sluice serve` answers: SIGTERM and Ctrl-C stop it, SIGHUP
-//! reloads its policies.
+//! The signals `sluice serve` answers: SIGTERM and Ctrl-C stop it (a
+//! second one at once), SIGHUP reloads its policies.
 
-use tokio::signal::unix::{SignalKind, signal};
+use std::future::Future;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::oneshot;
 
 use crate::config::{Config, Flags, StoreSpec};
 use crate::server::policy_names;
 use crate::service::DecisionService;
 
-/// Completes on the first SIGTERM or Ctrl-C (SIGINT).
-pub async fn terminate() {
-    let sigterm = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+/// Two futures: the first completes on the first SIGTERM or Ctrl-C
+/// (SIGINT), the second on the next one after it. The first starts the
+/// drain; the second is an operator who will not wait for it.
+pub fn terminations() -> (
+    impl Future<Output = ()> + Send + 'static,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (first_tx, first_rx) = oneshot::channel::<()>();
+    let (second_tx, second_rx) = oneshot::channel::<()>();
+    // Listen before returning, so a signal sent right after is not missed.
+    let mut sigterm = signal(SignalKind::terminate())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGTERM"))
+        .ok();
+    tokio::spawn(async move {
+        let next = async |sigterm: &mut Option<Signal>| {
+            let term = async {
+                match sigterm {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = term => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+        };
+        let name = next(&mut sigterm).await;
+        tracing::info!("{name}: draining requests in flight");
+        let _ = first_tx.send(());
+        let name = next(&mut sigterm).await;
+        tracing::warn!("{name} again: stopping without waiting for the drain");
+        let _ = second_tx.send(());
+    });
+    (
+        async move {
+            if first_rx.await.is_err() {
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    tokio::select! {
-        _ = sigterm => tracing::info!("SIGTERM: draining requests in flight"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: draining requests in flight"),
-    }
+        },
+        async move {
+            if second_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        },
+    )
 }
 
 /// On every SIGHUP, reads the configuration again (as `flags` and `env`

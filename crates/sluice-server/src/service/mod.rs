@@ -36,7 +36,7 @@ use arc_swap::ArcSwap;
 use sluice::store::Health;
 use sluice::{BoxStore, Error, Limiter, Policy, Store, StoreError, Verdict};
 
-pub use admin::AdminToken;
+pub use admin::{AdminToken, EmptyToken, trim_secret};
 
 use crate::metrics::{Metrics, Outcome, PolicyMetrics};
 
@@ -87,7 +87,9 @@ impl Answer<'_> {
 impl DecisionService {
     /// The service deciding with `limiter`, whose store is of kind `store`
     /// (the metrics label: `memory`, `redis`, `redis_cluster`), with the
-    /// admin operations on when `admin_token` is given.
+    /// admin operations on when `admin_token` is given (trimmed; a token
+    /// empty once trimmed leaves them off: `sluice serve` refuses one at
+    /// start-up, see [`AdminToken::new`]).
     pub fn new(
         limiter: Limiter<BoxStore>,
         store: &'static str,
@@ -112,7 +114,7 @@ impl DecisionService {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(Snapshot::new(limiter, &metrics, count_errors)),
                 metrics,
-                admin_token: admin_token.map(AdminToken::new),
+                admin_token: admin_token.and_then(|t| AdminToken::new(&t).ok()),
                 health,
             }),
         }

@@ -33,12 +33,19 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// Reads the address in one list element of a proxy header.
 type ParseElement = fn(&[u8]) -> Option<IpAddr>;
 
-/// Which proxy headers carry the chain.
+/// The one header your trusted proxies append the client's address to.
+/// Only that header is ever read: the other one, whatever it says, was
+/// written by the client (a proxy that appends to one passes the other
+/// through untouched), so reading "whichever is present" would let a
+/// client pick its own key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Headers {
-    /// `Forwarded` when the request has one, else `X-Forwarded-For`.
-    ForwardedFirst,
-    /// Only `X-Forwarded-For`; a `Forwarded` header is ignored.
+#[non_exhaustive]
+pub enum ProxyHeader {
+    /// `Forwarded` (RFC 7239 `for=`): Envoy with `use_remote_address`,
+    /// HAProxy's `option forwarded`, Caddy can be told to.
+    Forwarded,
+    /// `X-Forwarded-For`: nginx's `$proxy_add_x_forwarded_for`, HAProxy's
+    /// `option forwardfor`, most load balancers.
     XForwardedFor,
 }
 
@@ -49,17 +56,15 @@ pub(crate) fn client_ip(
     peer: IpAddr,
     headers: &HeaderMap,
     trusted: &[IpNet],
-    which: Headers,
+    which: ProxyHeader,
 ) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded = which == Headers::ForwardedFirst && headers.contains_key(FORWARDED);
-    let (name, parse): (&str, ParseElement) = if forwarded {
-        (FORWARDED.as_str(), forwarded_for)
-    } else {
-        (X_FORWARDED_FOR, x_forwarded_for)
+    let (name, parse): (&str, ParseElement) = match which {
+        ProxyHeader::Forwarded => (FORWARDED.as_str(), forwarded_for),
+        ProxyHeader::XForwardedFor => (X_FORWARDED_FOR, x_forwarded_for),
     };
     // Field lines in order, then elements in order, together one list
     // (RFC 9110 §5.3); walked from the end.
@@ -179,13 +184,18 @@ mod tests {
     }
 
     /// The client seen from peer 10.0.0.1, with 10.0.0.0/8 trusted.
-    fn client(pairs: &[(&'static str, &[u8])]) -> IpAddr {
+    fn client_by(which: ProxyHeader, pairs: &[(&'static str, &[u8])]) -> IpAddr {
         client_ip(
             ip("10.0.0.1"),
             &headers(pairs),
             &nets(&["10.0.0.0/8"]),
-            Headers::ForwardedFirst,
+            which,
         )
+    }
+
+    /// The same, reading `X-Forwarded-For`.
+    fn client(pairs: &[(&'static str, &[u8])]) -> IpAddr {
+        client_by(ProxyHeader::XForwardedFor, pairs)
     }
 
     #[test]
@@ -251,7 +261,7 @@ mod tests {
             ("forwarded", b"for=203.0.113.9"),
         ]);
         let peer = ip("198.51.100.7");
-        for which in [Headers::ForwardedFirst, Headers::XForwardedFor] {
+        for which in [ProxyHeader::Forwarded, ProxyHeader::XForwardedFor] {
             assert_eq!(
                 client_ip(peer, &h, &nets(&["10.0.0.0/8"]), which),
                 peer,
@@ -300,12 +310,18 @@ mod tests {
         assert_eq!(xff(b"203.0.113.9, \xff\xfe"), ip("10.0.0.1"));
         // Garbage left of the client is never reached.
         assert_eq!(xff(b"garbage, 203.0.113.9"), ip("203.0.113.9"));
-        let fwd = client(&[("forwarded", b"for=203.0.113.9, proto=https")]);
+        let fwd = client_by(
+            ProxyHeader::Forwarded,
+            &[("forwarded", b"for=203.0.113.9, proto=https")],
+        );
         assert_eq!(fwd, ip("10.0.0.1"), "an element without for=");
     }
 
+    /// Issue 12: nginx appends to `X-Forwarded-For` and passes a client's
+    /// `Forwarded` through (and the other way round for a proxy that
+    /// writes `Forwarded`): only the configured header is believed.
     #[test]
-    fn forwarded_is_preferred_over_x_forwarded_for() {
+    fn issue_12_only_the_configured_header_is_believed() {
         let both = [
             ("x-forwarded-for", &b"198.51.100.1"[..]),
             (
@@ -313,20 +329,64 @@ mod tests {
                 &b"for=192.0.2.43, for=\"[2001:db8:cafe::17]:4711\";proto=https"[..],
             ),
         ];
-        assert_eq!(client(&both), ip("2001:db8:cafe::17"));
-        let only_xff = client_ip(
-            ip("10.0.0.1"),
-            &headers(&both),
-            &nets(&["10.0.0.0/8"]),
-            Headers::XForwardedFor,
+        assert_eq!(
+            client_by(ProxyHeader::XForwardedFor, &both),
+            ip("198.51.100.1")
         );
-        assert_eq!(only_xff, ip("198.51.100.1"));
+        assert_eq!(
+            client_by(ProxyHeader::Forwarded, &both),
+            ip("2001:db8:cafe::17")
+        );
+        // The configured header missing: the peer, never the other one.
+        let spoof_fwd = [("forwarded", &b"for=1.2.3.4"[..])];
+        assert_eq!(
+            client_by(ProxyHeader::XForwardedFor, &spoof_fwd),
+            ip("10.0.0.1")
+        );
+        let spoof_xff = [("x-forwarded-for", &b"1.2.3.4"[..])];
+        assert_eq!(
+            client_by(ProxyHeader::Forwarded, &spoof_xff),
+            ip("10.0.0.1")
+        );
+    }
+
+    /// Issue 12: two trusted proxies (10.0.0.2 then the peer 10.0.0.1)
+    /// each append to `X-Forwarded-For`; the client sent its own entries
+    /// (left) and a `Forwarded` header, and neither counts.
+    #[test]
+    fn issue_12_spoofed_entries_behind_several_proxies() {
+        let request = [
+            ("forwarded", &b"for=6.6.6.6"[..]),
+            (
+                "x-forwarded-for",
+                &b"6.6.6.6, 7.7.7.7, 203.0.113.9, 10.0.0.2"[..],
+            ),
+        ];
+        assert_eq!(
+            client_by(ProxyHeader::XForwardedFor, &request),
+            ip("203.0.113.9")
+        );
+        // The same through proxies that write `Forwarded`.
+        let request = [
+            ("x-forwarded-for", &b"6.6.6.6"[..]),
+            (
+                "forwarded",
+                &b"for=6.6.6.6, for=7.7.7.7, for=203.0.113.9, for=10.0.0.2"[..],
+            ),
+        ];
+        assert_eq!(
+            client_by(ProxyHeader::Forwarded, &request),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn an_unterminated_quote_cannot_swallow_the_proxys_element() {
         // The client sent `for="1.1.1.1, ` and our proxy appended its entry.
-        let fwd = client(&[("forwarded", b"for=\"1.1.1.1, for=203.0.113.9")]);
+        let fwd = client_by(
+            ProxyHeader::Forwarded,
+            &[("forwarded", b"for=\"1.1.1.1, for=203.0.113.9")],
+        );
         assert_eq!(fwd, ip("203.0.113.9"));
     }
 
@@ -334,11 +394,11 @@ mod tests {
     fn ipv6_and_mapped_peers_and_networks() {
         let trusted = nets(&["fd00::/8", "127.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", b"2001:db8::5, fd00::2")]);
-        let v6 = client_ip(ip("fd00::1"), &h, &trusted, Headers::ForwardedFirst);
+        let v6 = client_ip(ip("fd00::1"), &h, &trusted, ProxyHeader::XForwardedFor);
         assert_eq!(v6, ip("2001:db8::5"));
         // Peers are canonicalised by the caller; a mapped chain entry is IPv4.
         let h = headers(&[("x-forwarded-for", b"203.0.113.9, ::ffff:127.0.0.2")]);
-        let mapped = client_ip(ip("127.0.0.1"), &h, &trusted, Headers::ForwardedFirst);
+        let mapped = client_ip(ip("127.0.0.1"), &h, &trusted, ProxyHeader::XForwardedFor);
         assert_eq!(mapped, ip("203.0.113.9"));
     }
 }

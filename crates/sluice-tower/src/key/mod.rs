@@ -20,14 +20,14 @@ use http::HeaderName;
 use http::request::Parts;
 use ipnet::IpNet;
 
-use self::forwarded::Headers;
+pub use self::forwarded::ProxyHeader;
 
 /// Picks a request's rate-limit key. Cheap to clone.
 ///
 /// ```
 /// use std::net::SocketAddr;
 /// use http::{HeaderName, Request};
-/// use sluice_tower::KeyBy;
+/// use sluice_tower::{KeyBy, ProxyHeader};
 ///
 /// let (mut parts, ()) = Request::new(()).into_parts();
 /// parts.extensions.insert("192.0.2.7:51000".parse::<SocketAddr>().unwrap());
@@ -38,7 +38,7 @@ use self::forwarded::Headers;
 /// let api_key = KeyBy::header(HeaderName::from_static("x-api-key"));
 /// assert_eq!(api_key.key(&parts).as_deref(), Some("k-123"));
 /// // The peer is not a trusted proxy: its X-Forwarded-For is ignored.
-/// let proxied = KeyBy::forwarded(["10.0.0.0/8".parse().unwrap()]);
+/// let proxied = KeyBy::forwarded(ProxyHeader::XForwardedFor, ["10.0.0.0/8".parse().unwrap()]);
 /// assert_eq!(proxied.key(&parts).as_deref(), Some("192.0.2.7"));
 /// ```
 #[derive(Clone)]
@@ -50,7 +50,7 @@ enum Repr {
     Header(HeaderName),
     Forwarded {
         trusted: Arc<[IpNet]>,
-        headers: Headers,
+        headers: ProxyHeader,
     },
     Custom(Arc<KeyFn>),
 }
@@ -79,31 +79,29 @@ impl KeyBy {
         KeyBy(Repr::Header(name))
     }
 
-    /// The client's IP address as the proxies in `trusted` report it, in
-    /// `Forwarded` (RFC 7239 `for=`) or, when the request has no
-    /// `Forwarded`, in `X-Forwarded-For`.
+    /// The client's IP address as the proxies in `trusted` report it in
+    /// `header`: the one header they append to, `Forwarded` (RFC 7239
+    /// `for=`) or `X-Forwarded-For`. The other header is never read,
+    /// whether or not the request has the configured one: a proxy that
+    /// appends to one passes the other through as the client wrote it.
     ///
-    /// The headers are read only when the peer is in `trusted`; otherwise
+    /// The header is read only when the peer is in `trusted`; otherwise
     /// the peer's address is the key, as with [`KeyBy::peer_ip`], so a
     /// client cannot pick its own key. The chain is walked from the right,
     /// past the entries that are themselves in `trusted`, and the first
     /// address that is not is the key. An entry that is not an address
     /// (`unknown`, an obfuscated name, garbage) stops the walk, and the
     /// trusted hop that reported it is the key; when every entry is
-    /// trusted, the leftmost is.
+    /// trusted, the leftmost is; without the header, the peer is.
     ///
-    /// Your proxies must append to the header this reads, or remove it:
-    /// when they append only to `X-Forwarded-For` and pass a client's
-    /// `Forwarded` through, that client picks its key. Use
-    /// [`KeyBy::x_forwarded_for`] for such proxies (most of them).
-    pub fn forwarded(trusted: impl IntoIterator<Item = IpNet>) -> KeyBy {
-        KeyBy::proxied(trusted, Headers::ForwardedFirst)
-    }
-
-    /// As [`KeyBy::forwarded`], but reading only `X-Forwarded-For` (a
-    /// `Forwarded` header is ignored): for proxies that append only to it.
-    pub fn x_forwarded_for(trusted: impl IntoIterator<Item = IpNet>) -> KeyBy {
-        KeyBy::proxied(trusted, Headers::XForwardedFor)
+    /// Your proxies must append to `header` (nginx:
+    /// `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`),
+    /// never copy what the client sent in its place.
+    pub fn forwarded(header: ProxyHeader, trusted: impl IntoIterator<Item = IpNet>) -> KeyBy {
+        KeyBy(Repr::Forwarded {
+            trusted: trusted.into_iter().collect(),
+            headers: header,
+        })
     }
 
     /// Any function of the request's head; `None` leaves it unkeyed.
@@ -123,13 +121,6 @@ impl KeyBy {
         F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
     {
         KeyBy(Repr::Custom(Arc::new(f)))
-    }
-
-    fn proxied(trusted: impl IntoIterator<Item = IpNet>, headers: Headers) -> KeyBy {
-        KeyBy(Repr::Forwarded {
-            trusted: trusted.into_iter().collect(),
-            headers,
-        })
     }
 
     /// The key of a request with head `parts`; `None` when it has none.
@@ -247,26 +238,26 @@ mod tests {
     #[test]
     fn forwarded_needs_a_trusted_peer() {
         let xff: &[(&'static str, &[u8])] = &[("x-forwarded-for", b"203.0.113.9")];
-        let trusted = KeyBy::forwarded(nets(&["127.0.0.0/8"]));
+        let trusted = KeyBy::forwarded(ProxyHeader::XForwardedFor, nets(&["127.0.0.0/8"]));
         let key = trusted.key(&parts(Some("127.0.0.1:9"), xff));
         assert_eq!(key.as_deref(), Some("203.0.113.9"));
-        let untrusted = KeyBy::forwarded(nets(&["10.0.0.0/8"]));
+        let untrusted = KeyBy::forwarded(ProxyHeader::XForwardedFor, nets(&["10.0.0.0/8"]));
         let key = untrusted.key(&parts(Some("127.0.0.1:9"), xff));
         assert_eq!(key.as_deref(), Some("127.0.0.1"));
         assert_eq!(trusted.key(&parts(None, xff)), None, "no peer: unkeyed");
     }
 
     #[test]
-    fn x_forwarded_for_ignores_forwarded() {
+    fn issue_12_each_reads_only_its_header() {
         let headers: &[(&'static str, &[u8])] = &[
             ("forwarded", b"for=198.51.100.1"),
             ("x-forwarded-for", b"203.0.113.9"),
         ];
         let p = parts(Some("[::1]:9"), headers);
         let nets = nets(&["::1/128"]);
-        let both = KeyBy::forwarded(nets.clone()).key(&p);
-        assert_eq!(both.as_deref(), Some("198.51.100.1"));
-        let xff = KeyBy::x_forwarded_for(nets).key(&p);
+        let fwd = KeyBy::forwarded(ProxyHeader::Forwarded, nets.clone()).key(&p);
+        assert_eq!(fwd.as_deref(), Some("198.51.100.1"));
+        let xff = KeyBy::forwarded(ProxyHeader::XForwardedFor, nets).key(&p);
         assert_eq!(xff.as_deref(), Some("203.0.113.9"));
     }
 
