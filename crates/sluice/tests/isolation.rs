@@ -67,32 +67,6 @@ impl Foreign {
     }
 }
 
-/// Polls every future to completion, concurrently, on this task: on a
-/// single-threaded runtime every check is queued before the store's call
-/// driver runs, so they share calls of up to 128 checks.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => *slot = Some(out),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
-}
-
 /// How many `FCALL`s Redis has run since its statistics were reset.
 fn fcalls(server: &RedisServer) -> u64 {
     let stats = server.cli(&["INFO", "commandstats"]);
@@ -144,7 +118,7 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
             }
         }
     }
-    let answers = join_all(checks.iter().map(|(_, c)| store.decide_one(c))).await;
+    let answers = common::join_all(checks.iter().map(|(_, c)| store.decide_one(c))).await;
     let calls = fcalls(&server);
     assert!(
         calls <= (checks.len() as u64).div_ceil(64),

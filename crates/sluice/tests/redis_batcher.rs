@@ -5,6 +5,8 @@
 //! transient `FUNCTION LOAD` failure, a full queue.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -361,7 +363,7 @@ async fn i11_a_full_queue_refuses_at_once() {
         .iter()
         .map(|k| Check::new("queue", k, &quota, 1))
         .collect();
-    let answers = join_all(checks.iter().map(|c| store.decide_one(c))).await;
+    let answers = common::join_all(checks.iter().map(|c| store.decide_one(c))).await;
     let mut full = 0;
     for answer in &answers {
         match answer {
@@ -375,28 +377,4 @@ async fn i11_a_full_queue_refuses_at_once() {
     assert_eq!(full, 100, "the checks beyond the queue's {QUEUE}");
     assert!(answers[QUEUE - 1].is_ok() && answers[QUEUE].is_err());
     assert_eq!(server.cli(&["dbsize"]), QUEUE.to_string());
-}
-
-/// Polls every future to completion, concurrently, on this task.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => *slot = Some(out),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
 }

@@ -365,7 +365,7 @@ async fn concurrent_decisions_share_one_call() {
     server.cli(&["CONFIG", "RESETSTAT"]);
 
     let checks: Vec<Check<'_>> = keys.iter().map(|k| check("batch", k, &quota)).collect();
-    let decisions = futures_join_all(checks.iter().map(|c| store.decide_one(c))).await;
+    let decisions = common::join_all(checks.iter().map(|c| store.decide_one(c))).await;
     let admitted = decisions
         .iter()
         .filter(|d| d.as_ref().unwrap().allowed)
@@ -384,38 +384,12 @@ async fn concurrent_decisions_share_one_call() {
     let over: Vec<Check<'_>> = (0..30)
         .map(|_| check("batch", "client-0", &quota))
         .collect();
-    let decisions = futures_join_all(over.iter().map(|c| store.decide_one(c))).await;
+    let decisions = common::join_all(over.iter().map(|c| store.decide_one(c))).await;
     let admitted = decisions
         .iter()
         .filter(|d| d.as_ref().unwrap().allowed)
         .count();
     assert_eq!(admitted, 10, "exactly what was left");
-}
-
-/// Polls every future to completion, concurrently, on this task.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => *slot = Some(out),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
 }
 
 /// A state key holding a string Sluice did not write (text, or 16 bytes

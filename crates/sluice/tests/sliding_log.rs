@@ -20,32 +20,6 @@ mod common;
 const START_US: u64 = 1_764_000_000_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Polls every future to completion, concurrently, on this task: on a
-/// single-threaded runtime every check is queued before the store's call
-/// driver runs, so they share calls.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => *slot = Some(out),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
-}
-
 /// A tiny deterministic generator.
 struct Xorshift(u64);
 
@@ -101,7 +75,7 @@ async fn batched_log_checks_decide_as_the_pure_step() {
                 Check::new("log", key, &quota, cost)
             })
             .collect();
-        let got = join_all(checks.iter().map(|c| store.decide_one(c))).await;
+        let got = common::join_all(checks.iter().map(|c| store.decide_one(c))).await;
         for (check, got) in checks.iter().zip(got) {
             let state = &mut states[usize::from(check.key == "hot-b")];
             let (want, next) = algorithm::decide(state.as_ref(), &quota, check.cost, now);
