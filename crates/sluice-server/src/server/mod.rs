@@ -169,15 +169,23 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     // Redis may come up after Sluice: start unready (/readyz says so),
     // answer by each policy's on_store_error, and connect in the background.
-    let (store, health) =
-        stores::open_resilient(&config.store, &config.redis, Connecting::InBackground).await?;
+    let (store, handles) = stores::open_resilient(
+        &config.store,
+        &config.redis,
+        &config.memory,
+        Connecting::InBackground,
+    )
+    .await?;
+    if let Some(memory) = &handles.memory {
+        stores::purge_every_second(memory);
+    }
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service = DecisionService::with_health(limiter, config.store.kind(), admin_token, health);
+    let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
     tracing::info!(
         %address,
         store = %config.store,
