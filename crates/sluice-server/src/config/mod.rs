@@ -15,6 +15,7 @@
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
+pub mod envoy;
 mod error;
 mod memory;
 mod schema;
