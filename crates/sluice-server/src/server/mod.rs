@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //!
+//! - [`listener`]: the listening socket, with a deep backlog.
 //! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
+pub mod listener;
 pub mod signals;
 
 use std::future::Future;
@@ -171,7 +173,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     // answer by each policy's on_store_error, and connect in the background.
     let (store, health) =
         stores::open_resilient(&config.store, &config.redis, Connecting::InBackground).await?;
-    let listener = TcpListener::bind(&listen)
+    let listener = listener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
