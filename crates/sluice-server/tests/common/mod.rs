@@ -111,6 +111,12 @@ impl Serve {
         }
     }
 
+    /// The process id, to read its `/proc/PID` entries (issue 12's attack
+    /// tests: resident memory, open sockets).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// How many lines have been logged so far.
     pub fn log_len(&self) -> usize {
         self.log.0.lock().unwrap().len()
