@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use attacks::siege::{
-    BODY_TIMEOUT, HEADER_TIMEOUT, MARGIN, MAX_CONNECTIONS, ONE_AT_A_TIME, REGULARS, Target, decide,
-    enough_files, of, print_endings, siege, tally,
+    BODY_TIMEOUT, DRAIN_TIMEOUT, HEADER_TIMEOUT, MARGIN, MAX_CONNECTIONS, Monitor, ONE_AT_A_TIME,
+    REGULARS, SEND_TIMEOUT, Target, decide, enough_files, of, print_endings, siege, tally,
 };
-use attacks::waves::{Ending, How, Kind};
+use attacks::waves::{Ending, How, Kind, Wave};
 use attacks::wire::{POLICY, check_request, read_answer};
 use common::PATIENCE;
 use tokio::io::AsyncWriteExt;
@@ -199,6 +199,72 @@ async fn i12_header_floods() {
         all_ended(&endings, &How::Answered(431), EACH, what);
         held_within(&endings, Duration::ZERO, HEADER_TIMEOUT, what);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i12_slow_readers() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Beyond the connections served: without a send timeout they held
+    // every one for good, and no newcomer was ever answered.
+    const SLOW: usize = 200;
+    let findings = siege("slow readers", &[(Kind::SlowReader, SLOW)]).await;
+    print_endings("slow readers", Kind::SlowReader, &findings.endings);
+    assert_eq!(findings.peak_connections, MAX_CONNECTIONS);
+    let slow = of(&findings.endings, Kind::SlowReader);
+    all_ended(
+        &slow,
+        &How::Closed,
+        MAX_CONNECTIONS - REGULARS,
+        "slow readers",
+    );
+    held_within(
+        &slow,
+        SEND_TIMEOUT,
+        cut_bound(SLOW, SEND_TIMEOUT),
+        "a slow reader",
+    );
+}
+
+/// The drain deadline against a stalled crowd: 300 slow clients, under a
+/// header timeout of a minute, still held at SIGTERM; the process exits 0
+/// at the deadline. (In the sieges above, the clients' own timeouts, 1.5 s,
+/// end them soon after the 1 s deadline anyway.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i12_sigterm_during_slowloris_ends_at_the_drain_deadline() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    enough_files();
+    let mut target = Target::with_config(&format!(
+        "server:\n  header_timeout: 1m\n  drain_timeout: {}ms\n  max_connections: {MAX_CONNECTIONS}\n\
+         policies:\n  {POLICY}:\n    limit: 1000000000\n    period: 1h\n",
+        DRAIN_TIMEOUT.as_millis()
+    ));
+    let monitor = Monitor::start(target.serve.pid());
+    let own = monitor.until("a reading", |_| true).await.sockets;
+    let wave = Wave::start(target.address, &[(Kind::Slowloris, 300)]);
+    wave.in_force(PATIENCE).await;
+    monitor
+        .until("every connection served taken", |r| {
+            r.sockets >= own + MAX_CONNECTIONS
+        })
+        .await;
+    let seen = target.serve.log_len();
+    let signalled = Instant::now();
+    target.serve.signal("TERM");
+    let status = tokio::task::block_in_place(|| target.serve.wait_exit());
+    let exit_after = signalled.elapsed();
+    let endings = wave.stop().await;
+    assert!(status.success(), "{status:?}\n{}", target.serve.log());
+    assert!(
+        exit_after <= DRAIN_TIMEOUT + MARGIN,
+        "exited {exit_after:?} after SIGTERM"
+    );
+    target
+        .serve
+        .wait_for_log_after(seen, "drain deadline reached");
+    println!(
+        "attack slowloris under a 1 min header timeout: exit {exit_after:?} after SIGTERM ({} connections)",
+        endings.len()
+    );
 }
 
 /// Issue 12: connections beyond `max_connections` wait in the listen

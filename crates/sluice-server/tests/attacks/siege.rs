@@ -24,6 +24,8 @@ use crate::common::{PATIENCE, Serve, write};
 pub const HEADER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// `server.body_timeout`.
 pub const BODY_TIMEOUT: Duration = Duration::from_millis(1500);
+/// `server.send_timeout`.
+pub const SEND_TIMEOUT: Duration = Duration::from_millis(1500);
 /// `server.drain_timeout`: shorter than the head and body timeouts, so
 /// that a slow client still held at SIGTERM is closed by the drain
 /// deadline, not by its own timeout.
@@ -56,11 +58,13 @@ const REGULAR_PAUSE: Duration = Duration::from_millis(5);
 /// every check, so any answer but 200 is a failure.
 fn config() -> String {
     format!(
-        "server:\n  header_timeout: {}ms\n  body_timeout: {}ms\n  drain_timeout: {}ms\n  \
+        "server:\n  header_timeout: {}ms\n  body_timeout: {}ms\n  send_timeout: {}ms\n  \
+         drain_timeout: {}ms\n  \
          max_connections: {MAX_CONNECTIONS}\n  max_header_bytes: {MAX_HEADER_BYTES}\n\
          policies:\n  {}:\n    limit: 1000000000\n    period: 1h\n",
         HEADER_TIMEOUT.as_millis(),
         BODY_TIMEOUT.as_millis(),
+        SEND_TIMEOUT.as_millis(),
         DRAIN_TIMEOUT.as_millis(),
         super::wire::POLICY,
     )
@@ -364,12 +368,13 @@ pub fn p99(samples: &[Sample]) -> Duration {
 /// How long a newcomer may wait for its answer while an attack holds
 /// every connection the server serves: the attackers ahead of it in the
 /// listen backlog are served `MAX_CONNECTIONS - REGULARS` at a time, and
-/// each holds its connection at most a head's and a body's timeout; one
-/// more round for the newcomer's own turn, and the margin.
+/// each holds its connection at most a head's, a body's and a stalled
+/// answer's timeout; one more round for the newcomer's own turn, and the
+/// margin.
 pub fn newcomer_bound(attackers: usize) -> Duration {
     let slots = MAX_CONNECTIONS - REGULARS;
     let rounds = u32::try_from(attackers.div_ceil(slots) + 1).unwrap();
-    (HEADER_TIMEOUT + BODY_TIMEOUT) * rounds + MARGIN
+    (HEADER_TIMEOUT + BODY_TIMEOUT + SEND_TIMEOUT) * rounds + MARGIN
 }
 
 /// The memory the server may hold during and after an attack, in KiB:

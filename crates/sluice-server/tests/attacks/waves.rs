@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -47,7 +47,9 @@ pub enum Kind {
     /// Connects and leaves at once (with a reset, so that the test's own
     /// ports do not pile up in TIME_WAIT), then again 10 ms later.
     Churn,
-    /// `Content-Length: 10000000000`, then body bytes as fast as they go.
+    /// `Content-Length: 10000000000`, then the body's first bytes and one
+    /// more every 100 ms: only a refusal before the body answers it at
+    /// once (reading it would take the body timeout).
     HugeLength,
     /// A chunked body that never ends, as fast as it goes.
     EndlessChunks,
@@ -57,12 +59,16 @@ pub enum Kind {
     ManyHeaders,
     /// A head with a header line of 1 MiB.
     LongHeader,
+    /// 40 requests for `/openapi.json` (49 KB each) at once, never reading
+    /// an answer, with a 4 KiB receive buffer: the server's writes stall.
+    SlowReader,
 }
 
 /// How an attacker's connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum How {
-    /// The server closed it without answering.
+    /// The server closed it without answering (for a slow reader, which
+    /// reads nothing: its writes failed).
     Closed,
     /// The server answered with this status (and closed, or the attacker
     /// would have gone on).
@@ -165,7 +171,7 @@ async fn attacker(
         // this task runs again.
         let since = Instant::now();
         let tcp = tokio::select! {
-            tcp = TcpStream::connect(address) => tcp,
+            tcp = connect(kind, address) => tcp,
             _ = stop.changed() => break,
         };
         let Ok(tcp) = tcp else {
@@ -187,6 +193,15 @@ async fn attacker(
         }
     }
     endings
+}
+
+/// A connection for an attacker of `kind`.
+async fn connect(kind: Kind, address: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if kind == Kind::SlowReader {
+        socket.set_recv_buffer_size(4096)?;
+    }
+    socket.connect(address).await
 }
 
 /// What an attacker of `kind` does with one connection, to its end.
@@ -211,8 +226,9 @@ async fn assault(kind: Kind, tcp: TcpStream) -> How {
             How::Left
         }
         Kind::HugeLength => {
-            let head = post("Content-Length: 10000000000\r\n");
-            converse(tcp, head, Some((vec![b'{'; 16 * 1024], Duration::ZERO))).await
+            let mut head = post("Content-Length: 10000000000\r\n");
+            head.extend_from_slice(b"{\"policy\":");
+            converse(tcp, head, Some((b" ".to_vec(), TRICKLE))).await
         }
         Kind::EndlessChunks => {
             let mut chunk = b"1000\r\n".to_vec();
@@ -232,6 +248,20 @@ async fn assault(kind: Kind, tcp: TcpStream) -> How {
             }
             head.push_str("\r\n");
             converse(tcp, head.into_bytes(), None).await
+        }
+        Kind::SlowReader => {
+            // 2 MB of answers asked for at once: far more than the socket
+            // buffers hold, so the server's writes stall.
+            let requests = b"GET /openapi.json HTTP/1.1\r\nHost: sluice\r\n\r\n".repeat(40);
+            let mut tcp = tcp;
+            let mut sent = tcp.write_all(&requests).await.is_ok();
+            // Then one byte every 100 ms: a write fails once the server
+            // has closed the connection (reading would drain the answers).
+            while sent {
+                tokio::time::sleep(TRICKLE).await;
+                sent = tcp.write_all(b"a").await.is_ok();
+            }
+            How::Closed
         }
         Kind::LongHeader => {
             let mut head = b"GET /healthz HTTP/1.1\r\nHost: sluice\r\nX-Long: ".to_vec();
