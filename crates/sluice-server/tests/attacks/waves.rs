@@ -59,8 +59,9 @@ pub enum Kind {
     ManyHeaders,
     /// A head with a header line of 1 MiB.
     LongHeader,
-    /// 40 requests for `/openapi.json` (49 KB each) at once, never reading
-    /// an answer, with a 4 KiB receive buffer: the server's writes stall.
+    /// 120 requests for `/openapi.json` (49 KB each) at once, never
+    /// reading an answer, with a 4 KiB receive buffer: the server's writes
+    /// stall.
     SlowReader,
 }
 
@@ -250,9 +251,10 @@ async fn assault(kind: Kind, tcp: TcpStream) -> How {
             converse(tcp, head.into_bytes(), None).await
         }
         Kind::SlowReader => {
-            // 2 MB of answers asked for at once: far more than the socket
-            // buffers hold, so the server's writes stall.
-            let requests = b"GET /openapi.json HTTP/1.1\r\nHost: sluice\r\n\r\n".repeat(40);
+            // 5.9 MB of answers asked for at once: more than the socket
+            // buffers hold (Linux grows the server's send buffer to 4 MB
+            // on loopback), so the server's writes stall.
+            let requests = b"GET /openapi.json HTTP/1.1\r\nHost: sluice\r\n\r\n".repeat(120);
             let mut tcp = tcp;
             let mut sent = tcp.write_all(&requests).await.is_ok();
             // Then one byte every 100 ms: a write fails once the server
