@@ -71,6 +71,10 @@ pub enum How {
     /// The server closed it without answering (for a slow reader, which
     /// reads nothing: its writes failed).
     Closed,
+    /// The server closed it without answering, and the close came as a
+    /// reset: the kernel resets a connection closed with bytes unread, as
+    /// a slow client's last byte, sent just before the cut.
+    Reset,
     /// The server answered with this status (and closed, or the attacker
     /// would have gone on).
     Answered(u16),
@@ -314,6 +318,7 @@ async fn outcome(read: &mut (impl AsyncRead + Unpin)) -> How {
     match read_answer(read, &mut buf).await {
         Ok(Some(answer)) => How::Answered(answer.status),
         Ok(None) => How::Closed,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => How::Reset,
         Err(e) => How::Broken(e.to_string()),
     }
 }
