@@ -587,3 +587,29 @@ policies:
         ]
     );
 }
+
+#[test]
+fn i12_the_memory_bound_is_read_and_checked() {
+    let text = "memory:\n  max_keys: 5000\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    assert_eq!(
+        parse(text, "sluice.yaml").unwrap().memory.max_keys.get(),
+        5000
+    );
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert_eq!(defaults.memory, MemorySettings::default());
+    assert_eq!(MemorySettings::default().max_keys.get(), 1_000_000);
+    let text = "\
+memory:
+  max_keys: 0
+  max_bytes: 1000
+policies:
+  api: {limit: 1, period: 1s}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:3: memory.max_bytes: unknown field; expected one of max_keys",
+            "sluice.yaml:2: memory.max_keys: must be a positive integer, got 0",
+        ]
+    );
+}
