@@ -325,6 +325,6 @@ async fn i12_hundreds_of_clients_beyond_max_connections_wait_in_the_backlog() {
     assert_eq!(answered, WAITING);
 }
 
-// Key floods (many decision requests, each with a new long key) are the
-// memory store's bound: issue 12, part M, adds `i12_key_flood` here, a
-// `siege` with its own `Kind`.
+// Key floods (many well-formed decision requests, each with a new long
+// key) are the memory store's bound, tested in `tests/key_flood.rs`. Moved
+// here, one would be a `siege` with a `Kind` of its own.

@@ -35,8 +35,8 @@ const LONG_HEADER_BYTES: usize = 1024 * 1024;
 const HEADER_FLOOD: usize = 1000;
 
 /// One way of abusing a connection. (A key flood, many decision requests
-/// each with a new long key, belongs with the memory store's bound: issue
-/// 12, part M.)
+/// each with a new long key, is the memory store's bound:
+/// `tests/key_flood.rs`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Slowloris: 12 KiB of an unfinished head at once, then one byte
