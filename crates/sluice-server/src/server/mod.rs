@@ -4,8 +4,13 @@
 //!
 //! # Layout
 //!
+//! - [`listener`]: the listening socket, with a deep backlog.
+//! - [`send_timeout`]: a connection whose writes give up on a client that
+//!   does not read.
 //! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
+pub mod listener;
+pub mod send_timeout;
 pub mod signals;
 
 use std::future::Future;
@@ -29,6 +34,7 @@ use tower::ServiceExt;
 use crate::config::{Config, Flags, ServerSettings};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
+use send_timeout::SendTimeout;
 
 /// The address `sluice serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -120,7 +126,8 @@ async fn serve_http(
             request
         });
         let service = TowerToHyperService::new(app);
-        let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(SendTimeout::new(tcp, settings.send_timeout));
+        let connection = connections.watch(http.serve_connection(io, service));
         tasks.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -194,7 +201,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     if let Some(memory) = &handles.memory {
         stores::purge_every_second(memory);
     }
-    let listener = TcpListener::bind(&listen)
+    let listener = listener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
