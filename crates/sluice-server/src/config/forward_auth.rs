@@ -102,7 +102,11 @@ pub(super) fn forward_auth(w: &mut Walker<'_>, node: &Node, settings: &mut Forwa
 /// single addresses (`127.0.0.1`).
 pub(super) fn trusted_proxies(w: &mut Walker<'_>, node: &Node) -> Vec<IpNet> {
     let mut nets = Vec::new();
-    let Some(list) = w.sequence(node, "trusted_proxies", "a list of networks such as 10.0.0.0/8") else {
+    let Some(list) = w.sequence(
+        node,
+        "trusted_proxies",
+        "a list of networks such as 10.0.0.0/8",
+    ) else {
         return nets;
     };
     for (i, item) in list.iter().enumerate() {

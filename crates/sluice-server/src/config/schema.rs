@@ -208,10 +208,31 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
                         config.policies.push(p);
                     }
                 }
+                forward_auth_policy_exists(w, map, policies);
             }
         },
     }
     config
+}
+
+/// Reports a `forward_auth.policy` that names none of `policies`.
+fn forward_auth_policy_exists(
+    w: &mut Walker<'_>,
+    map: &MarkedMappingNode,
+    policies: &MarkedMappingNode,
+) {
+    let named = (map.get_node("forward_auth"))
+        .and_then(Node::as_mapping)
+        .and_then(|fa| fa.get_node("policy"))
+        .and_then(Node::as_scalar);
+    let Some(named) = named else {
+        return;
+    };
+    let names: Vec<&str> = policies.keys().map(|k| k.as_str()).collect();
+    if !names.contains(&named.as_str()) {
+        let message = format!("no such policy; the policies are: {}", names.join(", "));
+        w.error(named.span(), "forward_auth.policy", message);
+    }
 }
 
 fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {

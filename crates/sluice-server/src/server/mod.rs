@@ -121,10 +121,12 @@ async fn serve_http(
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
         // Every request knows its peer: forward-auth keys by it.
-        let app = app.clone().map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
+        let app = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
         let service = TowerToHyperService::new(app);
         let io = TokioIo::new(SendTimeout::new(tcp, settings.send_timeout));
         let connection = connections.watch(http.serve_connection(io, service));
