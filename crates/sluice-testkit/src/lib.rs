@@ -44,6 +44,8 @@
 //!   creation and failover.
 //! - `sentinel`: [`RedisSentinel`], a master, a replica and Sentinels.
 //! - `tls`: [`TlsRedisServer`] and the [`Certificates`] it uses.
+//! - `gateway`: [`Gateway`], a real nginx or Caddy in front of an upstream,
+//!   asking Sluice (for the forward-auth tests).
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
 //! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
@@ -57,12 +59,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod cluster;
+mod gateway;
 mod process;
 mod sentinel;
 mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use gateway::{Gateway, GatewayKind};
 pub use sentinel::RedisSentinel;
 pub use server::RedisServer;
 pub use tls::{Certificates, TlsRedisServer};
