@@ -9,7 +9,7 @@
 //! gateway's own temporary directory.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,15 +49,17 @@ impl Gateway {
         sluice: SocketAddr,
         upstream: SocketAddr,
     ) -> Gateway {
-        let (program, package) = match kind {
-            GatewayKind::Nginx => ("/usr/sbin/nginx", "nginx"),
-            GatewayKind::Caddy => ("/usr/bin/caddy", "caddy"),
+        let name = match kind {
+            GatewayKind::Nginx => "nginx",
+            GatewayKind::Caddy => "caddy",
         };
-        assert!(
-            Path::new(program).exists(),
-            "{program} is not installed; the gateway tests need it \
-             (Debian: apt-get install {package}; scripts/test installs it when run as root)"
-        );
+        let program = find(name).unwrap_or_else(|| {
+            panic!(
+                "{name} is not installed (on PATH or in /usr/sbin); the gateway tests need it \
+                 (Debian: apt-get install {name}; scripts/test installs it when run as root)"
+            )
+        });
+        let program = program.as_path();
         let dir = tempfile::Builder::new()
             .prefix("sluice-gateway-")
             .tempdir()
@@ -99,7 +101,7 @@ impl Gateway {
             .stdout(log.try_clone().expect("a second handle on the log"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let mut gateway = Gateway {
             child,
             port,
@@ -180,6 +182,16 @@ fn nginx_config(dir: &Path, site: &str) -> String {
          scgi_temp_path {dir}/scgi;\n\
          {site}\n}}\n"
     )
+}
+
+/// The program `name` on `PATH`, or in the `sbin` folders (where Debian
+/// puts nginx, and which a user's `PATH` often lacks).
+fn find(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 fn is_root() -> bool {
