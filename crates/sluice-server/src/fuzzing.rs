@@ -48,9 +48,11 @@ pub fn config(data: &[u8]) {
         }
         Err(ConfigErrors(errors)) => {
             assert!(!errors.is_empty(), "refused with no error");
-            // `lines()` drops a final newline's empty line; a parser may
-            // point just past the end (an unterminated block).
-            let last_line = text.split('\n').count() + 1;
+            // YAML breaks lines at `\r\n`, `\n` and a lone `\r` (the fuzzer
+            // found a file of old Mac line ends); an error may point at the
+            // line after the last break, or just past it (the end of input).
+            let breaks = text.replace("\r\n", "\n").matches(['\n', '\r']).count();
+            let last_line = breaks + 2;
             for error in &errors {
                 let Origin::File { file, line } = &error.origin else {
                     panic!("an error from a file names no file: {error}");

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sluice_tower::headers::Standing;
 
 use crate::body::DecisionBody;
@@ -23,18 +23,33 @@ pub const MAX_POLICIES: usize = 16;
 
 /// The body as JSON: `{"policy": "api", "key": "user-42", "cost": 1}`, or
 /// `"policies": [...]` instead of `"policy"`. Only [`CheckRequest::decode`]
-/// reads it, so every check of its fields is made in one place.
+/// reads it, so every check of its fields is made in one place. A field
+/// may be left out, but `null` is refused (`present`): the document has
+/// no nullable field, and schemathesis found `"cost": null` read as 1.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire<'a> {
-    #[serde(borrow, default)]
-    policy: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    policies: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, default)]
-    key: Option<Cow<'a, str>>,
-    #[serde(default)]
+    #[serde(borrow, default, deserialize_with = "present")]
+    policy: Option<Text<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    policies: Option<Vec<Text<'a>>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    key: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "present")]
     cost: Option<u64>,
+}
+
+/// A JSON string, borrowed from the body unless escapes made it differ.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A field that is there: its value, never `null` (see [`Wire`]).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A `POST /v1/check` body, decoded and checked: what the handler asks
@@ -70,8 +85,7 @@ impl<'a> CheckRequest<'a> {
     /// ```
     pub fn decode(body: &'a [u8]) -> Result<CheckRequest<'a>, ApiError> {
         let wire: Wire<'a> = serde_json::from_slice(body).map_err(json_error)?;
-        let key = wire
-            .key
+        let key = (wire.key.map(|Text(key)| key))
             .ok_or_else(|| ApiError::bad_request("missing \"key\""))?;
         let cost = wire.cost.unwrap_or(1);
         if !(1..=MAX_COST).contains(&cost) {
@@ -80,9 +94,9 @@ impl<'a> CheckRequest<'a> {
             )));
         }
         let (policies, multi) = match (wire.policy, wire.policies) {
-            (Some(policy), None) => (vec![policy], false),
+            (Some(Text(policy)), None) => (vec![policy], false),
             (None, Some(policies)) if (1..=MAX_POLICIES).contains(&policies.len()) => {
-                (policies, true)
+                (policies.into_iter().map(|Text(name)| name).collect(), true)
             }
             (None, Some(policies)) => {
                 return Err(ApiError::bad_request(format!(
@@ -164,4 +178,47 @@ fn json_error(e: serde_json::Error) -> ApiError {
         None => (message.as_str(), ""),
     };
     ApiError::bad_request(format!("invalid JSON body: {}{position}", echo(message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(body: &str) -> String {
+        match CheckRequest::decode(body.as_bytes()) {
+            Ok(request) => panic!("{body} accepted as {request:?}"),
+            Err(e) => {
+                assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body}");
+                e.message().to_owned()
+            }
+        }
+    }
+
+    /// Issue 12 (found by schemathesis): `"cost": null` was read as a
+    /// cost of 1, and a `null` name as no name; the document has no
+    /// nullable field, so each is refused.
+    #[test]
+    fn issue_12_null_fields_are_refused() {
+        for body in [
+            r#"{"policy": "api", "key": "k", "cost": null}"#,
+            r#"{"policy": null, "policies": ["api"], "key": "k"}"#,
+            r#"{"policies": null, "policy": "api", "key": "k"}"#,
+            r#"{"policy": "api", "key": null}"#,
+        ] {
+            let message = refused(body);
+            assert!(message.contains("invalid type: null"), "{body}: {message}");
+        }
+        assert!(refused(r#"{"policies": ["api", null], "key": "k"}"#).contains("null"));
+    }
+
+    #[test]
+    fn names_and_keys_borrow_from_the_body_unless_escaped() {
+        let plain = CheckRequest::decode(br#"{"policies": ["a", "b"], "key": "k"}"#).unwrap();
+        assert!(matches!(plain.key, Cow::Borrowed("k")));
+        assert!(matches!(plain.policies[1], Cow::Borrowed("b")));
+        assert!(plain.multi);
+        let escaped = CheckRequest::decode(br#"{"policy": "a", "key": "\u007b"}"#).unwrap();
+        assert_eq!(escaped.key, "{");
+        assert!(!escaped.multi);
+    }
 }
