@@ -58,10 +58,19 @@ pub fn config(data: &[u8]) {
                     panic!("an error from a file names no file: {error}");
                 };
                 assert_eq!(file, CONFIG_FILE, "{error}");
-                assert!((1..=last_line).contains(line), "line out of the text: {error}");
+                assert!(
+                    (1..=last_line).contains(line),
+                    "line out of the text: {error}"
+                );
                 let shown = error.to_string();
-                assert!(shown.starts_with(&format!("{CONFIG_FILE}:{line}: ")), "{shown}");
-                assert!(!error.message.is_empty(), "an error that says nothing: {error}");
+                assert!(
+                    shown.starts_with(&format!("{CONFIG_FILE}:{line}: ")),
+                    "{shown}"
+                );
+                assert!(
+                    !error.message.is_empty(),
+                    "an error that says nothing: {error}"
+                );
             }
         }
     }

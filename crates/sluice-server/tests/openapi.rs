@@ -237,9 +237,7 @@ async fn every_route_answers_as_openapi_json_says() {
 async fn listener_answers(doc: &Value, serve: &Serve, slow: &Serve) -> Vec<String> {
     let mut requests = tokio::task::JoinSet::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
-        let path = template
-            .replace("{policy}", "api")
-            .replace("{key}", "a");
+        let path = template.replace("{policy}", "api").replace("{key}", "a");
         for (method, _) in operations(item) {
             let method = method.to_uppercase();
             let head = format!("{method} {path} HTTP/1.1\r\nhost: sluice\r\n");
@@ -251,7 +249,11 @@ async fn listener_answers(doc: &Value, serve: &Serve, slow: &Serve) -> Vec<Strin
                     format!("{head}content-length: 100000\r\n\r\n"),
                     413,
                 ),
-                (&slow.base, format!("{head}content-length: 10\r\n\r\nab"), 408),
+                (
+                    &slow.base,
+                    format!("{head}content-length: 10\r\n\r\nab"),
+                    408,
+                ),
             ] {
                 let address = base.trim_start_matches("http://").to_owned();
                 let (method, path) = (method.clone(), path.clone());
@@ -284,7 +286,9 @@ async fn raw(address: &str, request: &[u8]) -> (u16, HeaderMap, String) {
     stream.write_all(request).await.unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(common::PATIENCE, stream.read_to_end(&mut answer));
-    read.await.expect("the server closes the connection").unwrap();
+    read.await
+        .expect("the server closes the connection")
+        .unwrap();
     let answer = String::from_utf8(answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let mut lines = head.split("\r\n");

@@ -34,7 +34,10 @@ pub fn forwarded(data: &[u8]) {
         return;
     };
     let (which, other) = if flags & 1 == 1 {
-        (ProxyHeader::Forwarded, HeaderName::from_static("x-forwarded-for"))
+        (
+            ProxyHeader::Forwarded,
+            HeaderName::from_static("x-forwarded-for"),
+        )
     } else {
         (ProxyHeader::XForwardedFor, http::header::FORWARDED)
     };
