@@ -18,6 +18,8 @@ use crate::key::forwarded::client_ip;
 pub const TRUSTED_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 /// A peer that is no proxy of ours.
 pub const UNTRUSTED_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+/// The address a client claims in front of the chain.
+pub const SPOOFED: IpAddr = IpAddr::V4(Ipv4Addr::new(6, 6, 6, 6));
 
 /// The input: its first byte says which header the proxies append to (bit
 /// 0: `Forwarded` when set, else `X-Forwarded-For`) and whether the peer
@@ -27,8 +29,12 @@ pub const UNTRUSTED_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
 ///
 /// Properties: an untrusted peer is the client whatever the headers say;
 /// the client is the peer or an address written in the input (a textual
-/// scan, independent of the parser, finds it); the same lines also sent
-/// in the other header, which the proxies do not write, change nothing.
+/// scan, independent of the parser, finds it); what a client writes left
+/// of the chain (a field line [`SPOOFED`] before the others) changes
+/// nothing once an untrusted client was found, and otherwise (every entry
+/// trusted) can only make the spoofed address the client, never another;
+/// the same lines also sent in the other header, which the proxies do not
+/// write, change nothing.
 pub fn forwarded(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
@@ -69,6 +75,20 @@ pub fn forwarded(data: &[u8]) {
     assert!(
         client == peer || written_in(&lines).contains(&client),
         "{client} is neither the peer nor written in {lines:?}"
+    );
+    let spoof = match which {
+        ProxyHeader::Forwarded => HeaderValue::from_static("for=6.6.6.6"),
+        ProxyHeader::XForwardedFor => HeaderValue::from_static("6.6.6.6"),
+    };
+    let mut spoofed = HeaderMap::new();
+    for line in std::iter::once(&spoof).chain(&lines) {
+        spoofed.append(name.clone(), line.clone());
+    }
+    let after = client_ip(peer, &spoofed, &trusted, which);
+    let is_trusted = trusted.iter().any(|net| net.contains(&client));
+    assert!(
+        after == client || (is_trusted && after == SPOOFED),
+        "a spoofed first entry moved the client from {client} to {after} in {lines:?}"
     );
     for line in &lines {
         headers.append(other.clone(), line.clone());
