@@ -72,8 +72,7 @@ pub struct CheckRequest<'a> {
 
 impl<'a> CheckRequest<'a> {
     /// Decodes a request body; every failure is a 400 whose message
-    /// repeats at most a bounded prefix of the body (see
-    /// [`echo`]).
+    /// repeats at most a bounded prefix of the body (see [`echo`]).
     ///
     /// ```
     /// use sluice_server::http::check::CheckRequest;
