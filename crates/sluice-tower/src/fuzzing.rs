@@ -39,17 +39,11 @@ pub fn forwarded(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let (which, other) = if flags & 1 == 1 {
-        (
-            ProxyHeader::Forwarded,
-            HeaderName::from_static("x-forwarded-for"),
-        )
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let (which, name, other) = if flags & 1 == 1 {
+        (ProxyHeader::Forwarded, http::header::FORWARDED, xff)
     } else {
-        (ProxyHeader::XForwardedFor, http::header::FORWARDED)
-    };
-    let name = match which {
-        ProxyHeader::Forwarded => http::header::FORWARDED,
-        ProxyHeader::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
+        (ProxyHeader::XForwardedFor, xff, http::header::FORWARDED)
     };
     let peer = if flags & 2 == 2 {
         TRUSTED_PEER
