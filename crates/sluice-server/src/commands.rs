@@ -22,8 +22,13 @@ pub async fn check<'a>(
     key: &'a str,
     cost: u64,
 ) -> anyhow::Result<DecisionBody<'a>> {
-    let (store, _health) =
-        stores::open_resilient(&config.store, &config.redis, Connecting::Wait).await?;
+    let (store, _handles) = stores::open_resilient(
+        &config.store,
+        &config.redis,
+        &config.memory,
+        Connecting::Wait,
+    )
+    .await?;
     let limiter = Limiter::new(store, config.policies);
     let resolved = match limiter.resolve(policy, key) {
         Err(Error::UnknownPolicy(name)) => {

@@ -10,7 +10,12 @@
 //!   kind (`unavailable`, `timeout`, `protocol`, ...);
 //! - `sluice_store_breaker_state{state}`: 1 for the circuit breaker's state
 //!   (`closed`, `open`, `half_open`), 0 for the others;
-//! - `sluice_config_reloads_total{result}`: result `ok` or `error`.
+//! - `sluice_config_reloads_total{result}`: result `ok` or `error`;
+//! - `sluice_memory_keys`: keys held in process memory (the memory store,
+//!   or the local store of `on_store_error: local` in front of Redis),
+//!   expired ones not yet purged included;
+//! - `sluice_memory_evictions_total`: keys evicted at `memory.max_keys`
+//!   (each starts afresh).
 //!
 //! Labels come only from the configuration (policy names, the store kind),
 //! never from a client, so a client cannot grow the series without bound.
@@ -39,6 +44,8 @@ pub struct Metrics {
     store_errors: Family<Labels, Counter>,
     breaker: Family<Labels, Gauge>,
     reloads: Family<Labels, Counter>,
+    memory_keys: Gauge,
+    memory_evictions: Counter,
     store: &'static str,
 }
 
@@ -147,8 +154,22 @@ impl Metrics {
             "Configuration reloads, by result",
             reloads.clone(),
         );
+        let memory_keys = Gauge::default();
+        registry.register(
+            "sluice_memory_keys",
+            "Keys held in process memory (the memory store, or the local fallback store)",
+            memory_keys.clone(),
+        );
+        let memory_evictions = Counter::default();
+        registry.register(
+            "sluice_memory_evictions",
+            "Keys evicted from process memory at memory.max_keys",
+            memory_evictions.clone(),
+        );
         Metrics {
             registry,
+            memory_keys,
+            memory_evictions,
             decisions,
             durations,
             sources,
@@ -227,6 +248,16 @@ impl Metrics {
         }
     }
 
+    /// Shows `keys` held in process memory and brings the evictions up to
+    /// `evictions`, the store's count so far.
+    pub fn memory_now(&self, keys: usize, evictions: u64) {
+        self.memory_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+        let counted = self.memory_evictions.get();
+        self.memory_evictions
+            .inc_by(evictions.saturating_sub(counted));
+    }
+
     /// Counts a configuration reload that succeeded (`ok`) or not.
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
@@ -261,6 +292,8 @@ mod tests {
         metrics.store_errors_now(&[("timeout", 3), ("unavailable", 2)]);
         metrics.breaker(BreakerState::Open);
         metrics.reload(false);
+        metrics.memory_now(1200, 40);
+        metrics.memory_now(900, 75);
         let text = metrics.render();
         for line in [
             r#"sluice_decisions_total{policy="default",outcome="allowed"} 2"#,
@@ -275,6 +308,8 @@ mod tests {
             r#"sluice_store_breaker_state{state="open"} 1"#,
             r#"sluice_store_breaker_state{state="closed"} 0"#,
             r#"sluice_config_reloads_total{result="error"} 1"#,
+            "sluice_memory_keys 900",
+            "sluice_memory_evictions_total 75",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

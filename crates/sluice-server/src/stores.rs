@@ -1,10 +1,14 @@
-//! Opening the store that a configuration names.
+//! Opening the store that a configuration names, and keeping the memory it
+//! holds in this process bounded.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sluice::store::{Health, Resilient};
 use sluice::{BoxStore, MemoryStore, RedisOptions, RedisStore, SystemClock};
 
-use crate::config::StoreSpec;
+use crate::config::{MemorySettings, StoreSpec};
 
 /// When a Redis store is ready for use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +20,21 @@ pub enum Connecting {
     /// while Redis is not up yet, and answers by each policy's
     /// `on_store_error` meanwhile. Only a bad URL is an error.
     InBackground,
+}
+
+/// How often the keys back to their untouched state are dropped from
+/// process memory ([`purge_every_second`]).
+pub const PURGE_PERIOD: Duration = Duration::from_secs(1);
+
+/// What the service keeps of an opened store besides the store itself.
+#[derive(Clone, Default)]
+pub struct StoreHandles {
+    /// The resilient stack's report (breaker, store errors), when the
+    /// store can fail.
+    pub health: Option<Health>,
+    /// The store that keeps keys in this process: the memory store, or the
+    /// local store of `on_store_error: local` in front of Redis.
+    pub memory: Option<Arc<MemoryStore>>,
 }
 
 /// Opens the store `spec` names, as it is; `redis` says how to use Redis.
@@ -32,26 +51,61 @@ pub async fn open(
     }
 }
 
-/// Opens the store `spec` names for deciding requests: a Redis store sits
-/// behind the resilient stack (fallback by each policy's `on_store_error`,
-/// deny cache, circuit breaker), whose [`Health`] is returned. The memory
-/// store cannot fail and is used as it is.
+/// Opens the store `spec` names for deciding requests, holding at most
+/// `memory.max_keys` keys in process memory: a Redis store sits behind the
+/// resilient stack (fallback by each policy's `on_store_error`, deny cache,
+/// circuit breaker); the memory store cannot fail and is used as it is.
 pub async fn open_resilient(
     spec: &StoreSpec,
     redis: &RedisOptions,
+    memory: &MemorySettings,
     connecting: Connecting,
-) -> anyhow::Result<(BoxStore, Option<Health>)> {
+) -> anyhow::Result<(BoxStore, StoreHandles)> {
+    let bounded = || MemoryStore::new().with_max_keys(memory.max_keys);
     match spec {
-        StoreSpec::Memory => Ok((BoxStore::new(MemoryStore::new()), None)),
+        StoreSpec::Memory => {
+            let store = Arc::new(bounded());
+            let handles = StoreHandles {
+                health: None,
+                memory: Some(store.clone()),
+            };
+            Ok((BoxStore::new(store), handles))
+        }
         StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
             let store = Resilient::new(
                 redis_store(spec, url, redis, connecting).await?,
                 SystemClock,
-            );
-            let health = store.health();
-            Ok((BoxStore::new(store), Some(health)))
+            )
+            .with_local_store(bounded());
+            let handles = StoreHandles {
+                health: Some(store.health()),
+                memory: Some(store.local_store()),
+            };
+            Ok((BoxStore::new(store), handles))
         }
     }
+}
+
+/// Drops the keys of `memory` that are back to their untouched state every
+/// [`PURGE_PERIOD`], for as long as the store is in use: inserts reclaim
+/// as they go, and this gives the memory back once they stop. Each purge
+/// runs on the blocking pool (it locks one shard at a time, briefly).
+pub fn purge_every_second(memory: &Arc<MemoryStore>) {
+    let memory = Arc::downgrade(memory);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_PERIOD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(memory) = memory.upgrade() else {
+                return;
+            };
+            let purged = tokio::task::spawn_blocking(move || memory.purge_expired()).await;
+            if let Err(e) = purged {
+                tracing::error!(error = %e, "purging the memory store failed");
+            }
+        }
+    });
 }
 
 async fn redis_store(

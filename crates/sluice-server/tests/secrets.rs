@@ -125,3 +125,53 @@ fn issue_12_a_blank_admin_token_is_refused_at_start_up() {
         );
     }
 }
+
+/// The admin token can come from a file, as Docker and Kubernetes mount
+/// secrets, trimmed as a file is written (a trailing newline); a file that
+/// cannot be read, or both ways at once, stop start-up with a clear error.
+#[tokio::test]
+async fn issue_12_the_admin_token_can_be_read_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "token", &format!("{TOKEN}\n"));
+    let file = file.to_str().unwrap();
+    let serve = Serve::start(&[], &[("SLUICE_ADMIN_TOKEN_FILE", file)]);
+    let reset = |token: &str| {
+        client()
+            .delete(serve.url("/v1/limits/default/alice"))
+            .bearer_auth(token)
+    };
+    assert_eq!(send(reset(TOKEN)).await.status, 204);
+    assert_eq!(send(reset(&format!("{TOKEN}x"))).await.status, 401);
+    drop(serve);
+
+    let missing = dir.path().join("absent");
+    let missing = missing.to_str().unwrap();
+    for (env, needles) in [
+        (
+            vec![("SLUICE_ADMIN_TOKEN_FILE", missing)],
+            vec![missing, "SLUICE_ADMIN_TOKEN_FILE", "No such file"],
+        ),
+        (
+            vec![
+                ("SLUICE_ADMIN_TOKEN_FILE", file),
+                ("SLUICE_ADMIN_TOKEN", TOKEN),
+            ],
+            vec!["both set"],
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("SLUICE_STORE")
+            .env_remove("SLUICE_ADMIN_TOKEN")
+            .envs(env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+        }
+        assert!(!leaks(&stderr, TOKEN), "{stderr}");
+    }
+}

@@ -16,15 +16,15 @@
 //! object per store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fmt::Write;
-use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::pin::pin;
 use std::process::Command;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::{now, resident_bytes};
 use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
 
 const KEYS: usize = 1_000_000;
@@ -88,24 +88,4 @@ fn measure(store: &str) {
     println!(
         "{{\"store\":\"{store}\",\"keys\":{KEYS},\"key_len\":{key_len},\"bytes_per_key\":{per_key:.1}}}"
     );
-}
-
-/// This process's resident set size, from `VmRSS` in `/proc/self/status`.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .expect("a VmRSS line in kB");
-    kb * 1024
-}
-
-/// Polls `f` once: the memory store's futures are ready at once.
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("a memory store future was not ready at the first poll"),
-    }
 }

@@ -713,6 +713,18 @@ fn multi_traces() -> Vec<MultiTrace> {
 /// The core's state of every (policy, key) touched so far.
 type States = HashMap<(String, String), algorithm::State>;
 
+/// Drops from `states` those back to their untouched state at `now`: what
+/// the memory store forgets ([`MemoryStore::purge_expired`]).
+fn forget_untouched(states: &mut States, trace: &MultiTrace, now: u64) {
+    states.retain(|(policy, _), state| {
+        let Some(limit) = trace.limits.iter().find(|l| &l.policy == policy) else {
+            return true;
+        };
+        let standing = algorithm::peek(Some(state), &limit.quota, now);
+        standing != algorithm::peek(None, &limit.quota, now) || !standing.reset_after.is_zero()
+    });
+}
+
 /// What the core decides for `checks` at `now` applied all or nothing, as
 /// `Store::decide` documents: each check decided by `algorithm::decide` on
 /// the state before the call; the request admitted only if every
@@ -779,7 +791,18 @@ fn core_all_or_nothing(
 /// Replays every multi-check trace on `store` and compares every call's
 /// decisions with the core applied all or nothing, and after every call
 /// what the store peeks on every (policy, key) with the core's peek.
-async fn multi_conforms(store: &impl Store, clock: &FakeClock, target: &str, per_slot: bool) {
+///
+/// `forget`, for a store that forgets keys back to their untouched state
+/// (the memory store), makes it forget them all after every call; the core's
+/// states are forgotten the same, so that a clock stepping back finds the
+/// same keys on both sides.
+async fn multi_conforms(
+    store: &impl Store,
+    clock: &FakeClock,
+    target: &str,
+    per_slot: bool,
+    forget: Option<&Forget>,
+) {
     // Calls of several checks admitted, and denied with some check that
     // would have admitted: the table must have many of both.
     let (mut admitted, mut denied) = (0, 0);
@@ -805,6 +828,10 @@ async fn multi_conforms(store: &impl Store, clock: &FakeClock, target: &str, per
             let want = core_all_or_nothing(&mut states, &checks, now, per_slot);
             let got = store.decide(&checks).await.unwrap();
             assert_eq!(got, want, "{target}: multi trace {t} step {n} {checks:#?}");
+            if let Some(forget) = forget {
+                forget();
+                forget_untouched(&mut states, trace, now);
+            }
             if checks.len() > 1 && got.iter().all(|d| d.allowed) {
                 admitted += 1;
             } else if got.iter().any(|d| !d.allowed) && got.iter().any(|d| d.allowed) {
@@ -988,6 +1015,12 @@ proptest! {
             let want = core_all_or_nothing(&mut states, &checks, now, false);
             let got = runtime.block_on(store.decide(&checks)).unwrap();
             prop_assert_eq!(got, want, "step {}", n);
+            // A key back to its untouched state may be forgotten (the store
+            // reclaims such entries as it goes, whichever its cursor meets);
+            // forgotten, it starts afresh even if the clock then steps back.
+            // Forget all of them on both sides, so both hold the same keys.
+            store.purge_expired();
+            forget_untouched(&mut states, &trace, now);
             for c in trace.every_pair() {
                 let state = states.get(&(c.policy.to_owned(), c.key.to_owned()));
                 let want = algorithm::peek(state, c.quota, now);
@@ -998,6 +1031,9 @@ proptest! {
     }
 }
 
+/// Makes a store forget every key back to its untouched state now.
+type Forget = dyn Fn() + Sync;
+
 /// The contract on `stores` (connections to one store); `per_slot` when
 /// the store is a Redis Cluster, which decides checks on several clients'
 /// keys one slot at a time.
@@ -1007,13 +1043,14 @@ async fn contract<S: Store>(
     target: &str,
     per_slot: bool,
     race_rounds: u64,
+    forget: Option<&Forget>,
 ) {
     let store = &*stores[0];
     conforms(store, clock, target).await;
     common::conforms_with_skew(store, clock, target).await;
     carries_over_reloads(store, clock, target).await;
     carries_over_wide_reloads(store, clock, target).await;
-    multi_conforms(store, clock, target, per_slot).await;
+    multi_conforms(store, clock, target, per_slot, forget).await;
     all_or_nothing(store, clock, "user-1").await;
     shadow_never_denies(store, clock, "user-2").await;
     peek_and_reset(store, clock, "user-3").await;
@@ -1038,7 +1075,13 @@ async fn redis_store(url: &str, clock: &FakeClock) -> Arc<RedisStore> {
 async fn the_memory_store_keeps_the_contract() {
     let clock = FakeClock::new(START_US);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    contract(&[store], &clock, "memory", false, 300).await;
+    let forget = {
+        let store = store.clone();
+        move || {
+            store.purge_expired();
+        }
+    };
+    contract(&[store], &clock, "memory", false, 300, Some(&forget)).await;
 }
 
 /// The contract through the whole resilient stack (fallback, deny cache,
@@ -1046,8 +1089,23 @@ async fn the_memory_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_memory_store_keeps_the_contract_through_the_resilient_stack() {
     let clock = FakeClock::new(START_US);
-    let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock.clone());
-    contract(&[Arc::new(store)], &clock, "memory+resilient", false, 300).await;
+    let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let forget = {
+        let memory = memory.clone();
+        move || {
+            memory.purge_expired();
+        }
+    };
+    let store = Resilient::new(memory, clock.clone());
+    contract(
+        &[Arc::new(store)],
+        &clock,
+        "memory+resilient",
+        false,
+        300,
+        Some(&forget),
+    )
+    .await;
     let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock.clone());
     the_deny_cache_keeps_every_outcome(&store, &clock, "memory+resilient").await;
 }
@@ -1064,7 +1122,7 @@ async fn a_single_redis_keeps_the_contract_through_the_resilient_stack() {
         ))
     };
     let stores = [resilient().await, resilient().await];
-    contract(&stores, &clock, "redis+resilient", false, 8).await;
+    contract(&stores, &clock, "redis+resilient", false, 8, None).await;
     the_deny_cache_keeps_every_outcome(&*stores[0], &clock, "redis+resilient").await;
 }
 
@@ -1077,7 +1135,7 @@ async fn a_single_redis_keeps_the_contract() {
         redis_store(&server.url(), &clock).await,
         redis_store(&server.url(), &clock).await,
     ];
-    contract(&stores, &clock, "redis", false, 8).await;
+    contract(&stores, &clock, "redis", false, 8, None).await;
 }
 
 /// The same with `EVALSHA` instead of a Redis Function, as on Redis 6 or
@@ -1094,7 +1152,7 @@ async fn a_single_redis_keeps_the_contract_with_scripts() {
         Arc::new(store.with_clock(clock.clone()))
     };
     let stores = [connect().await, connect().await];
-    contract(&stores, &clock, "redis-scripts", false, 8).await;
+    contract(&stores, &clock, "redis-scripts", false, 8, None).await;
     let stats = server.cli(&["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_evalsha"), "{stats}");
     assert!(!stats.contains("cmdstat_fcall"), "{stats}");
@@ -1117,7 +1175,7 @@ async fn a_redis_cluster_keeps_the_contract() {
             .collect();
         assert!(slots.len() > 1, "{:?} share a slot", trace.keys);
     }
-    contract(&stores, &clock, "cluster", true, 8).await;
+    contract(&stores, &clock, "cluster", true, 8, None).await;
 }
 
 /// On a cluster, checks on different clients live in different slots: each
@@ -1259,7 +1317,7 @@ async fn a_sentinel_master_keeps_the_contract() {
         redis_store(&redis.url(), &clock).await,
         redis_store(&redis.url(), &clock).await,
     ];
-    contract(&stores, &clock, "redis-sentinel", false, 8).await;
+    contract(&stores, &clock, "redis-sentinel", false, 8, None).await;
 }
 
 /// Issue 11: a Redis over TLS that asks for a client certificate keeps the
@@ -1283,5 +1341,5 @@ async fn a_redis_over_tls_keeps_the_contract() {
         Arc::new(store.with_clock(clock.clone()))
     };
     let stores = [connect().await, connect().await];
-    contract(&stores, &clock, "redis-tls", false, 8).await;
+    contract(&stores, &clock, "redis-tls", false, 8, None).await;
 }

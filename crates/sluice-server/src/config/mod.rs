@@ -11,10 +11,13 @@
 //! - `schema`: Sluice's file (`store`, `redis`, `policies`) over that walker.
 //! - `store`: the store URL, with passwords hidden when shown.
 //! - `server`: `server`, the HTTP listener's bounds and drain deadline.
+//! - `memory`: `memory`, the bound on the keys kept in process memory.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
+pub mod envoy;
 mod error;
+mod memory;
 mod schema;
 mod server;
 mod store;
@@ -27,6 +30,7 @@ use std::time::Duration;
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
+pub use memory::MemorySettings;
 pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;
 pub use store::StoreSpec;
@@ -48,6 +52,8 @@ pub struct Config {
     pub redis: RedisOptions,
     /// The HTTP listener's bounds and the drain deadline.
     pub server: ServerSettings,
+    /// The bound on the keys kept in process memory.
+    pub memory: MemorySettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -69,6 +75,7 @@ impl Config {
             policies: vec![default_policy()],
             redis: RedisOptions::default(),
             server: ServerSettings::default(),
+            memory: MemorySettings::default(),
             source: None,
         }
     }
@@ -128,6 +135,7 @@ impl Config {
             policies: file.policies,
             redis: file.redis,
             server: file.server,
+            memory: file.memory,
             source: Some(path.to_owned()),
         })
     }

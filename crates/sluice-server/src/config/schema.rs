@@ -16,6 +16,7 @@ use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
 use super::error::ConfigErrors;
+use super::memory::{MemorySettings, memory};
 use super::server::{ServerSettings, server};
 use super::store::StoreSpec;
 use super::yaml::{self, Walker, describe, index, join};
@@ -32,6 +33,8 @@ pub struct FileConfig {
     pub redis: RedisOptions,
     /// The `server` field: the HTTP listener's bounds and drain deadline.
     pub server: ServerSettings,
+    /// The `memory` field: the bound on the keys kept in process memory.
+    pub memory: MemorySettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -42,6 +45,7 @@ const TOP_FIELDS: &[&str] = &[
     "deny_cache",
     "policies",
     "server",
+    "memory",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -134,6 +138,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         policies: Vec::new(),
         redis: RedisOptions::default(),
         server: ServerSettings::default(),
+        memory: MemorySettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -151,6 +156,9 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("server") {
         config.server = server(w, node);
+    }
+    if let Some(node) = map.get_node("memory") {
+        config.memory = memory(w, node);
     }
     // Invalid top-level values are reported; the policies then start from
     // the built-in defaults so that their own errors are listed too.

@@ -22,6 +22,10 @@ pub struct ServerSettings {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body; 408 beyond it.
     pub body_timeout: Duration,
+    /// How long writing an answer may wait on a client that reads nothing;
+    /// the connection is closed beyond it. Counted between two writes that
+    /// go through, not over a whole answer (as nginx's `send_timeout`).
+    pub send_timeout: Duration,
     /// The largest request head (line and headers) in bytes; 431 beyond it.
     pub max_header_bytes: usize,
     /// The most headers a request may have; 431 beyond it.
@@ -35,7 +39,7 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     /// 10 s for a head or a body (a decision request is a few hundred
-    /// bytes), 16 KiB and 100 headers per head (hyper's own count), 512
+    /// bytes) or for a client to read, 16 KiB and 100 headers per head (hyper's own count), 512
     /// connections (under the common 1024 file limit, with room for the
     /// store's own sockets), and a 10 s drain (well under the 30 s
     /// Kubernetes waits after SIGTERM before it kills).
@@ -43,6 +47,7 @@ impl Default for ServerSettings {
         ServerSettings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_headers: 100,
             max_connections: 512,
@@ -54,6 +59,7 @@ impl Default for ServerSettings {
 const FIELDS: &[&str] = &[
     "header_timeout",
     "body_timeout",
+    "send_timeout",
     "max_header_bytes",
     "max_headers",
     "max_connections",
@@ -79,6 +85,7 @@ pub(super) fn server(w: &mut Walker<'_>, node: &Node) -> ServerSettings {
     };
     duration(w, "header_timeout", &mut settings.header_timeout);
     duration(w, "body_timeout", &mut settings.body_timeout);
+    duration(w, "send_timeout", &mut settings.send_timeout);
     duration(w, "drain_timeout", &mut settings.drain_timeout);
     let count = |w: &mut Walker<'_>, name: &str, slot: &mut usize| {
         if let Some(node) = map.get_node(name) {

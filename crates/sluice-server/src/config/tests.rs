@@ -548,6 +548,7 @@ fn i12_server_settings_are_read_and_checked() {
 server:
   header_timeout: 2s
   body_timeout: 3s
+  send_timeout: 4s
   max_header_bytes: 8192
   max_headers: 50
   max_connections: 7
@@ -558,6 +559,7 @@ policies:
     let server = parse(text, "sluice.yaml").unwrap().server;
     assert_eq!(server.header_timeout, Duration::from_secs(2));
     assert_eq!(server.body_timeout, Duration::from_secs(3));
+    assert_eq!(server.send_timeout, Duration::from_secs(4));
     assert_eq!(server.max_header_bytes, 8192);
     assert_eq!(server.max_headers, 50);
     assert_eq!(server.max_connections, 7);
@@ -578,10 +580,36 @@ policies:
     assert_eq!(
         errors(text),
         [
-            "sluice.yaml:5: server.backlog: unknown field; expected one of header_timeout, body_timeout, max_header_bytes, max_headers, max_connections, drain_timeout",
+            "sluice.yaml:5: server.backlog: unknown field; expected one of header_timeout, body_timeout, send_timeout, max_header_bytes, max_headers, max_connections, drain_timeout",
             "sluice.yaml:4: server.header_timeout: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got soon (expected number at 0)",
             "sluice.yaml:2: server.drain_timeout: must be above zero, got 0s",
             "sluice.yaml:3: server.max_connections: must be a positive integer, got 0",
+        ]
+    );
+}
+
+#[test]
+fn i12_the_memory_bound_is_read_and_checked() {
+    let text = "memory:\n  max_keys: 5000\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    assert_eq!(
+        parse(text, "sluice.yaml").unwrap().memory.max_keys.get(),
+        5000
+    );
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert_eq!(defaults.memory, MemorySettings::default());
+    assert_eq!(MemorySettings::default().max_keys.get(), 1_000_000);
+    let text = "\
+memory:
+  max_keys: 0
+  max_bytes: 1000
+policies:
+  api: {limit: 1, period: 1s}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:3: memory.max_bytes: unknown field; expected one of max_keys",
+            "sluice.yaml:2: memory.max_keys: must be a positive integer, got 0",
         ]
     );
 }

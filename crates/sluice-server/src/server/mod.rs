@@ -4,8 +4,13 @@
 //!
 //! # Layout
 //!
+//! - [`listener`]: the listening socket, with a deep backlog.
+//! - [`send_timeout`]: a connection whose writes give up on a client that
+//!   does not read.
 //! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
+pub mod listener;
+pub mod send_timeout;
 pub mod signals;
 
 use std::future::Future;
@@ -25,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, Flags, ServerSettings};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
+use send_timeout::SendTimeout;
 
 /// The address `sluice serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -33,6 +39,9 @@ pub const LISTEN_ENV: &str = "SLUICE_LISTEN";
 /// The environment variable holding the admin token; the admin API is off
 /// without it.
 pub const ADMIN_TOKEN_ENV: &str = "SLUICE_ADMIN_TOKEN";
+/// The environment variable naming a file that holds the admin token, as
+/// Docker and Kubernetes mount secrets (instead of [`ADMIN_TOKEN_ENV`]).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "SLUICE_ADMIN_TOKEN_FILE";
 
 /// Where `sluice serve` listens: one socket per transport.
 #[derive(Debug)]
@@ -108,7 +117,8 @@ async fn serve_http(
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
         let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(SendTimeout::new(tcp, settings.send_timeout));
+        let connection = connections.watch(http.serve_connection(io, service));
         tasks.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -163,21 +173,32 @@ const HYPER_MAX_HEADERS: usize = 100;
 pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let config = Config::resolve(&flags, env)?;
-    let admin_token = admin_token(std::env::var(ADMIN_TOKEN_ENV).ok())?;
+    let admin_token = admin_token(
+        std::env::var(ADMIN_TOKEN_ENV).ok(),
+        std::env::var_os(ADMIN_TOKEN_FILE_ENV).map(std::path::PathBuf::from),
+    )?;
     let listen = listen
         .or_else(|| env(LISTEN_ENV))
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     // Redis may come up after Sluice: start unready (/readyz says so),
     // answer by each policy's on_store_error, and connect in the background.
-    let (store, health) =
-        stores::open_resilient(&config.store, &config.redis, Connecting::InBackground).await?;
-    let listener = TcpListener::bind(&listen)
+    let (store, handles) = stores::open_resilient(
+        &config.store,
+        &config.redis,
+        &config.memory,
+        Connecting::InBackground,
+    )
+    .await?;
+    if let Some(memory) = &handles.memory {
+        stores::purge_every_second(memory);
+    }
+    let listener = listener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
-    let service = DecisionService::with_health(limiter, config.store.kind(), admin_token, health);
+    let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
     tracing::info!(
         %address,
         store = %config.store,
@@ -198,19 +219,34 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The admin token from `$SLUICE_ADMIN_TOKEN` (`value`): `None` when it is
-/// unset, the token trimmed when set, and an error when it is set but
-/// blank (only spaces or newlines), which would otherwise turn the admin
-/// API on with a token no request can match, or off without a word.
-pub fn admin_token(value: Option<String>) -> anyhow::Result<Option<String>> {
-    let Some(value) = value else {
-        return Ok(None);
+/// The admin token from `$SLUICE_ADMIN_TOKEN` (`value`) or from the file
+/// `$SLUICE_ADMIN_TOKEN_FILE` names (`file`): `None` when neither is set,
+/// the token trimmed when one is, and an error when both are, when the file
+/// cannot be read, or when the token is blank (only spaces or newlines),
+/// which would otherwise turn the admin API on with a token no request can
+/// match, or off without a word.
+pub fn admin_token(
+    value: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    let (value, from) = match (value, file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "environment variables {ADMIN_TOKEN_ENV} and {ADMIN_TOKEN_FILE_ENV} are both \
+             set; set one of them"
+        ),
+        (Some(value), None) => (value, format!("environment variable {ADMIN_TOKEN_ENV}")),
+        (None, Some(path)) => {
+            let from = format!("{} (named by {ADMIN_TOKEN_FILE_ENV})", path.display());
+            let value = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the admin token from {from}"))?;
+            (value, from)
+        }
     };
     match crate::service::AdminToken::new(&value) {
         Ok(_) => Ok(Some(crate::service::trim_secret(&value).to_owned())),
         Err(e) => anyhow::bail!(
-            "environment variable {ADMIN_TOKEN_ENV}: {e}; set a token, or unset the \
-             variable to turn the admin API off"
+            "{from}: {e}; set a token, or unset the variable to turn the admin API off"
         ),
     }
 }

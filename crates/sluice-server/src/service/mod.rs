@@ -34,9 +34,11 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use sluice::store::Health;
-use sluice::{BoxStore, Error, Limiter, Policy, Store, StoreError, Verdict};
+use sluice::{BoxStore, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
 
 pub use admin::{AdminToken, EmptyToken, trim_secret};
+
+use crate::stores::StoreHandles;
 
 use crate::metrics::{Metrics, Outcome, PolicyMetrics};
 
@@ -54,6 +56,8 @@ struct Shared {
     admin_token: Option<AdminToken>,
     /// The resilient store stack's report, when the store has one.
     health: Option<Health>,
+    /// The store that keeps keys in this process, if any.
+    memory: Option<Arc<MemoryStore>>,
 }
 
 /// One version of the policies: the limiter and, for each of its policies
@@ -95,19 +99,22 @@ impl DecisionService {
         store: &'static str,
         admin_token: Option<String>,
     ) -> DecisionService {
-        DecisionService::with_health(limiter, store, admin_token, None)
+        DecisionService::with_handles(limiter, store, admin_token, StoreHandles::default())
     }
 
-    /// [`DecisionService::new`] over a store stacked by
-    /// [`sluice::store::Resilient`], whose `health` tells the breaker's
-    /// state and the store's errors (for `/readyz` and the metrics), and
-    /// whose deny cache each reload clears.
-    pub fn with_health(
+    /// [`DecisionService::new`] with what [`open_resilient`](crate::stores::open_resilient) gives
+    /// besides the store: the resilient stack's health, which tells the
+    /// breaker's state and the store's errors (for `/readyz` and the
+    /// metrics) and whose deny cache each reload clears, and the store
+    /// that keeps keys in this process, whose keys and evictions the
+    /// metrics show.
+    pub fn with_handles(
         limiter: Limiter<BoxStore>,
         store: &'static str,
         admin_token: Option<String>,
-        health: Option<Health>,
+        handles: StoreHandles,
     ) -> DecisionService {
+        let StoreHandles { health, memory } = handles;
         let metrics = Arc::new(Metrics::new(store));
         let count_errors = health.is_none();
         DecisionService {
@@ -116,6 +123,7 @@ impl DecisionService {
                 metrics,
                 admin_token: admin_token.and_then(|t| AdminToken::new(&t).ok()),
                 health,
+                memory,
             }),
         }
     }
@@ -154,12 +162,15 @@ impl DecisionService {
     }
 
     /// Every metric in the OpenMetrics text format, with the breaker's
-    /// state and the store's errors as they are now.
+    /// state, the store's errors and the keys in memory as they are now.
     pub fn render_metrics(&self) -> String {
         let metrics = &self.shared.metrics;
         if let Some(health) = &self.shared.health {
             metrics.breaker(health.breaker_state());
             metrics.store_errors_now(&health.store_errors());
+        }
+        if let Some(memory) = &self.shared.memory {
+            metrics.memory_now(memory.len(), memory.evictions());
         }
         metrics.render()
     }
@@ -303,7 +314,11 @@ mod tests {
         let store = Resilient::new(MemoryStore::with_clock(clock.clone()), clock);
         let health = store.health();
         let limiter = Limiter::new(BoxStore::new(store), [policy(1)]);
-        let service = DecisionService::with_health(limiter, "memory", None, Some(health));
+        let handles = StoreHandles {
+            health: Some(health),
+            memory: None,
+        };
+        let service = DecisionService::with_handles(limiter, "memory", None, handles);
         let source = |service: DecisionService| async move {
             let snapshot = service.snapshot();
             let answer = snapshot.check(&["api"], "k", 1).await.unwrap();

@@ -27,9 +27,18 @@
 //! So in `allow` and `deny` modes a store failure never becomes a denial;
 //! only `local`, which really decides, can deny.
 
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
 use super::{Check, Store};
 use crate::clock::{Clock, SystemClock};
 use crate::{Decision, MemoryStore, OnStoreError, Quota, Source, StoreError};
+
+/// The most keys the local store of `local` mode holds unless told
+/// otherwise: 100,000, about 10 MB with short keys (128 MB at the longest,
+/// [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)). It only fills while the store is
+/// down, and a key evicted from it starts afresh.
+pub const DEFAULT_LOCAL_MAX_KEYS: NonZeroUsize = NonZeroUsize::MIN.saturating_add(99_999);
 
 /// Answers by each check's [`OnStoreError`] when store `S` fails: see
 /// [the module docs](self).
@@ -50,22 +59,41 @@ use crate::{Decision, MemoryStore, OnStoreError, Quota, Source, StoreError};
 /// ```
 pub struct Fallback<S, C = SystemClock> {
     inner: S,
-    local: MemoryStore<C>,
+    local: Arc<MemoryStore<C>>,
 }
 
 impl<S: Store, C: Clock> Fallback<S, C> {
     /// `inner`, with its failures answered by each check's mode; `local`
-    /// mode decides in memory on `clock` (give the clock the store uses).
+    /// mode decides in memory on `clock` (give the clock the store uses),
+    /// in a store of at most [`DEFAULT_LOCAL_MAX_KEYS`] keys.
     pub fn new(inner: S, clock: C) -> Fallback<S, C> {
+        let local = MemoryStore::with_clock(clock).with_max_keys(DEFAULT_LOCAL_MAX_KEYS);
+        Fallback::with_local_store(inner, local)
+    }
+
+    /// `inner`, with `local` mode deciding in `local` (give it the clock
+    /// the store uses, and a bound: see [`MemoryStore::with_max_keys`]).
+    pub fn with_local_store(inner: S, local: MemoryStore<C>) -> Fallback<S, C> {
         Fallback {
             inner,
-            local: MemoryStore::with_clock(clock),
+            local: Arc::new(local),
         }
+    }
+
+    /// The store that `local` mode decides in: to purge it now and then
+    /// ([`MemoryStore::purge_expired`]) and to count its keys.
+    pub fn local_store(&self) -> &Arc<MemoryStore<C>> {
+        &self.local
     }
 
     /// The store inside.
     pub fn inner(&self) -> &S {
         &self.inner
+    }
+
+    /// The store inside, this wrapper dropped.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 
     /// The answer to `checks` when the store failed with `error`.
@@ -237,6 +265,36 @@ mod tests {
             down: AtomicBool::new(true),
         };
         (Fallback::new(switch, clock.clone()), clock)
+    }
+
+    /// Issue 12: while the store is down, a flood of distinct keys in
+    /// `local` mode cannot grow the local store beyond its bound.
+    #[tokio::test]
+    async fn the_local_store_is_bounded() {
+        let (store, clock) = down();
+        let bound = NonZeroUsize::new(200).unwrap();
+        let local = MemoryStore::with_clock(clock).with_max_keys(bound);
+        let store = Fallback::with_local_store(store.into_inner(), local);
+        let q = quota(5);
+        for i in 0..5_000 {
+            let key = format!("flood-{i}");
+            let check = Check::new("api", &key, &q, 1).with_on_store_error(OnStoreError::Local);
+            assert!(store.decide_one(&check).await.unwrap().allowed);
+        }
+        assert_eq!(store.local_store().len(), 200);
+        assert_eq!(store.local_store().evictions(), 4_800);
+        // Without one given, the default bound holds.
+        let (store, _) = down();
+        for i in 0..DEFAULT_LOCAL_MAX_KEYS.get() + 500 {
+            let key = i.to_string();
+            let check = Check::new("api", &key, &q, 1).with_on_store_error(OnStoreError::Local);
+            store.decide_one(&check).await.unwrap();
+        }
+        // Each shard holds its share of the bound: the store as a whole
+        // evicts a little before it is quite full.
+        let held = store.local_store().len();
+        assert!(held <= DEFAULT_LOCAL_MAX_KEYS.get(), "{held} keys held");
+        assert!(store.local_store().evictions() >= 500);
     }
 
     fn quota(limit: u64) -> Quota {

@@ -6,11 +6,24 @@
 //! on the hot path. An all-or-nothing check over several keys locks their
 //! shards in ascending order, so two such checks cannot deadlock.
 //!
-//! Memory stays bounded: every entry records when its key will be back to
-//! its untouched state, and a shard that has doubled since its last sweep
-//! drops the entries that have expired before growing further. The cost of
-//! a sweep is paid by the inserts that made it necessary, so it is O(1)
-//! amortised, and a shard never holds more than about twice its live keys.
+//! Memory stays bounded, whatever the keys:
+//!
+//! - Every entry records when its key will be back to its untouched state.
+//!   Each insert examines the next [`RECLAIM_PER_INSERT`] entries of its
+//!   shard (a cursor that goes round the table) and drops those that have
+//!   expired: a flat cost per insert, paid by the inserts that grow the
+//!   table, and a cursor that goes round faster than the table grows, so a
+//!   shard holds at most about twice its live keys.
+//! - [`MemoryStore::purge_expired`] walks every shard in short locked
+//!   chunks, drops what has expired and gives back the slack of tables that
+//!   emptied; the server calls it every second, so memory comes back when
+//!   the inserts stop.
+//! - [`MemoryStore::with_max_keys`] bounds the entries. Beyond the bound an
+//!   insert evicts, among [`EVICTION_SAMPLES`] entries of its shard picked
+//!   at random, the one that is soonest back to its untouched state: the one
+//!   whose loss gives away least (an entry nearly untouched gives away almost
+//!   nothing). **An evicted key starts afresh**: its client gets a fresh
+//!   allowance. [`MemoryStore::evictions`] counts them.
 //!
 //! Memory is small: a key is one 64-byte entry (its name inline when
 //! `policy` and `key` together are under 22 bytes, its state, the
@@ -41,6 +54,7 @@ mod index;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::num::NonZeroUsize;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -51,9 +65,27 @@ use crate::clock::{Clock, SystemClock};
 use crate::store::{Check, Store, admitted_together, ensure_distinct};
 use crate::{Decision, Quota, StoreError};
 
-/// A shard is never swept below this many entries: sweeping tiny tables
-/// would cost more than the memory it frees.
-const MIN_SWEEP_LEN: usize = 1024;
+/// The entries an insert examines for expiry: three. In a steady flood an
+/// insert removes about one expired entry (one examination) and moves the
+/// cursor on by two, so an expired entry waits at most one round (half as
+/// many inserts as the table holds): a table holds at most about twice its
+/// live keys. (With two, the cursor moves on by one per insert, and a
+/// table grows to several times its live keys.)
+pub const RECLAIM_PER_INSERT: usize = 3;
+
+/// The entries sampled to pick one to evict at the bound (as Redis's
+/// `maxmemory-samples`): the evicted entry is, on average, among the sixth
+/// soonest to expire, for five random reads.
+pub const EVICTION_SAMPLES: usize = 5;
+
+/// The entries [`MemoryStore::purge_expired`] examines per lock: a few
+/// microseconds, so that a purge never holds a decision up for long.
+const PURGE_CHUNK: usize = 512;
+
+/// A bounded store keeps at least this many entries per shard (fewer
+/// shards for a small bound), so that keys unevenly spread over the shards
+/// do not leave some shards evicting while others have room.
+const MIN_KEYS_PER_SHARD: usize = 64;
 
 /// The number of shards when none is given: enough that 2 × the cores
 /// rarely contend (a check holds its shard's lock across the cache misses
@@ -103,22 +135,102 @@ struct Table {
     index: Index,
     /// Every entry, without holes: a removal moves the last one into its place.
     entries: Vec<Entry>,
-    /// Sweep expired entries when `entries` reaches this length.
-    sweep_at: usize,
+    /// The next entry an insert examines for expiry.
+    cursor: usize,
+    /// The most entries this shard holds (its share of the store's bound).
+    max_len: usize,
+    /// The entries evicted at the bound so far.
+    evictions: u64,
+    /// The state of the generator that picks the entries sampled for eviction.
+    rng: u64,
     /// The quota of every fingerprint that an entry holds: what a state
     /// was made under, to carry it over when its quota changes. A few per
-    /// policy, pruned at each sweep.
+    /// policy, pruned at each [`MemoryStore::purge_expired`].
     quotas: HashMap<u32, Quota, foldhash::fast::RandomState>,
 }
 
 impl Table {
-    fn new() -> Table {
+    fn new(max_len: usize, seed: u64) -> Table {
         Table {
             index: Index::new(),
             entries: Vec::new(),
-            sweep_at: MIN_SWEEP_LEN,
+            cursor: 0,
+            max_len,
+            evictions: 0,
+            rng: seed | 1,
             quotas: HashMap::default(),
         }
+    }
+
+    /// Removes entry `at`, moving the last one into its place.
+    fn remove_at(&mut self, at: usize, hasher: &impl BuildHasher) {
+        let Table { index, entries, .. } = self;
+        let hash = entries[at].name.hash(hasher);
+        index.remove(hash, |i| i as usize == at);
+        let last = entries.len() - 1;
+        // Dropping the entry frees its name's heap bytes, if any.
+        entries.swap_remove(at);
+        if at != last {
+            let moved = entries[at].name.hash(hasher);
+            index.repoint(moved, last as u32, at as u32);
+        }
+    }
+
+    /// Examines `budget` entries from the cursor on and drops those expired
+    /// at `now_us`.
+    fn reclaim_some(&mut self, now_us: u64, budget: usize, hasher: &impl BuildHasher) {
+        for _ in 0..budget {
+            if self.cursor >= self.entries.len() {
+                self.cursor = 0;
+                if self.entries.is_empty() {
+                    return;
+                }
+            }
+            if self.entries[self.cursor].expires_at_us <= now_us {
+                // The last entry moved in: examine this place again.
+                self.remove_at(self.cursor, hasher);
+            } else {
+                self.cursor += 1;
+            }
+        }
+    }
+
+    /// Makes room for one entry at the bound: drops, among
+    /// [`EVICTION_SAMPLES`] entries picked at random, the one soonest back
+    /// to its untouched state (counted as an eviction unless it had
+    /// already expired, which gives nothing away).
+    fn evict_one(&mut self, now_us: u64, hasher: &impl BuildHasher) {
+        let len = self.entries.len() as u64;
+        let mut victim = None::<(u64, usize)>;
+        for _ in 0..EVICTION_SAMPLES {
+            // xorshift64*: a few cycles, and unpredictable enough here.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let at = ((u128::from(r) * u128::from(len)) >> 64) as usize;
+            let expires = self.entries[at].expires_at_us;
+            if victim.is_none_or(|(e, _)| expires < e) {
+                victim = Some((expires, at));
+            }
+        }
+        if let Some((expires, at)) = victim {
+            if expires > now_us {
+                self.evictions += 1;
+            }
+            self.remove_at(at, hasher);
+        }
+    }
+
+    /// Gives back the memory of a table that holds less than a quarter of
+    /// what it has room for (the quarter leaves room to grow again without
+    /// shrinking and growing over and over).
+    fn shrink_if_sparse(&mut self) {
+        let len = self.entries.len();
+        if self.entries.capacity() > 4 * len {
+            self.entries.shrink_to(2 * len);
+        }
+        self.index.shrink_if_sparse();
     }
 
     /// The position of the entry named `probe`.
@@ -154,14 +266,13 @@ impl Table {
         }
     }
 
-    /// Drops every entry expired at `now_us` and rebuilds the index, and
-    /// forgets the quotas that no entry holds any more.
-    fn sweep(&mut self, now_us: u64, hasher: &impl BuildHasher) {
-        self.entries.retain(|e| e.expires_at_us > now_us);
-        self.index.clear();
+    /// Forgets the quotas that no entry holds any more.
+    fn prune_quotas(&mut self) {
+        if self.quotas.len() <= 1 && !self.entries.is_empty() {
+            return;
+        }
         let quotas = std::mem::take(&mut self.quotas);
-        for (at, entry) in self.entries.iter().enumerate() {
-            self.index.insert(entry.name.hash(hasher), at as u32);
+        for entry in &self.entries {
             let fingerprint = entry.slot.fingerprint();
             if let Some(quota) = quotas.get(&fingerprint) {
                 self.quotas.entry(fingerprint).or_insert(*quota);
@@ -225,18 +336,66 @@ impl<C: Clock> MemoryStore<C> {
     /// An empty store with `shards` locks (rounded up to a power of two).
     pub fn with_clock_and_shards(clock: C, shards: usize) -> MemoryStore<C> {
         let shards = shards.max(1).next_power_of_two();
+        let hasher = foldhash::fast::RandomState::default();
         MemoryStore {
             shards: (0..shards)
-                .map(|_| Shard {
-                    table: Mutex::new(Table::new()),
+                .map(|i| Shard {
+                    table: Mutex::new(Table::new(usize::MAX, hasher.hash_one(i))),
                 })
                 .collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             clock,
         }
     }
 
-    /// The number of keys held, expired ones not yet swept included.
+    /// The same empty store, holding at most `max_keys` keys: beyond them,
+    /// each new key evicts one that is soonest back to its untouched state
+    /// (see [the module docs](self)), and **an evicted key starts afresh**.
+    ///
+    /// The bound is shared out among the shards, so the store never holds
+    /// more than `max_keys`; a small bound uses fewer shards (at least 64
+    /// keys each), so that no shard evicts while the others have room.
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use std::time::Duration;
+    /// use sluice::{Algorithm, Check, FakeClock, MemoryStore, Quota, Store};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::with_clock(FakeClock::new(0))
+    ///     .with_max_keys(NonZeroUsize::new(100).unwrap());
+    /// let quota = Quota::new(Algorithm::Gcra, 1, Duration::from_secs(1), None).unwrap();
+    /// for i in 0..1000 {
+    ///     let key = i.to_string();
+    ///     store.decide_one(&Check::new("api", &key, &quota, 1)).await.unwrap();
+    /// }
+    /// assert_eq!(store.len(), 100);
+    /// assert_eq!(store.evictions(), 900);
+    /// # });
+    /// ```
+    pub fn with_max_keys(self, max_keys: NonZeroUsize) -> MemoryStore<C> {
+        let max_keys = max_keys.get();
+        let fit = (max_keys / MIN_KEYS_PER_SHARD).max(1);
+        // A power of two at most `fit` (the bound spread over more shards
+        // than that would leave some shards too small).
+        let shards = self.shards.len().min(1 << fit.ilog2());
+        let (each, extra) = (max_keys / shards, max_keys % shards);
+        MemoryStore {
+            shards: (0..shards)
+                .map(|i| Shard {
+                    // The first `extra` shards hold one more: exactly `max_keys`.
+                    table: Mutex::new(Table::new(
+                        each + usize::from(i < extra),
+                        self.hasher.hash_one(i),
+                    )),
+                })
+                .collect(),
+            hasher: self.hasher,
+            clock: self.clock,
+        }
+    }
+
+    /// The number of keys held, expired ones not yet reclaimed included.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -249,17 +408,46 @@ impl<C: Clock> MemoryStore<C> {
         self.len() == 0
     }
 
-    /// Drops every key that is back to its untouched state now. Sweeps also
-    /// happen by themselves as the store grows; this is for callers that
-    /// want memory back at a time of their choosing.
-    pub fn purge_expired(&self) {
-        let now = self.clock.now_us();
+    /// The keys evicted at the bound so far ([`MemoryStore::with_max_keys`]);
+    /// expired entries dropped to make room are not counted: they gave
+    /// nothing away.
+    pub fn evictions(&self) -> u64 {
+        self.shards.iter().map(|s| s.table.lock().evictions).sum()
+    }
+
+    /// Drops every key that is back to its untouched state now, and gives
+    /// back the memory of tables that emptied (those holding under a
+    /// quarter of their room). Each shard is walked in short locked chunks
+    /// (512 entries), so decisions go on meanwhile. Inserts
+    /// reclaim by themselves as they go; this gives memory back when they
+    /// stop (`sluice serve` calls it every second). Returns the number of
+    /// keys dropped.
+    pub fn purge_expired(&self) -> usize {
+        let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut table = shard.table.lock();
-            table.sweep(now, &self.hasher);
-            table.entries.shrink_to_fit();
-            table.index.shrink_to_fit();
+            let mut at = 0;
+            loop {
+                let mut table = shard.table.lock();
+                let now = self.clock.now_us();
+                let mut budget = PURGE_CHUNK;
+                while budget > 0 && at < table.entries.len() {
+                    budget -= 1;
+                    if table.entries[at].expires_at_us <= now {
+                        // The last entry moved in: examine this place again.
+                        table.remove_at(at, &self.hasher);
+                        dropped += 1;
+                    } else {
+                        at += 1;
+                    }
+                }
+                if at >= table.entries.len() {
+                    table.prune_quotas();
+                    table.shrink_if_sparse();
+                    break;
+                }
+            }
         }
+        dropped
     }
 
     /// A digest of the quota's parameters: a key whose quota's digest
@@ -321,9 +509,9 @@ impl<C: Clock> MemoryStore<C> {
             }
             None => match Slot::fresh(fingerprint, check.quota, check.cost, now) {
                 (decision, Some(slot)) => {
-                    if table.entries.len() >= table.sweep_at {
-                        table.sweep(now, &self.hasher);
-                        table.sweep_at = MIN_SWEEP_LEN.max(2 * table.entries.len());
+                    table.reclaim_some(now, RECLAIM_PER_INSERT, &self.hasher);
+                    if table.entries.len() >= table.max_len {
+                        table.evict_one(now, &self.hasher);
                     }
                     let entry = Entry {
                         name: probe.to_name(),
@@ -521,8 +709,8 @@ mod tests {
             key.push_str(&i.to_string());
             assert!(store.decide_single(&check(&key, &quota)).allowed);
         }
-        // 8 shards, each swept at twice its live keys (or 1024).
-        assert!(most <= 8 * 2 * 1024 + 2 * 11_000, "{most} entries resident");
+        // Each shard holds at most about twice its live keys.
+        assert!(most <= 2 * 11_000, "{most} entries resident");
     }
 
     /// Keys whose name is too long to be stored inline.
@@ -656,7 +844,7 @@ mod tests {
     /// size asserts): the memory held follows the live keys, not the keys
     /// that have passed through. 200,000 keys that each live 1 ms pass
     /// through 4 shards, about 1000 alive at a time beside 100 long-lived
-    /// ones: no shard's entries ever outgrow the sweep threshold (1024 slots
+    /// ones: no shard's entries ever outgrow twice its live keys (1024 slots
     /// of 64 bytes), and `purge_expired` gives back all but what the live
     /// keys need, then everything once they too have expired.
     #[test]
@@ -677,7 +865,7 @@ mod tests {
             }
             assert!(store.decide_single(&check(&i.to_string(), &brief)).allowed);
         }
-        let bound = 4 * MIN_SWEEP_LEN * 64;
+        let bound = 4 * 1024 * 64;
         assert!(most <= bound, "{most} bytes held, over {bound}");
 
         clock.advance(Duration::from_millis(2));
@@ -713,6 +901,121 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         store.purge_expired();
         assert!(store.shards[0].table.lock().quotas.is_empty());
+    }
+
+    /// A key of about 1 KB, distinct for each `i`.
+    fn long_key(i: usize) -> String {
+        format!("{i:08}-{}", "x".repeat(1000))
+    }
+
+    /// Issue 12: a flood of distinct long keys with a short period is
+    /// reclaimed once their period has passed, without any insert (no
+    /// growth needed): the server's periodic purge brings the count to zero
+    /// and gives the tables' memory back.
+    #[test]
+    fn a_long_key_flood_is_reclaimed_without_growth() {
+        let clock = FakeClock::new(1_700_000_000_000_000);
+        let store = MemoryStore::with_clock(clock.clone());
+        let brief = Quota::new(Algorithm::FixedWindow, 5, Duration::from_millis(10), None).unwrap();
+        for i in 0..20_000 {
+            assert!(store.decide_single(&check(&long_key(i), &brief)).allowed);
+        }
+        assert_eq!(store.len(), 20_000, "nothing expired yet: all kept");
+        clock.advance(Duration::from_millis(10));
+        // Peeks and checks of keys already held add nothing: no reclaim.
+        assert_eq!(store.purge_expired(), 20_000);
+        assert_eq!((store.len(), entry_bytes(&store)), (0, 0));
+        for shard in store.shards.iter() {
+            assert_eq!(shard.table.lock().index.capacity(), 0);
+        }
+    }
+
+    /// Issue 12: inserts reclaim the expired entries they pass over, so a
+    /// steady flood holds about twice its live keys, with no sweep of a
+    /// whole table (the cost of an insert stays flat).
+    #[test]
+    fn inserts_reclaim_as_they_go() {
+        let clock = FakeClock::new(1_700_000_000_000_000);
+        let store = MemoryStore::with_clock_and_shards(clock.clone(), 1);
+        let brief = Quota::new(Algorithm::Gcra, 1, Duration::from_millis(1), None).unwrap();
+        let mut most = 0;
+        for i in 0..100_000 {
+            if i % 100 == 0 {
+                clock.advance(Duration::from_micros(100));
+                most = most.max(store.len());
+            }
+            store.decide_single(&check(&i.to_string(), &brief));
+        }
+        // 1 ms lifetime at 100 keys per 100 µs: 1000 live.
+        assert!(most <= 2 * 1100, "{most} entries held for ~1000 live");
+    }
+
+    /// Issue 12: the bound holds under a flood of distinct keys; each key
+    /// beyond it evicts one, counted, and the keys that would give most
+    /// away (spent, with a long period) are kept, as are the newest.
+    #[test]
+    fn the_bound_holds_and_keeps_the_heaviest_keys() {
+        let clock = FakeClock::new(1_700_000_000_000_000);
+        let max = 4096;
+        let store =
+            MemoryStore::with_clock(clock.clone()).with_max_keys(NonZeroUsize::new(max).unwrap());
+        assert_eq!(store.shards.len(), 64);
+        let heavy = Quota::new(Algorithm::TokenBucket, 2, Duration::from_secs(3600), None).unwrap();
+        let brief = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(60), None).unwrap();
+        let kept: Vec<String> = (0..40).map(|i| format!("heavy-{i}")).collect();
+        for key in &kept {
+            assert!(store.decide_single(&check(key, &heavy)).allowed);
+            assert!(store.decide_single(&check(key, &heavy)).allowed);
+        }
+        let flood = 200_000;
+        let mut most = 0;
+        for i in 0..flood {
+            if i % 64 == 0 {
+                clock.advance(Duration::from_micros(10));
+            }
+            if i % 1000 == 0 {
+                most = most.max(store.len());
+            }
+            store.decide_single(&check(&long_key(i), &brief));
+        }
+        assert!(most <= max, "{most} entries held, bound {max}");
+        assert!(store.len() <= max);
+        let evicted = store.evictions();
+        assert!(
+            evicted as usize >= flood + kept.len() - max,
+            "{evicted} evictions"
+        );
+        for key in &kept {
+            assert!(
+                !store.decide_single(&check(key, &heavy)).allowed,
+                "{key} evicted"
+            );
+        }
+        // The newest keys are still held: their second check is charged.
+        for i in flood - 50..flood {
+            let d = store.decide_single(&check(&long_key(i), &brief));
+            assert_eq!(d.remaining, 98, "key {i} was evicted");
+        }
+    }
+
+    /// A small bound uses fewer shards, and holds exactly.
+    #[test]
+    fn a_small_bound_is_exact() {
+        let clock = FakeClock::new(1_700_000_000_000_000);
+        let store =
+            MemoryStore::with_clock(clock.clone()).with_max_keys(NonZeroUsize::new(100).unwrap());
+        assert_eq!(store.shards.len(), 1);
+        let q = Quota::new(Algorithm::FixedWindow, 1, Duration::from_secs(60), None).unwrap();
+        for i in 0..1000 {
+            store.decide_single(&check(&i.to_string(), &q));
+        }
+        assert_eq!((store.len(), store.evictions()), (100, 900));
+        // Expired entries make room without counting as evictions.
+        clock.advance(Duration::from_secs(60));
+        for i in 1000..1100 {
+            store.decide_single(&check(&i.to_string(), &q));
+        }
+        assert_eq!((store.len(), store.evictions()), (100, 900));
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use boxed::BoxStore;
 pub use breaker::{Breaker, BreakerOptions, BreakerState};
 pub use deny_cache::{DEFAULT_DENY_CACHE_CAPACITY, DenyCache};
-pub use fallback::Fallback;
+pub use fallback::{DEFAULT_LOCAL_MAX_KEYS, Fallback};
 pub use resilient::{Health, Resilient};
 
 use crate::{Decision, LocalShare, OnStoreError, Quota, StoreError};

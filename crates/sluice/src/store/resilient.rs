@@ -23,7 +23,7 @@ use super::deny_cache::{self, DEFAULT_DENY_CACHE_CAPACITY, DenyCache};
 use super::fallback::Fallback;
 use super::{Check, Store};
 use crate::clock::{Clock, SystemClock};
-use crate::{Decision, StoreError};
+use crate::{Decision, MemoryStore, StoreError};
 
 /// Store `S` behind a [`Fallback`], a [`DenyCache`] and a [`Breaker`],
 /// in that order (see [the module docs](self)), all on one clock.
@@ -121,6 +121,22 @@ impl<S: Store, C: Clock + Clone> Resilient<S, C> {
     /// The handle that reports the breaker's state and the store's errors.
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// The same stack, with `local` mode deciding in `local` (give it the
+    /// stack's clock and a bound, [`MemoryStore::with_max_keys`]).
+    pub fn with_local_store(self, local: MemoryStore<C>) -> Resilient<S, C> {
+        let Resilient { stack, health } = self;
+        Resilient {
+            stack: Fallback::with_local_store(stack.into_inner(), local),
+            health,
+        }
+    }
+
+    /// The in-memory store that `local` mode decides in: to purge it now
+    /// and then ([`MemoryStore::purge_expired`]) and to count its keys.
+    pub fn local_store(&self) -> Arc<MemoryStore<C>> {
+        self.stack.local_store().clone()
     }
 
     /// The store at the bottom of the stack.

@@ -142,23 +142,39 @@ impl Index {
         }
     }
 
-    /// Removes every entry, keeping the memory.
-    pub(super) fn clear(&mut self) {
-        self.slots.fill(EMPTY);
-        self.len = 0;
+    /// The slots allocated.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     /// Gives back the memory beyond what the entries need.
     pub(super) fn shrink_to_fit(&mut self) {
-        let mut slots = MIN_SLOTS;
-        while self.len * MAX_LOAD.1 > slots * MAX_LOAD.0 {
-            slots *= 2;
-        }
+        let slots = self.fitting();
         if self.len == 0 {
             self.slots = Vec::new();
         } else if slots < self.slots.len() {
             self.resize(slots);
         }
+    }
+
+    /// [`Index::shrink_to_fit`] when the table has four times the slots its
+    /// entries need: a table that emptied gives its memory back, one that
+    /// merely shrank a little is not rebuilt.
+    pub(super) fn shrink_if_sparse(&mut self) {
+        if self.slots.len() >= 4 * self.fitting() || self.len == 0 {
+            self.shrink_to_fit();
+        }
+    }
+
+    /// The fewest slots (a power of two) that hold the entries below the
+    /// maximum load.
+    fn fitting(&self) -> usize {
+        let mut slots = MIN_SLOTS;
+        while self.len * MAX_LOAD.1 > slots * MAX_LOAD.0 {
+            slots *= 2;
+        }
+        slots
     }
 }
 

@@ -1,0 +1,101 @@
+//! Which rule applies to a request's descriptor, as envoyproxy/ratelimit
+//! decides it: level by level, each entry `key=value` of the descriptor
+//! meets, among the descriptors of its level, the one whose composite key
+//! is `key_value`, else the first wildcard, in the order written, that
+//! matches `key_value`, else the one of `key` without a value. A limit
+//! applies only where the request's descriptor ends: one declared above
+//! its last entry, or below it, does not.
+
+use super::{Descriptor, EnvoyConfig, Level, RateLimit};
+
+/// The rule a request's descriptor meets, and the counter it counts on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Match<'a> {
+    /// The descriptor whose `rate_limit` applies.
+    pub descriptor: &'a Descriptor,
+    /// Its `rate_limit`.
+    pub limit: &'a RateLimit,
+    /// The counter: for each entry of the request, its key and the value it
+    /// counts under: its own, or the wildcard pattern (`*` included) met by
+    /// a descriptor with `share_threshold`, so that every value the pattern
+    /// matches shares one counter.
+    pub counter: Vec<(&'a str, &'a str)>,
+}
+
+impl EnvoyConfig {
+    /// The rule that the descriptor `entries` (`(key, value)` pairs) of a
+    /// request in `domain` meets; `None` when the domain is unknown or no
+    /// rule applies.
+    pub fn find<'a>(&'a self, domain: &str, entries: &[(&'a str, &'a str)]) -> Option<Match<'a>> {
+        let mut level: &Level = self.domains.get(domain)?;
+        let mut shared: Vec<Option<&'a str>> = vec![None; entries.len()];
+        let mut found = None;
+        for (i, &(key, value)) in entries.iter().enumerate() {
+            let composite = format!("{key}_{value}");
+            let among =
+                |test: &dyn Fn(&Descriptor) -> bool| level.descriptors.iter().find(|d| test(d));
+            let exact = among(&|d| d.composite == composite);
+            let wildcard = match exact {
+                Some(_) => None,
+                None => among(&|d| {
+                    d.composite.contains('*') && wildcard_match(&d.composite, &composite)
+                }),
+            };
+            let Some(next) = exact
+                .or(wildcard)
+                .or_else(|| among(&|d| d.composite == key))
+            else {
+                break;
+            };
+            if let (Some(pattern), true) = (wildcard, next.share_threshold) {
+                let pattern = &pattern.composite;
+                shared[i] = Some(
+                    pattern
+                        .strip_prefix(key)
+                        .and_then(|p| p.strip_prefix('_'))
+                        .unwrap_or(pattern),
+                );
+            }
+            if let (Some(limit), true) = (&next.rate_limit, i + 1 == entries.len()) {
+                found = Some((next, limit));
+            }
+            if next.nested.descriptors.is_empty() {
+                break;
+            }
+            level = &next.nested;
+        }
+        let (descriptor, limit) = found?;
+        let counter = (entries.iter().zip(shared))
+            .map(|(&(key, value), shared)| (key, shared.unwrap_or(value)))
+            .collect();
+        Some(Match {
+            descriptor,
+            limit,
+            counter,
+        })
+    }
+}
+
+/// Whether `value` matches `pattern`, where each `*` stands for any run of
+/// characters, possibly empty.
+pub fn wildcard_match(pattern: &str, value: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == value;
+    };
+    let fixed: usize = parts.iter().map(|p| p.len()).sum();
+    if parts.len() == 1 {
+        return pattern == value;
+    }
+    if value.len() < fixed || !value.starts_with(first) || !value.ends_with(last) {
+        return false;
+    }
+    let mut rest = &value[first.len()..value.len() - last.len()];
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
