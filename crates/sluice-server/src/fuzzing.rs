@@ -14,7 +14,8 @@
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigErrors, Origin, parse_duration};
+use crate::config::envoy::{EnvoyConfig, Level};
+use crate::config::{Config, ConfigError, ConfigErrors, Origin, parse_duration};
 use crate::http::check::{CheckRequest, MAX_COST, MAX_POLICIES};
 use crate::http::error::MAX_ECHO;
 
@@ -29,7 +30,7 @@ pub const MAX_CHECK_ERROR: usize = MAX_ECHO + 128;
 /// `data` as a configuration file ([`Config::from_text`]; never read from
 /// disk). Text that is not UTF-8 is skipped: [`Config::load`] refuses it
 /// before parsing. Properties: a refused file has at least one error;
-/// every error names [`CONFIG_FILE`] (or no file) at a line of the text
+/// every error names [`CONFIG_FILE`] at a line of the text
 /// (or just past its end), and displays starting with where it is; an
 /// accepted file has at least one policy, with distinct non-empty names.
 pub fn config(data: &[u8]) {
@@ -46,33 +47,113 @@ pub fn config(data: &[u8]) {
             names.dedup();
             assert_eq!(names.len(), before, "a policy name accepted twice");
         }
-        Err(ConfigErrors(errors)) => {
-            assert!(!errors.is_empty(), "refused with no error");
-            // YAML breaks lines at `\r\n`, `\n` and a lone `\r` (the fuzzer
-            // found a file of old Mac line ends); an error may point at the
-            // line after the last break, or just past it (the end of input).
-            let breaks = text.replace("\r\n", "\n").matches(['\n', '\r']).count();
-            let last_line = breaks + 2;
-            for error in &errors {
-                let Origin::File { file, line } = &error.origin else {
-                    panic!("an error from a file names no file: {error}");
-                };
-                assert_eq!(file, CONFIG_FILE, "{error}");
-                assert!(
-                    (1..=last_line).contains(line),
-                    "line out of the text: {error}"
-                );
-                let shown = error.to_string();
-                assert!(
-                    shown.starts_with(&format!("{CONFIG_FILE}:{line}: ")),
-                    "{shown}"
-                );
-                assert!(
-                    !error.message.is_empty(),
-                    "an error that says nothing: {error}"
-                );
-            }
+        Err(errors) => located(text, &errors),
+    }
+}
+
+/// A refused file's errors: at least one; each names [`CONFIG_FILE`] at a
+/// line of `text` (or just past its end), says something, and displays
+/// starting with where it is.
+fn located(text: &str, ConfigErrors(errors): &ConfigErrors) {
+    assert!(!errors.is_empty(), "refused with no error");
+    // YAML breaks lines at `\r\n`, `\n` and a lone `\r` (the fuzzer found
+    // a file of old Mac line ends); an error may point at the line after
+    // the last break, or just past it (the end of input).
+    let breaks = text.replace("\r\n", "\n").matches(['\n', '\r']).count();
+    let last_line = breaks + 2;
+    for error in errors {
+        let ConfigError {
+            origin: Origin::File { file, line },
+            ..
+        } = error
+        else {
+            panic!("an error from a file names no file: {error}");
+        };
+        assert_eq!(file, CONFIG_FILE, "{error}");
+        assert!(
+            (1..=last_line).contains(line),
+            "line out of the text: {error}"
+        );
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with(&format!("{CONFIG_FILE}:{line}: ")),
+            "{shown}"
+        );
+        assert!(
+            !error.message.is_empty(),
+            "an error that says nothing: {error}"
+        );
+    }
+}
+
+/// `data` as an envoyproxy/ratelimit configuration file
+/// ([`EnvoyConfig::add`], named [`CONFIG_FILE`]). Properties: a refused
+/// file's errors are located as [`config`]'s are; an accepted file has
+/// its domain, with non-empty keys and composite keys unique in each
+/// level, and is refused when added again without merging; every
+/// `rate_limit` reached by exact values (no wildcard on the way) is the
+/// one [`EnvoyConfig::find`] answers for those values, counted on them.
+pub fn envoy_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut config = EnvoyConfig::default();
+    if let Err(errors) = config.add(text, CONFIG_FILE, false) {
+        located(text, &errors);
+        return;
+    }
+    assert_eq!(config.domains.len(), 1, "one file, one domain");
+    let mut again = config.clone();
+    match again.add(text, CONFIG_FILE, false) {
+        Ok(()) => panic!("a domain loaded twice without merging"),
+        Err(errors) => located(text, &errors),
+    }
+    for (domain, level) in &config.domains {
+        let mut path = Vec::new();
+        exact_paths(&config, domain, level, &mut path);
+    }
+}
+
+/// Walks `level` (reached by the exact `path`), checking each level's keys
+/// and that [`EnvoyConfig::find`] answers every exactly reached limit.
+fn exact_paths<'a>(
+    config: &'a EnvoyConfig,
+    domain: &str,
+    level: &'a Level,
+    path: &mut Vec<(&'a str, &'a str)>,
+) {
+    let mut composites: Vec<&str> = level
+        .descriptors
+        .iter()
+        .map(|d| d.composite.as_str())
+        .collect();
+    composites.sort_unstable();
+    let before = composites.len();
+    composites.dedup();
+    assert_eq!(composites.len(), before, "a composite key twice in a level");
+    for descriptor in &level.descriptors {
+        assert!(!descriptor.key.is_empty(), "an empty key");
+        let Some(value) = descriptor.value.as_deref() else {
+            continue;
+        };
+        if value.contains('*') {
+            continue;
         }
+        path.push((descriptor.key.as_str(), value));
+        if let Some(limit) = &descriptor.rate_limit {
+            let found = config.find(domain, path);
+            let found = found.unwrap_or_else(|| panic!("no rule for {path:?}"));
+            assert!(
+                std::ptr::eq(found.descriptor, descriptor),
+                "{path:?} met {:?}, not {:?}",
+                found.descriptor.full_key,
+                descriptor.full_key
+            );
+            assert_eq!(found.limit, limit);
+            assert_eq!(&found.counter, path, "counted on other values");
+        }
+        exact_paths(config, domain, &descriptor.nested, path);
+        path.pop();
     }
 }
 
