@@ -44,6 +44,8 @@
 //!   creation and failover.
 //! - `sentinel`: [`RedisSentinel`], a master, a replica and Sentinels.
 //! - `tls`: [`TlsRedisServer`] and the [`Certificates`] it uses.
+//! - [`corpus`]: the fuzz targets' kept corpus (`fuzz/corpus/`), replayed
+//!   through their checks by a normal test.
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
 //! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
@@ -57,6 +59,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod cluster;
+pub mod corpus;
 mod process;
 mod sentinel;
 mod server;
