@@ -14,11 +14,15 @@
 //! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
 //! - [`bench`](mod@bench): `sluice bench`, the load generator.
+//! - `fuzzing` (hidden): the properties the fuzz targets in `fuzz/` check,
+//!   shared with the test that replays their corpus.
 
 pub mod bench;
 pub mod body;
 pub mod commands;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;

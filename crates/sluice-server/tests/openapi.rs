@@ -204,6 +204,15 @@ async fn every_route_answers_as_openapi_json_says() {
         }
     }
 
+    // Issue 12: the listener's own answers, on every operation.
+    let slow_file = write(
+        dir.path(),
+        "slow.yaml",
+        &format!("server:\n  body_timeout: 1s{POLICIES}"),
+    );
+    let slow = Serve::start(&["--config", slow_file.to_str().unwrap()], &[]);
+    covered.extend(listener_answers(&doc, &admin, &slow).await);
+
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in operations(item) {
@@ -217,6 +226,80 @@ async fn every_route_answers_as_openapi_json_says() {
         missed.is_empty(),
         "documented but never exercised: {missed:?}"
     );
+}
+
+/// Issue 12: drives every documented operation to the answers the
+/// listener gives before any handler runs, over raw TCP (no HTTP client
+/// sends such requests): 431 for 101 headers, 413 for a `Content-Length`
+/// over 64 KiB (on `serve`), 408 for a body that stops arriving (on
+/// `slow`, whose body timeout is 1 s; all at once, so the test waits it
+/// once). Checks each against the document; answers what was exercised.
+async fn listener_answers(doc: &Value, serve: &Serve, slow: &Serve) -> Vec<String> {
+    let mut requests = tokio::task::JoinSet::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let path = template.replace("{policy}", "api").replace("{key}", "a");
+        for (method, _) in operations(item) {
+            let method = method.to_uppercase();
+            let head = format!("{method} {path} HTTP/1.1\r\nhost: sluice\r\n");
+            let many: String = (0..101).map(|i| format!("x-h{i}: v\r\n")).collect();
+            for (base, request, status) in [
+                (&serve.base, format!("{head}{many}\r\n"), 431),
+                (
+                    &serve.base,
+                    format!("{head}content-length: 100000\r\n\r\n"),
+                    413,
+                ),
+                (
+                    &slow.base,
+                    format!("{head}content-length: 10\r\n\r\nab"),
+                    408,
+                ),
+            ] {
+                let address = base.trim_start_matches("http://").to_owned();
+                let (method, path) = (method.clone(), path.clone());
+                requests.spawn(async move {
+                    let answer = raw(&address, request.as_bytes()).await;
+                    (method, path, status, answer)
+                });
+            }
+        }
+    }
+    let mut exercised = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        let (method, path, status, (got, headers, text)) = done.unwrap();
+        let what = format!("{method} {path} → {status} (raw)");
+        assert_eq!(got, status, "{what}: {text}");
+        match conforms(doc, &method, &path, status, &headers, &text) {
+            Ok(operation) => exercised.extend(operation),
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    exercised
+}
+
+/// Sends `request` as is to `address` and reads the answer until the
+/// server closes the connection (each answer here closes it): its status,
+/// headers and body.
+async fn raw(address: &str, request: &[u8]) -> (u16, HeaderMap, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(common::PATIENCE, stream.read_to_end(&mut answer));
+    read.await
+        .expect("the server closes the connection")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        headers.append(name, HeaderValue::from_str(value.trim()).unwrap());
+    }
+    (status.parse().unwrap(), headers, body.to_owned())
 }
 
 #[test]

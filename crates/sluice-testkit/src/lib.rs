@@ -46,6 +46,8 @@
 //! - `tls`: [`TlsRedisServer`] and the [`Certificates`] it uses.
 //! - `gateway`: [`Gateway`], a real nginx or Caddy in front of an upstream,
 //!   asking Sluice (for the forward-auth tests).
+//! - [`corpus`]: the fuzz targets' kept corpus (`fuzz/corpus/`), replayed
+//!   through their checks by a normal test.
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
 //! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
@@ -59,6 +61,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod cluster;
+pub mod corpus;
 mod gateway;
 mod process;
 mod sentinel;

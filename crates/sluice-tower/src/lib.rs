@@ -37,7 +37,11 @@
 //! - [`rate_limit`]: [`RateLimitLayer`], its [`RateLimit`] service and response future, and the JSON answers of its own.
 //! - [`key`]: [`KeyBy`], the key extractors, and `Forwarded`/`X-Forwarded-For` parsing.
 //! - [`headers`]: the rate-limit response headers, shared with `sluice serve`.
+//! - `fuzzing` (hidden): the property the `forwarded` fuzz target in `fuzz/`
+//!   checks, shared with the test that replays its corpus.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod key;
 pub mod rate_limit;

@@ -127,7 +127,15 @@ impl Config {
             path: String::new(),
             message: format!("cannot read the file: {e}"),
         })?;
-        let file = parse(&text, &name)?;
+        Config::from_text(&text, path)
+    }
+
+    /// The configuration written in `text`, the content of the file at
+    /// `path` (named in errors and kept as [`Config::source`]; never read:
+    /// relative TLS file names are still resolved beside it). What
+    /// [`Config::load`] does once it has read the file.
+    pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let file = parse(text, &path.display().to_string())?;
         Ok(Config {
             store: file.store.unwrap_or(StoreSpec::Memory),
             policies: file.policies,

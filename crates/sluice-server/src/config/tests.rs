@@ -653,3 +653,27 @@ policies:
         ]
     );
 }
+
+/// Issue 12 (the config fuzz target's first find, in its corpus as
+/// `found-cr-line-ends`): YAML breaks lines at a lone `\r` too (old Mac
+/// line ends), so an error's line counts them, as does `\r\n` once.
+#[test]
+fn issue_12_errors_count_every_yaml_line_break() {
+    for (text, line) in [
+        ("policies:\r  api:\r    limit: x\r    period: 1s\r", 3),
+        (
+            "policies:\r\n  api:\r\n    limit: x\r\n    period: 1s\r\n",
+            3,
+        ),
+        ("policies:\n  api:\r\n\r    limit: x\r    period: 1s\n", 4),
+    ] {
+        let got = errors(text);
+        assert_eq!(
+            got,
+            [format!(
+                "sluice.yaml:{line}: policies.api.limit: must be a positive integer, got x"
+            )],
+            "{text:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sluice_tower::headers::Standing;
 
 use crate::body::DecisionBody;
@@ -21,19 +21,105 @@ pub const MAX_COST: u64 = 1_000_000;
 /// The most policies one request may name.
 pub const MAX_POLICIES: usize = 16;
 
-/// The request: `{"policy": "api", "key": "user-42", "cost": 1}`, or
-/// `"policies": [...]` instead of `"policy"`.
+/// The body as JSON: `{"policy": "api", "key": "user-42", "cost": 1}`, or
+/// `"policies": [...]` instead of `"policy"`. Only [`CheckRequest::decode`]
+/// reads it, so every check of its fields is made in one place. A field
+/// may be left out, but `null` is refused (`present`): the document has
+/// no nullable field, and schemathesis found `"cost": null` read as 1.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckRequest<'a> {
-    #[serde(borrow, default)]
-    policy: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    policies: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, default)]
-    key: Option<Cow<'a, str>>,
-    #[serde(default)]
+struct Wire<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    policy: Option<Text<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    policies: Option<Vec<Text<'a>>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    key: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "present")]
     cost: Option<u64>,
+}
+
+/// A JSON string, borrowed from the body unless escapes made it differ.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A field that is there: its value, never `null` (see [`Wire`]).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A `POST /v1/check` body, decoded and checked: what the handler asks
+/// the [`DecisionService`]. Strings borrow from the body unless JSON
+/// escapes made them differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckRequest<'a> {
+    /// The policies to decide on: 1 to [`MAX_POLICIES`] names, none empty
+    /// (names that no policy has are the service's to refuse).
+    pub policies: Vec<Cow<'a, str>>,
+    /// Whether the body listed them under `"policies"`: the answer then
+    /// has every policy's decision under `results`.
+    pub multi: bool,
+    /// The key to charge, as sent (its length is the service's to check).
+    pub key: Cow<'a, str>,
+    /// The units to charge: 1 to [`MAX_COST`].
+    pub cost: u64,
+}
+
+impl<'a> CheckRequest<'a> {
+    /// Decodes a request body; every failure is a 400 whose message
+    /// repeats at most a bounded prefix of the body (see [`echo`]).
+    ///
+    /// ```
+    /// use sluice_server::http::check::CheckRequest;
+    ///
+    /// let request = CheckRequest::decode(br#"{"policy": "api", "key": "u\u0000"}"#).unwrap();
+    /// assert_eq!((&*request.policies[0], &*request.key, request.cost), ("api", "u\0", 1));
+    /// let error = CheckRequest::decode(br#"{"policy": "api"}"#).unwrap_err();
+    /// assert_eq!(error.message(), "missing \"key\"");
+    /// ```
+    pub fn decode(body: &'a [u8]) -> Result<CheckRequest<'a>, ApiError> {
+        let wire: Wire<'a> = serde_json::from_slice(body).map_err(json_error)?;
+        let key = (wire.key.map(|Text(key)| key))
+            .ok_or_else(|| ApiError::bad_request("missing \"key\""))?;
+        let cost = wire.cost.unwrap_or(1);
+        if !(1..=MAX_COST).contains(&cost) {
+            return Err(ApiError::bad_request(format!(
+                "\"cost\" must be an integer from 1 to {MAX_COST}, got {cost}"
+            )));
+        }
+        let (policies, multi) = match (wire.policy, wire.policies) {
+            (Some(Text(policy)), None) => (vec![policy], false),
+            (None, Some(policies)) if (1..=MAX_POLICIES).contains(&policies.len()) => {
+                (policies.into_iter().map(|Text(name)| name).collect(), true)
+            }
+            (None, Some(policies)) => {
+                return Err(ApiError::bad_request(format!(
+                    "\"policies\" must name 1 to {MAX_POLICIES} policies, got {}",
+                    policies.len()
+                )));
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "give \"policy\" or \"policies\", not both",
+                ));
+            }
+            (None, None) => return Err(ApiError::bad_request("missing \"policy\"")),
+        };
+        if policies.iter().any(|name| name.is_empty()) {
+            return Err(ApiError::bad_request("\"policy\" must not be empty"));
+        }
+        Ok(CheckRequest {
+            policies,
+            multi,
+            key,
+            cost,
+        })
+    }
 }
 
 /// The answer to a multi-policy check: the most restrictive policy's
@@ -57,38 +143,9 @@ pub async fn check(
         ),
         status => ApiError::new(status, rejection.body_text()),
     })?;
-    let request: CheckRequest<'_> = serde_json::from_slice(&body).map_err(json_error)?;
-    let key = request
-        .key
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("missing \"key\""))?;
-    let cost = request.cost.unwrap_or(1);
-    if !(1..=MAX_COST).contains(&cost) {
-        return Err(ApiError::bad_request(format!(
-            "\"cost\" must be an integer from 1 to {MAX_COST}, got {cost}"
-        )));
-    }
-    let names: Vec<&str> = match (request.policy.as_deref(), request.policies.as_deref()) {
-        (Some(policy), None) => vec![policy],
-        (None, Some(policies)) if (1..=MAX_POLICIES).contains(&policies.len()) => {
-            policies.iter().map(AsRef::as_ref).collect()
-        }
-        (None, Some(policies)) => {
-            return Err(ApiError::bad_request(format!(
-                "\"policies\" must name 1 to {MAX_POLICIES} policies, got {}",
-                policies.len()
-            )));
-        }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give \"policy\" or \"policies\", not both",
-            ));
-        }
-        (None, None) => return Err(ApiError::bad_request("missing \"policy\"")),
-    };
-    if names.contains(&"") {
-        return Err(ApiError::bad_request("\"policy\" must not be empty"));
-    }
+    let request = CheckRequest::decode(&body)?;
+    let names: Vec<&str> = request.policies.iter().map(AsRef::as_ref).collect();
+    let (key, cost) = (&*request.key, request.cost);
     tracing::debug!(policies = ?names, key, cost, "deciding");
     let snapshot = service.snapshot();
     let answer = snapshot.check(&names, key, cost).await?;
@@ -102,9 +159,10 @@ pub async fn check(
         .map(|v| DecisionBody::of(v, key))
         .collect();
     let top = results[answer.deciding()];
-    Ok(match request.policies {
-        None => decision_response(status, &standings, &top),
-        Some(_) => decision_response(status, &standings, &MultiBody { top, results }),
+    Ok(if request.multi {
+        decision_response(status, &standings, &MultiBody { top, results })
+    } else {
+        decision_response(status, &standings, &top)
     })
 }
 
@@ -119,4 +177,47 @@ fn json_error(e: serde_json::Error) -> ApiError {
         None => (message.as_str(), ""),
     };
     ApiError::bad_request(format!("invalid JSON body: {}{position}", echo(message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(body: &str) -> String {
+        match CheckRequest::decode(body.as_bytes()) {
+            Ok(request) => panic!("{body} accepted as {request:?}"),
+            Err(e) => {
+                assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body}");
+                e.message().to_owned()
+            }
+        }
+    }
+
+    /// Issue 12 (found by schemathesis): `"cost": null` was read as a
+    /// cost of 1, and a `null` name as no name; the document has no
+    /// nullable field, so each is refused.
+    #[test]
+    fn issue_12_null_fields_are_refused() {
+        for body in [
+            r#"{"policy": "api", "key": "k", "cost": null}"#,
+            r#"{"policy": null, "policies": ["api"], "key": "k"}"#,
+            r#"{"policies": null, "policy": "api", "key": "k"}"#,
+            r#"{"policy": "api", "key": null}"#,
+        ] {
+            let message = refused(body);
+            assert!(message.contains("invalid type: null"), "{body}: {message}");
+        }
+        assert!(refused(r#"{"policies": ["api", null], "key": "k"}"#).contains("null"));
+    }
+
+    #[test]
+    fn names_and_keys_borrow_from_the_body_unless_escaped() {
+        let plain = CheckRequest::decode(br#"{"policies": ["a", "b"], "key": "k"}"#).unwrap();
+        assert!(matches!(plain.key, Cow::Borrowed("k")));
+        assert!(matches!(plain.policies[1], Cow::Borrowed("b")));
+        assert!(plain.multi);
+        let escaped = CheckRequest::decode(br#"{"policy": "a", "key": "\u007b"}"#).unwrap();
+        assert_eq!(escaped.key, "{");
+        assert!(!escaped.multi);
+    }
 }

@@ -10,7 +10,7 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()`), or a plain
 //! [`SocketAddr`], which a hyper or tonic server inserts itself.
 
-mod forwarded;
+pub(crate) mod forwarded;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
