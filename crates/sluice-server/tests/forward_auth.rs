@@ -178,8 +178,8 @@ async fn bad_questions_get_clear_errors() {
     let app = app();
     for (query, status, says) in [
         ("?policy=nope", 404, "unknown policy \"nope\""),
-        ("?deny_status=200", 400, "deny_status must be a 4xx status"),
-        ("?deny_status=abc", 400, "deny_status must be a 4xx status"),
+        ("?deny_status=200", 400, "deny_status must be 429 or 403"),
+        ("?deny_status=abc", 400, "deny_status must be 429 or 403"),
         ("?polcy=login", 400, "unknown field `polcy`"),
     ] {
         let a = ask(&app, Method::GET, query, GATEWAY, &[]).await;

@@ -51,12 +51,17 @@ const CLIENT_HEADERS: [(&str, ProxyHeader); 3] = [
 ];
 
 /// What a denial status must be, for the errors that refuse one.
-pub const DENY_STATUS_EXPECTED: &str = "must be a 4xx status such as 429 or 403";
+pub const DENY_STATUS_EXPECTED: &str = "must be 429 or 403";
 
-/// A denial status as a request or the file gives it: a 4xx code.
+/// A denial status as a request or the file gives it: 429 (Caddy,
+/// Traefik) or 403 (nginx's `auth_request`, which passes on only 401 and
+/// 403; a 401 would ask the client for credentials).
 pub fn deny_status(text: &str) -> Option<StatusCode> {
-    let status = StatusCode::from_u16(text.parse().ok()?).ok()?;
-    status.is_client_error().then_some(status)
+    match text {
+        "429" => Some(StatusCode::TOO_MANY_REQUESTS),
+        "403" => Some(StatusCode::FORBIDDEN),
+        _ => None,
+    }
 }
 
 /// Reads the `forward_auth` mapping at `node` into `settings`; invalid
@@ -72,7 +77,7 @@ pub(super) fn forward_auth(w: &mut Walker<'_>, node: &Node, settings: &mut Forwa
     }
     if let Some(node) = map.get_node("deny_status") {
         let path = join("forward_auth", "deny_status");
-        if let Some(s) = w.scalar(node, &path, "a 4xx status") {
+        if let Some(s) = w.scalar(node, &path, "429 or 403") {
             match deny_status(s.as_str()) {
                 Some(status) => settings.deny_status = status,
                 None => {

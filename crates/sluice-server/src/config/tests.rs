@@ -645,7 +645,7 @@ policies:
     assert_eq!(
         errors(text),
         [
-            "sluice.yaml:3: forward_auth.deny_status: must be a 4xx status such as 429 or 403, got \"200\"",
+            "sluice.yaml:3: forward_auth.deny_status: must be 429 or 403, got \"200\"",
             "sluice.yaml:4: forward_auth.client_header: must be one of x_forwarded_for, forwarded, x_real_ip, got \"x-forwarded-for\"",
             "sluice.yaml:1: trusted_proxies[0]: must be a network such as 10.0.0.0/8 or an address, got \"10.0.0.0/33\"",
             "sluice.yaml:1: trusted_proxies[1]: must be a network such as 10.0.0.0/8 or an address, got \"nowhere\"",
