@@ -173,6 +173,43 @@ async fn every_route_answers_as_openapi_json_says() {
             with_token(case("DELETE", "/v1/limits/api/a", None, 503), "t"),
         ),
         (&admin, case("GET", "/v1/policies", None, 200)),
+        // Issue 13: forward-auth keys by the peer (127.0.0.1, no trusted
+        // proxy); `api` allows 2 an hour.
+        (
+            &admin,
+            case("GET", "/v1/forward-auth?policy=api", None, 200),
+        ),
+        (
+            &admin,
+            case("GET", "/v1/forward-auth?policy=api", None, 200),
+        ),
+        (
+            &admin,
+            case("GET", "/v1/forward-auth?policy=api", None, 429),
+        ),
+        (
+            &admin,
+            case(
+                "GET",
+                "/v1/forward-auth?policy=api&deny_status=403",
+                None,
+                403,
+            ),
+        ),
+        (
+            &admin,
+            case(
+                "GET",
+                "/v1/forward-auth?policy=api&deny_status=200",
+                None,
+                400,
+            ),
+        ),
+        (
+            &admin,
+            case("GET", "/v1/forward-auth?policy=nope", None, 404),
+        ),
+        (&down, case("GET", "/v1/forward-auth?policy=api", None, 503)),
         (&admin, case("GET", "/healthz", None, 200)),
         (&admin, case("GET", "/readyz", None, 200)),
         (&down, case("GET", "/readyz", None, 503)),
@@ -700,6 +737,8 @@ fn operations(item: &Value) -> impl Iterator<Item = (&String, &Value)> {
 
 /// The operation `method path` names, and its path template.
 fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+    // The query string is no part of the path's template.
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
     let segments: Vec<&str> = path.split('/').collect();
     doc["paths"]
         .as_object()?

@@ -44,6 +44,8 @@
 //!   creation and failover.
 //! - `sentinel`: [`RedisSentinel`], a master, a replica and Sentinels.
 //! - `tls`: [`TlsRedisServer`] and the [`Certificates`] it uses.
+//! - `gateway`: [`Gateway`], a real nginx or Caddy in front of an upstream,
+//!   asking Sluice (for the forward-auth tests).
 //! - [`corpus`]: the fuzz targets' kept corpus (`fuzz/corpus/`), replayed
 //!   through their checks by a normal test.
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
@@ -60,12 +62,14 @@
 
 mod cluster;
 pub mod corpus;
+mod gateway;
 mod process;
 mod sentinel;
 mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use gateway::{Gateway, GatewayKind};
 pub use sentinel::RedisSentinel;
 pub use server::RedisServer;
 pub use tls::{Certificates, TlsRedisServer};

@@ -22,7 +22,8 @@ pub const UNTRUSTED_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
 pub const SPOOFED: IpAddr = IpAddr::V4(Ipv4Addr::new(6, 6, 6, 6));
 
 /// The input: its first byte says which header the proxies append to (bit
-/// 0: `Forwarded` when set, else `X-Forwarded-For`) and whether the peer
+/// 0: `Forwarded` when set, else `X-Forwarded-For`; bit 2, over both:
+/// `X-Real-IP`, which the proxies set) and whether the peer
 /// is [`TRUSTED_PEER`] (bit 1) or [`UNTRUSTED_PEER`]; the rest, split at
 /// each `\n`, are that header's field lines (those `http` refuses as a
 /// header value are dropped, as hyper would refuse them).
@@ -32,7 +33,8 @@ pub const SPOOFED: IpAddr = IpAddr::V4(Ipv4Addr::new(6, 6, 6, 6));
 /// scan, independent of the parser, finds it); what a client writes left
 /// of the chain (a field line [`SPOOFED`] before the others) changes
 /// nothing once an untrusted client was found, and otherwise (every entry
-/// trusted) can only make the spoofed address the client, never another;
+/// trusted) can only make the spoofed address the client, never another
+/// (not for `X-Real-IP`, which the proxy replaces: no client line reaches it);
 /// the same lines also sent in the other header, which the proxies do not
 /// write, change nothing.
 pub fn forwarded(data: &[u8]) {
@@ -40,7 +42,10 @@ pub fn forwarded(data: &[u8]) {
         return;
     };
     let xff = HeaderName::from_static("x-forwarded-for");
-    let (which, name, other) = if flags & 1 == 1 {
+    let (which, name, other) = if flags & 4 == 4 {
+        let real_ip = HeaderName::from_static("x-real-ip");
+        (ProxyHeader::XRealIp, real_ip, xff)
+    } else if flags & 1 == 1 {
         (ProxyHeader::Forwarded, http::header::FORWARDED, xff)
     } else {
         (ProxyHeader::XForwardedFor, xff, http::header::FORWARDED)
@@ -71,19 +76,22 @@ pub fn forwarded(data: &[u8]) {
         "{client} is neither the peer nor written in {lines:?}"
     );
     let spoof = match which {
-        ProxyHeader::Forwarded => HeaderValue::from_static("for=6.6.6.6"),
-        ProxyHeader::XForwardedFor => HeaderValue::from_static("6.6.6.6"),
+        ProxyHeader::Forwarded => Some(HeaderValue::from_static("for=6.6.6.6")),
+        ProxyHeader::XForwardedFor => Some(HeaderValue::from_static("6.6.6.6")),
+        _ => None,
     };
-    let mut spoofed = HeaderMap::new();
-    for line in std::iter::once(&spoof).chain(&lines) {
-        spoofed.append(name.clone(), line.clone());
+    if let Some(spoof) = spoof {
+        let mut spoofed = HeaderMap::new();
+        for line in std::iter::once(&spoof).chain(&lines) {
+            spoofed.append(name.clone(), line.clone());
+        }
+        let after = client_ip(peer, &spoofed, &trusted, which);
+        let is_trusted = trusted.iter().any(|net| net.contains(&client));
+        assert!(
+            after == client || (is_trusted && after == SPOOFED),
+            "a spoofed first entry moved the client from {client} to {after} in {lines:?}"
+        );
     }
-    let after = client_ip(peer, &spoofed, &trusted, which);
-    let is_trusted = trusted.iter().any(|net| net.contains(&client));
-    assert!(
-        after == client || (is_trusted && after == SPOOFED),
-        "a spoofed first entry moved the client from {client} to {after} in {lines:?}"
-    );
     for line in &lines {
         headers.append(other.clone(), line.clone());
     }

@@ -12,11 +12,13 @@
 //! - `store`: the store URL, with passwords hidden when shown.
 //! - `server`: `server`, the HTTP listener's bounds and drain deadline.
 //! - `memory`: `memory`, the bound on the keys kept in process memory.
+//! - `forward_auth`: `forward_auth` and `trusted_proxies`, for `/v1/forward-auth`.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
 pub mod envoy;
 mod error;
+mod forward_auth;
 mod memory;
 mod schema;
 mod server;
@@ -30,6 +32,7 @@ use std::time::Duration;
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
+pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthSettings, deny_status};
 pub use memory::MemorySettings;
 pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;
@@ -54,6 +57,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The bound on the keys kept in process memory.
     pub memory: MemorySettings,
+    /// How `/v1/forward-auth` answers, and whose client addresses it believes.
+    pub forward_auth: ForwardAuthSettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -76,6 +81,7 @@ impl Config {
             redis: RedisOptions::default(),
             server: ServerSettings::default(),
             memory: MemorySettings::default(),
+            forward_auth: ForwardAuthSettings::default(),
             source: None,
         }
     }
@@ -136,6 +142,7 @@ impl Config {
             redis: file.redis,
             server: file.server,
             memory: file.memory,
+            forward_auth: file.forward_auth,
             source: Some(path.to_owned()),
         })
     }

@@ -16,6 +16,7 @@ use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
 use super::error::ConfigErrors;
+use super::forward_auth::{ForwardAuthSettings, forward_auth, trusted_proxies};
 use super::memory::{MemorySettings, memory};
 use super::server::{ServerSettings, server};
 use super::store::StoreSpec;
@@ -35,6 +36,9 @@ pub struct FileConfig {
     pub server: ServerSettings,
     /// The `memory` field: the bound on the keys kept in process memory.
     pub memory: MemorySettings,
+    /// The `forward_auth` and `trusted_proxies` fields: how
+    /// `/v1/forward-auth` answers and whose client addresses it believes.
+    pub forward_auth: ForwardAuthSettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -46,6 +50,8 @@ const TOP_FIELDS: &[&str] = &[
     "policies",
     "server",
     "memory",
+    "forward_auth",
+    "trusted_proxies",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -139,6 +145,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         redis: RedisOptions::default(),
         server: ServerSettings::default(),
         memory: MemorySettings::default(),
+        forward_auth: ForwardAuthSettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -159,6 +166,12 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("memory") {
         config.memory = memory(w, node);
+    }
+    if let Some(node) = map.get_node("forward_auth") {
+        forward_auth(w, node, &mut config.forward_auth);
+    }
+    if let Some(node) = map.get_node("trusted_proxies") {
+        config.forward_auth.trusted_proxies = trusted_proxies(w, node);
     }
     // Invalid top-level values are reported; the policies then start from
     // the built-in defaults so that their own errors are listed too.
@@ -195,10 +208,31 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
                         config.policies.push(p);
                     }
                 }
+                forward_auth_policy_exists(w, map, policies);
             }
         },
     }
     config
+}
+
+/// Reports a `forward_auth.policy` that names none of `policies`.
+fn forward_auth_policy_exists(
+    w: &mut Walker<'_>,
+    map: &MarkedMappingNode,
+    policies: &MarkedMappingNode,
+) {
+    let named = (map.get_node("forward_auth"))
+        .and_then(Node::as_mapping)
+        .and_then(|fa| fa.get_node("policy"))
+        .and_then(Node::as_scalar);
+    let Some(named) = named else {
+        return;
+    };
+    let names: Vec<&str> = policies.keys().map(|k| k.as_str()).collect();
+    if !names.contains(&named.as_str()) {
+        let message = format!("no such policy; the policies are: {}", names.join(", "));
+        w.error(named.span(), "forward_auth.policy", message);
+    }
 }
 
 fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {

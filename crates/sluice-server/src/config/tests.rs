@@ -614,6 +614,46 @@ policies:
     );
 }
 
+#[test]
+fn i13_forward_auth_and_trusted_proxies_are_read_and_checked() {
+    let text = "\
+trusted_proxies: [10.0.0.0/8, 127.0.0.1, '::1']
+forward_auth:
+  policy: api
+  deny_status: 403
+  client_header: x_real_ip
+policies:
+  api: {limit: 1, period: 1s}
+";
+    let fa = parse(text, "sluice.yaml").unwrap().forward_auth;
+    assert_eq!(fa.policy, "api");
+    assert_eq!(fa.deny_status.as_u16(), 403);
+    assert_eq!(fa.client_header, sluice_tower::ProxyHeader::XRealIp);
+    let nets: Vec<String> = fa.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert_eq!(defaults.forward_auth, ForwardAuthSettings::default());
+    let text = "\
+trusted_proxies: [10.0.0.0/33, nowhere]
+forward_auth:
+  deny_status: 200
+  client_header: x-forwarded-for
+  policy: missing
+policies:
+  api: {limit: 1, period: 1s}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:3: forward_auth.deny_status: must be 429 or 403, got \"200\"",
+            "sluice.yaml:4: forward_auth.client_header: must be one of x_forwarded_for, forwarded, x_real_ip, got \"x-forwarded-for\"",
+            "sluice.yaml:1: trusted_proxies[0]: must be a network such as 10.0.0.0/8 or an address, got \"10.0.0.0/33\"",
+            "sluice.yaml:1: trusted_proxies[1]: must be a network such as 10.0.0.0/8 or an address, got \"nowhere\"",
+            "sluice.yaml:5: forward_auth.policy: no such policy; the policies are: api",
+        ]
+    );
+}
+
 /// Issue 12 (the config fuzz target's first find, in its corpus as
 /// `found-cr-line-ends`): YAML breaks lines at a lone `\r` too (old Mac
 /// line ends), so an error's line counts them, as does `\r\n` once.

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod error;
+pub mod forward_auth;
 pub mod health;
 pub mod intake;
 pub mod limits;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use serde::Serialize;
 use sluice_tower::headers::{self, Standing};
@@ -45,6 +46,7 @@ pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
             get(limits::peek).delete(limits::reset),
         )
         .route("/v1/policies", get(policies::list))
+        .route("/v1/forward-auth", any(forward_auth::forward_auth))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics))

@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -26,6 +29,7 @@ use sluice::Limiter;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use crate::config::{Config, Flags, ServerSettings};
 use crate::service::DecisionService;
@@ -101,9 +105,9 @@ async fn serve_http(
             },
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: wait rather than spin.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -116,7 +120,14 @@ async fn serve_http(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // Every request knows its peer: forward-auth keys by it.
+        let app = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let service = TowerToHyperService::new(app);
         let io = TokioIo::new(SendTimeout::new(tcp, settings.send_timeout));
         let connection = connections.watch(http.serve_connection(io, service));
         tasks.spawn(async move {
@@ -199,6 +210,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
     let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
+    service.set_forward_auth(config.forward_auth);
     tracing::info!(
         %address,
         store = %config.store,

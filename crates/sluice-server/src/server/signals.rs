@@ -90,6 +90,7 @@ pub fn reload_on_hangup(
                     }
                     let policies = policy_names(&config);
                     service.replace_policies(config.policies);
+                    service.set_forward_auth(config.forward_auth);
                     service.metrics().reload(true);
                     tracing::info!(%policies, "SIGHUP: configuration reloaded");
                 }

@@ -38,6 +38,7 @@ use sluice::{BoxStore, Error, Limiter, MemoryStore, Policy, Store, StoreError, V
 
 pub use admin::{AdminToken, EmptyToken, trim_secret};
 
+use crate::config::ForwardAuthSettings;
 use crate::stores::StoreHandles;
 
 use crate::metrics::{Metrics, Outcome, PolicyMetrics};
@@ -58,6 +59,8 @@ struct Shared {
     health: Option<Health>,
     /// The store that keeps keys in this process, if any.
     memory: Option<Arc<MemoryStore>>,
+    /// How `/v1/forward-auth` answers; replaced by a reload.
+    forward_auth: ArcSwap<ForwardAuthSettings>,
 }
 
 /// One version of the policies: the limiter and, for each of its policies
@@ -124,6 +127,7 @@ impl DecisionService {
                 admin_token: admin_token.and_then(|t| AdminToken::new(&t).ok()),
                 health,
                 memory,
+                forward_auth: ArcSwap::from_pointee(ForwardAuthSettings::default()),
             }),
         }
     }
@@ -143,6 +147,17 @@ impl DecisionService {
         if let Some(health) = &self.shared.health {
             health.clear_deny_cache();
         }
+    }
+
+    /// How `/v1/forward-auth` answers now.
+    pub fn forward_auth(&self) -> Arc<ForwardAuthSettings> {
+        self.shared.forward_auth.load_full()
+    }
+
+    /// Puts `settings` in force for `/v1/forward-auth` (at start, and at
+    /// each reload).
+    pub fn set_forward_auth(&self, settings: ForwardAuthSettings) {
+        self.shared.forward_auth.store(Arc::new(settings));
     }
 
     /// The resilient store stack's report, when the store has one.

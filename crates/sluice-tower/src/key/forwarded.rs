@@ -29,6 +29,8 @@ use ipnet::IpNet;
 
 /// `X-Forwarded-For`, which `http` has no constant for.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+/// `X-Real-IP`, which `http` has no constant for.
+const X_REAL_IP: &str = "x-real-ip";
 
 /// Reads the address in one list element of a proxy header.
 type ParseElement = fn(&[u8]) -> Option<IpAddr>;
@@ -47,6 +49,11 @@ pub enum ProxyHeader {
     /// `X-Forwarded-For`: nginx's `$proxy_add_x_forwarded_for`, HAProxy's
     /// `option forwardfor`, most load balancers.
     XForwardedFor,
+    /// `X-Real-IP`: one address, which the proxy sets (replacing what the
+    /// client sent) to the address it received the request from, as
+    /// nginx's `proxy_set_header X-Real-IP $remote_addr;` does. Believed
+    /// from a trusted peer only, and as it is: there is no chain to walk.
+    XRealIp,
 }
 
 /// The client's address for a request from `peer`: the peer itself unless
@@ -65,6 +72,15 @@ pub(crate) fn client_ip(
     let (name, parse): (&str, ParseElement) = match which {
         ProxyHeader::Forwarded => (FORWARDED.as_str(), forwarded_for),
         ProxyHeader::XForwardedFor => (X_FORWARDED_FOR, x_forwarded_for),
+        ProxyHeader::XRealIp => {
+            // One field line, one address; anything else is not what the
+            // proxy set, and the peer is the key.
+            let mut lines = headers.get_all(X_REAL_IP).iter();
+            return match (lines.next(), lines.next()) {
+                (Some(line), None) => x_forwarded_for(line.as_bytes()).unwrap_or(peer),
+                _ => peer,
+            };
+        }
     };
     // Field lines in order, then elements in order, together one list
     // (RFC 9110 §5.3); walked from the end.
@@ -259,9 +275,14 @@ mod tests {
         let h = headers(&[
             ("x-forwarded-for", b"203.0.113.9"),
             ("forwarded", b"for=203.0.113.9"),
+            ("x-real-ip", b"203.0.113.9"),
         ]);
         let peer = ip("198.51.100.7");
-        for which in [ProxyHeader::Forwarded, ProxyHeader::XForwardedFor] {
+        for which in [
+            ProxyHeader::Forwarded,
+            ProxyHeader::XForwardedFor,
+            ProxyHeader::XRealIp,
+        ] {
             assert_eq!(
                 client_ip(peer, &h, &nets(&["10.0.0.0/8"]), which),
                 peer,
@@ -378,6 +399,25 @@ mod tests {
             client_by(ProxyHeader::Forwarded, &request),
             ip("203.0.113.9")
         );
+    }
+
+    /// `X-Real-IP` holds the one address the trusted proxy set; anything
+    /// else (absent, garbage, a list, two lines) keys by the peer.
+    #[test]
+    fn x_real_ip_is_one_address_set_by_the_proxy() {
+        let by = |pairs: &[(&'static str, &[u8])]| client_by(ProxyHeader::XRealIp, pairs);
+        assert_eq!(by(&[("x-real-ip", b"203.0.113.9")]), ip("203.0.113.9"));
+        assert_eq!(by(&[("x-real-ip", b" 2001:db8::1 ")]), ip("2001:db8::1"));
+        // The proxy's own header is read, never the others.
+        assert_eq!(by(&[("x-forwarded-for", b"203.0.113.9")]), ip("10.0.0.1"));
+        for bad in [&b"unknown"[..], b"203.0.113.9, 198.51.100.7", b""] {
+            assert_eq!(by(&[("x-real-ip", bad)]), ip("10.0.0.1"), "{bad:?}");
+        }
+        let two = [
+            ("x-real-ip", &b"203.0.113.9"[..]),
+            ("x-real-ip", b"198.51.100.7"),
+        ];
+        assert_eq!(by(&two), ip("10.0.0.1"));
     }
 
     #[test]
