@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use common::app::{App, START_US, quota};
+use common::app::{App, quota};
 use serde_json::json;
-use sluice::{Algorithm, FakeClock, MAX_KEY_LEN, Policy, RedisOptions, RedisStore};
+use sluice::{Algorithm, MAX_KEY_LEN, Policy};
 use sluice_testkit::{RedisCluster, RedisServer};
 
 /// One unit an hour: a key's first check is admitted and its second
@@ -250,20 +250,6 @@ async fn escapes_and_what_cannot_be_a_key(app: &App) {
     }
 }
 
-/// The API over the Redis at `url` on a fake clock, admin token `t`.
-async fn on_redis(url: &str, kind: &'static str) -> App {
-    let options = RedisOptions::default().with_timeout(Duration::from_secs(5));
-    let clock = FakeClock::new(START_US);
-    let store = RedisStore::connect_with(url, options).await.unwrap();
-    App::over(
-        store.with_clock(clock.clone()),
-        kind,
-        clock,
-        policies(),
-        Some("t"),
-    )
-}
-
 #[tokio::test]
 async fn issue_12_every_key_is_its_own_counter_on_memory() {
     let app = App::memory(policies(), Some("t"));
@@ -274,7 +260,7 @@ async fn issue_12_every_key_is_its_own_counter_on_memory() {
 #[tokio::test]
 async fn issue_12_every_key_is_its_own_counter_on_redis() {
     let redis = RedisServer::start();
-    let app = on_redis(&redis.url(), "redis").await;
+    let app = App::redis(&redis.url(), "redis", policies()).await;
     every_key_is_its_own_counter(&app).await;
     escapes_and_what_cannot_be_a_key(&app).await;
 }
@@ -282,7 +268,7 @@ async fn issue_12_every_key_is_its_own_counter_on_redis() {
 #[tokio::test]
 async fn issue_12_every_key_is_its_own_counter_on_a_redis_cluster() {
     let cluster = RedisCluster::start();
-    let app = on_redis(&cluster.url(), "redis_cluster").await;
+    let app = App::redis(&cluster.url(), "redis_cluster", policies()).await;
     every_key_is_its_own_counter(&app).await;
     escapes_and_what_cannot_be_a_key(&app).await;
 }

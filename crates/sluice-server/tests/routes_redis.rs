@@ -8,37 +8,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::app::{App, START_US, assert_metrics, quota};
+use common::app::{App, assert_metrics, quota};
 use common::scenarios::{the_hour_spends_nothing_when_the_second_denies, two_limits};
 use serde_json::json;
-use sluice::{Algorithm, FakeClock, Policy, RedisOptions, RedisStore};
+use sluice::{Algorithm, Policy};
 use sluice_testkit::{RedisCluster, RedisServer};
-
-/// The API over the Redis at `url`, of kind `kind`, on a fake clock.
-async fn app_on(url: &str, kind: &'static str, policies: Vec<Policy>) -> App {
-    let options = RedisOptions::default().with_timeout(Duration::from_millis(500));
-    let clock = FakeClock::new(START_US);
-    let store = RedisStore::connect_with(url, options).await.unwrap();
-    App::over(
-        store.with_clock(clock.clone()),
-        kind,
-        clock,
-        policies,
-        Some("t"),
-    )
-}
 
 #[tokio::test]
 async fn on_redis_the_hour_spends_nothing_when_the_second_denies() {
     let redis = RedisServer::start();
-    let app = app_on(&redis.url(), "redis", vec![two_limits()]).await;
+    let app = App::redis(&redis.url(), "redis", vec![two_limits()]).await;
     the_hour_spends_nothing_when_the_second_denies(&app).await;
 }
 
 #[tokio::test]
 async fn on_a_redis_cluster_the_hour_spends_nothing_when_the_second_denies() {
     let cluster = RedisCluster::start();
-    let app = app_on(&cluster.url(), "redis_cluster", vec![two_limits()]).await;
+    let app = App::redis(&cluster.url(), "redis_cluster", vec![two_limits()]).await;
     the_hour_spends_nothing_when_the_second_denies(&app).await;
     assert_eq!(app.get("/readyz").await.json["store"], "redis_cluster");
 }
@@ -58,7 +44,7 @@ async fn a_failing_store_answers_503_and_is_counted() {
         )
         .unwrap(),
     ];
-    let app = app_on(&redis.url(), "redis", policies).await;
+    let app = App::redis(&redis.url(), "redis", policies).await;
     let a = app.get("/readyz").await;
     assert_eq!(
         (a.status, a.json.clone()),

@@ -7,7 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use serde_json::Value;
-use sluice::{Algorithm, BoxStore, FakeClock, Limiter, MemoryStore, Policy, Quota, Store};
+use sluice::{
+    Algorithm, BoxStore, FakeClock, Limiter, MemoryStore, Policy, Quota, RedisOptions, RedisStore,
+    Store,
+};
 use sluice_server::service::DecisionService;
 use tower::ServiceExt;
 
@@ -40,6 +43,22 @@ impl App {
         let clock = FakeClock::new(START_US);
         let store = MemoryStore::with_clock(clock.clone());
         App::over(store, "memory", clock, policies, admin_token)
+    }
+
+    /// The API over the Redis (or Cluster) at `url`, of kind `kind`, on a
+    /// fresh [`FakeClock`] at [`START_US`], deciding `policies`, with the
+    /// admin token `t`; a call may take up to 5 s (a busy CI machine).
+    pub async fn redis(url: &str, kind: &'static str, policies: Vec<Policy>) -> App {
+        let options = RedisOptions::default().with_timeout(Duration::from_secs(5));
+        let clock = FakeClock::new(START_US);
+        let store = RedisStore::connect_with(url, options).await.unwrap();
+        App::over(
+            store.with_clock(clock.clone()),
+            kind,
+            clock,
+            policies,
+            Some("t"),
+        )
     }
 
     /// The API over `store` (of kind `kind`, the metrics label), whose
