@@ -188,3 +188,58 @@ async fn bad_questions_get_clear_errors() {
         assert!(error.contains(says), "{query}: {error}");
     }
 }
+
+/// The gateway passes on the original request's path and method
+/// (`X-Forwarded-Uri` from Caddy and Traefik, `X-Original-URI` as the nginx
+/// example sets it, `X-Forwarded-Method`); `forward_auth.routes` chooses
+/// the policy by them, from a trusted proxy only.
+#[tokio::test]
+async fn routes_choose_the_policy_by_the_original_path_and_method() {
+    let app = app();
+    let mut settings = (*app.service.forward_auth()).clone();
+    let text = "\
+forward_auth:
+  routes:
+    - {path: /login, methods: [POST], policy: login}
+policies:
+  default: {limit: 2, period: 60s}
+  login: {limit: 1, period: 60s}
+";
+    settings.routes = sluice_server::config::parse(text, "sluice.yaml")
+        .unwrap()
+        .forward_auth
+        .routes;
+    app.service.set_forward_auth(settings);
+    let policy = |a: &Answer| a.json["policy"].as_str().unwrap_or_default().to_owned();
+    let login_post = [
+        ("x-forwarded-for", "203.0.113.20"),
+        ("x-forwarded-uri", "/login?next=/"),
+        ("x-forwarded-method", "POST"),
+    ];
+    let a = ask(&app, Method::GET, "", GATEWAY, &login_post).await;
+    assert_eq!(
+        (a.status, policy(&a).as_str()),
+        (200, "login"),
+        "{}",
+        a.text
+    );
+    let a = ask(&app, Method::GET, "", GATEWAY, &login_post).await;
+    assert_eq!((a.status, policy(&a).as_str()), (429, "login"));
+    // nginx's X-Original-URI; another method is another route.
+    let login_get = [
+        ("x-forwarded-for", "203.0.113.20"),
+        ("x-original-uri", "/login"),
+        ("x-forwarded-method", "GET"),
+    ];
+    let a = ask(&app, Method::GET, "", GATEWAY, &login_get).await;
+    assert_eq!((a.status, policy(&a).as_str()), (200, "default"));
+    let original = [("x-original-uri", "/login"), ("x-forwarded-method", "POST")];
+    let a = ask(&app, Method::GET, "", GATEWAY, &original).await;
+    assert_eq!(policy(&a), "login");
+    // From a peer that is no proxy, the headers are the client's: ignored.
+    let a = ask(&app, Method::GET, "", STRANGER, &login_post).await;
+    assert_eq!((a.status, policy(&a).as_str()), (200, "default"));
+    // The query's policy wins over the routes.
+    let a = ask(&app, Method::GET, "?policy=default", GATEWAY, &login_post).await;
+    assert_eq!(policy(&a), "default");
+}

@@ -39,8 +39,11 @@ async fn upstream() -> (SocketAddr, Arc<AtomicU64>) {
 /// gateway's address (127.0.0.1) and reading `client_header`.
 fn sluice(dir: &std::path::Path, client_header: &str) -> (Serve, SocketAddr) {
     let config = format!(
-        "trusted_proxies: [127.0.0.1]\nforward_auth: {{client_header: {client_header}}}\n\
-         policies:\n  default: {{algorithm: fixed_window, limit: {LIMIT}, period: 1h}}\n"
+        "trusted_proxies: [127.0.0.1]\n\
+         forward_auth:\n  client_header: {client_header}\n  \
+         routes: [{{path: /login, methods: [POST], policy: login}}]\n\
+         policies:\n  default: {{algorithm: fixed_window, limit: {LIMIT}, period: 1h}}\n  \
+         login: {{algorithm: fixed_window, limit: 1, period: 1h}}\n"
     );
     let file = common::write(dir, "sluice.yaml", &config);
     let serve = Serve::start(&["--config", file.to_str().unwrap()], &[]);
@@ -57,14 +60,26 @@ fn client_from(from: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// `GET /` through the gateway with `headers`: the status, `Retry-After`
-/// and `RateLimit-Remaining` (empty when absent) and the body.
+/// `GET /orders` through the gateway with `headers`: the status,
+/// `Retry-After` and `RateLimit-Remaining` (empty when absent) and the body.
 async fn get(
     client: &reqwest::Client,
     gateway: &Gateway,
     headers: &[(&str, &str)],
 ) -> (u16, String, String, String) {
-    let mut request = client.get(format!("{}/orders", gateway.url()));
+    send(client, gateway, "GET", "/orders", headers).await
+}
+
+/// `method path` through the gateway with `headers`, as [`get`] answers.
+async fn send(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String, String) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client.request(method, format!("{}{path}", gateway.url()));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -130,8 +145,30 @@ async fn a_gateway_asks_sluice(kind: GatewayKind, site: &str, client_header: &st
         assert_eq!(status, 200, "{kind:?}");
     }
     assert_eq!(get(&bob, &gateway, &[]).await.0, 429, "{kind:?}");
+    // The gateway passes on the original path and method: `POST /login`
+    // falls under its route's policy (1 per hour), `GET /login` does not,
+    // and a client naming another path or method in those headers itself
+    // changes nothing.
+    let carol = client_from("127.0.0.5");
+    let login = |method| send(&carol, &gateway, method, "/login", &[]);
+    assert_eq!(login("POST").await.0, 200, "{kind:?}: {}", gateway.log());
+    assert_eq!(login("POST").await.0, 429, "{kind:?}");
+    assert_eq!(login("GET").await.0, 200, "{kind:?}");
+    let spoof = [
+        ("x-forwarded-uri", "/orders"),
+        ("x-original-uri", "/orders"),
+        ("x-forwarded-method", "GET"),
+    ];
+    let (status, ..) = send(&carol, &gateway, "POST", "/login", &spoof).await;
+    assert_eq!(status, 429, "{kind:?}: the client chose its route");
+    let spoof = [
+        ("x-forwarded-uri", "/login"),
+        ("x-forwarded-method", "POST"),
+    ];
+    let (status, ..) = send(&carol, &gateway, "GET", "/orders", &spoof).await;
+    assert_eq!(status, 200, "{kind:?}: the client chose another's route");
     // The upstream saw exactly the admitted requests.
-    assert_eq!(seen.load(Ordering::SeqCst), 2 * LIMIT, "{kind:?}");
+    assert_eq!(seen.load(Ordering::SeqCst), 2 * LIMIT + 3, "{kind:?}");
 }
 
 #[tokio::test]

@@ -1,12 +1,14 @@
 //! `forward_auth` and `trusted_proxies`: how `/v1/forward-auth` answers a
 //! gateway (nginx's `auth_request`, Caddy's `forward_auth`, Traefik's
-//! `ForwardAuth`) and whose word it takes for the client's address.
+//! `ForwardAuth`), which policy each of the gateway's requests falls under,
+//! and whose word it takes for the client's address.
 
 use axum::http::StatusCode;
 use ipnet::IpNet;
 use marked_yaml::Node;
 use sluice_tower::ProxyHeader;
 
+use super::envoy::matching::wildcard_match;
 use super::yaml::{Walker, index, join};
 
 /// What `/v1/forward-auth` does when the request does not say otherwise.
@@ -27,6 +29,49 @@ pub struct ForwardAuthSettings {
     /// top-level `trusted_proxies`); from any other peer, the peer's own
     /// address is the client's.
     pub trusted_proxies: Vec<IpNet>,
+    /// `routes`: the policies of the requests a trusted proxy describes by
+    /// their path and method, first match first; `policy` for the rest.
+    pub routes: Vec<ForwardAuthRoute>,
+}
+
+/// One entry of `forward_auth.routes`: the requests it applies to, and
+/// their policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForwardAuthRoute {
+    /// The path, where each `*` stands for any run of characters
+    /// (`/api/*/uploads`); matched against the original request's path,
+    /// without its query string.
+    pub path: String,
+    /// The methods, in upper case; empty for every method.
+    pub methods: Vec<String>,
+    /// The policy of the requests it matches.
+    pub policy: String,
+}
+
+impl ForwardAuthRoute {
+    /// Whether the original request, its `path` and `method` as the
+    /// gateway gives them, is one of this route's.
+    fn matches(&self, path: &str, method: Option<&str>) -> bool {
+        let method_fits = self.methods.is_empty()
+            || method.is_some_and(|m| self.methods.iter().any(|r| r.eq_ignore_ascii_case(m)));
+        method_fits && wildcard_match(&self.path, path)
+    }
+}
+
+impl ForwardAuthSettings {
+    /// The policy of the original request whose path (the query string is
+    /// ignored) and method a trusted gateway gave, if it did: the first
+    /// route that matches it, else `policy`.
+    pub fn policy_for(&self, uri: Option<&str>, method: Option<&str>) -> &str {
+        let Some(uri) = uri else {
+            return &self.policy;
+        };
+        let path = uri.split(['?', '#']).next().unwrap_or(uri);
+        (self.routes.iter())
+            .find(|r| r.matches(path, method))
+            .map_or(&self.policy, |r| &r.policy)
+    }
 }
 
 impl Default for ForwardAuthSettings {
@@ -37,11 +82,13 @@ impl Default for ForwardAuthSettings {
             deny_status: StatusCode::TOO_MANY_REQUESTS,
             client_header: ProxyHeader::XForwardedFor,
             trusted_proxies: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
 
-const FIELDS: &[&str] = &["policy", "deny_status", "client_header"];
+const FIELDS: &[&str] = &["policy", "deny_status", "client_header", "routes"];
+const ROUTE_FIELDS: &[&str] = &["path", "methods", "policy"];
 
 /// The `client_header` values and what they name.
 const CLIENT_HEADERS: [(&str, ProxyHeader); 3] = [
@@ -87,6 +134,9 @@ pub(super) fn forward_auth(w: &mut Walker<'_>, node: &Node, settings: &mut Forwa
             }
         }
     }
+    if let Some(node) = map.get_node("routes") {
+        settings.routes = routes(w, node);
+    }
     if let Some(node) = map.get_node("client_header") {
         let path = join("forward_auth", "client_header");
         if let Some(s) = w.scalar(node, &path, "a header") {
@@ -101,6 +151,80 @@ pub(super) fn forward_auth(w: &mut Walker<'_>, node: &Node, settings: &mut Forwa
             }
         }
     }
+}
+
+/// Reads the `forward_auth.routes` list at `node`.
+fn routes(w: &mut Walker<'_>, node: &Node) -> Vec<ForwardAuthRoute> {
+    let path = join("forward_auth", "routes");
+    let Some(list) = w.sequence(node, &path, "a list of routes") else {
+        return Vec::new();
+    };
+    let mut routes = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = index(&path, i);
+        let Some(map) = w.mapping(item, &at, ROUTE_FIELDS) else {
+            continue;
+        };
+        let mut route = ForwardAuthRoute {
+            path: String::new(),
+            methods: Vec::new(),
+            policy: String::new(),
+        };
+        let mut complete = true;
+        match map.get_node("path") {
+            None => {
+                w.error(
+                    item.span(),
+                    &join(&at, "path"),
+                    "missing; a path such as /api/*",
+                );
+                complete = false;
+            }
+            Some(node) => match w.scalar(node, &join(&at, "path"), "a path such as /api/*") {
+                Some(s) if s.as_str().starts_with('/') => route.path = s.as_str().to_owned(),
+                Some(s) => {
+                    let message = format!("must start with /, got {:?}", s.as_str());
+                    w.error(s.span(), &join(&at, "path"), message);
+                    complete = false;
+                }
+                None => complete = false,
+            },
+        }
+        match map.get_node("policy") {
+            None => {
+                w.error(item.span(), &join(&at, "policy"), "missing; a policy name");
+                complete = false;
+            }
+            Some(node) => match w.scalar(node, &join(&at, "policy"), "a policy name") {
+                Some(s) => route.policy = s.as_str().to_owned(),
+                None => complete = false,
+            },
+        }
+        if let Some(node) = map.get_node("methods") {
+            let methods_path = join(&at, "methods");
+            if let Some(list) = w.sequence(node, &methods_path, "a list of methods such as [GET]") {
+                for (j, item) in list.iter().enumerate() {
+                    let method_path = index(&methods_path, j);
+                    let Some(s) = w.scalar(item, &method_path, "a method such as GET") else {
+                        complete = false;
+                        continue;
+                    };
+                    let method = s.as_str();
+                    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        let message = format!("must be a method such as GET, got {method:?}");
+                        w.error(s.span(), &method_path, message);
+                        complete = false;
+                    } else {
+                        route.methods.push(method.to_ascii_uppercase());
+                    }
+                }
+            }
+        }
+        if complete {
+            routes.push(route);
+        }
+    }
+    routes
 }
 
 /// Reads the `trusted_proxies` list at `node`: networks (`10.0.0.0/8`) or

@@ -32,7 +32,7 @@ use std::time::Duration;
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
-pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthSettings, deny_status};
+pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
 pub use memory::MemorySettings;
 pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;

@@ -215,23 +215,39 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     config
 }
 
-/// Reports a `forward_auth.policy` that names none of `policies`.
+/// Reports a `forward_auth.policy`, or a route's `policy`, that names none
+/// of `policies`.
 fn forward_auth_policy_exists(
     w: &mut Walker<'_>,
     map: &MarkedMappingNode,
     policies: &MarkedMappingNode,
 ) {
-    let named = (map.get_node("forward_auth"))
-        .and_then(Node::as_mapping)
-        .and_then(|fa| fa.get_node("policy"))
-        .and_then(Node::as_scalar);
-    let Some(named) = named else {
+    let Some(forward_auth) = map.get_node("forward_auth").and_then(Node::as_mapping) else {
         return;
     };
+    let mut named = Vec::new();
+    if let Some(policy) = forward_auth.get_node("policy").and_then(Node::as_scalar) {
+        named.push((policy, "forward_auth.policy".to_owned()));
+    }
+    let routes = (forward_auth.get_node("routes"))
+        .and_then(Node::as_sequence)
+        .into_iter()
+        .flat_map(|routes| routes.iter().enumerate());
+    for (i, route) in routes {
+        let policy = (route.as_mapping())
+            .and_then(|r| r.get_node("policy"))
+            .and_then(Node::as_scalar);
+        if let Some(policy) = policy {
+            let route = index(&join("forward_auth", "routes"), i);
+            named.push((policy, join(&route, "policy")));
+        }
+    }
     let names: Vec<&str> = policies.keys().map(|k| k.as_str()).collect();
-    if !names.contains(&named.as_str()) {
-        let message = format!("no such policy; the policies are: {}", names.join(", "));
-        w.error(named.span(), "forward_auth.policy", message);
+    for (policy, path) in named {
+        if !names.contains(&policy.as_str()) {
+            let message = format!("no such policy; the policies are: {}", names.join(", "));
+            w.error(policy.span(), &path, message);
+        }
     }
 }
 

@@ -654,6 +654,54 @@ policies:
     );
 }
 
+#[test]
+fn i13_forward_auth_routes_choose_policies_by_path_and_method() {
+    let text = "\
+forward_auth:
+  policy: api
+  routes:
+    - {path: /login, methods: [post], policy: login}
+    - {path: /files/*/raw, policy: downloads}
+policies:
+  api: {limit: 1, period: 1s}
+  login: {limit: 1, period: 1s}
+  downloads: {limit: 1, period: 1s}
+";
+    let fa = parse(text, "sluice.yaml").unwrap().forward_auth;
+    assert_eq!(fa.routes.len(), 2);
+    assert_eq!(fa.routes[0].methods, ["POST"]);
+    for (uri, method, policy) in [
+        (Some("/login"), Some("POST"), "login"),
+        (Some("/login?next=/home"), Some("post"), "login"),
+        (Some("/login"), Some("GET"), "api"),
+        (Some("/login"), None, "api"),
+        (Some("/files/a/b/raw"), Some("GET"), "downloads"),
+        (Some("/files/a/raw/more"), Some("GET"), "api"),
+        (None, Some("POST"), "api"),
+    ] {
+        assert_eq!(fa.policy_for(uri, method), policy, "{uri:?} {method:?}");
+    }
+    let text = "\
+forward_auth:
+  routes:
+    - {path: login, policy: api}
+    - {methods: [GET, 'P O'], policy: nope}
+    - {path: /x, policy: api, limit: 3}
+policies:
+  api: {limit: 1, period: 1s}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:3: forward_auth.routes[0].path: must start with /, got \"login\"",
+            "sluice.yaml:4: forward_auth.routes[1].path: missing; a path such as /api/*",
+            "sluice.yaml:4: forward_auth.routes[1].methods[1]: must be a method such as GET, got \"P O\"",
+            "sluice.yaml:5: forward_auth.routes[2].limit: unknown field; expected one of path, methods, policy",
+            "sluice.yaml:4: forward_auth.routes[1].policy: no such policy; the policies are: api",
+        ]
+    );
+}
+
 /// Issue 12 (the config fuzz target's first find, in its corpus as
 /// `found-cr-line-ends`): YAML breaks lines at a lone `\r` too (old Mac
 /// line ends), so an error's line counts them, as does `\r\n` once.

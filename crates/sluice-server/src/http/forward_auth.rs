@@ -4,7 +4,9 @@
 //! the policy and the key from the gateway's request, asks the
 //! [`DecisionService`], and answers 200 to admit or the denial status.
 //!
-//! - The policy: `?policy=`, else `forward_auth.policy` (`default`).
+//! - The policy: `?policy=`, else the first of `forward_auth.routes` that
+//!   the original request's path and method match (as a trusted proxy
+//!   gives them), else `forward_auth.policy` (`default`).
 //! - The key: the value of the header named by `?key_header=` (an API
 //!   key, say) when the request has it; else the client's address: the
 //!   peer's own, or, when the peer is one of `trusted_proxies`, the one
@@ -25,9 +27,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use sluice_tower::KeyBy;
 use sluice_tower::headers::Standing;
+use sluice_tower::key::peer_ip;
 
 use crate::body::DecisionBody;
-use crate::config::{DENY_STATUS_EXPECTED, deny_status};
+use crate::config::{DENY_STATUS_EXPECTED, ForwardAuthSettings, deny_status};
 use crate::http::decision_response;
 use crate::http::error::{ApiError, echo};
 use crate::service::DecisionService;
@@ -39,6 +42,25 @@ pub struct ForwardAuthQuery {
     policy: Option<String>,
     key_header: Option<String>,
     deny_status: Option<String>,
+}
+
+/// The policy of the request the gateway holds: its route's, matched on
+/// the path and method the gateway passes on (`X-Forwarded-Uri` or
+/// `X-Original-URI`, `X-Forwarded-Method`), believed only from a trusted
+/// proxy, as the client's address is; else `forward_auth.policy`.
+fn route_policy<'s>(settings: &'s ForwardAuthSettings, parts: &Parts) -> &'s str {
+    let trusted = peer_ip(parts)
+        .is_some_and(|ip| settings.trusted_proxies.iter().any(|net| net.contains(&ip)));
+    if !trusted {
+        return &settings.policy;
+    }
+    let header = |name: &str| {
+        (parts.headers.get(name))
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+    };
+    let uri = header("x-forwarded-uri").or_else(|| header("x-original-uri"));
+    settings.policy_for(uri, header("x-forwarded-method"))
 }
 
 /// Handles `/v1/forward-auth`.
@@ -59,7 +81,10 @@ pub async fn forward_auth(
             ))
         })?,
     };
-    let policy = query.policy.as_deref().unwrap_or(&settings.policy);
+    let policy = match &query.policy {
+        Some(policy) => policy.as_str(),
+        None => route_policy(&settings, &parts),
+    };
     let named = (query.key_header.as_deref())
         .and_then(|name| parts.headers.get(name))
         .and_then(|value| value.to_str().ok())
