@@ -8,6 +8,8 @@
 //! - [`stores`]: opening the store a configuration names.
 //! - [`service`]: the transport-neutral decision service every transport calls: it resolves,
 //!   decides, times, counts metrics and store errors, and answers verdicts to render.
+//! - [`envoy`]: Envoy's ShouldRateLimit, decided on the service's store with envoyproxy/ratelimit's
+//!   configuration files.
 //! - [`http`]: the HTTP API, an adapter over the service, described by `openapi.json`.
 //! - [`server`]: `sluice serve`: the process: listeners, signals, reload on SIGHUP, drain on SIGTERM.
 //! - [`metrics`]: the Prometheus metrics.
@@ -21,6 +23,7 @@ pub mod bench;
 pub mod body;
 pub mod commands;
 pub mod config;
+pub mod envoy;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

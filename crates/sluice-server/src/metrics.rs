@@ -15,10 +15,20 @@
 //!   or the local store of `on_store_error: local` in front of Redis),
 //!   expired ones not yet purged included;
 //! - `sluice_memory_evictions_total`: keys evicted at `memory.max_keys`
-//!   (each starts afresh).
+//!   (each starts afresh);
+//! - `sluice_envoy_total_hits_total`, `sluice_envoy_over_limit_total`,
+//!   `sluice_envoy_near_limit_total`, `sluice_envoy_within_limit_total`,
+//!   `sluice_envoy_shadow_mode_total` `{domain,key}`: envoyproxy/ratelimit's
+//!   statistics of each rule of its configuration, in hits, counted as it
+//!   counts them (`key` is the rule's full key without the domain, as
+//!   declared: `key_value.key2`).
 //!
-//! Labels come only from the configuration (policy names, the store kind),
-//! never from a client, so a client cannot grow the series without bound.
+//! Labels come only from the configuration (policy names, the store kind,
+//! the envoyproxy/ratelimit rules), never from a client, so a client cannot
+//! grow the series without bound; the exceptions are the opt-ins of that
+//! configuration which name request values (`detailed_metric`), and a
+//! request's own limit override, labelled by its entries as that project
+//! does.
 //! The handles of each policy are looked up once, when the policies are
 //! loaded, so a decision only bumps atomics.
 
@@ -46,8 +56,39 @@ pub struct Metrics {
     reloads: Family<Labels, Counter>,
     memory_keys: Gauge,
     memory_evictions: Counter,
+    envoy: [Family<Labels, Counter>; 5],
     store: &'static str,
 }
+
+/// envoyproxy/ratelimit's statistics of one rule, in hits.
+#[derive(Clone, Debug, Default)]
+pub struct EnvoyStats {
+    /// Every hit asked for.
+    pub total_hits: Counter,
+    /// Hits past the limit.
+    pub over_limit: Counter,
+    /// Hits past the near-limit ratio of the limit, not over it.
+    pub near_limit: Counter,
+    /// Hits within the limit.
+    pub within_limit: Counter,
+    /// Hits past the limit let through in shadow mode.
+    pub shadow_mode: Counter,
+}
+
+/// The names of envoyproxy/ratelimit's statistics, in [`EnvoyStats`] order.
+const ENVOY_STATS: [(&str, &str); 5] = [
+    ("total_hits", "Hits asked for, by envoyproxy/ratelimit rule"),
+    ("over_limit", "Hits past the limit, by envoyproxy/ratelimit rule"),
+    (
+        "near_limit",
+        "Hits past the near-limit ratio and within the limit, by envoyproxy/ratelimit rule",
+    ),
+    ("within_limit", "Hits within the limit, by envoyproxy/ratelimit rule"),
+    (
+        "shadow_mode",
+        "Hits past the limit let through in shadow mode, by envoyproxy/ratelimit rule",
+    ),
+];
 
 /// The breaker's states, as `sluice_store_breaker_state` labels them.
 const BREAKER_STATES: [BreakerState; 3] = [
@@ -166,8 +207,13 @@ impl Metrics {
             "Keys evicted from process memory at memory.max_keys",
             memory_evictions.clone(),
         );
+        let envoy: [Family<Labels, Counter>; 5] = Default::default();
+        for ((name, help), family) in ENVOY_STATS.iter().zip(&envoy) {
+            registry.register(format!("sluice_envoy_{name}"), *help, family.clone());
+        }
         Metrics {
             registry,
+            envoy,
             memory_keys,
             memory_evictions,
             decisions,
@@ -256,6 +302,21 @@ impl Metrics {
         let counted = self.memory_evictions.get();
         self.memory_evictions
             .inc_by(evictions.saturating_sub(counted));
+    }
+
+    /// The statistics of the envoyproxy/ratelimit rule `key` (its full key
+    /// without the domain) of `domain`.
+    pub fn envoy(&self, domain: &str, key: &str) -> EnvoyStats {
+        let labels = vec![("domain", domain.to_owned()), ("key", key.to_owned())];
+        let [total_hits, over_limit, near_limit, within_limit, shadow_mode] =
+            self.envoy.each_ref().map(|f| f.get_or_create(&labels).clone());
+        EnvoyStats {
+            total_hits,
+            over_limit,
+            near_limit,
+            within_limit,
+            shadow_mode,
+        }
     }
 
     /// Counts a configuration reload that succeeded (`ok`) or not.

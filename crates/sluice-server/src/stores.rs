@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice::store::{Health, Resilient};
-use sluice::{BoxStore, MemoryStore, RedisOptions, RedisStore, SystemClock};
+use sluice::{BoxStore, Clock, MemoryStore, RedisOptions, RedisStore, SystemClock};
 
 use crate::config::{MemorySettings, StoreSpec};
 
@@ -27,7 +27,7 @@ pub enum Connecting {
 pub const PURGE_PERIOD: Duration = Duration::from_secs(1);
 
 /// What the service keeps of an opened store besides the store itself.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StoreHandles {
     /// The resilient stack's report (breaker, store errors), when the
     /// store can fail.
@@ -35,6 +35,19 @@ pub struct StoreHandles {
     /// The store that keeps keys in this process: the memory store, or the
     /// local store of `on_store_error: local` in front of Redis.
     pub memory: Option<Arc<MemoryStore>>,
+    /// The store's clock (the system's unless a test gives a fake one):
+    /// Envoy's answers say when a window ends by it.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreHandles {
+    fn default() -> StoreHandles {
+        StoreHandles {
+            health: None,
+            memory: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 /// Opens the store `spec` names, as it is; `redis` says how to use Redis.
@@ -66,8 +79,8 @@ pub async fn open_resilient(
         StoreSpec::Memory => {
             let store = Arc::new(bounded());
             let handles = StoreHandles {
-                health: None,
                 memory: Some(store.clone()),
+                ..StoreHandles::default()
             };
             Ok((BoxStore::new(store), handles))
         }
@@ -80,6 +93,7 @@ pub async fn open_resilient(
             let handles = StoreHandles {
                 health: Some(store.health()),
                 memory: Some(store.local_store()),
+                ..StoreHandles::default()
             };
             Ok((BoxStore::new(store), handles))
         }

@@ -34,11 +34,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use sluice::store::Health;
-use sluice::{BoxStore, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
+use sluice::{BoxStore, Clock, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
 
 pub use admin::{AdminToken, EmptyToken, trim_secret};
 
 use crate::config::ForwardAuthSettings;
+use crate::envoy::EnvoyState;
 use crate::stores::StoreHandles;
 
 use crate::metrics::{Metrics, Outcome, PolicyMetrics};
@@ -61,6 +62,10 @@ struct Shared {
     memory: Option<Arc<MemoryStore>>,
     /// How `/v1/forward-auth` answers; replaced by a reload.
     forward_auth: ArcSwap<ForwardAuthSettings>,
+    /// How Envoy's ShouldRateLimit answers; replaced by a reload.
+    envoy: ArcSwap<EnvoyState>,
+    /// The store's clock: where ShouldRateLimit's windows end.
+    clock: Arc<dyn Clock>,
 }
 
 /// One version of the policies: the limiter and, for each of its policies
@@ -117,7 +122,11 @@ impl DecisionService {
         admin_token: Option<String>,
         handles: StoreHandles,
     ) -> DecisionService {
-        let StoreHandles { health, memory } = handles;
+        let StoreHandles {
+            health,
+            memory,
+            clock,
+        } = handles;
         let metrics = Arc::new(Metrics::new(store));
         let count_errors = health.is_none();
         DecisionService {
@@ -128,6 +137,8 @@ impl DecisionService {
                 health,
                 memory,
                 forward_auth: ArcSwap::from_pointee(ForwardAuthSettings::default()),
+                envoy: ArcSwap::from_pointee(EnvoyState::default()),
+                clock,
             }),
         }
     }
@@ -158,6 +169,16 @@ impl DecisionService {
     /// each reload).
     pub fn set_forward_auth(&self, settings: ForwardAuthSettings) {
         self.shared.forward_auth.store(Arc::new(settings));
+    }
+
+    /// Where the envoyproxy/ratelimit configuration in force is kept.
+    pub(crate) fn envoy_state(&self) -> &ArcSwap<EnvoyState> {
+        &self.shared.envoy
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.shared.clock
     }
 
     /// The resilient store stack's report, when the store has one.
@@ -226,6 +247,11 @@ impl Snapshot {
             limiter,
             metrics: Arc::clone(metrics),
         }
+    }
+
+    /// The store every decision is made on.
+    pub(crate) fn store(&self) -> &BoxStore {
+        self.limiter.store()
     }
 
     /// The policies in force, in configuration order.
@@ -300,7 +326,8 @@ impl Snapshot {
         }
     }
 
-    fn count_store_error(&self, error: &StoreError) {
+    /// Counts `error` in the store errors, unless a resilient stack does.
+    pub(crate) fn count_store_error(&self, error: &StoreError) {
         if self.count_errors {
             self.metrics.store_error(error.kind());
         }
@@ -331,7 +358,7 @@ mod tests {
         let limiter = Limiter::new(BoxStore::new(store), [policy(1)]);
         let handles = StoreHandles {
             health: Some(health),
-            memory: None,
+            ..StoreHandles::default()
         };
         let service = DecisionService::with_handles(limiter, "memory", None, handles);
         let source = |service: DecisionService| async move {
