@@ -10,6 +10,7 @@
 //!   decides, times, counts metrics and store errors, and answers verdicts to render.
 //! - [`envoy`]: Envoy's ShouldRateLimit, decided on the service's store with envoyproxy/ratelimit's
 //!   configuration files.
+//! - [`grpc`]: the gRPC adapter: Envoy's rate limit service, health and reflection over the service.
 //! - [`http`]: the HTTP API, an adapter over the service, described by `openapi.json`.
 //! - [`server`]: `sluice serve`: the process: listeners, signals, reload on SIGHUP, drain on SIGTERM.
 //! - [`metrics`]: the Prometheus metrics.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod envoy;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;

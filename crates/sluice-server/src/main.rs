@@ -40,6 +40,12 @@ enum Command {
         /// log line names.
         #[arg(long)]
         listen: Option<String>,
+        /// The address of the gRPC listener: Envoy's rate limit service,
+        /// grpc.health.v1 and server reflection (default:
+        /// $SLUICE_GRPC_LISTEN, else the file's `grpc.listen`, else off);
+        /// the start-up log line names it as `grpc_address`.
+        #[arg(long)]
+        grpc_listen: Option<String>,
     },
     /// Measures decisions per second and their latency on a store, driving
     /// the library directly (no HTTP). On Redis its keys live under the
@@ -113,8 +119,13 @@ fn main() -> ExitCode {
             config,
             store,
             listen,
+            grpc_listen,
         } => {
-            let flags = Flags { config, store };
+            let flags = Flags {
+                config,
+                store,
+                grpc_listen,
+            };
             let served = logging::init().and_then(|()| {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -200,7 +211,11 @@ fn main() -> ExitCode {
             key,
             cost,
         } => {
-            let flags = Flags { config, store };
+            let flags = Flags {
+                config,
+                store,
+                ..Flags::default()
+            };
             let result = Config::resolve(&flags, |name| std::env::var(name).ok())
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(commands::check(config, &policy, &key, cost)));

@@ -1,7 +1,7 @@
 //! The configuration: a YAML file, environment variables and flags.
 //!
 //! Precedence, highest first: command-line flags, environment variables
-//! (`SLUICE_CONFIG`, `SLUICE_STORE`), the file, the built-in defaults. With
+//! (`SLUICE_CONFIG`, `SLUICE_STORE`, `SLUICE_GRPC_LISTEN`), the file, the built-in defaults. With
 //! no file at all Sluice runs on the memory store with one policy,
 //! `default`: token bucket, 10 per 60 s, burst 10.
 //!
@@ -12,6 +12,7 @@
 //! - `store`: the store URL, with passwords hidden when shown.
 //! - `server`: `server`, the HTTP listener's bounds and drain deadline.
 //! - `memory`: `memory`, the bound on the keys kept in process memory.
+//! - `grpc`: `grpc`, the gRPC listener's address and bounds.
 //! - `forward_auth`: `forward_auth` and `trusted_proxies`, for `/v1/forward-auth`.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
@@ -19,6 +20,7 @@
 pub mod envoy;
 mod error;
 mod forward_auth;
+mod grpc;
 mod memory;
 mod schema;
 mod server;
@@ -33,6 +35,7 @@ use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
+pub use grpc::{GrpcSettings, LISTEN_EXPECTED, check_listen};
 pub use memory::MemorySettings;
 pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;
@@ -43,6 +46,8 @@ pub use yaml::parse_duration;
 pub const CONFIG_ENV: &str = "SLUICE_CONFIG";
 /// The environment variable naming the store.
 pub const STORE_ENV: &str = "SLUICE_STORE";
+/// The environment variable naming the address of the gRPC listener.
+pub const GRPC_LISTEN_ENV: &str = "SLUICE_GRPC_LISTEN";
 
 /// Everything Sluice runs with, checked.
 #[derive(Debug)]
@@ -59,6 +64,8 @@ pub struct Config {
     pub memory: MemorySettings,
     /// How `/v1/forward-auth` answers, and whose client addresses it believes.
     pub forward_auth: ForwardAuthSettings,
+    /// The gRPC listener: its address (none: off) and bounds.
+    pub grpc: GrpcSettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -70,6 +77,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     /// `--store URL`.
     pub store: Option<String>,
+    /// `--grpc-listen ADDRESS`.
+    pub grpc_listen: Option<String>,
 }
 
 impl Config {
@@ -82,6 +91,7 @@ impl Config {
             server: ServerSettings::default(),
             memory: MemorySettings::default(),
             forward_auth: ForwardAuthSettings::default(),
+            grpc: GrpcSettings::default(),
             source: None,
         }
     }
@@ -113,6 +123,19 @@ impl Config {
                 message,
             })?;
         }
+        let grpc_listen = match (&flags.grpc_listen, env(GRPC_LISTEN_ENV)) {
+            (Some(flag), _) => Some((flag.clone(), Origin::Flag("--grpc-listen"))),
+            (None, Some(var)) => Some((var, Origin::Env(GRPC_LISTEN_ENV))),
+            (None, None) => None,
+        };
+        if let Some((text, origin)) = grpc_listen {
+            check_listen(&text).map_err(|message| ConfigError {
+                origin,
+                path: String::new(),
+                message,
+            })?;
+            config.grpc.listen = Some(text);
+        }
         Ok(config)
     }
 
@@ -143,6 +166,7 @@ impl Config {
             server: file.server,
             memory: file.memory,
             forward_auth: file.forward_auth,
+            grpc: file.grpc,
             source: Some(path.to_owned()),
         })
     }

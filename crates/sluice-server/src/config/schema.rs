@@ -17,6 +17,7 @@ use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOpt
 
 use super::error::ConfigErrors;
 use super::forward_auth::{ForwardAuthSettings, forward_auth, trusted_proxies};
+use super::grpc::{GrpcSettings, grpc};
 use super::memory::{MemorySettings, memory};
 use super::server::{ServerSettings, server};
 use super::store::StoreSpec;
@@ -39,6 +40,8 @@ pub struct FileConfig {
     /// The `forward_auth` and `trusted_proxies` fields: how
     /// `/v1/forward-auth` answers and whose client addresses it believes.
     pub forward_auth: ForwardAuthSettings,
+    /// The `grpc` field: the gRPC listener's address and bounds.
+    pub grpc: GrpcSettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -52,6 +55,7 @@ const TOP_FIELDS: &[&str] = &[
     "memory",
     "forward_auth",
     "trusted_proxies",
+    "grpc",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -146,6 +150,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         server: ServerSettings::default(),
         memory: MemorySettings::default(),
         forward_auth: ForwardAuthSettings::default(),
+        grpc: GrpcSettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -169,6 +174,9 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("forward_auth") {
         forward_auth(w, node, &mut config.forward_auth);
+    }
+    if let Some(node) = map.get_node("grpc") {
+        config.grpc = grpc(w, node);
     }
     if let Some(node) = map.get_node("trusted_proxies") {
         config.forward_auth.trusted_proxies = trusted_proxies(w, node);

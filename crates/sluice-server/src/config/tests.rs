@@ -247,6 +247,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     let flags = Flags {
         config: None,
         store: Some("memory".into()),
+        ..Flags::default()
     };
     assert_eq!(
         Config::resolve(&flags, env).unwrap().store,
@@ -291,7 +292,7 @@ fn no_configuration_at_all_runs_the_default_policy_in_memory() {
 fn an_unreadable_file_is_named() {
     let flags = Flags {
         config: Some("/nonexistent/sluice.yaml".into()),
-        store: None,
+        ..Flags::default()
     };
     let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();
     assert!(
@@ -724,4 +725,84 @@ fn issue_12_errors_count_every_yaml_line_break() {
             "{text:?}"
         );
     }
+}
+
+#[test]
+fn i13_grpc_settings_are_read_and_checked() {
+    let text = "\
+grpc:
+  listen: 127.0.0.1:8081
+  max_connections: 3
+  max_concurrent_streams: 4
+  keepalive_interval: 5s
+  keepalive_timeout: 6s
+  request_timeout: 7s
+  max_message_bytes: 1000
+policies:
+  api: {limit: 1, period: 1s}
+";
+    let grpc = parse(text, "sluice.yaml").unwrap().grpc;
+    assert_eq!(grpc.listen.as_deref(), Some("127.0.0.1:8081"));
+    assert_eq!((grpc.max_connections, grpc.max_concurrent_streams), (3, 4));
+    assert_eq!(grpc.keepalive_interval, Duration::from_secs(5));
+    assert_eq!(grpc.keepalive_timeout, Duration::from_secs(6));
+    assert_eq!(grpc.request_timeout, Duration::from_secs(7));
+    assert_eq!(grpc.max_message_bytes, 1000);
+    let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
+    assert_eq!(defaults.grpc, GrpcSettings::default());
+    assert_eq!(defaults.grpc.listen, None, "gRPC is off unless asked for");
+    let text = "\
+grpc:
+  listen: 8081
+  request_timeout: 0s
+  max_message_bytes: -1
+  port: 5
+policies:
+  api: {limit: 1, period: 1s}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:5: grpc.port: unknown field; expected one of listen, max_connections, max_concurrent_streams, keepalive_interval, keepalive_timeout, request_timeout, max_message_bytes",
+            "sluice.yaml:2: grpc.listen: must be an address to listen on such as 127.0.0.1:8081, got \"8081\"",
+            "sluice.yaml:3: grpc.request_timeout: must be above zero, got 0s",
+            "sluice.yaml:4: grpc.max_message_bytes: must be a positive integer, got -1",
+        ]
+    );
+}
+
+#[test]
+fn i13_the_grpc_address_comes_from_the_flag_then_the_environment_then_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.yaml");
+    let text = "grpc:\n  listen: localhost:1\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    std::fs::write(&path, text).unwrap();
+    let file = Flags {
+        config: Some(path),
+        ..Flags::default()
+    };
+    let env = |name: &str| (name == GRPC_LISTEN_ENV).then(|| "[::1]:2".to_owned());
+    let listen = |flags: &Flags, env: &dyn Fn(&str) -> Option<String>| {
+        Config::resolve(flags, env).map(|c| c.grpc.listen)
+    };
+    assert_eq!(listen(&file, &|_| None), Ok(Some("localhost:1".into())));
+    assert_eq!(listen(&file, &env), Ok(Some("[::1]:2".into())));
+    let flag = Flags {
+        grpc_listen: Some("127.0.0.1:3".into()),
+        ..file.clone()
+    };
+    assert_eq!(listen(&flag, &env), Ok(Some("127.0.0.1:3".into())));
+    let bad = Flags {
+        grpc_listen: Some("127.0.0.1:99999".into()),
+        ..Flags::default()
+    };
+    assert_eq!(
+        listen(&bad, &|_| None).unwrap_err().to_string(),
+        "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, got \"127.0.0.1:99999\""
+    );
+    let bad_env = |name: &str| (name == GRPC_LISTEN_ENV).then(|| "[::1:2".to_owned());
+    assert!(
+        (listen(&Flags::default(), &bad_env).unwrap_err().to_string())
+            .starts_with("environment variable SLUICE_GRPC_LISTEN: must be an address"),
+    );
 }

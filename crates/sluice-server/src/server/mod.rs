@@ -14,7 +14,7 @@ pub mod send_timeout;
 pub mod signals;
 
 use std::future::Future;
-
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,16 +22,17 @@ use anyhow::Context;
 use axum::extract::ConnectInfo;
 use hyper::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
 use sluice::Limiter;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tonic::service::Routes;
 use tower::ServiceExt;
 
-use crate::config::{Config, Flags, ServerSettings};
+use crate::config::{Config, Flags, GrpcSettings, ServerSettings};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
 use send_timeout::SendTimeout;
@@ -53,36 +54,67 @@ pub const ADMIN_TOKEN_FILE_ENV: &str = "SLUICE_ADMIN_TOKEN_FILE";
 pub struct Listeners {
     /// The HTTP API.
     pub http: TcpListener,
+    /// The gRPC services and their bounds, when on.
+    pub grpc: Option<(TcpListener, GrpcSettings)>,
 }
 
 impl Listeners {
     /// The HTTP API on `http`, and no other transport.
     pub fn http(http: TcpListener) -> Listeners {
-        Listeners { http }
+        Listeners { http, grpc: None }
+    }
+
+    /// These listeners and the gRPC services on `listener`, within the
+    /// bounds of `settings`.
+    pub fn with_grpc(mut self, listener: TcpListener, settings: GrpcSettings) -> Listeners {
+        self.grpc = Some((listener, settings));
+        self
     }
 }
 
 /// Serves `service` on every one of `listeners`, within the bounds of
-/// `settings`, until `shutdown` completes; then stops accepting, lets the
-/// requests in flight finish for at most `settings.drain_timeout`, closes
-/// what is left and returns.
+/// `settings`, until `shutdown` completes; then reports NOT_SERVING on
+/// gRPC health, stops accepting on every listener, lets the requests in
+/// flight finish for at most `settings.drain_timeout`, closes what is left
+/// and returns.
 pub async fn run(
     service: DecisionService,
     listeners: Listeners,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_http(service, listeners.http, settings, shutdown).await
+    let Some((grpc_listener, grpc_settings)) = listeners.grpc else {
+        return serve_http(service, listeners.http, settings, shutdown).await;
+    };
+    let (routes, health) = crate::grpc::routes(service.clone(), &grpc_settings).await;
+    let (stop, stopped) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        // Health watchers and probes learn of the drain before the
+        // listeners close.
+        health.draining().await;
+        let _ = stop.send(true);
+    };
+    let until = |mut stopped: watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let (http, grpc, ()) = tokio::join!(
+        serve_http(service, listeners.http, settings, until(stopped.clone())),
+        serve_grpc(
+            routes,
+            grpc_listener,
+            &grpc_settings,
+            settings,
+            until(stopped)
+        ),
+        signal,
+    );
+    http.and(grpc)
 }
 
 /// Answers HTTP/1.1 on `listener` with the API over `service` until
 /// `shutdown` completes, then drains.
-///
-/// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
-/// once, not after Nagle's delay).
-/// At most `settings.max_connections` are served at once: a permit is
-/// taken before `accept`, so further clients wait in the kernel's backlog
-/// and those already served are not disturbed.
 async fn serve_http(
     service: DecisionService,
     listener: TcpListener,
@@ -91,7 +123,85 @@ async fn serve_http(
 ) -> std::io::Result<()> {
     let app = crate::http::router_with(service, settings.body_timeout);
     let http = http1(&settings);
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let bounds = Bounds::of(&settings, settings.max_connections);
+    serve_connections(listener, bounds, shutdown, |io, peer| {
+        // Every request knows its peer: forward-auth keys by it.
+        let app = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        http.serve_connection(io, TowerToHyperService::new(app))
+    })
+    .await
+}
+
+/// Answers gRPC (HTTP/2) on `listener` with `routes` until `shutdown`
+/// completes, then drains (HTTP/2 GOAWAY: the streams in flight finish).
+async fn serve_grpc(
+    routes: Routes,
+    listener: TcpListener,
+    grpc: &GrpcSettings,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http.timer(TokioTimer::new())
+        .max_concurrent_streams(grpc.max_concurrent_streams)
+        .keep_alive_interval(grpc.keepalive_interval)
+        .keep_alive_timeout(grpc.keepalive_timeout)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    let bounds = Bounds::of(&settings, grpc.max_connections);
+    serve_connections(listener, bounds, shutdown, |io, _peer| {
+        let routes = routes
+            .clone()
+            .map_request(|request: Request<Incoming>| request.map(tonic::body::Body::new));
+        http.serve_connection(io, TowerToHyperService::new(routes))
+    })
+    .await
+}
+
+/// What every listener bounds: connections at once, a stalled write, the
+/// drain.
+#[derive(Clone, Copy)]
+struct Bounds {
+    max_connections: usize,
+    send_timeout: Duration,
+    drain_timeout: Duration,
+}
+
+impl Bounds {
+    fn of(settings: &ServerSettings, max_connections: usize) -> Bounds {
+        Bounds {
+            max_connections,
+            send_timeout: settings.send_timeout,
+            drain_timeout: settings.drain_timeout,
+        }
+    }
+}
+
+/// Accepts connections on `listener` and serves each with what `serve`
+/// makes of it, until `shutdown` completes; then stops accepting, lets
+/// the connections finish for at most `bounds.drain_timeout`, and closes
+/// what is left.
+///
+/// Each connection sets `TCP_NODELAY` (a decision is small: it goes out at
+/// once, not after Nagle's delay) and fails a write stalled for
+/// `bounds.send_timeout`.
+/// At most `bounds.max_connections` are served at once: a permit is
+/// taken before `accept`, so further clients wait in the kernel's backlog
+/// and those already served are not disturbed.
+async fn serve_connections<C>(
+    listener: TcpListener,
+    bounds: Bounds,
+    shutdown: impl Future<Output = ()>,
+    mut serve: impl FnMut(TokioIo<SendTimeout<TcpStream>>, SocketAddr) -> C,
+) -> std::io::Result<()>
+where
+    C: GracefulConnection<Error = hyper::Error> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(bounds.max_connections));
     let connections = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -120,16 +230,8 @@ async fn serve_http(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        // Every request knows its peer: forward-auth keys by it.
-        let app = app
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let service = TowerToHyperService::new(app);
-        let io = TokioIo::new(SendTimeout::new(tcp, settings.send_timeout));
-        let connection = connections.watch(http.serve_connection(io, service));
+        let io = TokioIo::new(SendTimeout::new(tcp, bounds.send_timeout));
+        let connection = connections.watch(serve(io, peer));
         tasks.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -138,13 +240,13 @@ async fn serve_http(
         });
     }
     drop(listener);
-    if tokio::time::timeout(settings.drain_timeout, connections.shutdown())
+    if tokio::time::timeout(bounds.drain_timeout, connections.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
             open = tasks.len(),
-            deadline = ?settings.drain_timeout,
+            deadline = ?bounds.drain_timeout,
             "drain deadline reached: closing the connections left"
         );
     }
@@ -178,7 +280,8 @@ const HYPER_MAX_HEADERS: usize = 100;
 /// Runs `sluice serve`: resolves the configuration from `flags` and the
 /// environment, opens the store (connecting to Redis in the background),
 /// listens on `listen` (else
-/// `$SLUICE_LISTEN`, else [`DEFAULT_LISTEN`]), reloads the policies on
+/// `$SLUICE_LISTEN`, else [`DEFAULT_LISTEN`]) and, when the configuration
+/// says so, for gRPC on `grpc.listen`, reloads the policies on
 /// SIGHUP and drains on SIGTERM or Ctrl-C, for at most the configured
 /// drain deadline; a second SIGTERM or Ctrl-C stops it at once.
 pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
@@ -207,6 +310,15 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let mut listeners = Listeners::http(listener);
+    let mut grpc_address = None;
+    if let Some(grpc_listen) = &config.grpc.listen {
+        let grpc = listener::bind(grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {grpc_listen}"))?;
+        grpc_address = Some(grpc.local_addr()?);
+        listeners = listeners.with_grpc(grpc, config.grpc.clone());
+    }
     let policies = policy_names(&config);
     let limiter = Limiter::new(store, config.policies);
     let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
@@ -216,11 +328,13 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         store = %config.store,
         %policies,
         admin_api = service.admin_token().is_some(),
+        // Absent (not logged) when gRPC is off.
+        grpc_address = grpc_address.map(tracing::field::display),
         "sluice listening"
     );
     signals::reload_on_hangup(service.clone(), flags, config.store, env);
     let (first, second) = signals::terminations();
-    let served = run(service, Listeners::http(listener), config.server, first);
+    let served = run(service, listeners, config.server, first);
     tokio::select! {
         served = served => {
             served?;
