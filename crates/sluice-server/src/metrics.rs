@@ -78,12 +78,18 @@ pub struct EnvoyStats {
 /// The names of envoyproxy/ratelimit's statistics, in [`EnvoyStats`] order.
 const ENVOY_STATS: [(&str, &str); 5] = [
     ("total_hits", "Hits asked for, by envoyproxy/ratelimit rule"),
-    ("over_limit", "Hits past the limit, by envoyproxy/ratelimit rule"),
+    (
+        "over_limit",
+        "Hits past the limit, by envoyproxy/ratelimit rule",
+    ),
     (
         "near_limit",
         "Hits past the near-limit ratio and within the limit, by envoyproxy/ratelimit rule",
     ),
-    ("within_limit", "Hits within the limit, by envoyproxy/ratelimit rule"),
+    (
+        "within_limit",
+        "Hits within the limit, by envoyproxy/ratelimit rule",
+    ),
     (
         "shadow_mode",
         "Hits past the limit let through in shadow mode, by envoyproxy/ratelimit rule",
@@ -308,8 +314,16 @@ impl Metrics {
     /// without the domain) of `domain`.
     pub fn envoy(&self, domain: &str, key: &str) -> EnvoyStats {
         let labels = vec![("domain", domain.to_owned()), ("key", key.to_owned())];
-        let [total_hits, over_limit, near_limit, within_limit, shadow_mode] =
-            self.envoy.each_ref().map(|f| f.get_or_create(&labels).clone());
+        let [
+            total_hits,
+            over_limit,
+            near_limit,
+            within_limit,
+            shadow_mode,
+        ] = self
+            .envoy
+            .each_ref()
+            .map(|f| f.get_or_create(&labels).clone());
         EnvoyStats {
             total_hits,
             over_limit,

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
-    Code, DescriptorStatus,
-};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus};
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 
 use super::decide::Outcome;
@@ -68,7 +66,10 @@ fn headers(outcomes: &[Outcome<'_>], chosen: usize, mode: ResponseHeaders) -> Ve
         return Vec::new();
     }
     let status = &outcomes[chosen].status;
-    let limit = status.current_limit.as_ref().map_or(0, |l| l.requests_per_unit);
+    let limit = status
+        .current_limit
+        .as_ref()
+        .map_or(0, |l| l.requests_per_unit);
     let reset = reset_secs(status);
     let mut headers = vec![
         header("RateLimit-Limit", limit.to_string()),
@@ -104,9 +105,10 @@ fn policy_name<'a>(outcome: &'a Outcome<'_>) -> &'a str {
 
 /// Whole seconds until the status's window ends, rounded up.
 fn reset_secs(status: &DescriptorStatus) -> i64 {
-    status.duration_until_reset.as_ref().map_or(0, |d| {
-        d.seconds.saturating_add(i64::from(d.nanos > 0))
-    })
+    status
+        .duration_until_reset
+        .as_ref()
+        .map_or(0, |d| d.seconds.saturating_add(i64::from(d.nanos > 0)))
 }
 
 /// `text` as a structured-field string (RFC 8941 §3.3.3): quoted, `"` and

@@ -60,12 +60,12 @@ pub(super) async fn should_rate_limit(
         // store's arithmetic small.
         let cost = rule.cost.min(quota.limit() + 1);
         let shadow = rule.shadow || options.shadow_mode;
-        match (checks.iter())
-            .position(|c| c.policy == policy && c.key == rule.counter)
-        {
+        match (checks.iter()).position(|c| c.policy == policy && c.key == rule.counter) {
             Some(i) => {
                 let merged = checks[i].cost.saturating_add(cost).min(quota.limit() + 1);
-                checks[i] = checks[i].with_cost(merged).with_shadow(checks[i].shadow && shadow);
+                checks[i] = checks[i]
+                    .with_cost(merged)
+                    .with_shadow(checks[i].shadow && shadow);
                 check_of.push(Some(i));
             }
             None => {
@@ -98,19 +98,26 @@ pub(super) async fn should_rate_limit(
     let mut outcomes = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
         let status = match target {
-            Target::Free => (DescriptorStatus {
-                code: Code::Ok.into(),
-                ..DescriptorStatus::default()
-            }, None),
-            Target::Unlimited(_) => (DescriptorStatus {
-                code: Code::Ok.into(),
-                limit_remaining: u32::MAX,
-                ..DescriptorStatus::default()
-            }, None),
+            Target::Free => (
+                DescriptorStatus {
+                    code: Code::Ok.into(),
+                    ..DescriptorStatus::default()
+                },
+                None,
+            ),
+            Target::Unlimited(_) => (
+                DescriptorStatus {
+                    code: Code::Ok.into(),
+                    limit_remaining: u32::MAX,
+                    ..DescriptorStatus::default()
+                },
+                None,
+            ),
             Target::Limited(rule) => {
                 let decision = check_of[i].and_then(|c| decisions.get(c));
                 let status = status(rule, decision, now_us);
-                let stats = metrics.envoy(&request.domain, stat_label(&request.domain, &rule.stat_key));
+                let stats =
+                    metrics.envoy(&request.domain, stat_label(&request.domain, &rule.stat_key));
                 count(&stats, rule, decision, admitted, options.near_limit_ratio);
                 (status, Some(rule))
             }
@@ -209,7 +216,14 @@ fn count(
             // Within the limit, `remaining` is after the hits; over it, the
             // standing count (nothing was spent).
             let count = d.limit.saturating_sub(d.remaining);
-            (over, if over { count } else { count.saturating_sub(hits) })
+            (
+                over,
+                if over {
+                    count
+                } else {
+                    count.saturating_sub(hits)
+                },
+            )
         }
     };
     let after = before.saturating_add(hits);

@@ -127,8 +127,9 @@ fn target<'a>(
     // A request's own limit applies whatever the configuration says, with
     // statistics under the request's own key, never in shadow mode.
     if let Some(limit) = &descriptor.limit {
-        let unit = unit_of(limit.unit)
-            .ok_or_else(|| EnvoyError::Invalid(format!("unknown unit {} in a limit", limit.unit)))?;
+        let unit = unit_of(limit.unit).ok_or_else(|| {
+            EnvoyError::Invalid(format!("unknown unit {} in a limit", limit.unit))
+        })?;
         return Ok(Target::Limited(Rule {
             requests_per_unit: limit.requests_per_unit,
             unit,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod envoy_examples;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,447 @@
+//! Envoy's ShouldRateLimit on the decision service, in-process: every
+//! example of envoyproxy/ratelimit's README on the memory store and on a
+//! real Redis, then each rule of the answer (all or nothing, replaces,
+//! overrides, hits_addend, shadow, store failures, headers, metadata,
+//! statistics), on a fake clock so that every window is exact.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::envoy_examples::{self, EXAMPLES, NOW_S, OK, OVER, Status, request};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
+use envoy_types::pb::google::protobuf::UInt64Value;
+use sluice::store::Resilient;
+use sluice::{BoxStore, FakeClock, Limiter, MemoryStore, OnStoreError, RedisOptions, RedisStore};
+use sluice_server::config::envoy::EnvoyConfig;
+use sluice_server::envoy::{EnvoyError, EnvoyOptions, RateLimitRequest, ResponseHeaders};
+use sluice_server::service::DecisionService;
+use sluice_server::stores::StoreHandles;
+use sluice_testkit::RedisServer;
+
+/// A service over `store`, on `clock`, with `config` in force.
+fn service(
+    store: BoxStore,
+    clock: &FakeClock,
+    config: EnvoyConfig,
+    handles: StoreHandles,
+) -> DecisionService {
+    let handles = StoreHandles {
+        clock: Arc::new(clock.clone()),
+        ..handles
+    };
+    let service = DecisionService::with_handles(Limiter::new(store, []), "memory", None, handles);
+    service.set_envoy_config(config);
+    service
+}
+
+/// A service over a fresh memory store, its clock at [`NOW_S`].
+fn memory(config: &str) -> (DecisionService, FakeClock) {
+    let clock = FakeClock::new(NOW_S * 1_000_000);
+    let mut envoy = EnvoyConfig::default();
+    envoy.add(config, "test.yaml", false).unwrap();
+    let store = BoxStore::new(MemoryStore::with_clock(clock.clone()));
+    (
+        service(store, &clock, envoy, StoreHandles::default()),
+        clock,
+    )
+}
+
+/// A service over the Redis at `url` behind the resilient stack (as
+/// `sluice serve` opens it), its clock at [`NOW_S`].
+async fn redis(url: &str, config: EnvoyConfig) -> DecisionService {
+    let clock = FakeClock::new(NOW_S * 1_000_000);
+    let options = RedisOptions::default().with_timeout(Duration::from_secs(2));
+    let redis = RedisStore::connect_with(url, options)
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let store = Resilient::new(redis, clock.clone())
+        .with_local_store(MemoryStore::with_clock(clock.clone()));
+    let handles = StoreHandles {
+        health: Some(store.health()),
+        ..StoreHandles::default()
+    };
+    service(BoxStore::new(store), &clock, config, handles)
+}
+
+async fn ask(
+    service: &DecisionService,
+    request: RateLimitRequest,
+) -> envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse {
+    service.should_rate_limit(&request).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_readme_example_on_the_memory_store() {
+    for example in EXAMPLES {
+        let (service, _) = memory(example.config);
+        envoy_examples::run(example, |r| {
+            let service = service.clone();
+            async move { ask(&service, r).await }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn every_readme_example_on_redis() {
+    let server = RedisServer::start();
+    for example in EXAMPLES {
+        server.cli(&["FLUSHALL"]);
+        let service = redis(&server.url(), example.load()).await;
+        envoy_examples::run(example, |r| {
+            let service = service.clone();
+            async move { ask(&service, r).await }
+        })
+        .await;
+    }
+}
+
+const CONFIG: &str = "domain: rl
+descriptors:
+  - key: user
+    rate_limit:
+      unit: minute
+      requests_per_unit: 3
+  - key: ip
+    rate_limit:
+      unit: second
+      requests_per_unit: 2
+  - key: quiet
+    shadow_mode: true
+    rate_limit:
+      unit: minute
+      requests_per_unit: 1
+  - key: tagged
+    value: x
+    metadata:
+      team: payments
+      tier: 2
+    rate_limit:
+      name: tagged_limit
+      unit: hour
+      requests_per_unit: 1
+";
+
+fn remaining(
+    response: &envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse,
+) -> Vec<(i32, u32)> {
+    response
+        .statuses
+        .iter()
+        .map(|s| (s.code, s.limit_remaining))
+        .collect()
+}
+
+/// Issue 13: a request over one limit spends nothing on the others.
+#[tokio::test]
+async fn a_rejected_request_spends_nothing_on_its_other_descriptors() {
+    let (service, _) = memory(CONFIG);
+    let both = request("rl", &[&[("user", "a")], &[("ip", "1")]]);
+    assert_eq!(
+        remaining(&ask(&service, both.clone()).await),
+        [(OK, 2), (OK, 1)]
+    );
+    assert_eq!(
+        remaining(&ask(&service, both.clone()).await),
+        [(OK, 1), (OK, 0)]
+    );
+    let answer = ask(&service, both.clone()).await;
+    assert_eq!(answer.overall_code, OVER);
+    assert_eq!(remaining(&answer), [(OK, 1), (OVER, 0)]);
+    let user = request("rl", &[&[("user", "a")]]);
+    assert_eq!(
+        remaining(&ask(&service, user).await),
+        [(OK, 0)],
+        "the user's limit kept its one"
+    );
+}
+
+#[tokio::test]
+async fn hits_addend_zero_peeks_and_huge_ones_are_over_without_overflow() {
+    let (service, _) = memory(CONFIG);
+    let mut peek = request("rl", &[&[("user", "a")]]);
+    peek.descriptors[0].hits_addend = Some(UInt64Value { value: 0 });
+    for _ in 0..3 {
+        assert_eq!(remaining(&ask(&service, peek.clone()).await), [(OK, 3)]);
+    }
+    let mut two = request("rl", &[&[("user", "a")]]);
+    two.hits_addend = 2;
+    assert_eq!(remaining(&ask(&service, two).await), [(OK, 1)]);
+    let mut huge = request("rl", &[&[("user", "a")]]);
+    huge.descriptors[0].hits_addend = Some(UInt64Value { value: u64::MAX });
+    assert_eq!(remaining(&ask(&service, huge).await), [(OVER, 0)]);
+    let mut huge = request("rl", &[&[("user", "a")]]);
+    huge.hits_addend = u32::MAX;
+    assert_eq!(remaining(&ask(&service, huge).await), [(OVER, 0)]);
+    assert_eq!(
+        remaining(&ask(&service, peek).await),
+        [(OK, 1)],
+        "the huge ones spent nothing"
+    );
+    let text = service.render_metrics();
+    assert!(
+        text.contains(r#"sluice_envoy_within_limit_total{domain="rl",key="user"} 2"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_override_applies_without_a_rule_but_not_in_an_unknown_domain() {
+    let (service, _) = memory(CONFIG);
+    let mut own = request("rl", &[&[("nothing", "here")]]);
+    own.descriptors[0].limit = Some(RateLimitOverride {
+        requests_per_unit: 1,
+        unit: envoy_examples::HOUR,
+    });
+    let answer = ask(&service, own.clone()).await;
+    envoy_examples::check(
+        &answer.statuses[0],
+        &Status::Limit {
+            code: OK,
+            per_unit: 1,
+            unit: envoy_examples::HOUR,
+            remaining: 0,
+            name: "",
+        },
+        "override",
+    );
+    assert_eq!(ask(&service, own.clone()).await.overall_code, OVER);
+    let mut elsewhere = own.clone();
+    elsewhere.domain = "unknown".into();
+    assert_eq!(remaining(&ask(&service, elsewhere).await), [(OK, 0)]);
+    assert_eq!(
+        ask(&service, own.clone()).await.statuses[0]
+            .current_limit
+            .as_ref()
+            .unwrap()
+            .requests_per_unit,
+        1
+    );
+    own.descriptors[0].limit.as_mut().unwrap().unit = 0;
+    assert!(matches!(
+        service.should_rate_limit(&own).await,
+        Err(EnvoyError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid() {
+    let (service, _) = memory(CONFIG);
+    let cases = [
+        request("", &[&[("user", "a")]]),
+        request("rl", &[]),
+        request("rl", &[&[("user", "a")], &[]]),
+        request("rl", &[&[("user", &"v".repeat(5000))]]),
+    ];
+    for case in cases {
+        let got = service.should_rate_limit(&case).await;
+        assert!(
+            matches!(got, Err(EnvoyError::Invalid(_))),
+            "{case:?}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn shadow_mode_per_rule_and_global() {
+    let (service, _) = memory(CONFIG);
+    let quiet = request("rl", &[&[("quiet", "q")], &[("user", "a")]]);
+    assert_eq!(
+        remaining(&ask(&service, quiet.clone()).await),
+        [(OK, 0), (OK, 2)]
+    );
+    let answer = ask(&service, quiet.clone()).await;
+    assert_eq!(answer.overall_code, OK);
+    assert_eq!(
+        remaining(&answer),
+        [(OK, 0), (OK, 1)],
+        "the breach rejects nothing"
+    );
+    service.set_envoy_options(EnvoyOptions::default().with_shadow_mode(true));
+    let ip = request("rl", &[&[("ip", "9")]]);
+    for _ in 0..2 {
+        ask(&service, ip.clone()).await;
+    }
+    let answer = ask(&service, ip).await;
+    assert_eq!(answer.overall_code, OK, "the global switch answers OK");
+    assert_eq!(
+        remaining(&answer),
+        [(OVER, 0)],
+        "and keeps the status, as upstream"
+    );
+    let text = service.render_metrics();
+    for line in [
+        r#"sluice_envoy_shadow_mode_total{domain="rl",key="quiet"} 1"#,
+        r#"sluice_envoy_shadow_mode_total{domain="rl",key="ip"} 1"#,
+        r#"sluice_envoy_over_limit_total{domain="rl",key="ip"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn statistics_count_as_envoyproxy_ratelimit_counts_them() {
+    // 10 a minute; near limit past floor(10 × 0.8) = 8.
+    let (service, _) = memory(
+        "domain: st
+descriptors:
+  - key: k
+    rate_limit:
+      unit: minute
+      requests_per_unit: 10
+",
+    );
+    let mut seven = request("st", &[&[("k", "v")]]);
+    seven.hits_addend = 7;
+    ask(&service, seven).await;
+    let mut two = request("st", &[&[("k", "v")]]);
+    two.hits_addend = 2; // 7 → 9: one hit past 8.
+    ask(&service, two).await;
+    let mut three = request("st", &[&[("k", "v")]]);
+    three.hits_addend = 3; // 9 → 12: over by 2, one more near.
+    assert_eq!(ask(&service, three.clone()).await.overall_code, OVER);
+    ask(&service, three).await; // at 9 still: over by 2 again, near 1.
+    let text = service.render_metrics();
+    for line in [
+        r#"sluice_envoy_total_hits_total{domain="st",key="k"} 15"#,
+        r#"sluice_envoy_within_limit_total{domain="st",key="k"} 9"#,
+        r#"sluice_envoy_near_limit_total{domain="st",key="k"} 3"#,
+        r#"sluice_envoy_over_limit_total{domain="st",key="k"} 4"#,
+        r#"sluice_envoy_shadow_mode_total{domain="st",key="k"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn headers_of_the_most_restrictive_limit_in_each_mode() {
+    let (service, clock) = memory(CONFIG);
+    clock.set((NOW_S * 1_000_000) + 250_000);
+    let both = request("rl", &[&[("user", "a")], &[("ip", "1")]]);
+    let answer = ask(&service, both.clone()).await;
+    let headers: Vec<(String, String)> = answer
+        .response_headers_to_add
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
+    // The ip's 1 remaining is fewer than the user's 2; its second ends in
+    // 0.75 s, rounded up.
+    let want = [
+        ("RateLimit-Limit", "2"),
+        ("RateLimit-Remaining", "1"),
+        ("RateLimit-Reset", "1"),
+    ];
+    assert_eq!(headers, want.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    let reset = answer.statuses[0].duration_until_reset.unwrap();
+    assert_eq!(
+        (reset.seconds, reset.nanos),
+        (32, 750_000_000),
+        "32.75 s left of the minute at :27.25"
+    );
+    service.set_envoy_options(EnvoyOptions::default().with_response_headers(ResponseHeaders::Ietf));
+    let answer = ask(&service, both.clone()).await;
+    let names: Vec<&str> = answer
+        .response_headers_to_add
+        .iter()
+        .map(|h| h.key.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+            "RateLimit"
+        ]
+    );
+    assert_eq!(
+        answer.response_headers_to_add[3].value,
+        r#""rl.user";q=3;w=60, "rl.ip";q=2;w=1"#
+    );
+    assert_eq!(
+        answer.response_headers_to_add[4].value,
+        r#""rl.ip";r=0;t=1"#
+    );
+    service.set_envoy_options(EnvoyOptions::default().with_response_headers(ResponseHeaders::Off));
+    assert!(ask(&service, both).await.response_headers_to_add.is_empty());
+    let free = request("rl", &[&[("none", "x")]]);
+    service.set_envoy_options(EnvoyOptions::default());
+    assert!(
+        ask(&service, free).await.response_headers_to_add.is_empty(),
+        "no limit, no headers"
+    );
+}
+
+#[tokio::test]
+async fn dynamic_metadata_names_the_rule_that_rejected() {
+    let (service, _) = memory(CONFIG);
+    let tagged = request("rl", &[&[("tagged", "x")]]);
+    service.set_envoy_options(EnvoyOptions::default().with_dynamic_metadata(true));
+    assert_eq!(
+        ask(&service, tagged.clone()).await.dynamic_metadata,
+        None,
+        "admitted: none"
+    );
+    let answer = ask(&service, tagged).await;
+    let meta = answer.dynamic_metadata.expect("metadata on a rejection");
+    let json = format!("{meta:?}");
+    for part in ["rl.tagged_x", "tagged_limit", "hour", "payments"] {
+        assert!(json.contains(part), "{part} in {json}");
+    }
+    assert_eq!(meta.fields.len(), 6, "{json}");
+}
+
+#[tokio::test]
+async fn replacing_the_config_keeps_every_counter() {
+    let (service, _) = memory(CONFIG);
+    let user = request("rl", &[&[("user", "a")]]);
+    ask(&service, user.clone()).await;
+    let mut bigger = EnvoyConfig::default();
+    bigger
+        .add(
+            &CONFIG.replace("requests_per_unit: 3", "requests_per_unit: 5"),
+            "b.yaml",
+            false,
+        )
+        .unwrap();
+    service.set_envoy_config(bigger);
+    assert_eq!(remaining(&ask(&service, user).await), [(OK, 3)]);
+}
+
+/// Issue 13: with Redis gone, each `on_store_error` mode answers its way.
+#[tokio::test]
+async fn a_store_failure_answers_by_the_mode_in_force() {
+    let mut server = RedisServer::start();
+    let mut config = EnvoyConfig::default();
+    config.add(CONFIG, "c.yaml", false).unwrap();
+    let service = redis(&server.url(), config).await;
+    let user = request("rl", &[&[("user", "a")]]);
+    assert_eq!(remaining(&ask(&service, user.clone()).await), [(OK, 2)]);
+    server.kill();
+    let got = service.should_rate_limit(&user).await;
+    assert!(
+        matches!(got, Err(EnvoyError::Unavailable(_))),
+        "deny: {got:?}"
+    );
+    service.set_envoy_options(EnvoyOptions::default().with_on_store_error(OnStoreError::Allow));
+    for _ in 0..5 {
+        assert_eq!(ask(&service, user.clone()).await.overall_code, OK, "allow");
+    }
+    service.set_envoy_options(EnvoyOptions::default().with_on_store_error(OnStoreError::Local));
+    let answers: Vec<i32> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(ask(&service, user.clone()).await.overall_code);
+        }
+        v
+    };
+    assert_eq!(
+        answers,
+        [OK, OK, OK, OVER],
+        "local: the process's memory counts 3 a minute"
+    );
+}
