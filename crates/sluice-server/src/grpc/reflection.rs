@@ -7,7 +7,7 @@
 //! exporting it. `scripts/envoy-descriptors` extracts from that file
 //! `envoy/service/ratelimit/v3/rls.proto` and every file it imports,
 //! transitively, with `protoc --descriptor_set_in … --include_imports`
-//! (44 KB), into `rls_descriptors.bin`; the test `envoy_descriptors`
+//! (44 KB), into `rls_descriptors.bin`; the test `tests/envoy_descriptors.rs`
 //! recomputes it from the locked `envoy-types` and fails when it differs,
 //! so a bump cannot leave it stale.
 
