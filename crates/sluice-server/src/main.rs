@@ -40,6 +40,11 @@ enum Command {
         /// log line names.
         #[arg(long)]
         listen: Option<String>,
+        /// envoyproxy/ratelimit's configuration, a file or a directory of
+        /// .yaml files, for Envoy's rate limit service (default:
+        /// $SLUICE_ENVOY_CONFIG, else the file's `envoy_config`).
+        #[arg(long)]
+        envoy_config: Option<PathBuf>,
     },
     /// Measures decisions per second and their latency on a store, driving
     /// the library directly (no HTTP). On Redis its keys live under the
@@ -113,8 +118,13 @@ fn main() -> ExitCode {
             config,
             store,
             listen,
+            envoy_config,
         } => {
-            let flags = Flags { config, store };
+            let flags = Flags {
+                config,
+                store,
+                envoy_config,
+            };
             let served = logging::init().and_then(|()| {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -200,7 +210,11 @@ fn main() -> ExitCode {
             key,
             cost,
         } => {
-            let flags = Flags { config, store };
+            let flags = Flags {
+                config,
+                store,
+                ..Flags::default()
+            };
             let result = Config::resolve(&flags, |name| std::env::var(name).ok())
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(commands::check(config, &policy, &key, cost)));

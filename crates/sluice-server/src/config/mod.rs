@@ -13,10 +13,13 @@
 //! - `server`: `server`, the HTTP listener's bounds and drain deadline.
 //! - `memory`: `memory`, the bound on the keys kept in process memory.
 //! - `forward_auth`: `forward_auth` and `trusted_proxies`, for `/v1/forward-auth`.
+//! - `envoy_settings`: `envoy_config` and `envoy`, for Envoy's ShouldRateLimit.
+//! - [`envoy`]: envoyproxy/ratelimit's configuration files.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
 pub mod envoy;
+mod envoy_settings;
 mod error;
 mod forward_auth;
 mod memory;
@@ -31,6 +34,7 @@ use std::time::Duration;
 
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
+pub use envoy_settings::{ENVOY_CONFIG_ENV, EnvoySettings};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
 pub use memory::MemorySettings;
@@ -59,6 +63,8 @@ pub struct Config {
     pub memory: MemorySettings,
     /// How `/v1/forward-auth` answers, and whose client addresses it believes.
     pub forward_auth: ForwardAuthSettings,
+    /// envoyproxy/ratelimit's configuration, read, and how Envoy is answered.
+    pub envoy: EnvoySettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -70,6 +76,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     /// `--store URL`.
     pub store: Option<String>,
+    /// `--envoy-config PATH`.
+    pub envoy_config: Option<PathBuf>,
 }
 
 impl Config {
@@ -82,6 +90,7 @@ impl Config {
             server: ServerSettings::default(),
             memory: MemorySettings::default(),
             forward_auth: ForwardAuthSettings::default(),
+            envoy: EnvoySettings::default(),
             source: None,
         }
     }
@@ -113,6 +122,15 @@ impl Config {
                 message,
             })?;
         }
+        let envoy = match (&flags.envoy_config, env(ENVOY_CONFIG_ENV)) {
+            (Some(flag), _) => Some((flag.display().to_string(), Origin::Flag("--envoy-config"))),
+            (None, Some(var)) => Some((var, Origin::Env(ENVOY_CONFIG_ENV))),
+            (None, None) => None,
+        };
+        if let Some((text, origin)) = envoy {
+            config.envoy.set_path(&text, origin)?;
+            config.envoy.load_rules()?;
+        }
         Ok(config)
     }
 
@@ -136,6 +154,8 @@ impl Config {
     /// [`Config::load`] does once it has read the file.
     pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let file = parse(text, &path.display().to_string())?;
+        let mut envoy = file.envoy;
+        envoy.load_rules()?;
         Ok(Config {
             store: file.store.unwrap_or(StoreSpec::Memory),
             policies: file.policies,
@@ -143,6 +163,7 @@ impl Config {
             server: file.server,
             memory: file.memory,
             forward_auth: file.forward_auth,
+            envoy,
             source: Some(path.to_owned()),
         })
     }

@@ -15,6 +15,7 @@ use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
+use super::envoy_settings::{EnvoySettings, envoy, envoy_config};
 use super::error::ConfigErrors;
 use super::forward_auth::{ForwardAuthSettings, forward_auth, trusted_proxies};
 use super::memory::{MemorySettings, memory};
@@ -39,6 +40,9 @@ pub struct FileConfig {
     /// The `forward_auth` and `trusted_proxies` fields: how
     /// `/v1/forward-auth` answers and whose client addresses it believes.
     pub forward_auth: ForwardAuthSettings,
+    /// The `envoy_config` and `envoy` fields: envoyproxy/ratelimit's
+    /// configuration (not read yet) and how Envoy is answered.
+    pub envoy: EnvoySettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -52,6 +56,8 @@ const TOP_FIELDS: &[&str] = &[
     "memory",
     "forward_auth",
     "trusted_proxies",
+    "envoy_config",
+    "envoy",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -146,6 +152,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         server: ServerSettings::default(),
         memory: MemorySettings::default(),
         forward_auth: ForwardAuthSettings::default(),
+        envoy: EnvoySettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -172,6 +179,12 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("trusted_proxies") {
         config.forward_auth.trusted_proxies = trusted_proxies(w, node);
+    }
+    if let Some(node) = map.get_node("envoy_config") {
+        config.envoy.path = envoy_config(w, node);
+    }
+    if let Some(node) = map.get_node("envoy") {
+        config.envoy.options = envoy(w, node);
     }
     // Invalid top-level values are reported; the policies then start from
     // the built-in defaults so that their own errors are listed too.

@@ -247,6 +247,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     let flags = Flags {
         config: None,
         store: Some("memory".into()),
+        ..Flags::default()
     };
     assert_eq!(
         Config::resolve(&flags, env).unwrap().store,
@@ -292,6 +293,7 @@ fn an_unreadable_file_is_named() {
     let flags = Flags {
         config: Some("/nonexistent/sluice.yaml".into()),
         store: None,
+        ..Flags::default()
     };
     let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();
     assert!(
