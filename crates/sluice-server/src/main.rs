@@ -46,6 +46,11 @@ enum Command {
         /// the start-up log line names it as `grpc_address`.
         #[arg(long)]
         grpc_listen: Option<String>,
+        /// envoyproxy/ratelimit's configuration, a file or a directory of
+        /// .yaml files, for Envoy's rate limit service (default:
+        /// $SLUICE_ENVOY_CONFIG, else the file's `envoy_config`).
+        #[arg(long)]
+        envoy_config: Option<PathBuf>,
     },
     /// Measures decisions per second and their latency on a store, driving
     /// the library directly (no HTTP). On Redis its keys live under the
@@ -120,11 +125,13 @@ fn main() -> ExitCode {
             store,
             listen,
             grpc_listen,
+            envoy_config,
         } => {
             let flags = Flags {
                 config,
                 store,
                 grpc_listen,
+                envoy_config,
             };
             let served = logging::init().and_then(|()| {
                 tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,7 @@ use sluice_testkit::RedisServer;
 const DOC: &str = include_str!("../openapi.json");
 
 const POLICIES: &str = "
+envoy_config: envoy.yaml
 redis:
   timeout: 300ms
 policies:
@@ -56,6 +57,11 @@ fn with_token(mut case: Case, token: &'static str) -> Case {
 async fn every_route_answers_as_openapi_json_says() {
     let doc: Value = serde_json::from_str(DOC).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "envoy.yaml",
+        "domain: rl\ndescriptors: [{key: user, rate_limit: {unit: hour, requests_per_unit: 1}}]\n",
+    );
     let file = write(dir.path(), "sluice.yaml", POLICIES);
     let config = ["--config", file.to_str().unwrap()];
     let admin = Serve::start(&config, &[("SLUICE_ADMIN_TOKEN", "t")]);
@@ -84,6 +90,7 @@ async fn every_route_answers_as_openapi_json_says() {
 
     let long = format!("/v1/limits/api/{}", "k".repeat(1025));
     let one = |key: &str| json!({"policy": "api", "key": key});
+    let envoy = |user: &str| json!({"domain": "rl", "descriptors": [{"entries": [{"key": "user", "value": user}]}]});
     let cases = [
         (&admin, case("POST", "/v1/check", Some(one("a")), 200)),
         (
@@ -210,6 +217,14 @@ async fn every_route_answers_as_openapi_json_says() {
             case("GET", "/v1/forward-auth?policy=nope", None, 404),
         ),
         (&down, case("GET", "/v1/forward-auth?policy=api", None, 503)),
+        // Issue 13: envoyproxy/ratelimit's /json; `user` allows 1 an hour.
+        (&admin, case("POST", "/json", Some(envoy("a")), 200)),
+        (&admin, case("POST", "/json", Some(envoy("a")), 429)),
+        (
+            &admin,
+            case("POST", "/json", Some(json!({"domain": ""})), 400),
+        ),
+        (&down, case("POST", "/json", Some(envoy("a")), 503)),
         (&admin, case("GET", "/healthz", None, 200)),
         (&admin, case("GET", "/readyz", None, 200)),
         (&down, case("GET", "/readyz", None, 503)),

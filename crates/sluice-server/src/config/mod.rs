@@ -14,10 +14,13 @@
 //! - `memory`: `memory`, the bound on the keys kept in process memory.
 //! - `grpc`: `grpc`, the gRPC listener's address and bounds.
 //! - `forward_auth`: `forward_auth` and `trusted_proxies`, for `/v1/forward-auth`.
+//! - `envoy_settings`: `envoy_config` and `envoy`, for Envoy's ShouldRateLimit.
+//! - [`envoy`]: envoyproxy/ratelimit's configuration files.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
 
 pub mod envoy;
+mod envoy_settings;
 mod error;
 mod forward_auth;
 mod grpc;
@@ -33,6 +36,7 @@ use std::time::Duration;
 
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
+pub use envoy_settings::{ENVOY_CONFIG_ENV, EnvoySettings};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
 pub use grpc::{GrpcSettings, LISTEN_EXPECTED, check_listen};
@@ -66,6 +70,8 @@ pub struct Config {
     pub forward_auth: ForwardAuthSettings,
     /// The gRPC listener: its address (none: off) and bounds.
     pub grpc: GrpcSettings,
+    /// envoyproxy/ratelimit's configuration, read, and how Envoy is answered.
+    pub envoy: EnvoySettings,
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -79,6 +85,8 @@ pub struct Flags {
     pub store: Option<String>,
     /// `--grpc-listen ADDRESS`.
     pub grpc_listen: Option<String>,
+    /// `--envoy-config PATH`.
+    pub envoy_config: Option<PathBuf>,
 }
 
 impl Config {
@@ -92,6 +100,7 @@ impl Config {
             memory: MemorySettings::default(),
             forward_auth: ForwardAuthSettings::default(),
             grpc: GrpcSettings::default(),
+            envoy: EnvoySettings::default(),
             source: None,
         }
     }
@@ -136,6 +145,15 @@ impl Config {
             })?;
             config.grpc.listen = Some(text);
         }
+        let envoy = match (&flags.envoy_config, env(ENVOY_CONFIG_ENV)) {
+            (Some(flag), _) => Some((flag.display().to_string(), Origin::Flag("--envoy-config"))),
+            (None, Some(var)) => Some((var, Origin::Env(ENVOY_CONFIG_ENV))),
+            (None, None) => None,
+        };
+        if let Some((text, origin)) = envoy {
+            config.envoy.set_path(&text, origin)?;
+            config.envoy.load_rules()?;
+        }
         Ok(config)
     }
 
@@ -159,6 +177,8 @@ impl Config {
     /// [`Config::load`] does once it has read the file.
     pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let file = parse(text, &path.display().to_string())?;
+        let mut envoy = file.envoy;
+        envoy.load_rules()?;
         Ok(Config {
             store: file.store.unwrap_or(StoreSpec::Memory),
             policies: file.policies,
@@ -167,6 +187,7 @@ impl Config {
             memory: file.memory,
             forward_auth: file.forward_auth,
             grpc: file.grpc,
+            envoy,
             source: Some(path.to_owned()),
         })
     }

@@ -15,6 +15,7 @@ use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
+use super::envoy_settings::{EnvoySettings, envoy, envoy_config};
 use super::error::ConfigErrors;
 use super::forward_auth::{ForwardAuthSettings, forward_auth, trusted_proxies};
 use super::grpc::{GrpcSettings, grpc};
@@ -42,6 +43,9 @@ pub struct FileConfig {
     pub forward_auth: ForwardAuthSettings,
     /// The `grpc` field: the gRPC listener's address and bounds.
     pub grpc: GrpcSettings,
+    /// The `envoy_config` and `envoy` fields: envoyproxy/ratelimit's
+    /// configuration (not read yet) and how Envoy is answered.
+    pub envoy: EnvoySettings,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -56,6 +60,8 @@ const TOP_FIELDS: &[&str] = &[
     "forward_auth",
     "trusted_proxies",
     "grpc",
+    "envoy_config",
+    "envoy",
 ];
 const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
 const POLICY_FIELDS: &[&str] = &[
@@ -151,6 +157,7 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
         memory: MemorySettings::default(),
         forward_auth: ForwardAuthSettings::default(),
         grpc: GrpcSettings::default(),
+        envoy: EnvoySettings::default(),
     };
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
@@ -180,6 +187,12 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     }
     if let Some(node) = map.get_node("trusted_proxies") {
         config.forward_auth.trusted_proxies = trusted_proxies(w, node);
+    }
+    if let Some(node) = map.get_node("envoy_config") {
+        config.envoy.path = envoy_config(w, node);
+    }
+    if let Some(node) = map.get_node("envoy") {
+        config.envoy.options = envoy(w, node);
     }
     // Invalid top-level values are reported; the policies then start from
     // the built-in defaults so that their own errors are listed too.

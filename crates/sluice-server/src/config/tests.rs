@@ -292,6 +292,7 @@ fn no_configuration_at_all_runs_the_default_policy_in_memory() {
 fn an_unreadable_file_is_named() {
     let flags = Flags {
         config: Some("/nonexistent/sluice.yaml".into()),
+        store: None,
         ..Flags::default()
     };
     let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();

@@ -22,9 +22,12 @@
 //!   statistics of each.
 //! - `answer`: the response headers and the dynamic metadata.
 //! - `options`: [`EnvoyOptions`], the `envoy:` block of the configuration.
+//! - [`json`]: the request and the response in the proto3 JSON mapping
+//!   (HTTP `/json`).
 
 mod answer;
 mod decide;
+pub mod json;
 mod options;
 mod plan;
 

@@ -2,6 +2,7 @@
 //! `/openapi.json`).
 
 pub mod check;
+pub mod envoy_json;
 pub mod error;
 pub mod forward_auth;
 pub mod health;
@@ -47,6 +48,7 @@ pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
         )
         .route("/v1/policies", get(policies::list))
         .route("/v1/forward-auth", any(forward_auth::forward_auth))
+        .route("/json", post(envoy_json::should_rate_limit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics))

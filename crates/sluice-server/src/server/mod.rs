@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //!
+//! - [`envoy_watch`]: envoyproxy/ratelimit's files, polled and reloaded when they change.
 //! - [`listener`]: the listening socket, with a deep backlog.
 //! - [`send_timeout`]: a connection whose writes give up on a client that
 //!   does not read.
 //! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
+pub mod envoy_watch;
 pub mod listener;
 pub mod send_timeout;
 pub mod signals;
@@ -323,6 +325,15 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     let limiter = Limiter::new(store, config.policies);
     let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
     service.set_forward_auth(config.forward_auth);
+    let envoy_path = config.envoy.path.clone();
+    let merge = config.envoy.options.merge_domains;
+    service.set_envoy(crate::envoy::EnvoyState {
+        config: config.envoy.rules,
+        options: config.envoy.options,
+    });
+    if let Some(path) = envoy_path {
+        envoy_watch::EnvoyWatch::new(&path, merge).spawn(service.clone(), envoy_watch::POLL_EVERY);
+    }
     tracing::info!(
         %address,
         store = %config.store,

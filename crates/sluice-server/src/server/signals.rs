@@ -91,6 +91,10 @@ pub fn reload_on_hangup(
                     let policies = policy_names(&config);
                     service.replace_policies(config.policies);
                     service.set_forward_auth(config.forward_auth);
+                    service.set_envoy(crate::envoy::EnvoyState {
+                        config: config.envoy.rules,
+                        options: config.envoy.options,
+                    });
                     service.metrics().reload(true);
                     tracing::info!(%policies, "SIGHUP: configuration reloaded");
                 }
