@@ -354,3 +354,60 @@ async fn clients_beyond_the_connection_bound_wait_and_harm_none_of_those_served(
     let answer = waiting.await.unwrap().unwrap();
     assert_eq!(answer.statuses[0].limit_remaining, 2);
 }
+
+/// A gRPC listener whose silent connections are cut after 600 ms (a ping
+/// after 400 ms of silence, answered within 200 ms), serving one at a time.
+fn one_connection_quick_pings() -> GrpcSettings {
+    let mut grpc = GrpcSettings::default();
+    grpc.max_connections = 1;
+    grpc.keepalive_interval = Duration::from_millis(400);
+    grpc.keepalive_timeout = Duration::from_millis(200);
+    grpc
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_cut_and_frees_its_slot() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start(memory(config()), one_connection_quick_pings()).await;
+    // Never sends the HTTP/2 preface: hyper alone would wait for ever.
+    let mut silent = tokio::net::TcpStream::connect(server.grpc).await.unwrap();
+    // It holds the only slot: the client is served once it is cut.
+    let mut client = server.client().await;
+    let answer = ask(&mut client, request("rl", &[&[("user", "a")]]));
+    let answer = tokio::time::timeout(Duration::from_secs(30), answer).await;
+    let answer = answer.expect("the silent connection still holds the only slot");
+    assert_eq!(answer.unwrap().statuses[0].limit_remaining, 2);
+    // The server closed it (hyper may first write its SETTINGS).
+    let mut rest = Vec::new();
+    let _ = silent.read_to_end(&mut rest).await;
+}
+
+#[tokio::test]
+async fn an_idle_client_that_answers_pings_keeps_its_connection() {
+    let server = Server::start(memory(config()), one_connection_quick_pings()).await;
+    let mut idle = server.client().await;
+    let user = request("rl", &[&[("user", "a")]]);
+    assert_eq!(
+        ask(&mut idle, user.clone()).await.unwrap().statuses[0].limit_remaining,
+        2
+    );
+    // Three times the silence bound: the server pings, the client answers.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let mut other = server.client().await;
+    let waiting =
+        tokio::spawn(async move { ask(&mut other, request("rl", &[&[("user", "b")]])).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the idle client's connection was cut: its slot went to another"
+    );
+    assert_eq!(
+        ask(&mut idle, user).await.unwrap().statuses[0].limit_remaining,
+        1
+    );
+    drop(idle);
+    assert_eq!(
+        waiting.await.unwrap().unwrap().statuses[0].limit_remaining,
+        2
+    );
+}

@@ -26,6 +26,8 @@ pub struct GrpcSettings {
     /// How long a connection may stay silent before the server pings it.
     pub keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is closed.
+    /// A peer that sends nothing at all for the interval and this timeout
+    /// together (one that never speaks HTTP/2, say) is closed too.
     pub keepalive_timeout: Duration,
     /// How long one ShouldRateLimit may take; `DEADLINE_EXCEEDED` beyond it.
     pub request_timeout: Duration,

@@ -8,10 +8,12 @@
 //! - [`listener`]: the listening socket, with a deep backlog.
 //! - [`send_timeout`]: a connection whose writes give up on a client that
 //!   does not read.
+//! - [`read_idle`]: a connection whose reads give up on a silent peer (gRPC).
 //! - [`signals`]: SIGTERM and Ctrl-C stop (a second one at once), SIGHUP reloads.
 
 pub mod envoy_watch;
 pub mod listener;
+pub mod read_idle;
 pub mod send_timeout;
 pub mod signals;
 
@@ -37,6 +39,7 @@ use tower::ServiceExt;
 use crate::config::{Config, Flags, GrpcSettings, ServerSettings};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
+use read_idle::ReadIdle;
 use send_timeout::SendTimeout;
 
 /// The address `sluice serve` listens on when nothing says otherwise.
@@ -155,7 +158,10 @@ async fn serve_grpc(
         .keep_alive_timeout(grpc.keepalive_timeout)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     let bounds = Bounds::of(&settings, grpc.max_connections);
+    // A live peer answers a ping within this; a silent one is cut.
+    let silence = grpc.keepalive_interval + grpc.keepalive_timeout;
     serve_connections(listener, bounds, shutdown, |io, _peer| {
+        let io = TokioIo::new(ReadIdle::new(io.into_inner(), silence));
         let routes = routes
             .clone()
             .map_request(|request: Request<Incoming>| request.map(tonic::body::Body::new));
