@@ -275,3 +275,64 @@ fn the_binary_answers_an_independent_client_on_redis() {
     let redis = RedisServer::start();
     the_binary_answers(&redis.url());
 }
+
+/// SIGTERM drains both listeners: a connected gRPC client does not hold
+/// the process, which exits cleanly within the drain deadline.
+#[test]
+fn sigterm_stops_the_grpc_listener_with_the_http_one() {
+    let mut serve = Serve::start(&["--grpc-listen", "127.0.0.1:0"], &[]);
+    let line = serve.wait_for_log("listening");
+    let grpc = line
+        .split(' ')
+        .find_map(|field| field.strip_prefix("grpc_address="))
+        .unwrap_or_else(|| panic!("no grpc_address in {line:?}"))
+        .to_owned();
+    let mut client = Client::start(&grpc);
+    assert_eq!(
+        client.call(json!({"health": ""})),
+        json!({"status": "SERVING"})
+    );
+    serve.signal("TERM");
+    let status = serve.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", serve.log());
+    serve.wait_for_log("sluice stopped");
+    assert!(
+        std::net::TcpStream::connect(&grpc).is_err(),
+        "the gRPC listener is closed"
+    );
+}
+
+#[test]
+fn a_bad_grpc_address_stops_it_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let cannot = format!("cannot listen for gRPC on {taken}");
+    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+        (
+            &["--grpc-listen", "8081"],
+            &[],
+            "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, got \"8081\"",
+        ),
+        (
+            &[],
+            &[("SLUICE_GRPC_LISTEN", "127.0.0.1:99999")],
+            "environment variable SLUICE_GRPC_LISTEN: must be an address",
+        ),
+        (&["--grpc-listen", &taken], &[], &cannot),
+    ];
+    for (args, env, message) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("SLUICE_GRPC_LISTEN");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(message), "{stderr:?} lacks {message:?}");
+    }
+}
