@@ -445,3 +445,73 @@ async fn a_store_failure_answers_by_the_mode_in_force() {
         "local: the process's memory counts 3 a minute"
     );
 }
+
+/// envoyproxy/ratelimit's `/json`: 200 when OK, 429 when over, 400 for
+/// what is not a request, on the HTTP API in-process.
+#[tokio::test]
+async fn json_answers_200_429_and_400() {
+    use tower::ServiceExt;
+    let (service, _) = memory(CONFIG);
+    let router = sluice_server::http::router(service);
+    let post = |body: &str| {
+        axum::http::Request::post("/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let send = |body: &'static str| {
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(post(body)).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let tagged =
+        r#"{"domain": "rl", "descriptors": [{"entries": [{"key": "tagged", "value": "x"}]}]}"#;
+    let (status, body) = send(tagged).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "overallCode": "OK",
+            "statuses": [{
+                "code": "OK",
+                "currentLimit": {"name": "tagged_limit", "requestsPerUnit": 1, "unit": "HOUR"},
+                "durationUntilReset": "2793s"
+            }],
+            "responseHeadersToAdd": [
+                {"key": "RateLimit-Limit", "value": "1"},
+                {"key": "RateLimit-Remaining", "value": "0"},
+                {"key": "RateLimit-Reset", "value": "2793"}
+            ]
+        })
+    );
+    let (status, body) = send(tagged).await;
+    assert_eq!(
+        (status, &body["overallCode"]),
+        (429, &serde_json::json!("OVER_LIMIT")),
+        "{body}"
+    );
+    let proto_names = r#"{"domain": "rl", "descriptors": [{"entries": [{"key": "user", "value": "a"}], "hits_addend": "2"}]}"#;
+    let (status, body) = send(proto_names).await;
+    assert_eq!(
+        (status, &body["statuses"][0]["limitRemaining"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    for bad in [
+        "{",
+        r#"{"domain": "rl", "descriptors": []}"#,
+        r#"{"domain": "rl", "nope": 1}"#,
+    ] {
+        let (status, body) = send(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+}

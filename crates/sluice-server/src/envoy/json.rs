@@ -93,7 +93,9 @@ enum WireUnit {
 
 /// Reads a request from its proto3 JSON; the error says what is wrong.
 pub fn request_from_json(body: &[u8]) -> Result<RateLimitRequest, String> {
-    let wire: WireRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let json: Json = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    messages_are_objects(&json)?;
+    let wire: WireRequest = serde_json::from_value(json).map_err(|e| e.to_string())?;
     let hits_addend = match &wire.hits_addend {
         Some(n) => u32::try_from(n.get("hitsAddend", u64::from(u32::MAX))?).unwrap_or(u32::MAX),
         None => 0,
@@ -141,6 +143,36 @@ pub fn request_from_json(body: &[u8]) -> Result<RateLimitRequest, String> {
         descriptors,
         hits_addend,
     })
+}
+
+/// Refuses a message written as an array: serde reads a struct from a
+/// sequence of its fields, which proto3 JSON does not allow.
+fn messages_are_objects(request: &Json) -> Result<(), String> {
+    let object = |v: &Json, what: &str| match v {
+        Json::Object(_) | Json::Null => Ok(()),
+        _ => Err(format!("{what} must be a JSON object")),
+    };
+    object(request, "the request")?;
+    for d in request
+        .get("descriptors")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        object(d, "a descriptor")?;
+        for e in d
+            .get("entries")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            object(e, "an entry")?;
+        }
+        if let Some(limit) = d.get("limit") {
+            object(limit, "a limit")?;
+        }
+    }
+    Ok(())
 }
 
 /// A response as protojson writes it.
@@ -260,6 +292,9 @@ mod tests {
             br#"{"hitsAddend": -1}"#,
             br#"{"descriptors": [{"limit": {"unit": "FORTNIGHT"}}]}"#,
             br#"[]"#,
+            br#"{"descriptors": [[]]}"#,
+            br#"{"descriptors": [{"entries": [["k", "v"]]}]}"#,
+            br#"{"descriptors": [{"limit": [1, 2]}]}"#,
         ] {
             assert!(
                 request_from_json(body).is_err(),
