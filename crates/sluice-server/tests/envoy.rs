@@ -3,6 +3,7 @@
 //! real Redis, then each rule of the answer (all or nothing, replaces,
 //! overrides, hits_addend, shadow, store failures, headers, metadata,
 //! statistics), on a fake clock so that every window is exact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
