@@ -794,10 +794,10 @@ fn validate(doc: &Value, schema: &Value, value: &Value) -> Result<(), String> {
     for sub in schema["allOf"].as_array().into_iter().flatten() {
         validate(doc, sub, value)?;
     }
-    if let Some(any) = schema["anyOf"].as_array() {
-        if !any.iter().any(|s| validate(doc, s, value).is_ok()) {
-            return Err(format!("{value} fits none of anyOf"));
-        }
+    if let Some(any) = schema["anyOf"].as_array()
+        && !any.iter().any(|s| validate(doc, s, value).is_ok())
+    {
+        return Err(format!("{value} fits none of anyOf"));
     }
     if let Some(one) = schema["oneOf"].as_array() {
         let fitting = one
@@ -814,10 +814,10 @@ fn validate(doc: &Value, schema: &Value, value: &Value) -> Result<(), String> {
             _ => Ok(()),
         };
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(value) {
-            return Err(format!("{value} is not one of {allowed:?}"));
-        }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{value} is not one of {allowed:?}"));
     }
     let fits = match schema["type"].as_str() {
         None => true,
@@ -832,15 +832,15 @@ fn validate(doc: &Value, schema: &Value, value: &Value) -> Result<(), String> {
     if !fits {
         return Err(format!("{value} is not of type {}", schema["type"]));
     }
-    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64()) {
-        if n < min {
-            return Err(format!("{n} < minimum {min}"));
-        }
+    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64())
+        && n < min
+    {
+        return Err(format!("{n} < minimum {min}"));
     }
-    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64()) {
-        if n > max {
-            return Err(format!("{n} > maximum {max}"));
-        }
+    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64())
+        && n > max
+    {
+        return Err(format!("{n} > maximum {max}"));
     }
     if let Some(s) = value.as_str() {
         let chars = s.chars().count() as u64;

@@ -117,10 +117,10 @@ fn written_in(lines: &[HeaderValue]) -> Vec<IpAddr> {
             if let Ok(ip) = run.parse::<IpAddr>() {
                 found.push(ip.to_canonical());
             }
-            if let Some((addr, _port)) = run.rsplit_once(':') {
-                if let Ok(ip) = addr.parse::<Ipv4Addr>() {
-                    found.push(IpAddr::V4(ip));
-                }
+            if let Some((addr, _port)) = run.rsplit_once(':')
+                && let Ok(ip) = addr.parse::<Ipv4Addr>()
+            {
+                found.push(IpAddr::V4(ip));
             }
         }
     }

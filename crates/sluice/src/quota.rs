@@ -225,7 +225,10 @@ impl Quota {
                 max: max_limit,
             });
         }
-        if period < MIN_PERIOD || period > MAX_PERIOD || period.subsec_nanos() % 1_000 != 0 {
+        if period < MIN_PERIOD
+            || period > MAX_PERIOD
+            || !period.subsec_nanos().is_multiple_of(1_000)
+        {
             return Err(QuotaError::Period(period));
         }
         // In range by the check above: at most 366 days of microseconds.

@@ -117,10 +117,10 @@ pub(super) fn forward_auth(w: &mut Walker<'_>, node: &Node, settings: &mut Forwa
     let Some(map) = w.mapping(node, "forward_auth", FIELDS) else {
         return;
     };
-    if let Some(node) = map.get_node("policy") {
-        if let Some(s) = w.scalar(node, "forward_auth.policy", "a policy name") {
-            settings.policy = s.as_str().to_owned();
-        }
+    if let Some(node) = map.get_node("policy")
+        && let Some(s) = w.scalar(node, "forward_auth.policy", "a policy name")
+    {
+        settings.policy = s.as_str().to_owned();
     }
     if let Some(node) = map.get_node("deny_status") {
         let path = join("forward_auth", "deny_status");

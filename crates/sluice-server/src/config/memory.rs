@@ -35,11 +35,11 @@ pub(super) fn memory(w: &mut Walker<'_>, node: &Node) -> MemorySettings {
     let Some(map) = w.mapping(node, "memory", &["max_keys"]) else {
         return settings;
     };
-    if let Some(node) = map.get_node("max_keys") {
-        if let Some(n) = w.positive(node, &join("memory", "max_keys")) {
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
-            settings.max_keys = NonZeroUsize::new(n).unwrap_or(settings.max_keys);
-        }
+    if let Some(node) = map.get_node("max_keys")
+        && let Some(n) = w.positive(node, &join("memory", "max_keys"))
+    {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        settings.max_keys = NonZeroUsize::new(n).unwrap_or(settings.max_keys);
     }
     settings
 }

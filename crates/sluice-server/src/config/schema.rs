@@ -157,12 +157,12 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
         return config;
     };
-    if let Some(node) = map.get_node("store") {
-        if let Some(s) = w.scalar(node, "store", "a store such as memory or redis://host:6379") {
-            match StoreSpec::parse(s.as_str()) {
-                Ok(spec) => config.store = Some(spec),
-                Err(e) => w.error(s.span(), "store", e),
-            }
+    if let Some(node) = map.get_node("store")
+        && let Some(s) = w.scalar(node, "store", "a store such as memory or redis://host:6379")
+    {
+        match StoreSpec::parse(s.as_str()) {
+            Ok(spec) => config.store = Some(spec),
+            Err(e) => w.error(s.span(), "store", e),
         }
     }
     if let Some(node) = map.get_node("redis") {
@@ -268,39 +268,39 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
     let Some(map) = w.mapping(node, "redis", REDIS_FIELDS) else {
         return;
     };
-    if let Some(node) = map.get_node("prefix") {
-        if let Some(s) = w.scalar(node, "redis.prefix", "a key prefix") {
-            if s.as_str().is_empty() || s.as_str().contains(['{', '}']) {
-                let got = s.as_str();
-                w.error(
-                    s.span(),
-                    "redis.prefix",
-                    format!("must be a non-empty prefix without braces, got {got:?}"),
-                );
-            } else {
-                options.prefix = s.as_str().to_owned();
-            }
+    if let Some(node) = map.get_node("prefix")
+        && let Some(s) = w.scalar(node, "redis.prefix", "a key prefix")
+    {
+        if s.as_str().is_empty() || s.as_str().contains(['{', '}']) {
+            let got = s.as_str();
+            w.error(
+                s.span(),
+                "redis.prefix",
+                format!("must be a non-empty prefix without braces, got {got:?}"),
+            );
+        } else {
+            options.prefix = s.as_str().to_owned();
         }
     }
-    if let Some(node) = map.get_node("timeout") {
-        if let Some(timeout) = w.duration(node, "redis.timeout") {
-            if timeout.is_zero() {
-                // Every decision would fail: surely a mistake.
-                w.error(node.span(), "redis.timeout", "must be above zero, got 0s");
-            } else {
-                options.timeout = timeout;
-            }
+    if let Some(node) = map.get_node("timeout")
+        && let Some(timeout) = w.duration(node, "redis.timeout")
+    {
+        if timeout.is_zero() {
+            // Every decision would fail: surely a mistake.
+            w.error(node.span(), "redis.timeout", "must be above zero, got 0s");
+        } else {
+            options.timeout = timeout;
         }
     }
-    if let Some(node) = map.get_node("functions") {
-        if let Some(functions) = w.boolean(node, "redis.functions") {
-            options.functions = functions;
-        }
+    if let Some(node) = map.get_node("functions")
+        && let Some(functions) = w.boolean(node, "redis.functions")
+    {
+        options.functions = functions;
     }
-    if let Some(node) = map.get_node("tls") {
-        if let Some(tls) = super::tls::tls(w, node) {
-            options.tls = Some(tls);
-        }
+    if let Some(node) = map.get_node("tls")
+        && let Some(tls) = super::tls::tls(w, node)
+    {
+        options.tls = Some(tls);
     }
 }
 

@@ -88,10 +88,10 @@ pub(super) fn server(w: &mut Walker<'_>, node: &Node) -> ServerSettings {
     duration(w, "send_timeout", &mut settings.send_timeout);
     duration(w, "drain_timeout", &mut settings.drain_timeout);
     let count = |w: &mut Walker<'_>, name: &str, slot: &mut usize| {
-        if let Some(node) = map.get_node(name) {
-            if let Some(n) = w.positive(node, &join("server", name)) {
-                *slot = usize::try_from(n).unwrap_or(usize::MAX);
-            }
+        if let Some(node) = map.get_node(name)
+            && let Some(n) = w.positive(node, &join("server", name))
+        {
+            *slot = usize::try_from(n).unwrap_or(usize::MAX);
         }
     };
     count(w, "max_header_bytes", &mut settings.max_header_bytes);

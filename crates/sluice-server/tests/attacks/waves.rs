@@ -286,15 +286,15 @@ async fn assault(kind: Kind, tcp: TcpStream) -> How {
 async fn converse(tcp: TcpStream, first: Vec<u8>, then: Option<(Vec<u8>, Duration)>) -> How {
     let (mut read, mut write) = tcp.into_split();
     let writing = async move {
-        if send(&mut write, &first).await {
-            if let Some((bytes, every)) = then {
-                loop {
-                    if !every.is_zero() {
-                        tokio::time::sleep(every).await;
-                    }
-                    if !send(&mut write, &bytes).await {
-                        break;
-                    }
+        if send(&mut write, &first).await
+            && let Some((bytes, every)) = then
+        {
+            loop {
+                if !every.is_zero() {
+                    tokio::time::sleep(every).await;
+                }
+                if !send(&mut write, &bytes).await {
+                    break;
                 }
             }
         }

@@ -292,10 +292,11 @@ impl<S: Store, C: Clock> Store for DenyCache<S, C> {
 
     async fn decide_one(&self, check: &Check<'_>) -> Result<Decision, StoreError> {
         let now_us = self.clock.now_us();
-        if check.deny_cache && !check.shadow {
-            if let Some(hit) = self.table.lock().lookup(check, now_us) {
-                return Ok(hit);
-            }
+        if check.deny_cache
+            && !check.shadow
+            && let Some(hit) = self.table.lock().lookup(check, now_us)
+        {
+            return Ok(hit);
         }
         let decision = self.inner.decide_one(check).await?;
         self.remember(

@@ -490,12 +490,12 @@ impl<C: Clock> MemoryStore<C> {
     ) -> (Decision, Option<Undo>) {
         let fingerprint = self.fingerprint(check.quota);
         let mut found = table.find(hash, probe);
-        if let Some(at) = found {
-            if table.entries[at].slot.fingerprint() != fingerprint {
-                // The quota changed: carry the state over, whatever comes next.
-                let quota = (fingerprint, check.quota);
-                found = table.carry(at, (hash, probe), quota, now, &self.hasher);
-            }
+        if let Some(at) = found
+            && table.entries[at].slot.fingerprint() != fingerprint
+        {
+            // The quota changed: carry the state over, whatever comes next.
+            let quota = (fingerprint, check.quota);
+            found = table.carry(at, (hash, probe), quota, now, &self.hasher);
         }
         let (decision, undo) = match found {
             Some(at) => {
@@ -740,8 +740,8 @@ mod tests {
     /// Key `i`: short and long names, under two policies whose names share
     /// a prefix with the keys.
     fn name(i: usize) -> (&'static str, String) {
-        let policy = if i % 2 == 0 { "p" } else { "pk" };
-        let key = if i % 3 == 0 {
+        let policy = if i.is_multiple_of(2) { "p" } else { "pk" };
+        let key = if i.is_multiple_of(3) {
             format!("{LONG}-{i}")
         } else {
             format!("k{i}")

@@ -233,11 +233,10 @@ async fn drive(
                             Some(_) => None,
                         };
                         let reply = call(connection, form, now, until, Mode::Decide, &groups).await;
-                        if let (None, Ok(values)) = (now, &reply) {
-                            if let Some(&redis_now) = values.first() {
+                        if let (None, Ok(values)) = (now, &reply)
+                            && let Some(&redis_now) = values.first() {
                                 clock.learn(redis_now, Instant::now());
                             }
-                        }
                         reply
                     };
                     // The reply is awaited past the deadline (the callers

@@ -145,10 +145,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         let (mut connection, liveness) = self.connection().await?;
         let result = cmd.query_async(&mut connection).await;
-        if let Err(e) = &result {
-            if self.lose_on_error && e.is_unrecoverable_error() {
-                liveness.lose();
-            }
+        if let Err(e) = &result
+            && self.lose_on_error
+            && e.is_unrecoverable_error()
+        {
+            liveness.lose();
         }
         result
     }
