@@ -76,7 +76,11 @@ impl Int {
     fn get(&self, field: &str, max: u64) -> Result<u64, String> {
         let n = match self {
             Int::Number(n) => Some(*n),
-            Int::Text(t) => t.parse().ok(),
+            // Digits only: Rust's parse would take a leading `+` too.
+            Int::Text(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                t.parse().ok()
+            }
+            Int::Text(_) => None,
         };
         n.filter(|n| *n <= max)
             .ok_or_else(|| format!("\"{field}\" must be an integer from 0 to {max}"))
@@ -290,6 +294,7 @@ mod tests {
             br#"{"domain": "d", "extra": 1}"#,
             br#"{"hitsAddend": 4294967296}"#,
             br#"{"hitsAddend": -1}"#,
+            br#"{"hitsAddend": "+1"}"#,
             br#"{"descriptors": [{"limit": {"unit": "FORTNIGHT"}}]}"#,
             br#"[]"#,
             br#"{"descriptors": [[]]}"#,
