@@ -516,3 +516,26 @@ async fn json_answers_200_429_and_400() {
         assert!(body["error"].is_string(), "{body}");
     }
 }
+
+/// Two descriptors of one request on one counter are decided together,
+/// their hits added; their statistics never underflow.
+#[tokio::test]
+async fn descriptors_sharing_a_counter_are_decided_together() {
+    let (service, _) = memory(CONFIG);
+    let mut twice = request("rl", &[&[("ip", "1")], &[("ip", "1")]]);
+    twice.descriptors[0].hits_addend = Some(UInt64Value { value: 2 });
+    let answer = ask(&service, twice.clone()).await;
+    assert_eq!(answer.overall_code, OVER, "3 hits on a limit of 2");
+    assert_eq!(remaining(&answer), [(OVER, 0), (OVER, 0)]);
+    twice.descriptors[0].hits_addend = Some(UInt64Value { value: 1 });
+    assert_eq!(remaining(&ask(&service, twice).await), [(OK, 0), (OK, 0)]);
+    let text = service.render_metrics();
+    for line in [
+        r#"sluice_envoy_total_hits_total{domain="rl",key="ip"} 5"#,
+        // Each rule counts its own hits: neither went past the limit alone.
+        r#"sluice_envoy_over_limit_total{domain="rl",key="ip"} 0"#,
+        r#"sluice_envoy_within_limit_total{domain="rl",key="ip"} 2"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in {text}");
+    }
+}
