@@ -3,6 +3,7 @@
 //! real Redis, then each rule of the answer (all or nothing, replaces,
 //! overrides, hits_addend, shadow, store failures, headers, metadata,
 //! statistics), on a fake clock so that every window is exact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -444,4 +445,97 @@ async fn a_store_failure_answers_by_the_mode_in_force() {
         [OK, OK, OK, OVER],
         "local: the process's memory counts 3 a minute"
     );
+}
+
+/// envoyproxy/ratelimit's `/json`: 200 when OK, 429 when over, 400 for
+/// what is not a request, on the HTTP API in-process.
+#[tokio::test]
+async fn json_answers_200_429_and_400() {
+    use tower::ServiceExt;
+    let (service, _) = memory(CONFIG);
+    let router = sluice_server::http::router(service);
+    let post = |body: &str| {
+        axum::http::Request::post("/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let send = |body: &'static str| {
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(post(body)).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let tagged =
+        r#"{"domain": "rl", "descriptors": [{"entries": [{"key": "tagged", "value": "x"}]}]}"#;
+    let (status, body) = send(tagged).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "overallCode": "OK",
+            "statuses": [{
+                "code": "OK",
+                "currentLimit": {"name": "tagged_limit", "requestsPerUnit": 1, "unit": "HOUR"},
+                "durationUntilReset": "2793s"
+            }],
+            "responseHeadersToAdd": [
+                {"key": "RateLimit-Limit", "value": "1"},
+                {"key": "RateLimit-Remaining", "value": "0"},
+                {"key": "RateLimit-Reset", "value": "2793"}
+            ]
+        })
+    );
+    let (status, body) = send(tagged).await;
+    assert_eq!(
+        (status, &body["overallCode"]),
+        (429, &serde_json::json!("OVER_LIMIT")),
+        "{body}"
+    );
+    let proto_names = r#"{"domain": "rl", "descriptors": [{"entries": [{"key": "user", "value": "a"}], "hits_addend": "2"}]}"#;
+    let (status, body) = send(proto_names).await;
+    assert_eq!(
+        (status, &body["statuses"][0]["limitRemaining"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    for bad in [
+        "{",
+        r#"{"domain": "rl", "descriptors": []}"#,
+        r#"{"domain": "rl", "nope": 1}"#,
+    ] {
+        let (status, body) = send(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+}
+
+/// Two descriptors of one request on one counter are decided together,
+/// their hits added; their statistics never underflow.
+#[tokio::test]
+async fn descriptors_sharing_a_counter_are_decided_together() {
+    let (service, _) = memory(CONFIG);
+    let mut twice = request("rl", &[&[("ip", "1")], &[("ip", "1")]]);
+    twice.descriptors[0].hits_addend = Some(UInt64Value { value: 2 });
+    let answer = ask(&service, twice.clone()).await;
+    assert_eq!(answer.overall_code, OVER, "3 hits on a limit of 2");
+    assert_eq!(remaining(&answer), [(OVER, 0), (OVER, 0)]);
+    twice.descriptors[0].hits_addend = Some(UInt64Value { value: 1 });
+    assert_eq!(remaining(&ask(&service, twice).await), [(OK, 0), (OK, 0)]);
+    let text = service.render_metrics();
+    for line in [
+        r#"sluice_envoy_total_hits_total{domain="rl",key="ip"} 5"#,
+        // Each rule counts its own hits: neither went past the limit alone.
+        r#"sluice_envoy_over_limit_total{domain="rl",key="ip"} 0"#,
+        r#"sluice_envoy_within_limit_total{domain="rl",key="ip"} 2"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in {text}");
+    }
 }

@@ -47,7 +47,9 @@ pub(super) async fn should_rate_limit(
         .collect();
     // One check per counter: two descriptors of one request on the same
     // counter are decided together, their costs added (a store call names
-    // each counter once).
+    // each counter once), and both answer that decision: over the limit
+    // together, where envoyproxy/ratelimit, incrementing one after the
+    // other, may pass the first.
     let mut checks: Vec<Check<'_>> = Vec::new();
     let mut check_of: Vec<Option<usize>> = Vec::with_capacity(targets.len());
     for (target, quota) in targets.iter().zip(&quotas) {
@@ -228,10 +230,19 @@ fn count(
     };
     let after = before.saturating_add(hits);
     if over {
-        let past = if before >= limit { hits } else { after - limit };
+        // Saturating: a rule sharing its counter with another descriptor
+        // of the request was denied for their sum, past what its own hits
+        // reach.
+        let past = if before >= limit {
+            hits
+        } else {
+            after.saturating_sub(limit)
+        };
         stats.over_limit.inc_by(past);
         if before < limit {
-            stats.near_limit.inc_by(limit - near.max(before));
+            stats
+                .near_limit
+                .inc_by(limit.saturating_sub(near.max(before)));
         }
         if rule.shadow || decision.is_some_and(|d| d.shadow) {
             stats.shadow_mode.inc_by(past);

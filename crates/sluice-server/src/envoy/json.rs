@@ -76,7 +76,11 @@ impl Int {
     fn get(&self, field: &str, max: u64) -> Result<u64, String> {
         let n = match self {
             Int::Number(n) => Some(*n),
-            Int::Text(t) => t.parse().ok(),
+            // Digits only: Rust's parse would take a leading `+` too.
+            Int::Text(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                t.parse().ok()
+            }
+            Int::Text(_) => None,
         };
         n.filter(|n| *n <= max)
             .ok_or_else(|| format!("\"{field}\" must be an integer from 0 to {max}"))
@@ -93,7 +97,9 @@ enum WireUnit {
 
 /// Reads a request from its proto3 JSON; the error says what is wrong.
 pub fn request_from_json(body: &[u8]) -> Result<RateLimitRequest, String> {
-    let wire: WireRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let json: Json = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    messages_are_objects(&json)?;
+    let wire: WireRequest = serde_json::from_value(json).map_err(|e| e.to_string())?;
     let hits_addend = match &wire.hits_addend {
         Some(n) => u32::try_from(n.get("hitsAddend", u64::from(u32::MAX))?).unwrap_or(u32::MAX),
         None => 0,
@@ -141,6 +147,36 @@ pub fn request_from_json(body: &[u8]) -> Result<RateLimitRequest, String> {
         descriptors,
         hits_addend,
     })
+}
+
+/// Refuses a message written as an array: serde reads a struct from a
+/// sequence of its fields, which proto3 JSON does not allow.
+fn messages_are_objects(request: &Json) -> Result<(), String> {
+    let object = |v: &Json, what: &str| match v {
+        Json::Object(_) | Json::Null => Ok(()),
+        _ => Err(format!("{what} must be a JSON object")),
+    };
+    object(request, "the request")?;
+    for d in request
+        .get("descriptors")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        object(d, "a descriptor")?;
+        for e in d
+            .get("entries")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            object(e, "an entry")?;
+        }
+        if let Some(limit) = d.get("limit") {
+            object(limit, "a limit")?;
+        }
+    }
+    Ok(())
 }
 
 /// A response as protojson writes it.
@@ -258,8 +294,12 @@ mod tests {
             br#"{"domain": "d", "extra": 1}"#,
             br#"{"hitsAddend": 4294967296}"#,
             br#"{"hitsAddend": -1}"#,
+            br#"{"hitsAddend": "+1"}"#,
             br#"{"descriptors": [{"limit": {"unit": "FORTNIGHT"}}]}"#,
             br#"[]"#,
+            br#"{"descriptors": [[]]}"#,
+            br#"{"descriptors": [{"entries": [["k", "v"]]}]}"#,
+            br#"{"descriptors": [{"limit": [1, 2]}]}"#,
         ] {
             assert!(
                 request_from_json(body).is_err(),

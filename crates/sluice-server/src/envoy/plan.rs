@@ -85,10 +85,9 @@ pub(super) fn plan<'a>(
             descriptor: Some(d),
             ..
         }) = &target
+            && let Some(limit) = &d.rate_limit
         {
-            if let Some(limit) = &d.rate_limit {
-                replacing.extend(limit.replaces.iter().map(String::as_str));
-            }
+            replacing.extend(limit.replaces.iter().map(String::as_str));
         }
         if let Target::Unlimited(replaces) = target {
             replacing.extend(replaces.iter().map(String::as_str));
@@ -96,10 +95,11 @@ pub(super) fn plan<'a>(
         targets.push(target);
     }
     for target in &mut targets {
-        if let Target::Limited(rule) = target {
-            if !rule.name.is_empty() && replacing.contains(&rule.name) {
-                *target = Target::Free;
-            }
+        if let Target::Limited(rule) = target
+            && !rule.name.is_empty()
+            && replacing.contains(&rule.name)
+        {
+            *target = Target::Free;
         }
     }
     Ok(targets)
