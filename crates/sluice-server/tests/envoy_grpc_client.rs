@@ -307,7 +307,8 @@ fn a_bad_grpc_address_stops_it_with_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
     let cannot = format!("cannot listen for gRPC on {taken}");
-    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 3] = [
         (
             &["--grpc-listen", "8081"],
             &[],
