@@ -411,3 +411,21 @@ async fn an_idle_client_that_answers_pings_keeps_its_connection() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_decision_beyond_the_request_timeout_answers_deadline_exceeded() {
+    let redis_server = RedisServer::start();
+    let mut grpc = GrpcSettings::default();
+    grpc.request_timeout = Duration::from_millis(200);
+    // Redis's own timeout (2 s) is longer: the request timeout answers.
+    let server = Server::start(redis(&redis_server.url(), config()).await, grpc).await;
+    let mut client = server.client().await;
+    let user = request("rl", &[&[("user", "a")]]);
+    assert_eq!(
+        ask(&mut client, user.clone()).await.unwrap().statuses[0].limit_remaining,
+        2
+    );
+    redis_server.cli(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    let status = ask(&mut client, user).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+}
