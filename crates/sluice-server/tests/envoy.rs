@@ -539,3 +539,50 @@ async fn descriptors_sharing_a_counter_are_decided_together() {
         assert!(text.contains(line), "missing {line} in {text}");
     }
 }
+
+/// The statistics keys of the README's examples 8 to 11, as
+/// envoyproxy/ratelimit names them (its tests' keys where the README's
+/// prose differs: `share_threshold` shows the pattern, `route_api/*`).
+#[tokio::test]
+async fn statistics_keys_follow_detailed_metric_and_value_to_metric() {
+    let wanted: &[(&str, &[&str])] = &[
+        (
+            "Example 8",
+            &[
+                "key1_unspecified_value",
+                "key1_unspecified_value2",
+                "key1_value1",
+            ],
+        ),
+        ("Example 9 (trailing wildcard)", &["key1_value*"]),
+        (
+            "Example 10",
+            &[
+                "route_api.http_method_GET.subject_id",
+                "route_web.http_method_POST.subject_id",
+            ],
+        ),
+        (
+            "Example 10 (wildcard)",
+            &["user_alice.action_readfile.resource"],
+        ),
+        ("Example 11 (with value_to_metric)", &["route_api/*.method"]),
+    ];
+    for (name, keys) in wanted {
+        let example = EXAMPLES.iter().find(|e| e.name == *name).unwrap();
+        let (service, _) = memory(example.config);
+        envoy_examples::run(example, |r| {
+            let service = service.clone();
+            async move { ask(&service, r).await }
+        })
+        .await;
+        let text = service.render_metrics();
+        for key in *keys {
+            let found = text.lines().any(|l| {
+                l.starts_with("sluice_envoy_total_hits_total{domain=")
+                    && l.contains(&format!("key=\"{key}\""))
+            });
+            assert!(found, "{name}: no statistics under {key} in {text}");
+        }
+    }
+}

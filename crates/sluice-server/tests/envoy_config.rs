@@ -230,3 +230,75 @@ async fn the_spawned_watch_reloads_a_changed_file() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Issue 13, in the real process: `sluice serve` answers `/json` with the
+/// envoyproxy/ratelimit files its configuration names; SIGHUP puts a
+/// changed `envoy` block in force, the watch a changed file, both keeping
+/// the counters; a broken file stops start-up with its file and line.
+#[tokio::test]
+async fn sluice_serve_reloads_on_sighup_and_on_a_changed_file() {
+    use common::{Serve, client, send};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("limits.yaml"), &limits(5));
+    let main = |headers: &str| {
+        format!(
+            "policies: {{api: {{limit: 1, period: 1s}}}}\nenvoy_config: limits.yaml\nenvoy:\n  response_headers: {headers}\n"
+        )
+    };
+    write(&d.join("sluice.yaml"), &main("off"));
+    let serve = Serve::start(&["--config", d.join("sluice.yaml").to_str().unwrap()], &[]);
+    let body = serde_json::json!({"domain": "rl", "descriptors": [{"entries": [{"key": "user", "value": "a"}]}]});
+    let ask = || send(client().post(serve.url("/json")).json(&body));
+    let first = ask().await;
+    assert_eq!(first.status, 200, "{:?}", first.json);
+    assert_eq!(first.json["statuses"][0]["limitRemaining"], 4);
+    assert_eq!(first.json.get("responseHeadersToAdd"), None, "headers off");
+
+    write(&d.join("sluice.yaml"), &main("draft"));
+    let seen = serve.log_len();
+    serve.signal("HUP");
+    serve.wait_for_log_after(seen, "reloaded");
+    let second = ask().await;
+    assert_eq!(
+        second.json["statuses"][0]["limitRemaining"], 3,
+        "counted on"
+    );
+    assert_eq!(second.json["responseHeadersToAdd"][1]["value"], "3");
+
+    let seen = serve.log_len();
+    write(&d.join("limits.yaml"), &limits(10));
+    serve.wait_for_log_after(seen, "envoy_config changed: reloaded");
+    let third = ask().await;
+    assert_eq!(
+        third.json["statuses"][0]["limitRemaining"], 7,
+        "10 a minute, 3 spent"
+    );
+
+    write(
+        &d.join("limits.yaml"),
+        "domain: rl\ndescriptors:\n  - key: user\n    rate_limit: {unit: fortnight}\n",
+    );
+    let seen = serve.log_len();
+    let refused = serve.wait_for_log_after(seen, "limits.yaml:4");
+    assert!(
+        refused.contains("descriptors[0].rate_limit.unit"),
+        "{refused}"
+    );
+    assert_eq!(
+        ask().await.json["statuses"][0]["limitRemaining"],
+        6,
+        "the running one stays"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(d.join("sluice.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("limits.yaml:4"),
+        "{stderr}"
+    );
+}

@@ -122,7 +122,11 @@ pub fn request_from_json(body: &[u8]) -> Result<RateLimitRequest, String> {
                 },
                 unit: match l.unit {
                     None => 0,
-                    Some(WireUnit::Number(n)) => n,
+                    // A number Envoy's API does not define is refused here,
+                    // whatever the domain, as a name it does not define is.
+                    Some(WireUnit::Number(n)) => Unit::try_from(n)
+                        .map_err(|_| format!("unknown unit {n}"))?
+                        .into(),
                     Some(WireUnit::Name(name)) => Unit::from_str_name(&name)
                         .ok_or_else(|| format!("unknown unit {name:?}"))?
                         .into(),
@@ -295,6 +299,7 @@ mod tests {
             br#"{"hitsAddend": 4294967296}"#,
             br#"{"hitsAddend": -1}"#,
             br#"{"hitsAddend": "+1"}"#,
+            br#"{"descriptors": [{"limit": {"unit": -58800}}]}"#,
             br#"{"descriptors": [{"limit": {"unit": "FORTNIGHT"}}]}"#,
             br#"[]"#,
             br#"{"descriptors": [[]]}"#,

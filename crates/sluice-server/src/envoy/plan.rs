@@ -154,7 +154,7 @@ fn target<'a>(
     let stat_key = if found.descriptor.detailed_metric {
         detailed_key(domain, &found.counter)
     } else {
-        found.descriptor.full_key.clone()
+        found.stat_key.clone()
     };
     Ok(Target::Limited(Rule {
         requests_per_unit: found.limit.requests_per_unit,

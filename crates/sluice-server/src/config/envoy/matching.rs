@@ -20,6 +20,14 @@ pub struct Match<'a> {
     /// a descriptor with `share_threshold`, so that every value the pattern
     /// matches shares one counter.
     pub counter: Vec<(&'a str, &'a str)>,
+    /// envoyproxy/ratelimit's statistics key of the rule, as its `GetLimit`
+    /// builds it without `detailed_metric`: the domain, then each entry's
+    /// key with the value its level shows (`value_to_metric`: the
+    /// request's; a wildcard without it, or with `share_threshold`: the
+    /// pattern; an explicit value: that value; a key alone: none), so
+    /// `domain.route_api.http_method_GET.subject_id`. Without
+    /// `value_to_metric` it is the descriptor's full key.
+    pub stat_key: String,
 }
 
 impl EnvoyConfig {
@@ -30,6 +38,7 @@ impl EnvoyConfig {
         let mut level: &Level = self.domains.get(domain)?;
         let mut shared: Vec<Option<&'a str>> = vec![None; entries.len()];
         let mut found = None;
+        let mut stat_key = domain.to_owned();
         for (i, &(key, value)) in entries.iter().enumerate() {
             let composite = format!("{key}_{value}");
             let among =
@@ -47,6 +56,23 @@ impl EnvoyConfig {
             else {
                 break;
             };
+            let pattern_value = |d: &'a Descriptor| {
+                (d.composite.strip_prefix(key))
+                    .and_then(|p| p.strip_prefix('_'))
+                    .unwrap_or(&d.composite)
+            };
+            let shown = match (wildcard, exact) {
+                (Some(w), _) if w.share_threshold || !w.value_to_metric => pattern_value(w),
+                (Some(_), _) | (None, Some(_)) => value,
+                (None, None) if next.value_to_metric => value,
+                (None, None) => "",
+            };
+            stat_key.push('.');
+            stat_key.push_str(key);
+            if !shown.is_empty() {
+                stat_key.push('_');
+                stat_key.push_str(shown);
+            }
             if let (Some(pattern), true) = (wildcard, next.share_threshold) {
                 let pattern = &pattern.composite;
                 shared[i] = Some(
@@ -72,6 +98,7 @@ impl EnvoyConfig {
             descriptor,
             limit,
             counter,
+            stat_key,
         })
     }
 }
