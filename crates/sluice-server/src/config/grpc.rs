@@ -11,8 +11,8 @@ use super::yaml::{Walker, join};
 /// clients are few and long-lived (Envoy keeps one HTTP/2 connection per
 /// worker thread and multiplexes every check on it), so the bounds are on
 /// connections, streams per connection, message size and decision time;
-/// `server.send_timeout` and `server.drain_timeout` apply to it as to the
-/// HTTP listener.
+/// `server.send_timeout`, `server.drain_timeout` and `server.max_header_bytes`
+/// (as HTTP/2's header list size) apply to it as to the HTTP listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GrpcSettings {
