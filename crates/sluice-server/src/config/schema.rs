@@ -198,6 +198,11 @@ fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
     // the built-in defaults so that their own errors are listed too.
     let defaults = on_failure(w, map, "", OnFailure::default()).unwrap_or_default();
     match map.get_node("policies") {
+        // A file for Envoy's rate limit service alone: its descriptors are
+        // the limits, and the built-in `default` policy serves the rest.
+        None if map.get_node("envoy_config").is_some() => {
+            config.policies.push(super::default_policy());
+        }
         None => {
             // An empty file has its (empty) mapping at its end: say line 1.
             let span = if map.is_empty() {

@@ -704,6 +704,24 @@ policies:
     );
 }
 
+/// A file for Envoy's rate limit service alone needs no policies: the
+/// built-in `default` serves `/v1/check`; without `envoy_config` a file
+/// must still name at least one.
+#[test]
+fn i13_an_envoy_only_file_runs_the_default_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rl.yaml");
+    std::fs::write(&rules, "domain: rl\ndescriptors: [{key: k}]\n").unwrap();
+    let text = format!("envoy_config: {}\n", rules.display());
+    let file = parse(&text, "sluice.yaml").unwrap();
+    let names: Vec<&str> = file.policies.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["default"]);
+    assert_eq!(
+        errors("store: memory\n"),
+        ["sluice.yaml:1: policies: missing field; at least one policy is required"]
+    );
+}
+
 /// Issue 12 (the config fuzz target's first find, in its corpus as
 /// `found-cr-line-ends`): YAML breaks lines at a lone `\r` too (old Mac
 /// line ends), so an error's line counts them, as does `\r\n` once.
