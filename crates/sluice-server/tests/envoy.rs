@@ -19,7 +19,7 @@ use sluice_server::config::envoy::EnvoyConfig;
 use sluice_server::envoy::{EnvoyError, EnvoyOptions, RateLimitRequest, ResponseHeaders};
 use sluice_server::service::DecisionService;
 use sluice_server::stores::StoreHandles;
-use sluice_testkit::RedisServer;
+use sluice_testkit::{RedisCluster, RedisServer};
 
 /// A service over `store`, on `clock`, with `config` in force.
 fn service(
@@ -100,6 +100,29 @@ async fn every_readme_example_on_redis() {
     }
 }
 
+/// On Redis Cluster the descriptors of one request count on keys of
+/// different slots: each is decided on its own node, and a rejection
+/// gives back what the others were charged (the examples' all-or-nothing
+/// expectations hold there too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_readme_example_on_redis_cluster() {
+    let cluster = tokio::task::block_in_place(RedisCluster::start);
+    for example in EXAMPLES {
+        for node in 0..cluster.ports().len() {
+            cluster.cli(node, &["FLUSHALL"]);
+        }
+        let service = redis(&cluster.url(), example.load()).await;
+        envoy_examples::run(example, |r| {
+            let service = service.clone();
+            async move { ask(&service, r).await }
+        })
+        .await;
+    }
+    let mut config = EnvoyConfig::default();
+    config.add(CONFIG, "test.yaml", false).unwrap();
+    spends_nothing_when_rejected(&redis(&cluster.url(), config).await).await;
+}
+
 const CONFIG: &str = "domain: rl
 descriptors:
   - key: user
@@ -140,6 +163,13 @@ fn remaining(
 #[tokio::test]
 async fn a_rejected_request_spends_nothing_on_its_other_descriptors() {
     let (service, _) = memory(CONFIG);
+    spends_nothing_when_rejected(&service).await;
+}
+
+/// Two descriptors, the second over its limit: nothing is spent on the
+/// first.
+async fn spends_nothing_when_rejected(service: &DecisionService) {
+    let service = service.clone();
     let both = request("rl", &[&[("user", "a")], &[("ip", "1")]]);
     assert_eq!(
         remaining(&ask(&service, both.clone()).await),
