@@ -90,8 +90,18 @@ impl Batcher {
     /// Starts the driver on the current tokio runtime; each check gets
     /// `timeout` from its arrival.
     pub fn start(connection: Connection, form: Arc<Form>, timeout: Duration) -> Batcher {
+        Batcher::start_with_clock(connection, form, timeout, RedisClock::new())
+    }
+
+    /// [`Batcher::start`] with Redis's time known through `clock`.
+    fn start_with_clock(
+        connection: Connection,
+        form: Arc<Form>,
+        timeout: Duration,
+        clock: RedisClock,
+    ) -> Batcher {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(drive(queue, connection, form, timeout));
+        tokio::spawn(drive(queue, connection, form, timeout, clock));
         Batcher { jobs, timeout }
     }
 
@@ -157,6 +167,11 @@ impl RedisClock {
         self.offset.store(offset, Ordering::Relaxed);
     }
 
+    /// Forgets the offset: the next call reads Redis `TIME` first.
+    fn forget(&self) {
+        self.offset.store(UNKNOWN, Ordering::Relaxed);
+    }
+
     /// `deadline` in Redis's time (µs since the epoch), asking Redis
     /// `TIME` first when no reply has told it yet.
     async fn redis_time(
@@ -195,10 +210,10 @@ async fn drive(
     connection: Connection,
     form: Arc<Form>,
     timeout: Duration,
+    // Declared before the calls, which borrow it.
+    clock: RedisClock,
 ) {
     // The calls in flight are polled here, not spawned: no task per call.
-    // Declared before the calls, which borrow it.
-    let clock = RedisClock::new();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     loop {
@@ -233,10 +248,20 @@ async fn drive(
                             Some(_) => None,
                         };
                         let reply = call(connection, form, now, until, Mode::Decide, &groups).await;
-                        if let (None, Ok(values)) = (now, &reply)
-                            && let Some(&redis_now) = values.first() {
-                                clock.learn(redis_now, Instant::now());
+                        match (now, &reply) {
+                            (None, Ok(values)) => {
+                                if let Some(&redis_now) = values.first() {
+                                    clock.learn(redis_now, Instant::now());
+                                }
                             }
+                            // Refused as late: the deadline sent may have
+                            // been early (an offset learnt from a reply that
+                            // came late, Redis stopped between running a call
+                            // and answering it), and every later call would
+                            // be refused too. Ask Redis its time again.
+                            (None, Err(e)) if e.code() == Some(LATE) => clock.forget(),
+                            _ => {}
+                        }
                         reply
                     };
                     // The reply is awaited past the deadline (the callers
@@ -331,5 +356,56 @@ async fn refund(
     if !charged.keys.is_empty() {
         let mode = Mode::Refund { at_us };
         let _ = call(connection, form, now, None, mode, &[&charged]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Check;
+    use crate::store::redis::RedisStore;
+    use crate::{Algorithm, Quota};
+
+    /// A reply that came late (Redis stopped between running a call and
+    /// answering it) teaches an offset below the true one: every deadline
+    /// sent is then early, and Redis refuses each call as late. The driver
+    /// must read Redis `TIME` again after a refusal, or the store never
+    /// decides again (a fault test saw it stay refused for over 12 s after
+    /// a SIGSTOP was lifted).
+    #[tokio::test]
+    async fn a_late_refusal_makes_the_driver_read_redis_time_again() {
+        let redis = sluice_testkit::RedisServer::start();
+        let timeout = Duration::from_millis(500);
+        let options = crate::RedisOptions::default().with_timeout(timeout);
+        let store = RedisStore::connect_with(&redis.url(), options)
+            .await
+            .unwrap();
+        let (seconds, micros): (i64, i64) = (store.caller.connection)
+            .query(&redis::cmd("TIME"))
+            .await
+            .unwrap();
+        // Learnt as if the reply had come 5 s after Redis read its time.
+        let clock = RedisClock::new();
+        let redis_now = seconds * 1_000_000 + micros;
+        clock.learn(redis_now - 5_000_000, Instant::now());
+        let batcher = Batcher::start_with_clock(
+            store.caller.connection.clone(),
+            Arc::clone(&store.caller.form),
+            timeout,
+            clock,
+        );
+        let quota = Quota::new(Algorithm::FixedWindow, 10, Duration::from_secs(60), None).unwrap();
+        let check = Check::new("p", "k", &quota, 1);
+        let first = batcher
+            .decide(store.caller.group(&[check]), None, Instant::now())
+            .await;
+        assert!(
+            matches!(first, Err(StoreError::Timeout(_))),
+            "a deadline 5 s early is refused as late: {first:?}"
+        );
+        let second = batcher
+            .decide(store.caller.group(&[check]), None, Instant::now())
+            .await;
+        assert!(second.is_ok(), "decided again: {second:?}");
     }
 }
