@@ -165,13 +165,15 @@ impl Drop for Gateway {
 }
 
 /// A whole nginx configuration around the `site` (a `server` block): in
-/// the foreground, one worker, every file in `dir`.
+/// the foreground, one process, every file in `dir`.
 fn nginx_config(dir: &Path, site: &str) -> String {
     let dir = dir.display();
-    // As root, workers would switch to `nobody`, who cannot write `dir`.
+    // One process, no master: killing it (by pid, on drop) leaves no
+    // worker behind; a killed master's worker lived on, orphaned.
+    // As root, nginx would switch to `nobody`, who cannot write `dir`.
     let user = if is_root() { "user root;\n" } else { "" };
     format!(
-        "{user}daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr;\n\
+        "{user}daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log stderr;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n\
          access_log off;\n\
