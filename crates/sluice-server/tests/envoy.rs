@@ -7,64 +7,19 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use common::envoy_examples::{self, EXAMPLES, NOW_S, OK, OVER, Status, request};
+use common::envoy_services::{self, load, redis};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
 use envoy_types::pb::google::protobuf::UInt64Value;
-use sluice::store::Resilient;
-use sluice::{BoxStore, FakeClock, Limiter, MemoryStore, OnStoreError, RedisOptions, RedisStore};
-use sluice_server::config::envoy::EnvoyConfig;
+use sluice::{FakeClock, OnStoreError};
 use sluice_server::envoy::{EnvoyError, EnvoyOptions, RateLimitRequest, ResponseHeaders};
 use sluice_server::service::DecisionService;
-use sluice_server::stores::StoreHandles;
 use sluice_testkit::{RedisCluster, RedisServer};
 
-/// A service over `store`, on `clock`, with `config` in force.
-fn service(
-    store: BoxStore,
-    clock: &FakeClock,
-    config: EnvoyConfig,
-    handles: StoreHandles,
-) -> DecisionService {
-    let handles = StoreHandles {
-        clock: Arc::new(clock.clone()),
-        ..handles
-    };
-    let service = DecisionService::with_handles(Limiter::new(store, []), "memory", None, handles);
-    service.set_envoy_config(config);
-    service
-}
-
-/// A service over a fresh memory store, its clock at [`NOW_S`].
+/// A service over a fresh memory store with the file `config`, and its
+/// clock.
 fn memory(config: &str) -> (DecisionService, FakeClock) {
-    let clock = FakeClock::new(NOW_S * 1_000_000);
-    let mut envoy = EnvoyConfig::default();
-    envoy.add(config, "test.yaml", false).unwrap();
-    let store = BoxStore::new(MemoryStore::with_clock(clock.clone()));
-    (
-        service(store, &clock, envoy, StoreHandles::default()),
-        clock,
-    )
-}
-
-/// A service over the Redis at `url` behind the resilient stack (as
-/// `sluice serve` opens it), its clock at [`NOW_S`].
-async fn redis(url: &str, config: EnvoyConfig) -> DecisionService {
-    let clock = FakeClock::new(NOW_S * 1_000_000);
-    let options = RedisOptions::default().with_timeout(Duration::from_secs(2));
-    let redis = RedisStore::connect_with(url, options)
-        .await
-        .unwrap()
-        .with_clock(clock.clone());
-    let store = Resilient::new(redis, clock.clone())
-        .with_local_store(MemoryStore::with_clock(clock.clone()));
-    let handles = StoreHandles {
-        health: Some(store.health()),
-        ..StoreHandles::default()
-    };
-    service(BoxStore::new(store), &clock, config, handles)
+    envoy_services::memory(load(config))
 }
 
 async fn ask(
@@ -118,9 +73,7 @@ async fn every_readme_example_on_redis_cluster() {
         })
         .await;
     }
-    let mut config = EnvoyConfig::default();
-    config.add(CONFIG, "test.yaml", false).unwrap();
-    spends_nothing_when_rejected(&redis(&cluster.url(), config).await).await;
+    spends_nothing_when_rejected(&redis(&cluster.url(), load(CONFIG)).await).await;
 }
 
 const CONFIG: &str = "domain: rl
@@ -431,15 +384,9 @@ async fn replacing_the_config_keeps_every_counter() {
     let (service, _) = memory(CONFIG);
     let user = request("rl", &[&[("user", "a")]]);
     ask(&service, user.clone()).await;
-    let mut bigger = EnvoyConfig::default();
-    bigger
-        .add(
-            &CONFIG.replace("requests_per_unit: 3", "requests_per_unit: 5"),
-            "b.yaml",
-            false,
-        )
-        .unwrap();
-    service.set_envoy_config(bigger);
+    service.set_envoy_config(load(
+        &CONFIG.replace("requests_per_unit: 3", "requests_per_unit: 5"),
+    ));
     assert_eq!(remaining(&ask(&service, user).await), [(OK, 3)]);
 }
 
@@ -447,9 +394,7 @@ async fn replacing_the_config_keeps_every_counter() {
 #[tokio::test]
 async fn a_store_failure_answers_by_the_mode_in_force() {
     let mut server = RedisServer::start();
-    let mut config = EnvoyConfig::default();
-    config.add(CONFIG, "c.yaml", false).unwrap();
-    let service = redis(&server.url(), config).await;
+    let service = redis(&server.url(), load(CONFIG)).await;
     let user = request("rl", &[&[("user", "a")]]);
     assert_eq!(remaining(&ask(&service, user.clone()).await), [(OK, 2)]);
     server.kill();

@@ -10,19 +10,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::envoy_examples::{self, EXAMPLES, NOW_S, OK, request};
+use common::envoy_examples::{self, EXAMPLES, OK, request};
+use common::envoy_services::{self, redis};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
-use sluice::store::Resilient;
-use sluice::{BoxStore, FakeClock, Limiter, MemoryStore, RedisOptions, RedisStore};
 use sluice_server::config::envoy::EnvoyConfig;
 use sluice_server::config::{GrpcSettings, ServerSettings};
 use sluice_server::envoy::{RateLimitRequest, RateLimitResponse};
 use sluice_server::server::{self, Listeners, listener};
 use sluice_server::service::DecisionService;
-use sluice_server::stores::StoreHandles;
 use sluice_testkit::RedisServer;
 use tokio::sync::oneshot;
 use tonic::Code;
@@ -81,43 +78,8 @@ impl Server {
     }
 }
 
-/// A service over `store` on `clock` with the envoyproxy/ratelimit `config`.
-fn service(
-    store: BoxStore,
-    clock: &FakeClock,
-    config: EnvoyConfig,
-    handles: StoreHandles,
-) -> DecisionService {
-    let handles = StoreHandles {
-        clock: Arc::new(clock.clone()),
-        ..handles
-    };
-    let service = DecisionService::with_handles(Limiter::new(store, []), "memory", None, handles);
-    service.set_envoy_config(config);
-    service
-}
-
 fn memory(config: EnvoyConfig) -> DecisionService {
-    let clock = FakeClock::new(NOW_S * 1_000_000);
-    let store = BoxStore::new(MemoryStore::with_clock(clock.clone()));
-    service(store, &clock, config, StoreHandles::default())
-}
-
-/// As `sluice serve` opens Redis: behind the resilient stack.
-async fn redis(url: &str, config: EnvoyConfig) -> DecisionService {
-    let clock = FakeClock::new(NOW_S * 1_000_000);
-    let options = RedisOptions::default().with_timeout(Duration::from_secs(2));
-    let redis = RedisStore::connect_with(url, options)
-        .await
-        .unwrap()
-        .with_clock(clock.clone());
-    let store = Resilient::new(redis, clock.clone())
-        .with_local_store(MemoryStore::with_clock(clock.clone()));
-    let handles = StoreHandles {
-        health: Some(store.health()),
-        ..StoreHandles::default()
-    };
-    service(BoxStore::new(store), &clock, config, handles)
+    envoy_services::memory(config).0
 }
 
 async fn ask(
@@ -167,9 +129,7 @@ descriptors:
 ";
 
 fn config() -> EnvoyConfig {
-    let mut config = EnvoyConfig::default();
-    config.add(CONFIG, "test.yaml", false).unwrap();
-    config
+    envoy_services::load(CONFIG)
 }
 
 #[tokio::test]

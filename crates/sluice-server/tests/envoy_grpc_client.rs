@@ -19,16 +19,14 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
-use common::envoy_examples::{self, EXAMPLES, NOW_S};
+use common::envoy_examples::{self, EXAMPLES};
+use common::envoy_services;
 use common::{Serve, write};
 use prost::Message;
 use serde_json::{Value, json};
-use sluice::{BoxStore, FakeClock, Limiter, MemoryStore};
 use sluice_server::config::{GrpcSettings, ServerSettings};
 use sluice_server::envoy::{RateLimitRequest, RateLimitResponse};
 use sluice_server::server::{self, Listeners, listener};
-use sluice_server::service::DecisionService;
-use sluice_server::stores::StoreHandles;
 use sluice_testkit::RedisServer;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -142,14 +140,7 @@ fn to_json(request: &RateLimitRequest) -> Value {
 
 /// A server in this test's runtime on a fake clock at [`NOW_S`].
 async fn in_process(config: sluice_server::config::envoy::EnvoyConfig) -> SocketAddr {
-    let clock = FakeClock::new(NOW_S * 1_000_000);
-    let store = BoxStore::new(MemoryStore::with_clock(clock.clone()));
-    let handles = StoreHandles {
-        clock: Arc::new(clock),
-        ..StoreHandles::default()
-    };
-    let service = DecisionService::with_handles(Limiter::new(store, []), "memory", None, handles);
-    service.set_envoy_config(config);
+    let (service, _) = envoy_services::memory(config);
     let http = listener::bind("127.0.0.1:0").await.unwrap();
     let grpc = listener::bind("127.0.0.1:0").await.unwrap();
     let address = grpc.local_addr().unwrap();
@@ -180,27 +171,17 @@ async fn every_readme_example_through_an_independent_client() {
     }
 }
 
-/// A README example whose windows (a day, an hour) a test run cannot
-/// straddle but once in thousands: Example 2's configuration.
-const MESSAGING: &str = "domain: messaging
-descriptors:
-  - key: message_type
-    value: marketing
-    descriptors:
-      - key: to_number
-        rate_limit:
-          unit: day
-          requests_per_unit: 5
-  - key: to_number
-    rate_limit:
-      unit: day
-      requests_per_unit: 100
-";
+/// A README example whose windows (a day) a test run cannot straddle but
+/// once in thousands: Example 2's configuration, from the shared table.
+fn messaging() -> &'static str {
+    let example = EXAMPLES.iter().find(|e| e.name == "Example 2");
+    example.expect("the table has Example 2").config
+}
 
 /// The binary with `store`, asked Example 2's questions and health.
 fn the_binary_answers(store: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let rules = write(dir.path(), "messaging.yaml", MESSAGING);
+    let rules = write(dir.path(), "messaging.yaml", messaging());
     let serve = Serve::start(
         &[
             "--grpc-listen",

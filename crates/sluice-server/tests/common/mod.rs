@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod envoy_examples;
+pub mod envoy_services;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
