@@ -6,8 +6,8 @@
 //! headers and `Retry-After`.
 //!
 //! ```text
-//! cargo run -p sluice-examples --bin article-api
-//! REDIS_URL=redis://127.0.0.1:6379 LISTEN=127.0.0.1:8080 cargo run -p sluice-examples --bin article-api
+//! cargo run --example article_api
+//! REDIS_URL=redis://127.0.0.1:6379 LISTEN=127.0.0.1:8080 cargo run --example article_api
 //! ```
 //!
 //! - `LISTEN`: the address to listen on; default `127.0.0.1:3000`. Port 0

@@ -12,8 +12,8 @@
 //! serve`.
 //!
 //! ```text
-//! cargo run --release -p sluice-examples --bin json-echo
-//! LISTEN=127.0.0.1:0 cargo run --release -p sluice-examples --bin json-echo
+//! cargo run --release --example json_echo
+//! LISTEN=127.0.0.1:0 cargo run --release --example json_echo
 //! ```
 //!
 //! - `LISTEN`: the address to listen on; default `127.0.0.1:3001`. Port 0

@@ -1,7 +1,7 @@
 //! The README's "As tower or axum middleware" example, verbatim below this
 //! comment (`tests/readme.rs` checks that they are the same): an axum app
 //! that lets each client address make 10 requests per second and 1000 per
-//! hour. `cargo run -p sluice-examples --bin tower-middleware`.
+//! hour. `cargo run --example tower_middleware`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(|| async { "hello" }))
         .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // LISTEN sets the address (port 0 picks a free one); default 127.0.0.1:3000.
+    let addr = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
     // The layer reads the client's address from `ConnectInfo<SocketAddr>`.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).await?;
