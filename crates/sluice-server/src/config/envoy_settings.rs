@@ -15,7 +15,7 @@ use crate::envoy::{EnvoyOptions, ResponseHeaders};
 /// The environment variable naming envoyproxy/ratelimit's configuration.
 pub const ENVOY_CONFIG_ENV: &str = "SLUICE_ENVOY_CONFIG";
 
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "merge_domains",
     "shadow_mode",
     "on_store_error",

@@ -87,8 +87,8 @@ impl Default for ForwardAuthSettings {
     }
 }
 
-const FIELDS: &[&str] = &["policy", "deny_status", "client_header", "routes"];
-const ROUTE_FIELDS: &[&str] = &["path", "methods", "policy"];
+pub(super) const FIELDS: &[&str] = &["policy", "deny_status", "client_header", "routes"];
+pub(super) const ROUTE_FIELDS: &[&str] = &["path", "methods", "policy"];
 
 /// The `client_header` values and what they name.
 const CLIENT_HEADERS: [(&str, ProxyHeader); 3] = [

@@ -78,7 +78,7 @@ pub fn check_listen(text: &str) -> Result<(), String> {
     }
 }
 
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "listen",
     "max_connections",
     "max_concurrent_streams",

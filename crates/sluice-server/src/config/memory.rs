@@ -28,11 +28,13 @@ impl Default for MemorySettings {
     }
 }
 
+pub(super) const FIELDS: &[&str] = &["max_keys"];
+
 /// Reads the `memory` mapping at `node` over the defaults; invalid fields
 /// are reported and keep their default.
 pub(super) fn memory(w: &mut Walker<'_>, node: &Node) -> MemorySettings {
     let mut settings = MemorySettings::default();
-    let Some(map) = w.mapping(node, "memory", &["max_keys"]) else {
+    let Some(map) = w.mapping(node, "memory", FIELDS) else {
         return settings;
     };
     if let Some(node) = map.get_node("max_keys")

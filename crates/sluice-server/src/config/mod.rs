@@ -18,10 +18,12 @@
 //! - [`envoy`]: envoyproxy/ratelimit's configuration files.
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - `error`: errors that say where they are.
+//! - `fields`: every field the file accepts, for tests of samples and docs.
 
 pub mod envoy;
 mod envoy_settings;
 mod error;
+mod fields;
 mod forward_auth;
 mod grpc;
 mod memory;
@@ -38,6 +40,7 @@ use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use envoy_settings::{ENVOY_CONFIG_ENV, EnvoySettings};
 pub use error::{ConfigError, ConfigErrors, Origin};
+pub use fields::fields;
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
 pub use grpc::{GrpcSettings, LISTEN_EXPECTED, check_listen};
 pub use memory::MemorySettings;

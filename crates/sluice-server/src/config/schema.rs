@@ -48,7 +48,7 @@ pub struct FileConfig {
     pub envoy: EnvoySettings,
 }
 
-const TOP_FIELDS: &[&str] = &[
+pub(super) const TOP_FIELDS: &[&str] = &[
     "store",
     "redis",
     "on_store_error",
@@ -63,8 +63,8 @@ const TOP_FIELDS: &[&str] = &[
     "envoy_config",
     "envoy",
 ];
-const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
-const POLICY_FIELDS: &[&str] = &[
+pub(super) const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
+pub(super) const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
     "period",
@@ -78,8 +78,8 @@ const POLICY_FIELDS: &[&str] = &[
 ];
 /// The fields of one limit: a policy's own in the single-limit form, or an
 /// element of its `limits`.
-const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
-const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
+pub(super) const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
+pub(super) const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
 
 /// What a policy does when the store fails: the top level's values are
 /// every policy's defaults, and a policy may set its own.

@@ -56,7 +56,7 @@ impl Default for ServerSettings {
     }
 }
 
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "header_timeout",
     "body_timeout",
     "send_timeout",

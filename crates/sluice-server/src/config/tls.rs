@@ -22,7 +22,7 @@ use sluice::TlsOptions;
 
 use super::yaml::Walker;
 
-const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
+pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
 
 /// The TLS options `node` (the `redis.tls` mapping) describes; `None` when
 /// anything in it is wrong (reported).
