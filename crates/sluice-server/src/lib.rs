@@ -14,6 +14,7 @@
 //! - [`http`]: the HTTP API, an adapter over the service, described by `openapi.json`.
 //! - [`server`]: `sluice serve`: the process: listeners, signals, reload on SIGHUP, drain on SIGTERM.
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`process_metrics`]: the standard process metrics (CPU, memory, file descriptors).
 //! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
 //! - [`commands`]: `sluice check` and `sluice validate`.
 //! - [`bench`](mod@bench): `sluice bench`, the load generator.
@@ -31,6 +32,7 @@ pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod process_metrics;
 pub mod server;
 pub mod service;
 pub mod stores;

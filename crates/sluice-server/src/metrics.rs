@@ -11,6 +11,7 @@
 //! - `sluice_store_breaker_state{state}`: 1 for the circuit breaker's state
 //!   (`closed`, `open`, `half_open`), 0 for the others;
 //! - `sluice_config_reloads_total{result}`: result `ok` or `error`;
+//! - `sluice_build_info{version}`: 1, labelled with Sluice's version;
 //! - `sluice_memory_keys`: keys held in process memory (the memory store,
 //!   or the local store of `on_store_error: local` in front of Redis),
 //!   expired ones not yet purged included;
@@ -21,7 +22,15 @@
 //!   `sluice_envoy_shadow_mode_total` `{domain,key}`: envoyproxy/ratelimit's
 //!   statistics of each rule of its configuration, in hits, counted as it
 //!   counts them (`key` is the rule's full key without the domain, as
-//!   declared: `key_value.key2`).
+//!   declared: `key_value.key2`);
+//! - the standard process metrics ([`crate::process_metrics`]).
+//!
+//! Every counter whose labels the configuration knows is there from the
+//! start, at zero: each policy's outcomes and sources (from when the policy
+//! is loaded, at start or at a reload), each kind of store error, both
+//! results of a reload. An alert on a rate then has a series to match
+//! before the first event. (envoyproxy/ratelimit's statistics still appear
+//! at each rule's first hit.)
 //!
 //! Labels come only from the configuration (policy names, the store kind,
 //! the envoyproxy/ratelimit rules), never from a client, so a client cannot
@@ -40,8 +49,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sluice::Decision;
 use sluice::store::BreakerState;
+use sluice::{Decision, StoreError};
+
+use crate::process_metrics::ProcessCollector;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -217,7 +228,17 @@ impl Metrics {
         for ((name, help), family) in ENVOY_STATS.iter().zip(&envoy) {
             registry.register(format!("sluice_envoy_{name}"), *help, family.clone());
         }
-        Metrics {
+        let build = Family::<Labels, Gauge>::default();
+        registry.register(
+            "sluice_build_info",
+            "1, labelled with the version of Sluice running",
+            build.clone(),
+        );
+        build
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        registry.register_collector(Box::new(ProcessCollector));
+        let metrics = Metrics {
             registry,
             envoy,
             memory_keys,
@@ -229,7 +250,15 @@ impl Metrics {
             breaker,
             reloads,
             store,
+        };
+        // At zero from the start (see the module's docs).
+        for kind in StoreError::KINDS {
+            metrics.store_errors_of(kind);
         }
+        for ok in [true, false] {
+            metrics.reloads_of(ok);
+        }
+        metrics
     }
 
     /// The store's kind, as the metrics label it.
@@ -333,12 +362,16 @@ impl Metrics {
         }
     }
 
+    fn reloads_of(&self, ok: bool) -> Counter {
+        let result = if ok { "ok" } else { "error" };
+        (self.reloads)
+            .get_or_create(&vec![("result", result.to_owned())])
+            .clone()
+    }
+
     /// Counts a configuration reload that succeeded (`ok`) or not.
     pub fn reload(&self, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
-        self.reloads
-            .get_or_create(&vec![("result", result.to_owned())])
-            .inc();
+        self.reloads_of(ok).inc();
     }
 
     /// Every metric in the OpenMetrics text format.
@@ -388,5 +421,62 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn counters_are_at_zero_before_anything_happens() {
+        let metrics = Metrics::new("memory");
+        let _ = metrics.for_policy("api");
+        let text = metrics.render();
+        let mut lines = vec![
+            r#"sluice_config_reloads_total{result="ok"} 0"#.to_owned(),
+            r#"sluice_config_reloads_total{result="error"} 0"#.to_owned(),
+            r#"sluice_decision_sources_total{policy="api",source="store"} 0"#.to_owned(),
+            r#"sluice_decision_duration_seconds_count{policy="api",store="memory"} 0"#.to_owned(),
+            format!(
+                r#"sluice_build_info{{version="{}"}} 1"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ];
+        for outcome in ["allowed", "denied", "shadow_denied", "error"] {
+            lines.push(format!(
+                r#"sluice_decisions_total{{policy="api",outcome="{outcome}"}} 0"#
+            ));
+        }
+        for kind in StoreError::KINDS {
+            lines.push(format!(r#"sluice_store_errors_total{{kind="{kind}"}} 0"#));
+        }
+        for line in lines {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn renders_the_process_metrics() {
+        let text = Metrics::new("memory").render();
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            let value = (text.lines())
+                .find_map(|line| line.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|e| panic!("{name}{value}: {e}"));
+            // CPU time is counted in ticks of 10 ms: a fresh test may have none.
+            let least = if name.starts_with("process_cpu") {
+                0.0
+            } else {
+                1.0
+            };
+            assert!(value >= least, "{name}{value}");
+        }
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter"),
+            "{text}"
+        );
     }
 }

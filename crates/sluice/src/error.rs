@@ -62,6 +62,17 @@ impl StoreError {
         )
     }
 
+    /// Every [`kind`](StoreError::kind), for metrics that show each kind
+    /// from the start, at zero.
+    pub const KINDS: [&'static str; 6] = [
+        "unavailable",
+        "timeout",
+        "protocol",
+        "key",
+        "duplicate_check",
+        "circuit_open",
+    ];
+
     /// A short stable name for the kind of failure, for metrics labels:
     /// `unavailable`, `timeout`, `protocol`, `key`, `duplicate_check` or
     /// `circuit_open`.
@@ -142,5 +153,32 @@ impl std::fmt::Display for Chain<'_> {
             next = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod kinds_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_lists_the_kind_of_every_variant_once() {
+        let key = || (String::from("api"), String::from("user-1"));
+        let every = [
+            StoreError::Unavailable("refused".into()),
+            StoreError::Timeout(Duration::from_millis(250)),
+            StoreError::Protocol("odd reply".into()),
+            StoreError::Key {
+                policy: key().0,
+                key: key().1,
+                problem: "a list".into(),
+            },
+            StoreError::DuplicateCheck {
+                policy: key().0,
+                key: key().1,
+            },
+            StoreError::CircuitOpen,
+        ];
+        let kinds: Vec<&str> = every.iter().map(StoreError::kind).collect();
+        assert_eq!(kinds, StoreError::KINDS);
     }
 }
