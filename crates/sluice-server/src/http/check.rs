@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use sluice_tower::headers::Standing;
 
-use crate::body::DecisionBody;
+use crate::body::{DecisionBody, MultiBody};
 use crate::http::decision_response;
 use crate::http::error::{ApiError, echo};
 use crate::service::DecisionService;
@@ -120,15 +120,6 @@ impl<'a> CheckRequest<'a> {
             cost,
         })
     }
-}
-
-/// The answer to a multi-policy check: the most restrictive policy's
-/// decision, and every policy's under `results`.
-#[derive(Serialize)]
-struct MultiBody<'a> {
-    #[serde(flatten)]
-    top: DecisionBody<'a>,
-    results: Vec<DecisionBody<'a>>,
 }
 
 /// Handles `POST /v1/check`.
