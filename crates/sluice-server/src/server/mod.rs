@@ -353,7 +353,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         admin_api = service.admin_token().is_some(),
         // Absent (not logged) when gRPC is off, or without Envoy's rules.
         grpc_address = grpc_address.map(tracing::field::display),
-        envoy_domains = summary.envoy.as_ref().map(|e| e.domains.join(",")),
+        envoy_domains = (summary.envoy.as_ref()).map(|e| tracing::field::display(e.domains.join(","))),
         "sluice listening"
     );
     signals::reload_on_hangup(service.clone(), flags, config.store, env);
