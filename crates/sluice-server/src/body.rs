@@ -75,6 +75,18 @@ impl<'a> DecisionBody<'a> {
     }
 }
 
+/// The answer to a check of several policies, all or nothing: the most
+/// restrictive policy's decision at the top, and every policy's under
+/// `results`, in the order asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MultiBody<'a> {
+    /// The deciding policy's decision.
+    #[serde(flatten)]
+    pub top: DecisionBody<'a>,
+    /// Every policy's decision.
+    pub results: Vec<DecisionBody<'a>>,
+}
+
 fn ceil_ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
 }

@@ -15,8 +15,9 @@
 //! - [`server`]: `sluice serve`: the process: listeners, signals, reload on SIGHUP, drain on SIGTERM.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`process_metrics`]: the standard process metrics (CPU, memory, file descriptors).
-//! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`.
-//! - [`commands`]: `sluice check` and `sluice validate`.
+//! - [`logging`]: `SLUICE_LOG` and `SLUICE_LOG_FORMAT`, checked; records kept to one line.
+//! - [`commands`]: `sluice validate`, `check`, `peek` and `reset`.
+//! - [`summary`]: a configuration as a person reads it, for `sluice validate` and the start-up log line.
 //! - [`bench`](mod@bench): `sluice bench`, the load generator.
 //! - `fuzzing` (hidden): the properties the fuzz targets in `fuzz/` check,
 //!   shared with the test that replays their corpus.
@@ -36,3 +37,4 @@ pub mod process_metrics;
 pub mod server;
 pub mod service;
 pub mod stores;
+pub mod summary;

@@ -116,7 +116,7 @@ pub fn purge_every_second(memory: &Arc<MemoryStore>) {
             };
             let purged = tokio::task::spawn_blocking(move || memory.purge_expired()).await;
             if let Err(e) = purged {
-                tracing::error!(error = %e, "purging the memory store failed");
+                tracing::error!(error = %sluice::error::chain(&e), "purging the memory store failed");
             }
         }
     });

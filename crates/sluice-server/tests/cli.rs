@@ -124,7 +124,148 @@ fn validate_accepts_a_good_file() {
     );
     let out = sluice(&["validate", &file], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), format!("{file}: ok, 2 policies"));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{file}: ok, 2 policies\nconfig: {file}\nstore: memory\npolicies: 2\n  \
+             a: on_store_error deny\n    token_bucket, 1 per 1s, burst 1\n  \
+             b: on_store_error deny\n    token_bucket, 2 per 1m, burst 2\n"
+        )
+    );
+}
+
+/// Issue 14: `validate` shows what it understood, reads `SLUICE_CONFIG`
+/// when given no file, and speaks JSON.
+#[test]
+fn issue_14_validate_prints_the_resolved_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tiers.yaml",
+        "store: redis://app:s3cret@redis:6379\npolicies:\n  api:\n    limit: 100\n    period: 1m\n    \
+         burst: 20\n    overrides:\n      customer-7: {limit: 1000}\n  login:\n    \
+         algorithm: fixed_window\n    limit: 5\n    period: 15m\n    shadow: true\n",
+    );
+    let out = sluice(&["validate"], &[("SLUICE_CONFIG", &file)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "store: redis://app:***@redis:6379",
+        "  api: on_store_error deny",
+        "    token_bucket, 100 per 1m, burst 20",
+        "      override \"customer-7\": token_bucket, 1000 per 1m, burst 20",
+        "  login: shadow (reports, never denies); on_store_error deny",
+        "    fixed_window, 5 per 15m",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} not in\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+
+    let out = sluice(&["validate", "--json", &file], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["config"], file.as_str());
+    assert_eq!(json["policies"][1]["name"], "login");
+    assert_eq!(json["policies"][1]["shadow"], true);
+    assert_eq!(
+        json["policies"][0]["limits"][0]["overrides"][0]["limit"],
+        1000
+    );
+
+    let out = sluice(&["validate"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: no configuration file: name one, or set SLUICE_CONFIG\n"
+    );
+}
+
+/// Issue 14: `check` decides several policies all or nothing, in the shape
+/// of `/v1/check` with `policies`.
+#[test]
+fn issue_14_check_takes_several_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "two.yaml",
+        "policies:\n  wide: {limit: 5, period: 1m}\n  narrow: {limit: 1, period: 1m}\n",
+    );
+    let out = sluice(
+        &[
+            "check",
+            "--config",
+            &file,
+            "wide,narrow",
+            "k",
+            "--cost",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["allowed"], false);
+    assert_eq!(json["policy"], "narrow", "the denying policy is at the top");
+    assert_eq!(json["results"][0]["policy"], "wide");
+    assert_eq!(json["results"][0]["allowed"], true);
+    assert_eq!(json["results"][1]["allowed"], false);
+
+    let out = sluice(&["check", "--config", &file, "wide,nope", "k"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: unknown policy \"nope\"; the policies are: narrow, wide\n"
+    );
+}
+
+/// Issue 14: `peek` spends nothing, `reset` forgets the key; on Redis,
+/// whose state outlives each process.
+#[test]
+fn issue_14_peek_and_reset_on_redis() {
+    let server = sluice_testkit::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "redis:\n  timeout: 5s\npolicies:\n  tiny: {algorithm: fixed_window, limit: 2, period: 1h}\n",
+    );
+    let url = server.url();
+    let run = |command: &str| {
+        sluice(
+            &[command, "--config", &file, "tiny", "k"],
+            &[("SLUICE_STORE", &url)],
+        )
+    };
+    let remaining = |out: &Output| {
+        assert!(
+            out.status.code().is_some_and(|c| c < 2),
+            "{}",
+            text(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json["remaining"].as_u64())
+    };
+    assert_eq!(remaining(&run("check")), (Some(0), Some(1)));
+    assert_eq!(remaining(&run("peek")), (Some(0), Some(1)));
+    assert_eq!(
+        remaining(&run("peek")),
+        (Some(0), Some(1)),
+        "a peek spends nothing"
+    );
+    assert_eq!(remaining(&run("check")), (Some(0), Some(0)));
+    assert_eq!(
+        remaining(&run("peek")),
+        (Some(1), Some(0)),
+        "exit 1: would be denied"
+    );
+    let out = run("reset");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "reset \"k\" under policy \"tiny\"\n");
+    assert_eq!(server.cli(&["dbsize"]), "0");
+    assert_eq!(remaining(&run("peek")), (Some(0), Some(2)));
 }
 
 #[test]
@@ -222,6 +363,14 @@ fn an_unreachable_redis_is_an_error_that_hides_the_password() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
+    // Issue 14: redis-rs shows its I/O cause and returns it as the source
+    // too; it is printed once.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.to_lowercase().matches("connection refused").count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]

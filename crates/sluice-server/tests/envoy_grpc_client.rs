@@ -291,9 +291,11 @@ fn a_bad_grpc_address_stops_it_with_a_clear_error() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case<'_>; 3] = [
         (
-            &["--grpc-listen", "8081"],
+            // A bare port is 127.0.0.1's (issue 14); a trailing colon is nothing.
+            &["--grpc-listen", "8081:"],
             &[],
-            "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, got \"8081\"",
+            "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, :8081 \
+             (every interface) or 8081 (127.0.0.1 only), got \"8081:\"",
         ),
         (
             &[],

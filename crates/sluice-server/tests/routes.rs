@@ -279,22 +279,22 @@ async fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
         (
             json!({"policy": "api", "key": "k", "cost": -1}),
             400,
-            "invalid value: integer `-1`",
+            "\"cost\" must be a whole number from 1 to 1000000, got -1",
         ),
         (
             json!({"policy": "api", "key": "k", "cost": 1.5}),
             400,
-            "invalid type: floating point",
+            "\"cost\" must be a whole number from 1 to 1000000, got 1.5",
         ),
         (
             json!({"policy": "api", "key": 7}),
             400,
-            "invalid type: integer `7`",
+            "\"key\" must be a string, got the number 7",
         ),
         (
             json!({"policy": "api", "key": "k", "colour": 1}),
             400,
-            "unknown field `colour`",
+            "unknown field \"colour\"; the fields are policy, policies, key and cost",
         ),
         (
             json!({"policy": "api", "policies": ["api"], "key": "k"}),

@@ -15,7 +15,9 @@ async fn with_no_configuration_it_serves_the_default_policy_on_memory() {
     let serve = Serve::start(&[], &[("SLUICE_LISTEN", "127.0.0.1:0")]);
     let line = serve.wait_for_log("listening");
     assert!(
-        line.contains("store=memory policies=default admin_api=false"),
+        line.contains(
+            "config=built-in default store=memory policies=default shadow=none admin_api=false"
+        ),
         "{line}"
     );
     let a = check(&serve, json!({"policy": "default", "key": "user-42"})).await;
@@ -49,7 +51,7 @@ fn a_bad_configuration_or_environment_stops_it_with_a_clear_error() {
         "policies:\n  api:\n    limit: -5\n    period: 1s\n",
     );
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case<'_>; 4] = [
+    let cases: [Case<'_>; 8] = [
         (
             &["--config", bad.to_str().unwrap()],
             &[],
@@ -58,7 +60,31 @@ fn a_bad_configuration_or_environment_stops_it_with_a_clear_error() {
         (
             &[],
             &[("SLUICE_LOG_FORMAT", "xml")],
-            "SLUICE_LOG_FORMAT: must be text or json, got \"xml\"",
+            "environment variable SLUICE_LOG_FORMAT: invalid format \"xml\"; expected text or json",
+        ),
+        // Issue 14: tracing took `verbose` for a target and silenced every record.
+        (
+            &[],
+            &[("SLUICE_LOG", "verbose")],
+            "environment variable SLUICE_LOG: invalid filter \"verbose\": \"verbose\" is not a level \
+             (to filter a target, write verbose=debug); expected a level (off, error, warn, info, \
+             debug or trace) or comma-separated target=level directives",
+        ),
+        (
+            &["--listen", "8080:"],
+            &[],
+            "error: --listen: must be an address to listen on such as 127.0.0.1:8081, :8081 \
+             (every interface) or 8081 (127.0.0.1 only), got \"8080:\"",
+        ),
+        (
+            &[],
+            &[("SLUICE_LISTEN", "nowhere")],
+            "error: environment variable SLUICE_LISTEN: must be an address to listen on",
+        ),
+        (
+            &[],
+            &[("SLUICE_STORE", "postgres://db")],
+            "error: environment variable SLUICE_STORE:",
         ),
         (
             &[],
@@ -66,9 +92,10 @@ fn a_bad_configuration_or_environment_stops_it_with_a_clear_error() {
             "SLUICE_LOG: invalid filter",
         ),
         (
-            &["--listen", "127.0.0.1:99999"],
+            // TEST-NET-1: no interface of this machine has it.
+            &["--listen", "192.0.2.1:1"],
             &[],
-            "cannot listen on 127.0.0.1:99999",
+            "error: cannot listen on 192.0.2.1:1: ",
         ),
     ];
     for (args, env, message) in cases {
@@ -124,15 +151,18 @@ async fn sighup_reloads_the_policies_and_refuses_a_bad_file() {
         200
     );
 
-    write(dir.path(), "sluice.yaml", &yaml("-5"));
+    let two_errors = yaml("-5") + "  extra:\n    limit: 1\n    period: 0s\n";
+    write(dir.path(), "sluice.yaml", &two_errors);
     let seen = serve.log_len();
     serve.signal("HUP");
-    serve.wait_for_log_after(seen, "configuration refused");
-    let error = serve.wait_for_log_after(seen, "policies.api.limit");
+    // Issue 14: one record on one line, the errors joined by "; ".
+    let error = serve.wait_for_log_after(seen, "configuration refused");
     assert!(
-        error.contains("sluice.yaml:3: policies.api.limit: must be a positive integer, got -5"),
+        error.contains("sluice.yaml:3: policies.api.limit: must be a positive integer, got -5; ")
+            && error.contains("sluice.yaml:8: policies.extra.period:"),
         "{error}"
     );
+    assert_eq!(serve.log_len(), seen + 1, "{}", serve.log());
     let a = check(&serve, json!({"policy": "extra", "key": "other"})).await;
     assert_eq!(a.status, 200, "the running configuration stays");
     let policies = send(client().get(serve.url("/v1/policies"))).await;
@@ -271,4 +301,51 @@ async fn i12_a_second_sigterm_stops_it_at_once() {
         serve.log()
     );
     serve.wait_for_log_after(seen, "again");
+}
+
+/// Issue 14: a bare port listens on 127.0.0.1, `:port` on every interface
+/// (0.0.0.0), as Go and envoyproxy/ratelimit users write them.
+#[tokio::test]
+async fn issue_14_a_bare_port_or_colon_port_is_an_address() {
+    for (listen, host) in [("0", "127.0.0.1"), (":0", "0.0.0.0")] {
+        let serve = Serve::start(&["--listen", listen], &[]);
+        let line = serve.wait_for_log("listening");
+        let prefix = format!("http://{host}:");
+        let port = (serve.base.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{listen}: {line}"))
+            .to_owned();
+        let health = client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "{listen}");
+    }
+}
+
+/// Issue 14: the start-up line names the file, the store, the policies,
+/// the shadow ones and Envoy's domains.
+#[tokio::test]
+async fn issue_14_the_start_up_line_says_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "policies:\n  api: {limit: 1, period: 1s}\n  dry: {limit: 1, period: 1s, shadow: true}\n",
+    );
+    let envoy = write(
+        dir.path(),
+        "envoy.yaml",
+        "domain: edge\ndescriptors:\n  - key: path\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+    );
+    let file = file.to_str().unwrap();
+    let serve = Serve::start(
+        &["--config", file, "--envoy-config", envoy.to_str().unwrap()],
+        &[],
+    );
+    let line = serve.wait_for_log("listening");
+    let expected =
+        format!("config={file} store=memory policies=api,dry shadow=dry admin_api=false");
+    assert!(line.contains(&expected), "{line}");
+    assert!(line.contains("envoy_domains=edge"), "{line}");
 }

@@ -121,7 +121,14 @@ pub enum Error {
 
 /// `error` and every cause under it, joined by `": "`, for one log line:
 /// `the store could not decide: the store is unavailable: Connection refused (os error 111)`.
-/// A cause whose text its parent already ends with is not repeated.
+///
+/// Each cause is printed once: a cause whose text the error above it
+/// already shows is skipped. Some errors of other crates (redis-rs, for
+/// one) put their cause's text in their own `Display` *and* return that
+/// cause from `source()`; printed link by link (as `anyhow`'s `{:#}`
+/// does) they read "Connection refused (os error 111): Connection refused
+/// (os error 111)". Print any chain through this function, anyhow's too
+/// (`chain(error.as_ref())`).
 ///
 /// ```
 /// use sluice::{Error, StoreError};
@@ -146,7 +153,7 @@ impl std::fmt::Display for Chain<'_> {
         let mut next = self.0.source();
         while let Some(cause) = next {
             let text = cause.to_string();
-            if !shown.ends_with(&text) {
+            if !shown.contains(&text) {
                 write!(f, ": {text}")?;
                 shown = text;
             }
@@ -180,5 +187,47 @@ mod kinds_tests {
         ];
         let kinds: Vec<&str> = every.iter().map(StoreError::kind).collect();
         assert_eq!(kinds, StoreError::KINDS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that shows its cause's text and returns the cause too, as
+    /// redis-rs's `RedisError` does for an I/O error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn issue_14_each_cause_is_printed_once() {
+        let refused = || {
+            std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused (os error 111)",
+            )
+        };
+        let error = Error::Store(StoreError::Unavailable(Box::new(Repeats(refused()))));
+        assert_eq!(
+            chain(&error).to_string(),
+            "the store could not decide: the store is unavailable: Connection refused (os error 111)"
+        );
+        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let error = StoreError::Unavailable(Box::new(Repeats(pipe)));
+        assert_eq!(
+            chain(&error).to_string(),
+            "the store is unavailable: broken pipe"
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_printed() {
+        let cause = std::io::Error::other("connection reset");
+        let error = Error::Store(StoreError::Unavailable(Box::new(cause)));
+        assert_eq!(
+            chain(&error).to_string(),
+            "the store could not decide: the store is unavailable: connection reset"
+        );
     }
 }

@@ -56,23 +56,48 @@ impl Default for GrpcSettings {
 }
 
 /// What a listen address must look like, for errors.
-pub const LISTEN_EXPECTED: &str = "an address to listen on such as 127.0.0.1:8081";
+pub const LISTEN_EXPECTED: &str = "an address to listen on such as 127.0.0.1:8081, \
+     :8081 (every interface) or 8081 (127.0.0.1 only)";
 
-/// Checks that `text` is `host:port` (a name, an IPv4 address or a
-/// bracketed IPv6 one, and a port from 0 to 65535; 0 picks a free port);
-/// the message says what is wrong. The name is resolved when the server
-/// binds.
-pub fn check_listen(text: &str) -> Result<(), String> {
+/// The address to listen on that `text` names, or what is wrong with it:
+///
+/// - `host:port`: a name, an IPv4 address or a bracketed IPv6 one, and a
+///   port from 0 to 65535 (0 picks a free port), as it is; the name is
+///   resolved when the server binds;
+/// - `:port`: every IPv4 interface, `0.0.0.0:port` (as Go's `net.Listen`
+///   and envoyproxy/ratelimit read it);
+/// - `port` alone: `127.0.0.1:port`, this machine only (the safe default
+///   host).
+///
+/// ```
+/// use sluice_server::config::parse_listen;
+///
+/// assert_eq!(parse_listen(":8080").as_deref(), Ok("0.0.0.0:8080"));
+/// assert_eq!(parse_listen("8080").as_deref(), Ok("127.0.0.1:8080"));
+/// assert_eq!(parse_listen("[::1]:8080").as_deref(), Ok("[::1]:8080"));
+/// assert!(parse_listen("8080:").is_err());
+/// ```
+pub fn parse_listen(text: &str) -> Result<String, String> {
     let bad = || format!("must be {LISTEN_EXPECTED}, got {text:?}");
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port = |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok();
+    if port(text) {
+        return Ok(format!("127.0.0.1:{text}"));
+    }
+    let (host, port_text) = text.rsplit_once(':').ok_or_else(bad)?;
+    if !port(port_text) {
+        return Err(bad());
+    }
+    if host.is_empty() {
+        return Ok(format!("0.0.0.0:{port_text}"));
+    }
     let host_ok = match host.strip_prefix('[') {
         Some(v6) => v6
             .strip_suffix(']')
             .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
-        None => !host.is_empty() && !host.contains([':', ' ', '/']),
+        None => !host.contains([':', ' ', '/']),
     };
-    if host_ok && port.parse::<u16>().is_ok() {
-        Ok(())
+    if host_ok {
+        Ok(text.to_owned())
     } else {
         Err(bad())
     }
@@ -98,8 +123,8 @@ pub(super) fn grpc(w: &mut Walker<'_>, node: &Node) -> GrpcSettings {
     if let Some(node) = map.get_node("listen")
         && let Some(s) = w.scalar(node, "grpc.listen", LISTEN_EXPECTED)
     {
-        match check_listen(s.as_str()) {
-            Ok(()) => settings.listen = Some(s.as_str().to_owned()),
+        match parse_listen(s.as_str()) {
+            Ok(address) => settings.listen = Some(address),
             Err(e) => w.error(s.span(), "grpc.listen", e),
         }
     }

@@ -42,7 +42,7 @@ pub use envoy_settings::{ENVOY_CONFIG_ENV, EnvoySettings};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use fields::fields;
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
-pub use grpc::{GrpcSettings, LISTEN_EXPECTED, check_listen};
+pub use grpc::{GrpcSettings, LISTEN_EXPECTED, parse_listen};
 pub use memory::MemorySettings;
 pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;
@@ -141,12 +141,12 @@ impl Config {
             (None, None) => None,
         };
         if let Some((text, origin)) = grpc_listen {
-            check_listen(&text).map_err(|message| ConfigError {
+            let address = parse_listen(&text).map_err(|message| ConfigError {
                 origin,
                 path: String::new(),
                 message,
             })?;
-            config.grpc.listen = Some(text);
+            config.grpc.listen = Some(address);
         }
         let envoy = match (&flags.envoy_config, env(ENVOY_CONFIG_ENV)) {
             (Some(flag), _) => Some((flag.display().to_string(), Origin::Flag("--envoy-config"))),

@@ -772,7 +772,7 @@ policies:
     assert_eq!(defaults.grpc.listen, None, "gRPC is off unless asked for");
     let text = "\
 grpc:
-  listen: 8081
+  listen: 8081x
   request_timeout: 0s
   max_message_bytes: -1
   port: 5
@@ -783,7 +783,7 @@ policies:
         errors(text),
         [
             "sluice.yaml:5: grpc.port: unknown field; expected one of listen, max_connections, max_concurrent_streams, keepalive_interval, keepalive_timeout, request_timeout, max_message_bytes",
-            "sluice.yaml:2: grpc.listen: must be an address to listen on such as 127.0.0.1:8081, got \"8081\"",
+            "sluice.yaml:2: grpc.listen: must be an address to listen on such as 127.0.0.1:8081, :8081 (every interface) or 8081 (127.0.0.1 only), got \"8081x\"",
             "sluice.yaml:3: grpc.request_timeout: must be above zero, got 0s",
             "sluice.yaml:4: grpc.max_message_bytes: must be a positive integer, got -1",
         ]
@@ -817,11 +817,35 @@ fn i13_the_grpc_address_comes_from_the_flag_then_the_environment_then_the_file()
     };
     assert_eq!(
         listen(&bad, &|_| None).unwrap_err().to_string(),
-        "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, got \"127.0.0.1:99999\""
+        "--grpc-listen: must be an address to listen on such as 127.0.0.1:8081, :8081 (every interface) or 8081 (127.0.0.1 only), got \"127.0.0.1:99999\""
     );
     let bad_env = |name: &str| (name == GRPC_LISTEN_ENV).then(|| "[::1:2".to_owned());
     assert!(
         (listen(&Flags::default(), &bad_env).unwrap_err().to_string())
             .starts_with("environment variable SLUICE_GRPC_LISTEN: must be an address"),
     );
+}
+
+#[test]
+fn issue_14_a_listen_address_may_be_a_bare_port_or_start_with_a_colon() {
+    let port = |text: &str| {
+        let flags = Flags {
+            grpc_listen: Some(text.to_owned()),
+            ..Flags::default()
+        };
+        Config::resolve(&flags, |_| None).map(|c| c.grpc.listen)
+    };
+    assert_eq!(port(":8081"), Ok(Some("0.0.0.0:8081".into())));
+    assert_eq!(port("8081"), Ok(Some("127.0.0.1:8081".into())));
+    assert_eq!(port("0"), Ok(Some("127.0.0.1:0".into())));
+    for bad in [
+        "", ":", "+8081", ":+8081", "65536", ":65536", "8081:", "a b:1",
+    ] {
+        assert!(port(bad).is_err(), "{bad:?} was accepted");
+    }
+    let file = parse(
+        "grpc:\n  listen: \":9\"\npolicies:\n  api: {limit: 1, period: 1s}\n",
+        "sluice.yaml",
+    );
+    assert_eq!(file.unwrap().grpc.listen.as_deref(), Some("0.0.0.0:9"));
 }

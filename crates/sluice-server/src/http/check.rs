@@ -8,12 +8,13 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use sluice_tower::headers::Standing;
 
-use crate::body::DecisionBody;
+use crate::body::{DecisionBody, MultiBody};
+use crate::http::bad_body;
 use crate::http::decision_response;
-use crate::http::error::{ApiError, echo};
+use crate::http::error::ApiError;
 use crate::service::DecisionService;
 
 /// The most units one request may cost.
@@ -72,7 +73,7 @@ pub struct CheckRequest<'a> {
 
 impl<'a> CheckRequest<'a> {
     /// Decodes a request body; every failure is a 400 whose message
-    /// repeats at most a bounded prefix of the body (see [`echo`]).
+    /// repeats at most a bounded prefix of the body (see [`echo`](crate::http::error::echo)).
     ///
     /// ```
     /// use sluice_server::http::check::CheckRequest;
@@ -83,13 +84,14 @@ impl<'a> CheckRequest<'a> {
     /// assert_eq!(error.message(), "missing \"key\"");
     /// ```
     pub fn decode(body: &'a [u8]) -> Result<CheckRequest<'a>, ApiError> {
-        let wire: Wire<'a> = serde_json::from_slice(body).map_err(json_error)?;
+        let wire: Wire<'a> =
+            serde_json::from_slice(body).map_err(|e| bad_body::explain(body, &e))?;
         let key = (wire.key.map(|Text(key)| key))
             .ok_or_else(|| ApiError::bad_request("missing \"key\""))?;
         let cost = wire.cost.unwrap_or(1);
         if !(1..=MAX_COST).contains(&cost) {
-            return Err(ApiError::bad_request(format!(
-                "\"cost\" must be an integer from 1 to {MAX_COST}, got {cost}"
+            return Err(ApiError::bad_request(bad_body::cost_error(
+                &cost.to_string(),
             )));
         }
         let (policies, multi) = match (wire.policy, wire.policies) {
@@ -120,15 +122,6 @@ impl<'a> CheckRequest<'a> {
             cost,
         })
     }
-}
-
-/// The answer to a multi-policy check: the most restrictive policy's
-/// decision, and every policy's under `results`.
-#[derive(Serialize)]
-struct MultiBody<'a> {
-    #[serde(flatten)]
-    top: DecisionBody<'a>,
-    results: Vec<DecisionBody<'a>>,
 }
 
 /// Handles `POST /v1/check`.
@@ -166,19 +159,6 @@ pub async fn check(
     })
 }
 
-/// A body that is not a valid request. serde_json's message may quote the
-/// body (an unknown field's name, a string where a number belongs), so
-/// the message is echoed bounded, and the position it names kept whole.
-fn json_error(e: serde_json::Error) -> ApiError {
-    let message = e.to_string();
-    let position = format!(" at line {} column {}", e.line(), e.column());
-    let (message, position) = match message.strip_suffix(&position) {
-        Some(message) => (message, position.as_str()),
-        None => (message.as_str(), ""),
-    };
-    ApiError::bad_request(format!("invalid JSON body: {}{position}", echo(message)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +185,9 @@ mod tests {
             r#"{"policy": "api", "key": null}"#,
         ] {
             let message = refused(body);
-            assert!(message.contains("invalid type: null"), "{body}: {message}");
+            assert!(message.contains("got null"), "{body}: {message}");
         }
-        assert!(refused(r#"{"policies": ["api", null], "key": "k"}"#).contains("null"));
+        assert!(refused(r#"{"policies": ["api", null], "key": "k"}"#).contains("(strings)"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP API of `sluice serve`, described in `openapi.json` (served at
 //! `/openapi.json`).
 
+pub mod bad_body;
 pub mod check;
 pub mod envoy_json;
 pub mod error;

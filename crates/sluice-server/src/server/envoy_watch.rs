@@ -59,7 +59,8 @@ impl EnvoyWatch {
             Err(errors) => {
                 tracing::error!(
                     path = %self.path.display(),
-                    "envoy_config changed: refused, the running one stays:\n{errors}"
+                    errors = %crate::logging::one_line(&errors),
+                    "envoy_config changed: refused, the running one stays"
                 );
                 false
             }
@@ -85,7 +86,7 @@ impl EnvoyWatch {
                     }
                 });
                 if let Err(e) = polled.await {
-                    tracing::error!(error = %e, "the envoy_config watch stopped");
+                    tracing::error!(error = %sluice::error::chain(&e), "the envoy_config watch stopped");
                     return;
                 }
             }

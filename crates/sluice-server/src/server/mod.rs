@@ -36,9 +36,10 @@ use tokio::task::JoinSet;
 use tonic::service::Routes;
 use tower::ServiceExt;
 
-use crate::config::{Config, Flags, GrpcSettings, ServerSettings};
+use crate::config::{Config, Flags, GrpcSettings, ServerSettings, parse_listen};
 use crate::service::DecisionService;
 use crate::stores::{self, Connecting};
+use crate::summary::Summary;
 use read_idle::ReadIdle;
 use send_timeout::SendTimeout;
 
@@ -228,7 +229,7 @@ where
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tracing::warn!(error = %sluice::error::chain(&e), "cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -236,13 +237,13 @@ where
             () = &mut shutdown => break,
         };
         if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            tracing::debug!(error = %sluice::error::chain(&e), "TCP_NODELAY could not be set");
         }
         let io = TokioIo::new(SendTimeout::new(tcp, bounds.send_timeout));
         let connection = connections.watch(serve(io, peer));
         tasks.spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+                tracing::debug!(error = %sluice::error::chain(&e), "connection ended with an error");
             }
             drop(permit);
         });
@@ -299,9 +300,12 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         std::env::var(ADMIN_TOKEN_ENV).ok(),
         std::env::var_os(ADMIN_TOKEN_FILE_ENV).map(std::path::PathBuf::from),
     )?;
-    let listen = listen
-        .or_else(|| env(LISTEN_ENV))
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = match (listen, env(LISTEN_ENV)) {
+        (Some(flag), _) => parse_listen(&flag).map_err(|e| anyhow::anyhow!("--listen: {e}"))?,
+        (None, Some(var)) => parse_listen(&var)
+            .map_err(|e| anyhow::anyhow!("environment variable {LISTEN_ENV}: {e}"))?,
+        (None, None) => DEFAULT_LISTEN.to_owned(),
+    };
     // Redis may come up after Sluice: start unready (/readyz says so),
     // answer by each policy's on_store_error, and connect in the background.
     let (store, handles) = stores::open_resilient(
@@ -327,7 +331,7 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
         grpc_address = Some(grpc.local_addr()?);
         listeners = listeners.with_grpc(grpc, config.grpc.clone());
     }
-    let policies = policy_names(&config);
+    let summary = Summary::of(&config);
     let limiter = Limiter::new(store, config.policies);
     let service = DecisionService::with_handles(limiter, config.store.kind(), admin_token, handles);
     service.set_forward_auth(config.forward_auth);
@@ -342,11 +346,14 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     }
     tracing::info!(
         %address,
-        store = %config.store,
-        %policies,
+        config = %summary.config,
+        store = %summary.store,
+        policies = %summary.policy_names(),
+        shadow = %summary.shadow_names(),
         admin_api = service.admin_token().is_some(),
-        // Absent (not logged) when gRPC is off.
+        // Absent (not logged) when gRPC is off, or without Envoy's rules.
         grpc_address = grpc_address.map(tracing::field::display),
+        envoy_domains = (summary.envoy.as_ref()).map(|e| tracing::field::display(e.domains.join(","))),
         "sluice listening"
     );
     signals::reload_on_hangup(service.clone(), flags, config.store, env);
@@ -392,11 +399,4 @@ pub fn admin_token(
             "{from}: {e}; set a token, or unset the variable to turn the admin API off"
         ),
     }
-}
-
-/// The policies' names, sorted and joined with commas, for the log.
-pub fn policy_names(config: &Config) -> String {
-    let mut names: Vec<&str> = config.policies.iter().map(|p| p.name()).collect();
-    names.sort_unstable();
-    names.join(",")
 }

@@ -7,8 +7,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Flags, StoreSpec};
-use crate::server::policy_names;
 use crate::service::DecisionService;
+use crate::summary::Summary;
 
 /// Two futures: the first completes on the first SIGTERM or Ctrl-C
 /// (SIGINT), the second on the next one after it. The first starts the
@@ -21,7 +21,9 @@ pub fn terminations() -> (
     let (second_tx, second_rx) = oneshot::channel::<()>();
     // Listen before returning, so a signal sent right after is not missed.
     let mut sigterm = signal(SignalKind::terminate())
-        .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGTERM"))
+        .inspect_err(
+            |e| tracing::warn!(error = %sluice::error::chain(e), "cannot listen for SIGTERM"),
+        )
         .ok();
     tokio::spawn(async move {
         let next = async |sigterm: &mut Option<Signal>| {
@@ -73,7 +75,7 @@ pub fn reload_on_hangup(
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(stream) => stream,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is off");
+            tracing::warn!(error = %sluice::error::chain(&e), "cannot listen for SIGHUP; reload is off");
             return;
         }
     };
@@ -88,7 +90,7 @@ pub fn reload_on_hangup(
                             "the store cannot change while running; restart to use the new one"
                         );
                     }
-                    let policies = policy_names(&config);
+                    let summary = Summary::of(&config);
                     service.replace_policies(config.policies);
                     service.set_forward_auth(config.forward_auth);
                     service.set_envoy(crate::envoy::EnvoyState {
@@ -96,12 +98,18 @@ pub fn reload_on_hangup(
                         options: config.envoy.options,
                     });
                     service.metrics().reload(true);
-                    tracing::info!(%policies, "SIGHUP: configuration reloaded");
+                    tracing::info!(
+                        config = %summary.config,
+                        policies = %summary.policy_names(),
+                        shadow = %summary.shadow_names(),
+                        "SIGHUP: configuration reloaded"
+                    );
                 }
                 Err(errors) => {
                     service.metrics().reload(false);
                     tracing::error!(
-                        "SIGHUP: configuration refused, the running one stays:\n{errors}"
+                        errors = %crate::logging::one_line(&errors),
+                        "SIGHUP: configuration refused, the running one stays"
                     );
                 }
             }

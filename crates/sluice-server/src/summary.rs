@@ -1,0 +1,302 @@
+//! What a configuration says once resolved, for a person to check: the
+//! source, the store (password hidden), every policy with its limits,
+//! overrides, shadow mode and `on_store_error`, and Envoy's rules. `sluice
+//! validate` prints it (as text or JSON) and the start-up log line names
+//! its parts, so that a misread (`1M` taken for a month, a limit meant per
+//! second read per minute) shows before it bites.
+
+use std::fmt;
+
+use serde::Serialize;
+use sluice::{Limit, Policy, Quota};
+
+use crate::config::Config;
+use crate::config::envoy::Level;
+
+/// How the log and `validate` name a configuration that has no file.
+pub const BUILTIN: &str = "built-in default";
+
+/// A configuration, resolved, as a person reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// The file the configuration came from, or [`BUILTIN`].
+    pub config: String,
+    /// The store, any password shown as `***`.
+    pub store: String,
+    /// Every policy, in the file's order.
+    pub policies: Vec<PolicySummary>,
+    /// envoyproxy/ratelimit's rules, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envoy: Option<EnvoySummary>,
+}
+
+/// One policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PolicySummary {
+    /// Its name.
+    pub name: String,
+    /// Whether it only reports (never denies).
+    pub shadow: bool,
+    /// What it answers when the store fails: `allow`, `deny` or `local`.
+    pub on_store_error: &'static str,
+    /// Its limits, all of which a request must pass.
+    pub limits: Vec<LimitSummary>,
+}
+
+/// One limit of a policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LimitSummary {
+    /// The quota of keys without an override.
+    #[serde(flatten)]
+    pub quota: QuotaSummary,
+    /// The keys with a quota of their own, sorted by key.
+    pub overrides: Vec<OverrideSummary>,
+}
+
+/// A per-key override.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct OverrideSummary {
+    /// The key.
+    pub key: String,
+    /// Its quota.
+    #[serde(flatten)]
+    pub quota: QuotaSummary,
+}
+
+/// A quota in the file's terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct QuotaSummary {
+    /// The algorithm's name, as in the file.
+    pub algorithm: &'static str,
+    /// Units per period.
+    pub limit: u64,
+    /// The period, as `humantime` writes it (`1m`, `1h 30m`, `100ms`).
+    pub period: String,
+    /// The period in milliseconds (rounded up).
+    pub period_ms: u64,
+    /// The bucket's capacity; absent for the window algorithms, which
+    /// have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+/// envoyproxy/ratelimit's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct EnvoySummary {
+    /// The file or directory it was read from.
+    pub path: String,
+    /// Its domains, sorted.
+    pub domains: Vec<String>,
+    /// Its descriptors that carry a `rate_limit`, at every depth.
+    pub rules: usize,
+}
+
+impl Summary {
+    /// The summary of `config`.
+    pub fn of(config: &Config) -> Summary {
+        Summary {
+            config: config
+                .source
+                .as_ref()
+                .map_or_else(|| BUILTIN.to_owned(), |p| p.display().to_string()),
+            store: config.store.to_string(),
+            policies: config.policies.iter().map(PolicySummary::of).collect(),
+            envoy: config.envoy.path.as_ref().map(|path| EnvoySummary {
+                path: path.display().to_string(),
+                domains: config.envoy.rules.domains.keys().cloned().collect(),
+                rules: config.envoy.rules.domains.values().map(rules).sum(),
+            }),
+        }
+    }
+
+    /// The policies' names, joined with commas, in the file's order.
+    pub fn policy_names(&self) -> String {
+        join(self.policies.iter().map(|p| p.name.as_str()))
+    }
+
+    /// The shadow policies' names, joined with commas, or `none`.
+    pub fn shadow_names(&self) -> String {
+        let shadow = join(
+            (self.policies.iter())
+                .filter(|p| p.shadow)
+                .map(|p| p.name.as_str()),
+        );
+        if shadow.is_empty() {
+            "none".to_owned()
+        } else {
+            shadow
+        }
+    }
+}
+
+impl PolicySummary {
+    fn of(policy: &Policy) -> PolicySummary {
+        PolicySummary {
+            name: policy.name().to_owned(),
+            shadow: policy.shadow(),
+            on_store_error: policy.on_store_error().name(),
+            limits: policy.limits().iter().map(LimitSummary::of).collect(),
+        }
+    }
+}
+
+impl LimitSummary {
+    fn of(limit: &Limit) -> LimitSummary {
+        let mut overrides: Vec<OverrideSummary> = (limit.overrides().iter())
+            .map(|(key, quota)| OverrideSummary {
+                key: key.clone(),
+                quota: QuotaSummary::of(quota),
+            })
+            .collect();
+        overrides.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        LimitSummary {
+            quota: QuotaSummary::of(limit.quota()),
+            overrides,
+        }
+    }
+}
+
+impl QuotaSummary {
+    fn of(quota: &Quota) -> QuotaSummary {
+        QuotaSummary {
+            algorithm: quota.algorithm().name(),
+            limit: quota.limit(),
+            period: humantime::format_duration(quota.period()).to_string(),
+            period_ms: quota.period_us().div_ceil(1000),
+            burst: quota.algorithm().has_burst().then(|| quota.burst()),
+        }
+    }
+}
+
+/// The descriptors of `level` and below that carry a `rate_limit`.
+fn rules(level: &Level) -> usize {
+    (level.descriptors.iter())
+        .map(|d| usize::from(d.rate_limit.is_some()) + rules(&d.nested))
+        .sum()
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(",")
+}
+
+impl fmt::Display for QuotaSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, {} per {}", self.algorithm, self.limit, self.period)?;
+        if let Some(burst) = self.burst {
+            write!(f, ", burst {burst}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The text `sluice validate` prints: one line per fact, indented.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "config: {}", self.config)?;
+        writeln!(f, "store: {}", self.store)?;
+        writeln!(f, "policies: {}", self.policies.len())?;
+        for policy in &self.policies {
+            write!(f, "  {}:", policy.name)?;
+            if policy.shadow {
+                f.write_str(" shadow (reports, never denies);")?;
+            }
+            writeln!(f, " on_store_error {}", policy.on_store_error)?;
+            for limit in &policy.limits {
+                writeln!(f, "    {}", limit.quota)?;
+                for o in &limit.overrides {
+                    writeln!(f, "      override {:?}: {}", o.key, o.quota)?;
+                }
+            }
+        }
+        if let Some(envoy) = &self.envoy {
+            writeln!(
+                f,
+                "envoy_config: {}: {} {} in domains {}",
+                envoy.path,
+                envoy.rules,
+                if envoy.rules == 1 { "rule" } else { "rules" },
+                envoy.domains.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const FILE: &str = "\
+store: redis://user:hunter2@redis.internal:6379
+policies:
+  api:
+    algorithm: token_bucket
+    limit: 100
+    period: 1m
+    burst: 20
+    overrides:
+      customer-7: {limit: 1000, period: 1m}
+  login:
+    algorithm: fixed_window
+    limit: 5
+    period: 15m
+    shadow: true
+    on_store_error: deny
+";
+
+    fn summary() -> Summary {
+        Summary::of(&Config::from_text(FILE, Path::new("sluice.yaml")).unwrap())
+    }
+
+    #[test]
+    fn issue_14_validate_shows_what_it_understood() {
+        assert_eq!(
+            summary().to_string(),
+            "\
+config: sluice.yaml
+store: redis://user:***@redis.internal:6379
+policies: 2
+  api: on_store_error deny
+    token_bucket, 100 per 1m, burst 20
+      override \"customer-7\": token_bucket, 1000 per 1m, burst 20
+  login: shadow (reports, never denies); on_store_error deny
+    fixed_window, 5 per 15m
+"
+        );
+    }
+
+    #[test]
+    fn the_json_names_every_field_and_omits_a_window_burst() {
+        let json = serde_json::to_value(summary()).unwrap();
+        assert_eq!(json["store"], "redis://user:***@redis.internal:6379");
+        let api = &json["policies"][0];
+        assert_eq!(api["limits"][0]["period_ms"], 60_000);
+        assert_eq!(api["limits"][0]["burst"], 20);
+        assert_eq!(api["limits"][0]["overrides"][0]["key"], "customer-7");
+        let login = &json["policies"][1];
+        assert_eq!(login["shadow"], true);
+        assert_eq!(login["on_store_error"], "deny");
+        assert!(login["limits"][0].get("burst").is_none());
+        assert!(json.get("envoy").is_none());
+    }
+
+    #[test]
+    fn the_log_names_the_shadow_policies() {
+        let s = summary();
+        assert_eq!(
+            (s.policy_names(), s.shadow_names()),
+            ("api,login".into(), "login".into())
+        );
+        let builtin = Summary::of(&Config::builtin());
+        assert_eq!(builtin.config, BUILTIN);
+        assert_eq!(builtin.shadow_names(), "none");
+    }
+}
