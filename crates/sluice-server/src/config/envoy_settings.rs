@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use marked_yaml::Node;
 
 use super::envoy::EnvoyConfig;
-use super::error::{ConfigError, ConfigErrors, Origin};
 use super::yaml::{Walker, join};
+use super::{ConfigError, ConfigErrors, Origin};
 use crate::envoy::{EnvoyOptions, ResponseHeaders};
 
 /// The environment variable naming envoyproxy/ratelimit's configuration.

@@ -31,8 +31,8 @@ use std::path::Path;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::error::{ConfigError, ConfigErrors, Origin};
 use super::yaml::{self, Walker, index, join};
+use super::{ConfigError, ConfigErrors, Origin};
 
 /// Every domain's descriptors, by domain name.
 #[derive(Clone, Debug, Default, PartialEq)]
