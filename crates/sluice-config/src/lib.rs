@@ -63,11 +63,14 @@ use std::path::Path;
 use sluice::{BoxStore, Limiter, MemoryStore, Policy, RedisOptions, RedisStore, StoreError};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
-pub use file::read_file;
+pub use file::{io_reason, read_file, unreadable};
 pub use memory::MemorySettings;
 pub use schema::{FIELDS, Policies, Settings};
+/// Reads a duration in the one grammar of [`sluice::duration`] (`250ms`,
+/// `1h30m`): the parser for a flag or an environment variable that takes
+/// one, so that they read durations as the file does.
+pub use sluice::duration::parse as parse_duration;
 pub use store::StoreSpec;
-pub use yaml::parse_duration;
 
 /// What a configuration file says about the limiter: its policies, its
 /// store and the store's settings.

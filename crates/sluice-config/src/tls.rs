@@ -20,6 +20,7 @@ use marked_yaml::Node;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use sluice::TlsOptions;
 
+use crate::file::io_reason;
 use crate::yaml::Walker;
 
 const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
@@ -97,7 +98,7 @@ fn read_file<'n>(
     match std::fs::read(&file) {
         Ok(bytes) => Ok(Some((bytes, scalar, path))),
         Err(e) => {
-            let message = format!("cannot read {}: {e}", file.display());
+            let message = format!("cannot read {}: {}", file.display(), io_reason(&e));
             w.error(scalar.span(), &path, message);
             Err(())
         }
@@ -173,7 +174,10 @@ mod tests {
             errors[1].starts_with(&format!("{path}:6: redis.tls.key: cannot read ")),
             "{errors:#?}"
         );
-        assert!(errors[1].contains("nowhere.key"), "{errors:#?}");
+        assert!(
+            errors[1].ends_with("nowhere.key: no such file"),
+            "{errors:#?}"
+        );
     }
 
     #[test]

@@ -234,13 +234,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// A duration as [`parse_duration`] reads it.
+    /// A duration in the one grammar of [`sluice::duration`]: `250ms`,
+    /// `1h30m`.
     pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
-        let s = self.scalar(node, path, "a duration such as 100ms, 1s, 1m, 1h or 1d")?;
-        match parse_duration(s.as_str()) {
+        let s = self.scalar(node, path, "a duration such as 250ms or 1h30m")?;
+        match sluice::duration::parse(s.as_str()) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(s.span(), path, e);
+                self.error(s.span(), path, e.to_string());
                 None
             }
         }
@@ -263,16 +264,6 @@ impl<'a> Walker<'a> {
             }
         }
     }
-}
-
-/// Parses a duration written as a number and a unit: `100ms`, `1s`, `1m`,
-/// `1h`, `1d` (also `us`, and sums such as `1m30s`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = "must be a duration such as 100ms, 1s, 1m, 1h or 1d";
-    if text.trim().chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{expected} (a number needs a unit), got {text}"));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("{expected}, got {text} ({e})"))
 }
 
 /// The path of `field` inside `path`: `policies.api`.
@@ -336,7 +327,7 @@ mod tests {
             got,
             [
                 "w.yaml:2: b: must be a positive integer, got 0",
-                "w.yaml:4: d: must be a duration such as 100ms, 1s, 1m, 1h or 1d (a number needs a unit), got 7",
+                "w.yaml:4: d: \"7\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m; a number needs a unit",
                 "w.yaml:6: f: must be true or false, got yes",
                 "w.yaml:7: g: must be a positive integer, got a list",
             ]
