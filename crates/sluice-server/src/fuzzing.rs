@@ -158,9 +158,10 @@ fn exact_paths<'a>(
 }
 
 /// `data` as a duration ([`parse_duration`]). Properties: an accepted
-/// duration written back by `humantime` (as the docs write them) parses
-/// to the same value; a bare number is refused (it needs a unit); a
-/// refusal says what a duration looks like.
+/// duration written back in the same grammar ([`sluice::duration::display`],
+/// as every message shows durations) parses to the same value; a bare
+/// number is refused (it needs a unit); a refusal names the text given and
+/// says what a duration looks like.
 pub fn duration(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -171,17 +172,18 @@ pub fn duration(data: &[u8]) {
                 !text.trim().chars().all(|c| c.is_ascii_digit()),
                 "a bare number {text:?} was accepted as {d:?}"
             );
-            let written = humantime::format_duration(d).to_string();
+            let written = sluice::duration::display(d).to_string();
             assert_eq!(
                 parse_duration(&written),
                 Ok(d),
                 "{text:?} read as {d:?}, written back as {written:?}"
             );
         }
-        Err(message) => assert!(
-            message.starts_with("must be a duration such as "),
-            "{message:?}"
-        ),
+        Err(e) => {
+            let message = e.to_string();
+            let expected = format!("{text:?} is not a duration: {}", sluice::duration::EXPECTED);
+            assert!(message.starts_with(&expected), "{message:?}");
+        }
     }
 }
 

@@ -75,7 +75,7 @@ pub struct QuotaSummary {
     pub algorithm: &'static str,
     /// Units per period.
     pub limit: u64,
-    /// The period, as `humantime` writes it (`1m`, `1h 30m`, `100ms`).
+    /// The period, in the one duration grammar (`1m`, `1h30m`, `100ms`).
     pub period: String,
     /// The period in milliseconds (rounded up).
     pub period_ms: u64,
@@ -167,7 +167,7 @@ impl QuotaSummary {
         QuotaSummary {
             algorithm: quota.algorithm().name(),
             limit: quota.limit(),
-            period: humantime::format_duration(quota.period()).to_string(),
+            period: sluice::duration::display(quota.period()).to_string(),
             period_ms: quota.period_us().div_ceil(1000),
             burst: quota.algorithm().has_burst().then(|| quota.burst()),
         }

@@ -291,7 +291,7 @@ fn validate_lists_every_error_with_file_line_and_field() {
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{file}:8: policies.web.period: must be a duration"
+            "{file}:8: policies.web.period: \"soon\" is not a duration"
         )),
         "{stderr}"
     );
@@ -312,7 +312,7 @@ fn validate_never_panics_on_garbage() {
 
     let out = sluice(&["validate", "/nonexistent.yaml"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("/nonexistent.yaml:1: cannot read the file"));
+    assert!(text(&out.stderr).starts_with("cannot read /nonexistent.yaml: no such file"));
 }
 
 #[test]
@@ -499,4 +499,57 @@ fn check_follows_the_master_a_sentinel_names() {
     let out = sluice(&["check", "--store", &redis.url(), "default", "k"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(redis.cli(0, &["dbsize"]), "1", "the state is on the master");
+}
+
+/// Issue 14: `validate` names a file it cannot read as such, with no line
+/// of a file that does not exist: missing, a directory, not UTF-8.
+#[test]
+fn i14_validate_names_a_missing_or_unreadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("sluice.yaml");
+    let missing = missing.to_str().unwrap();
+    let out = sluice(&["validate", missing], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("cannot read {missing}: no such file")
+    );
+    let folder = dir.path().to_str().unwrap();
+    let out = sluice(&["validate", folder], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("cannot read {folder}: it is a directory, not a file")
+    );
+    std::fs::write(
+        dir.path().join("latin1.yaml"),
+        b"policies:\n  caf\xe9: {}\n",
+    )
+    .unwrap();
+    let latin1 = dir.path().join("latin1.yaml");
+    let out = sluice(&["validate", latin1.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(&format!("{}:2: not UTF-8 text", latin1.display())),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Issue 14: the command line reads durations in the grammar of the file,
+/// and says what it got and what is accepted.
+#[test]
+fn i14_flags_read_durations_as_the_file_does() {
+    let out = sluice(&["bench", "--period", "1M"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "\"1M\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m"
+        ),
+        "{stderr}"
+    );
+    let out = sluice(&["bench", "--duration", "2 days"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("\"2 days\" is not a duration"));
 }

@@ -74,9 +74,13 @@ fn errors_name_their_file_line_and_field() {
     let policies = "policies: {api: {algorithm: gcra, limit: 1, period: 1s}}\n";
     write(&file, &format!("{policies}envoy_config: missing.yaml\n"));
     let message = Config::load(&file).unwrap_err().to_string();
-    assert!(
-        message.contains(":2: envoy_config: cannot read"),
-        "{message}"
+    assert_eq!(
+        message,
+        format!(
+            "{}:2: envoy_config: cannot read {}: no such file",
+            file.display(),
+            dir.path().join("missing.yaml").display()
+        )
     );
     write(
         &file,

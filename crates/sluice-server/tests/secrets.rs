@@ -149,7 +149,7 @@ async fn issue_12_the_admin_token_can_be_read_from_a_file() {
     for (env, needles) in [
         (
             vec![("SLUICE_ADMIN_TOKEN_FILE", missing)],
-            vec![missing, "SLUICE_ADMIN_TOKEN_FILE", "No such file"],
+            vec![missing, "SLUICE_ADMIN_TOKEN_FILE", ": no such file"],
         ),
         (
             vec![

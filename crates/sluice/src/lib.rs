@@ -18,6 +18,7 @@
 //!   the store fails, and [`LocalShare`].
 //! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
+//! - [`duration`]: the one grammar durations are read and shown in (`250ms`, `1h30m`).
 //! - [`store`]: the [`Store`] trait, [`Check`] and [`BoxStore`]; [`store::memory`] holds [`MemoryStore`],
 //!   `store::redis` the `RedisStore` (feature `redis`, on by default) and its Lua scripts; the
 //!   decorators for when the store fails ([`Resilient`](store::Resilient): a fallback, a deny
@@ -28,6 +29,7 @@
 pub mod algorithm;
 pub mod clock;
 pub mod decision;
+pub mod duration;
 pub mod error;
 pub mod limiter;
 pub mod on_store_error;

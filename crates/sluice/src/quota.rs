@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::duration::display;
+
 /// The shortest period a quota may have.
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 
@@ -131,7 +133,7 @@ pub enum QuotaError {
         max: u64,
     },
     /// `period` is outside [`MIN_PERIOD`]..=[`MAX_PERIOD`] or not whole microseconds.
-    #[error("period: must be whole microseconds from 1ms to 366d, got {0:?}")]
+    #[error("period: must be whole microseconds from 1ms to 366d, got {}", display(*.0))]
     Period(Duration),
     /// `burst` is zero or above [`MAX_LIMIT`].
     #[error("burst: must be a positive integer of at most {MAX_LIMIT}, got {0}")]
@@ -142,7 +144,8 @@ pub enum QuotaError {
     /// A sliding window counter whose `limit × period` (in µs) exceeds
     /// [`MAX_SCALED`].
     #[error(
-        "limit: {limit} per {period:?} is too large for sliding_window_counter (limit x period in microseconds must be at most 2^50, about 13,000 per day or 312,000 per hour); use fixed_window or a shorter period"
+        "limit: {limit} per {} is too large for sliding_window_counter (limit x period in microseconds must be at most 2^50, about 13,000 per day or 312,000 per hour); use fixed_window or a shorter period",
+        display(*.period)
     )]
     CounterTooLarge {
         /// The limit given.
@@ -152,7 +155,8 @@ pub enum QuotaError {
     },
     /// The bucket cannot be computed exactly (see [`MAX_SCALED`]).
     #[error(
-        "burst: {burst} with {limit} per {period:?} cannot be computed exactly (burst x period / gcd(limit, period in microseconds) must be at most 2^50); use a shorter period or a smaller burst"
+        "burst: {burst} with {limit} per {} cannot be computed exactly (burst x period / gcd(limit, period in microseconds) must be at most 2^50); use a shorter period or a smaller burst",
+        display(*.period)
     )]
     TooPrecise {
         /// The limit given.

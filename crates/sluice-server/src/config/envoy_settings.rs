@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use marked_yaml::Node;
+use sluice_config::io_reason;
 
 use super::envoy::EnvoyConfig;
-use super::error::{ConfigError, ConfigErrors, Origin};
 use super::yaml::{Walker, join};
+use super::{ConfigError, ConfigErrors, Origin};
 use crate::envoy::{EnvoyOptions, ResponseHeaders};
 
 /// The environment variable naming envoyproxy/ratelimit's configuration.
@@ -54,7 +55,7 @@ impl EnvoySettings {
             return Err(ConfigError {
                 origin,
                 path: String::new(),
-                message: format!("envoyproxy/ratelimit configuration {text:?}: {e}"),
+                message: format!("cannot read {text}: {}", io_reason(&e)),
             });
         }
         self.path = Some(path);
@@ -74,7 +75,7 @@ pub(super) fn envoy_config(w: &mut Walker<'_>, node: &Node) -> Option<PathBuf> {
     match std::fs::metadata(&path) {
         Ok(_) => Some(path),
         Err(e) => {
-            let message = format!("cannot read {}: {e}", path.display());
+            let message = format!("cannot read {}: {}", path.display(), io_reason(&e));
             w.error(s.span(), "envoy_config", message);
             None
         }

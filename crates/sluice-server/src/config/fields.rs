@@ -1,27 +1,21 @@
-//! Every field the file accepts, listed from the same constants the
-//! readers check unknown fields against, so a sample or a doc can be
-//! tested for covering them all.
+//! Every field the server's file accepts: the library's (from
+//! [`sluice_config::fields`]) and the server's own, listed from the same
+//! constants the readers check unknown fields against, so a sample or a doc
+//! can be tested for covering them all.
 
-use super::{envoy_settings, forward_auth, grpc, memory, schema, server, tls};
+use sluice_config::fields::under;
+
+use super::{envoy_settings, file, forward_auth, grpc, server};
 
 /// Every field of the configuration file, as dotted paths from the top
-/// (`redis.tls.ca`), mappings included (`redis`, `redis.tls`). A name the
-/// user chooses is `*` (`policies.*.limit`, `policies.*.overrides.*.burst`)
-/// and a list's element is `[]` (`policies.*.limits[].period`).
+/// (`redis.tls.ca`), mappings included; a name the user chooses is `*` and
+/// a list's element is `[]` (see [`sluice_config::fields::fields`]). Sorted.
 pub fn fields() -> Vec<String> {
-    let mut out = Vec::new();
-    for top in schema::TOP_FIELDS {
+    let mut out = sluice_config::fields::fields();
+    for top in file::SERVER_FIELDS {
         out.push((*top).to_owned());
-        let under = |out: &mut Vec<String>, prefix: &str, names: &[&str]| {
-            out.extend(names.iter().map(|n| format!("{prefix}.{n}")));
-        };
         match *top {
-            "redis" => {
-                under(&mut out, "redis", schema::REDIS_FIELDS);
-                under(&mut out, "redis.tls", tls::TLS_FIELDS);
-            }
             "server" => under(&mut out, "server", server::FIELDS),
-            "memory" => under(&mut out, "memory", memory::FIELDS),
             "grpc" => under(&mut out, "grpc", grpc::FIELDS),
             "envoy" => under(&mut out, "envoy", envoy_settings::FIELDS),
             "forward_auth" => {
@@ -31,16 +25,6 @@ pub fn fields() -> Vec<String> {
                     "forward_auth.routes[]",
                     forward_auth::ROUTE_FIELDS,
                 );
-            }
-            "policies" => {
-                out.push("policies.*".to_owned());
-                under(&mut out, "policies.*", schema::POLICY_FIELDS);
-                under(&mut out, "policies.*.limits[]", schema::LIMIT_FIELDS);
-                for limit in ["policies.*", "policies.*.limits[]"] {
-                    let overrides = format!("{limit}.overrides.*");
-                    out.push(overrides.clone());
-                    under(&mut out, &overrides, schema::OVERRIDE_FIELDS);
-                }
             }
             _ => {}
         }
@@ -55,15 +39,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_nested_fields_with_placeholders() {
+    fn lists_the_library_fields_and_the_servers() {
         let fields = fields();
         for field in [
-            "store",
             "redis.tls.ca",
-            "policies.*.limits[].overrides.*.burst",
-            "policies.*.overrides.*.limit",
+            "policies.*.limits[].period",
             "forward_auth.routes[].methods",
-            "memory.max_keys",
+            "grpc.listen",
         ] {
             assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
         }

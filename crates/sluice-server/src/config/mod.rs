@@ -5,33 +5,26 @@
 //! no file at all Sluice runs on the memory store with one policy,
 //! `default`: token bucket, 10 per 60 s, burst 10.
 //!
-//! - `yaml`: a span-aware YAML walker that knows no schema (mappings with
-//!   allowed fields, lists, scalars, numbers, durations, booleans), which
-//!   collects every error with its file, line and field.
-//! - `schema`: Sluice's file (`store`, `redis`, `policies`) over that walker.
-//! - `store`: the store URL, with passwords hidden when shown.
+//! The library's part (the YAML walker, errors with file, line and field,
+//! `store`, `redis`, `memory` and `policies`) is the `sluice-config` crate,
+//! which library users load on their own; this module adds the server's
+//! sections over the same walker.
+//!
+//! - `file`: the whole file, the library's sections and the server's.
 //! - `server`: `server`, the HTTP listener's bounds and drain deadline.
-//! - `memory`: `memory`, the bound on the keys kept in process memory.
 //! - `grpc`: `grpc`, the gRPC listener's address and bounds.
 //! - `forward_auth`: `forward_auth` and `trusted_proxies`, for `/v1/forward-auth`.
 //! - `envoy_settings`: `envoy_config` and `envoy`, for Envoy's ShouldRateLimit.
 //! - [`envoy`]: envoyproxy/ratelimit's configuration files.
-//! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
-//! - `error`: errors that say where they are.
 //! - `fields`: every field the file accepts, for tests of samples and docs.
 
 pub mod envoy;
 mod envoy_settings;
-mod error;
 mod fields;
+mod file;
 mod forward_auth;
 mod grpc;
-mod memory;
-mod schema;
 mod server;
-mod store;
-mod tls;
-mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,15 +32,15 @@ use std::time::Duration;
 use sluice::{Algorithm, Policy, Quota, RedisOptions};
 
 pub use envoy_settings::{ENVOY_CONFIG_ENV, EnvoySettings};
-pub use error::{ConfigError, ConfigErrors, Origin};
 pub use fields::fields;
+pub use file::{FileConfig, parse};
 pub use forward_auth::{DENY_STATUS_EXPECTED, ForwardAuthRoute, ForwardAuthSettings, deny_status};
 pub use grpc::{GrpcSettings, LISTEN_EXPECTED, parse_listen};
-pub use memory::MemorySettings;
-pub use schema::{FileConfig, parse};
 pub use server::ServerSettings;
-pub use store::StoreSpec;
-pub use yaml::parse_duration;
+use sluice_config::yaml;
+pub use sluice_config::{
+    ConfigError, ConfigErrors, MemorySettings, Origin, StoreSpec, parse_duration,
+};
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "SLUICE_CONFIG";
@@ -162,15 +155,7 @@ impl Config {
 
     /// Loads the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: Origin::File {
-                file: name.clone(),
-                line: 1,
-            },
-            path: String::new(),
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = sluice_config::read_file(path)?;
         Config::from_text(&text, path)
     }
 

@@ -145,7 +145,7 @@ policies:
         "sluice.yaml:6: policies.api.burts: unknown field; expected one of algorithm, limit, period, burst, shadow, overrides",
         "sluice.yaml:3: policies.api.algorithm: unknown algorithm \"token-bucket\"",
         "sluice.yaml:4: policies.api.limit: must be a positive integer, got ten",
-        "sluice.yaml:5: policies.api.period: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got 5 parsecs",
+        "sluice.yaml:5: policies.api.period: \"5 parsecs\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m",
         "sluice.yaml:11: policies.windows.burst: fixed_window has no burst",
         "sluice.yaml:18: policies.tiers.overrides.vip.colour: unknown field; expected one of limit, period, burst",
         "sluice.yaml:17: policies.tiers.overrides.vip.limit: must be a positive integer, got 0",
@@ -214,7 +214,7 @@ fn periods_are_checked_against_the_quota_rules() {
     assert_eq!(
         got,
         [
-            "sluice.yaml:4: policies.api.period: must be whole microseconds from 1ms to 366d, got 500µs"
+            "sluice.yaml:4: policies.api.period: must be whole microseconds from 1ms to 366d, got 500us"
         ]
     );
     let got = errors("policies:\n  api:\n    limit: 1\n    period: 60\n");
@@ -296,9 +296,24 @@ fn an_unreadable_file_is_named() {
         ..Flags::default()
     };
     let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();
-    assert!(
-        message.starts_with("/nonexistent/sluice.yaml:1: cannot read the file"),
-        "{message}"
+    assert_eq!(
+        message,
+        "cannot read /nonexistent/sluice.yaml: no such file"
+    );
+}
+
+/// Issue 14: a missing `--envoy-config` (or `SLUICE_ENVOY_CONFIG`) is
+/// named as missing, after the flag that named it.
+#[test]
+fn i14_a_missing_envoy_config_from_a_flag_is_named_as_missing() {
+    let flags = Flags {
+        envoy_config: Some("/nonexistent/rl.yaml".into()),
+        ..Flags::default()
+    };
+    let message = Config::resolve(&flags, |_| None).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "--envoy-config: cannot read /nonexistent/rl.yaml: no such file"
     );
 }
 
@@ -453,7 +468,7 @@ policies:
     let got = errors(text);
     let expected = [
         "sluice.yaml:8: policies.api.limits[1].shadow: unknown field; expected one of algorithm, limit, period, burst, overrides",
-        "sluice.yaml:7: policies.api.limits[1].period: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got 1 fortnight",
+        "sluice.yaml:7: policies.api.limits[1].period: \"1 fortnight\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m",
         "sluice.yaml:9: policies.api.limits[2]: must be a mapping, got \"7\"",
         "sluice.yaml:13: policies.api.limits[3].overrides.vip.limit: must be a positive integer, got 0",
         "sluice.yaml:14: policies.api.limits[4].limit: missing field",
@@ -583,7 +598,7 @@ policies:
         errors(text),
         [
             "sluice.yaml:5: server.backlog: unknown field; expected one of header_timeout, body_timeout, send_timeout, max_header_bytes, max_headers, max_connections, drain_timeout",
-            "sluice.yaml:4: server.header_timeout: must be a duration such as 100ms, 1s, 1m, 1h or 1d, got soon (expected number at 0)",
+            "sluice.yaml:4: server.header_timeout: \"soon\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m",
             "sluice.yaml:2: server.drain_timeout: must be above zero, got 0s",
             "sluice.yaml:3: server.max_connections: must be a positive integer, got 0",
         ]
@@ -848,4 +863,38 @@ fn issue_14_a_listen_address_may_be_a_bare_port_or_start_with_a_colon() {
         "sluice.yaml",
     );
     assert_eq!(file.unwrap().grpc.listen.as_deref(), Some("0.0.0.0:9"));
+}
+
+/// Issue 14: one duration grammar. `1M` is neither minutes nor months,
+/// weeks, years and words are refused with what was given and what is
+/// accepted, units combine largest first, and a zero period says `0s`.
+#[test]
+fn i14_durations_have_one_grammar() {
+    let period = |p: &str| format!("policies:\n  api:\n    limit: 1\n    period: {p}\n");
+    let config = parse(&period("1h30m"), "sluice.yaml").unwrap();
+    assert_eq!(
+        config.policies[0].quota().period(),
+        Duration::from_secs(5400)
+    );
+    let expected = "is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m";
+    for text in ["1M", "1w", "1y", "2 days", "10 minutes", "1.5s", "60"] {
+        let got = errors(&period(text));
+        let start = format!("sluice.yaml:4: policies.api.period: {text:?} {expected}");
+        assert!(got.len() == 1 && got[0].starts_with(&start), "{got:?}");
+    }
+    assert!(
+        errors(&period("1M"))[0].ends_with(
+            "; M is not a unit: m is minutes, and months have no fixed length (write 30d)"
+        )
+    );
+    assert_eq!(
+        errors(&period("0s")),
+        ["sluice.yaml:4: policies.api.period: must be whole microseconds from 1ms to 366d, got 0s"]
+    );
+    assert_eq!(
+        errors("redis:\n  timeout: 1M\npolicies:\n  api: {limit: 1, period: 1s}\n"),
+        [format!(
+            "sluice.yaml:2: redis.timeout: \"1M\" {expected}; M is not a unit: m is minutes, and months have no fixed length (write 30d)"
+        )]
+    );
 }

@@ -42,7 +42,10 @@ pub async fn bounded_body(
         Ok(Err(_)) => closing(ApiError::bad_request("the request body could not be read")),
         Err(_) => closing(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            format!("the request body did not arrive within {timeout:?}"),
+            format!(
+                "the request body did not arrive within {}",
+                sluice::duration::display(timeout)
+            ),
         )),
     }
 }

@@ -388,8 +388,10 @@ pub fn admin_token(
         (Some(value), None) => (value, format!("environment variable {ADMIN_TOKEN_ENV}")),
         (None, Some(path)) => {
             let from = format!("{} (named by {ADMIN_TOKEN_FILE_ENV})", path.display());
-            let value = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the admin token from {from}"))?;
+            let value = std::fs::read_to_string(&path).map_err(|e| {
+                let reason = sluice_config::io_reason(&e);
+                anyhow::anyhow!("cannot read the admin token from {from}: {reason}")
+            })?;
             (value, from)
         }
     };

@@ -57,7 +57,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadIdle<T> {
         self.silent = None;
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("the peer sent nothing for {timeout:?}"),
+            format!(
+                "the peer sent nothing for {}",
+                sluice::duration::display(timeout)
+            ),
         )))
     }
 }

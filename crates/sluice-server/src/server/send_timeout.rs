@@ -56,7 +56,10 @@ impl<T> SendTimeout<T> {
         self.stalled = None;
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("the client read nothing for {timeout:?}"),
+            format!(
+                "the client read nothing for {}",
+                sluice::duration::display(timeout)
+            ),
         )))
     }
 }

@@ -31,7 +31,7 @@ use std::path::Path;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::error::{ConfigError, ConfigErrors, Origin};
+use super::ConfigErrors;
 use super::yaml::{self, Walker, index, join};
 
 /// Every domain's descriptors, by domain name.
@@ -187,15 +187,7 @@ impl EnvoyConfig {
     /// holds them). A domain in a second file is an error, unless `merge`:
     /// then its descriptors are added to the first's.
     pub fn load(path: &Path, merge: bool) -> Result<EnvoyConfig, ConfigErrors> {
-        let name = path.display().to_string();
-        let unreadable = |e: std::io::Error| ConfigError {
-            origin: Origin::File {
-                file: name.clone(),
-                line: 1,
-            },
-            path: String::new(),
-            message: format!("cannot read: {e}"),
-        };
+        let unreadable = |e: std::io::Error| sluice_config::unreadable(path, &e);
         let files = if path.is_dir() {
             let mut files = Vec::new();
             for entry in std::fs::read_dir(path).map_err(unreadable)? {
@@ -214,17 +206,8 @@ impl EnvoyConfig {
         let mut errors = Vec::new();
         for file in files {
             let name = file.display().to_string();
-            let loaded = std::fs::read_to_string(&file)
-                .map_err(|e| ConfigError {
-                    origin: Origin::File {
-                        file: name.clone(),
-                        line: 1,
-                    },
-                    path: String::new(),
-                    message: format!("cannot read: {e}"),
-                })
-                .map_err(ConfigErrors::from)
-                .and_then(|text| config.add(&text, &name, merge));
+            let loaded =
+                sluice_config::read_file(&file).and_then(|text| config.add(&text, &name, merge));
             if let Err(ConfigErrors(found)) = loaded {
                 errors.extend(found);
             }

@@ -6,7 +6,7 @@
 //! The text is read into a tree whose nodes remember their position
 //! (`marked-yaml`); scalars stay strings until a field asks for a number, a
 //! duration or a boolean, so each conversion error can name what it got.
-//! A schema (Sluice's own in [`super::schema`], or another format) walks the
+//! A schema (Sluice's own in [`crate::schema`], or another format) walks the
 //! tree with a [`Walker`]: each read returns `None` when the value is
 //! invalid and has already been reported, so the schema carries on and
 //! reports the next error too; [`Walker::finish`] then joins them all.
@@ -18,13 +18,13 @@ use std::time::Duration;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
 use marked_yaml::{LoaderOptions, Node, Span};
 
-use super::error::{ConfigError, ConfigErrors, Origin};
+use crate::error::{ConfigError, ConfigErrors, Origin};
 
 /// Reads `text`, the content of `file`, into a tree whose top level is a
 /// mapping; `top` says what the file must be (`a YAML mapping such as
 /// ...`). An empty file, or one of comments only, is an empty mapping.
 /// Duplicate keys, anchors and tags are refused.
-pub(crate) fn load(text: &str, file: &str, top: &str) -> Result<Node, ConfigErrors> {
+pub fn load(text: &str, file: &str, top: &str) -> Result<Node, ConfigErrors> {
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .toplevel_mapping();
@@ -96,14 +96,14 @@ fn load_error(error: &marked_yaml::LoadError, file: &str, top: &str) -> ConfigEr
 }
 
 /// Walks a loaded tree for one file, collecting every error it meets.
-pub(crate) struct Walker<'a> {
+pub struct Walker<'a> {
     file: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl<'a> Walker<'a> {
     /// A walker whose errors name `file`.
-    pub(crate) fn new(file: &'a str) -> Walker<'a> {
+    pub fn new(file: &'a str) -> Walker<'a> {
         Walker {
             file,
             errors: Vec::new(),
@@ -111,13 +111,13 @@ impl<'a> Walker<'a> {
     }
 
     /// The file the errors name (the configuration file's path).
-    pub(crate) fn file(&self) -> &'a str {
+    pub fn file(&self) -> &'a str {
         self.file
     }
 
     /// `value` when nothing was reported, else every error in the order
     /// they were found.
-    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
         if self.errors.is_empty() {
             Ok(value)
         } else {
@@ -127,7 +127,7 @@ impl<'a> Walker<'a> {
 
     /// Reports `message` about the field at `path`, on the line where
     /// `span` starts (line 1 for a blank span).
-    pub(crate) fn error(&mut self, span: &Span, path: &str, message: impl Into<String>) {
+    pub fn error(&mut self, span: &Span, path: &str, message: impl Into<String>) {
         let line = span.start().map_or(1, |m| m.line());
         self.errors.push(ConfigError {
             origin: Origin::File {
@@ -142,7 +142,7 @@ impl<'a> Walker<'a> {
     /// The node as a mapping; every key not among `fields` is reported as
     /// an unknown field (and the mapping is still returned, so that its
     /// known fields are checked too).
-    pub(crate) fn mapping<'n>(
+    pub fn mapping<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -163,7 +163,7 @@ impl<'a> Walker<'a> {
     }
 
     /// The node as a list; `expected` describes it (`a list of limits`).
-    pub(crate) fn sequence<'n>(
+    pub fn sequence<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -173,7 +173,7 @@ impl<'a> Walker<'a> {
     }
 
     /// The node as a scalar; `expected` describes it (`a key prefix`).
-    pub(crate) fn scalar<'n>(
+    pub fn scalar<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -203,7 +203,7 @@ impl<'a> Walker<'a> {
 
     /// The scalar parsed as a `T`; a parse error is reported as `T::Err`
     /// displays it.
-    pub(crate) fn parsed<T>(&mut self, node: &Node, path: &str, expected: &str) -> Option<T>
+    pub fn parsed<T>(&mut self, node: &Node, path: &str, expected: &str) -> Option<T>
     where
         T: FromStr,
         T::Err: Display,
@@ -219,7 +219,7 @@ impl<'a> Walker<'a> {
     }
 
     /// A whole number greater than zero.
-    pub(crate) fn positive(&mut self, node: &Node, path: &str) -> Option<u64> {
+    pub fn positive(&mut self, node: &Node, path: &str) -> Option<u64> {
         let s = self.scalar(node, path, "a positive integer")?;
         match s.as_str().parse::<u64>() {
             Ok(n) if n > 0 => Some(n),
@@ -234,13 +234,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// A duration as [`parse_duration`] reads it.
-    pub(crate) fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
-        let s = self.scalar(node, path, "a duration such as 100ms, 1s, 1m, 1h or 1d")?;
-        match parse_duration(s.as_str()) {
+    /// A duration in the one grammar of [`sluice::duration`]: `250ms`,
+    /// `1h30m`.
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let s = self.scalar(node, path, "a duration such as 250ms or 1h30m")?;
+        match sluice::duration::parse(s.as_str()) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(s.span(), path, e);
+                self.error(s.span(), path, e.to_string());
                 None
             }
         }
@@ -248,7 +249,7 @@ impl<'a> Walker<'a> {
 
     /// `true` or `false`, spelt exactly so (YAML 1.1's `yes` and `on` are
     /// refused rather than guessed).
-    pub(crate) fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         let s = self.scalar(node, path, "true or false")?;
         match s.as_str() {
             "true" => Some(true),
@@ -265,18 +266,8 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Parses a duration written as a number and a unit: `100ms`, `1s`, `1m`,
-/// `1h`, `1d` (also `us`, and sums such as `1m30s`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = "must be a duration such as 100ms, 1s, 1m, 1h or 1d";
-    if text.trim().chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{expected} (a number needs a unit), got {text}"));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("{expected}, got {text} ({e})"))
-}
-
 /// The path of `field` inside `path`: `policies.api`.
-pub(crate) fn join(path: &str, field: &str) -> String {
+pub fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
     } else {
@@ -286,12 +277,12 @@ pub(crate) fn join(path: &str, field: &str) -> String {
 
 /// The path of the `index`th element (from 0) of the list at `path`:
 /// `policies.api.limits[1]`.
-pub(crate) fn index(path: &str, index: usize) -> String {
+pub fn index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
 /// What a node is, for an error that says what it got instead.
-pub(crate) fn describe(node: &Node) -> String {
+pub fn describe(node: &Node) -> String {
     match node {
         Node::Scalar(s) if s.as_str().is_empty() => "nothing".to_owned(),
         Node::Scalar(s) => format!("{:?}", s.as_str()),
@@ -336,7 +327,7 @@ mod tests {
             got,
             [
                 "w.yaml:2: b: must be a positive integer, got 0",
-                "w.yaml:4: d: must be a duration such as 100ms, 1s, 1m, 1h or 1d (a number needs a unit), got 7",
+                "w.yaml:4: d: \"7\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m; a number needs a unit",
                 "w.yaml:6: f: must be true or false, got yes",
                 "w.yaml:7: g: must be a positive integer, got a list",
             ]

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 
 use marked_yaml::Node;
 
-use super::yaml::{Walker, join};
+use crate::yaml::{Walker, join};
 
 /// The bound on the keys kept in process memory: the memory store's, or,
 /// with a Redis store, the local store that `on_store_error: local` decides
@@ -28,11 +28,11 @@ impl Default for MemorySettings {
     }
 }
 
-pub(super) const FIELDS: &[&str] = &["max_keys"];
+pub(crate) const FIELDS: &[&str] = &["max_keys"];
 
 /// Reads the `memory` mapping at `node` over the defaults; invalid fields
 /// are reported and keep their default.
-pub(super) fn memory(w: &mut Walker<'_>, node: &Node) -> MemorySettings {
+pub(crate) fn memory(w: &mut Walker<'_>, node: &Node) -> MemorySettings {
     let mut settings = MemorySettings::default();
     let Some(map) = w.mapping(node, "memory", FIELDS) else {
         return settings;

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Where a configuration value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Origin {
     /// A line of a configuration file.
     File {
@@ -11,6 +12,13 @@ pub enum Origin {
         file: String,
         /// The line, counted from 1.
         line: usize,
+    },
+    /// A file as a whole, which could not be read: no line of it is at
+    /// fault, and the message names it (`cannot read sluice.yaml: no such
+    /// file`).
+    WholeFile {
+        /// The file's path as the user gave it.
+        file: String,
     },
     /// An environment variable.
     Env(&'static str),
@@ -37,6 +45,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.origin {
             Origin::File { file, line } => write!(f, "{file}:{line}: ")?,
+            Origin::WholeFile { .. } => {}
             Origin::Env(var) => write!(f, "environment variable {var}: ")?,
             Origin::Flag(flag) => write!(f, "{flag}: ")?,
         }

@@ -1,7 +1,11 @@
-//! Sluice's configuration file: `store`, `redis`, `policies` and what to
-//! do when the store fails (`on_store_error`, `local_share`, `deny_cache`:
-//! at the top level for every policy, and in a policy for itself), read
-//! with the generic [`Walker`] into a checked [`FileConfig`].
+//! The library's part of Sluice's configuration file: `store`, `redis`,
+//! `memory`, `policies` and what to do when the store fails
+//! (`on_store_error`, `local_share`, `deny_cache`: at the top level for
+//! every policy, and in a policy for itself), read with the generic
+//! [`Walker`]. A program with more sections (the `sluice` server) reads its
+//! own beside these, from the same mapping: [`settings`] and [`policies`]
+//! never check for unknown fields, the caller does with [`FIELDS`] and its
+//! own.
 //!
 //! A policy is one limit (`algorithm`, `limit`, `period`, `burst`,
 //! `overrides`, beside `shadow`) or a list of up to 8 of them under
@@ -15,56 +19,117 @@ use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
 use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
 
-use super::envoy_settings::{EnvoySettings, envoy, envoy_config};
-use super::error::ConfigErrors;
-use super::forward_auth::{ForwardAuthSettings, forward_auth, trusted_proxies};
-use super::grpc::{GrpcSettings, grpc};
-use super::memory::{MemorySettings, memory};
-use super::server::{ServerSettings, server};
-use super::store::StoreSpec;
-use super::yaml::{self, Walker, describe, index, join};
+use crate::memory::{MemorySettings, memory};
+use crate::store::StoreSpec;
+use crate::yaml::{Walker, describe, index, join};
 
-/// What a configuration file says; absent fields are `None`.
-#[derive(Debug)]
-pub struct FileConfig {
-    /// The `store` field.
-    pub store: Option<StoreSpec>,
-    /// The `policies` field, in file order.
-    pub policies: Vec<Policy>,
-    /// The `redis` field: key prefix, call timeout, whether to use Redis
-    /// Functions, and the TLS files.
-    pub redis: RedisOptions,
-    /// The `server` field: the HTTP listener's bounds and drain deadline.
-    pub server: ServerSettings,
-    /// The `memory` field: the bound on the keys kept in process memory.
-    pub memory: MemorySettings,
-    /// The `forward_auth` and `trusted_proxies` fields: how
-    /// `/v1/forward-auth` answers and whose client addresses it believes.
-    pub forward_auth: ForwardAuthSettings,
-    /// The `grpc` field: the gRPC listener's address and bounds.
-    pub grpc: GrpcSettings,
-    /// The `envoy_config` and `envoy` fields: envoyproxy/ratelimit's
-    /// configuration (not read yet) and how Envoy is answered.
-    pub envoy: EnvoySettings,
-}
-
-pub(super) const TOP_FIELDS: &[&str] = &[
+/// The top-level fields [`settings`] and [`policies`] read, in the order
+/// an unknown-field error lists them.
+pub const FIELDS: &[&str] = &[
     "store",
     "redis",
     "on_store_error",
     "local_share",
     "deny_cache",
     "policies",
-    "server",
     "memory",
-    "forward_auth",
-    "trusted_proxies",
-    "grpc",
-    "envoy_config",
-    "envoy",
 ];
-pub(super) const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
-pub(super) const POLICY_FIELDS: &[&str] = &[
+
+/// Where decisions are kept, as a file says; absent fields are `None` or
+/// the defaults.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The `store` field.
+    pub store: Option<StoreSpec>,
+    /// The `redis` field: key prefix, call timeout, whether to use Redis
+    /// Functions, and the TLS files.
+    pub redis: RedisOptions,
+    /// The `memory` field: the bound on the keys kept in process memory.
+    pub memory: MemorySettings,
+}
+
+/// Whether a file without `policies` is an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policies {
+    /// At least one policy must be written (a library user's file).
+    Required,
+    /// The file may have none: the caller supplies its own (the server's
+    /// Envoy-only files, whose descriptors are the limits).
+    Optional,
+}
+
+/// Reads `store`, `redis` and `memory` from the top-level mapping `map`,
+/// reporting every invalid value to `w` (which keeps the default).
+pub fn settings(w: &mut Walker<'_>, map: &MarkedMappingNode) -> Settings {
+    let mut settings = Settings::default();
+    if let Some(node) = map.get_node("store")
+        && let Some(s) = w.scalar(node, "store", "a store such as memory or redis://host:6379")
+    {
+        match StoreSpec::parse(s.as_str()) {
+            Ok(spec) => settings.store = Some(spec),
+            Err(e) => w.error(s.span(), "store", e),
+        }
+    }
+    if let Some(node) = map.get_node("redis") {
+        redis(w, node, &mut settings.redis);
+    }
+    if let Some(node) = map.get_node("memory") {
+        settings.memory = memory(w, node);
+    }
+    settings
+}
+
+/// Reads `policies` from the top-level mapping `map`, with the top-level
+/// `on_store_error`, `local_share` and `deny_cache` as every policy's
+/// defaults; the valid policies in file order, every invalid one reported
+/// to `w`. Empty when `policies` is absent and [`Policies::Optional`].
+pub fn policies(w: &mut Walker<'_>, map: &MarkedMappingNode, required: Policies) -> Vec<Policy> {
+    let mut found = Vec::new();
+    // Invalid top-level values are reported; the policies then start from
+    // the built-in defaults so that their own errors are listed too.
+    let defaults = on_failure(w, map, "", OnFailure::default()).unwrap_or_default();
+    match map.get_node("policies") {
+        None if required == Policies::Optional => {}
+        None => {
+            // An empty file has its (empty) mapping at its end: say line 1.
+            let span = if map.is_empty() {
+                Span::new_blank()
+            } else {
+                *map.span()
+            };
+            w.error(
+                &span,
+                "policies",
+                "missing field; at least one policy is required",
+            )
+        }
+        Some(node) => match node.as_mapping() {
+            None => w.error(
+                node.span(),
+                "policies",
+                format!(
+                    "must be a mapping from policy name to policy, got {}",
+                    describe(node)
+                ),
+            ),
+            Some(policies) if policies.is_empty() => {
+                w.error(node.span(), "policies", "at least one policy is required")
+            }
+            Some(policies) => {
+                for (name, body) in policies.iter() {
+                    if let Some(p) = policy(w, name, body, defaults) {
+                        found.push(p);
+                    }
+                }
+            }
+        },
+    }
+    found
+}
+
+pub(crate) const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
+pub(crate) const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
     "period",
@@ -78,8 +143,8 @@ pub(super) const POLICY_FIELDS: &[&str] = &[
 ];
 /// The fields of one limit: a policy's own in the single-limit form, or an
 /// element of its `limits`.
-pub(super) const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
-pub(super) const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
+pub(crate) const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
+pub(crate) const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
 
 /// What a policy does when the store fails: the top level's values are
 /// every policy's defaults, and a policy may set its own.
@@ -131,150 +196,12 @@ fn on_failure(
     })
 }
 
-/// Parses the text of the configuration file `file`, listing every error
-/// with its line and field path.
-pub fn parse(text: &str, file: &str) -> Result<FileConfig, ConfigErrors> {
-    let root = yaml::load(text, file, "a YAML mapping such as `policies: ...`")?;
-    let mut walker = Walker::new(file);
-    let config = top(&mut walker, &root);
-    walker.finish(config)
-}
-
 /// The raw numbers of a limit or an override, before inheritance.
 #[derive(Clone, Copy, Default)]
 struct Numbers {
     limit: Option<u64>,
     period: Option<Duration>,
     burst: Option<u64>,
-}
-
-fn top(w: &mut Walker<'_>, root: &Node) -> FileConfig {
-    let mut config = FileConfig {
-        store: None,
-        policies: Vec::new(),
-        redis: RedisOptions::default(),
-        server: ServerSettings::default(),
-        memory: MemorySettings::default(),
-        forward_auth: ForwardAuthSettings::default(),
-        grpc: GrpcSettings::default(),
-        envoy: EnvoySettings::default(),
-    };
-    let Some(map) = w.mapping(root, "", TOP_FIELDS) else {
-        return config;
-    };
-    if let Some(node) = map.get_node("store")
-        && let Some(s) = w.scalar(node, "store", "a store such as memory or redis://host:6379")
-    {
-        match StoreSpec::parse(s.as_str()) {
-            Ok(spec) => config.store = Some(spec),
-            Err(e) => w.error(s.span(), "store", e),
-        }
-    }
-    if let Some(node) = map.get_node("redis") {
-        redis(w, node, &mut config.redis);
-    }
-    if let Some(node) = map.get_node("server") {
-        config.server = server(w, node);
-    }
-    if let Some(node) = map.get_node("memory") {
-        config.memory = memory(w, node);
-    }
-    if let Some(node) = map.get_node("forward_auth") {
-        forward_auth(w, node, &mut config.forward_auth);
-    }
-    if let Some(node) = map.get_node("grpc") {
-        config.grpc = grpc(w, node);
-    }
-    if let Some(node) = map.get_node("trusted_proxies") {
-        config.forward_auth.trusted_proxies = trusted_proxies(w, node);
-    }
-    if let Some(node) = map.get_node("envoy_config") {
-        config.envoy.path = envoy_config(w, node);
-    }
-    if let Some(node) = map.get_node("envoy") {
-        config.envoy.options = envoy(w, node);
-    }
-    // Invalid top-level values are reported; the policies then start from
-    // the built-in defaults so that their own errors are listed too.
-    let defaults = on_failure(w, map, "", OnFailure::default()).unwrap_or_default();
-    match map.get_node("policies") {
-        // A file for Envoy's rate limit service alone: its descriptors are
-        // the limits, and the built-in `default` policy serves the rest.
-        None if map.get_node("envoy_config").is_some() => {
-            config.policies.push(super::default_policy());
-        }
-        None => {
-            // An empty file has its (empty) mapping at its end: say line 1.
-            let span = if map.is_empty() {
-                Span::new_blank()
-            } else {
-                *map.span()
-            };
-            w.error(
-                &span,
-                "policies",
-                "missing field; at least one policy is required",
-            )
-        }
-        Some(node) => match node.as_mapping() {
-            None => w.error(
-                node.span(),
-                "policies",
-                format!(
-                    "must be a mapping from policy name to policy, got {}",
-                    describe(node)
-                ),
-            ),
-            Some(policies) if policies.is_empty() => {
-                w.error(node.span(), "policies", "at least one policy is required")
-            }
-            Some(policies) => {
-                for (name, body) in policies.iter() {
-                    if let Some(p) = policy(w, name, body, defaults) {
-                        config.policies.push(p);
-                    }
-                }
-                forward_auth_policy_exists(w, map, policies);
-            }
-        },
-    }
-    config
-}
-
-/// Reports a `forward_auth.policy`, or a route's `policy`, that names none
-/// of `policies`.
-fn forward_auth_policy_exists(
-    w: &mut Walker<'_>,
-    map: &MarkedMappingNode,
-    policies: &MarkedMappingNode,
-) {
-    let Some(forward_auth) = map.get_node("forward_auth").and_then(Node::as_mapping) else {
-        return;
-    };
-    let mut named = Vec::new();
-    if let Some(policy) = forward_auth.get_node("policy").and_then(Node::as_scalar) {
-        named.push((policy, "forward_auth.policy".to_owned()));
-    }
-    let routes = (forward_auth.get_node("routes"))
-        .and_then(Node::as_sequence)
-        .into_iter()
-        .flat_map(|routes| routes.iter().enumerate());
-    for (i, route) in routes {
-        let policy = (route.as_mapping())
-            .and_then(|r| r.get_node("policy"))
-            .and_then(Node::as_scalar);
-        if let Some(policy) = policy {
-            let route = index(&join("forward_auth", "routes"), i);
-            named.push((policy, join(&route, "policy")));
-        }
-    }
-    let names: Vec<&str> = policies.keys().map(|k| k.as_str()).collect();
-    for (policy, path) in named {
-        if !names.contains(&policy.as_str()) {
-            let message = format!("no such policy; the policies are: {}", names.join(", "));
-            w.error(policy.span(), &path, message);
-        }
-    }
 }
 
 fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
@@ -311,7 +238,7 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
         options.functions = functions;
     }
     if let Some(node) = map.get_node("tls")
-        && let Some(tls) = super::tls::tls(w, node)
+        && let Some(tls) = crate::tls::tls(w, node)
     {
         options.tls = Some(tls);
     }

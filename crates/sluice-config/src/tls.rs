@@ -20,13 +20,14 @@ use marked_yaml::Node;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use sluice::TlsOptions;
 
-use super::yaml::Walker;
+use crate::file::io_reason;
+use crate::yaml::Walker;
 
-pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
+pub(crate) const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
 
 /// The TLS options `node` (the `redis.tls` mapping) describes; `None` when
 /// anything in it is wrong (reported).
-pub(super) fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsOptions> {
+pub(crate) fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsOptions> {
     let map = w.mapping(node, "redis.tls", TLS_FIELDS)?;
     let base = Path::new(w.file()).parent().map(Path::to_owned);
     let read = |w: &mut Walker<'_>, field| read_file(w, map, base.as_deref(), field);
@@ -97,7 +98,7 @@ fn read_file<'n>(
     match std::fs::read(&file) {
         Ok(bytes) => Ok(Some((bytes, scalar, path))),
         Err(e) => {
-            let message = format!("cannot read {}: {e}", file.display());
+            let message = format!("cannot read {}: {}", file.display(), io_reason(&e));
             w.error(scalar.span(), &path, message);
             Err(())
         }
@@ -119,7 +120,7 @@ mod tests {
 
     use sluice_testkit::Certificates;
 
-    use super::super::{ConfigErrors, parse};
+    use crate::{Config, ConfigErrors};
 
     /// A configuration file `sluice.yaml` in a directory holding copies of
     /// `certs`'s CA and client files, whose `redis.tls` is `tls`.
@@ -136,7 +137,7 @@ mod tests {
     }
 
     fn errors(path: &str, text: &str) -> Vec<String> {
-        match parse(text, path) {
+        match Config::from_str(text, path) {
             Ok(config) => panic!("expected errors, got {config:?}"),
             Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
         }
@@ -149,10 +150,10 @@ mod tests {
             &certs,
             "    ca: ca.pem\n    cert: client.pem\n    key: client.key\n",
         );
-        let tls = parse(&text, &path).unwrap().redis.tls.unwrap();
+        let tls = Config::from_str(&text, &path).unwrap().redis.tls.unwrap();
         assert!(tls.has_ca() && tls.has_client_certificate());
         let (_dir, path, text) = file(&certs, "    ca: ca.pem\n");
-        let tls = parse(&text, &path).unwrap().redis.tls.unwrap();
+        let tls = Config::from_str(&text, &path).unwrap().redis.tls.unwrap();
         assert!(tls.has_ca() && !tls.has_client_certificate());
     }
 
@@ -173,7 +174,10 @@ mod tests {
             errors[1].starts_with(&format!("{path}:6: redis.tls.key: cannot read ")),
             "{errors:#?}"
         );
-        assert!(errors[1].contains("nowhere.key"), "{errors:#?}");
+        assert!(
+            errors[1].ends_with("nowhere.key: no such file"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
