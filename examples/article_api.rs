@@ -23,8 +23,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Response, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::json;
 use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota, RedisStore, Store};
 use sluice_tower::{KeyBy, RateLimitLayer};
@@ -99,9 +97,9 @@ async fn resource() -> Json<serde_json::Value> {
 
 /// The article's 429, as the layer's `on_denied` hook builds it; the layer
 /// adds `Retry-After` and the rate-limit headers.
-fn too_many() -> Response<Full<Bytes>> {
+fn too_many() -> Response<String> {
     let body = json!({"message": "Rate limit exceeded. Try again later."});
-    let mut response = Response::new(Full::from(body.to_string()));
+    let mut response = Response::new(body.to_string());
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     response
         .headers_mut()

@@ -46,7 +46,16 @@ pub mod headers;
 pub mod key;
 pub mod rate_limit;
 
-pub use key::{KeyBy, ProxyHeader};
+/// The byte buffer of the layer's own response bodies (`bytes`'), so that
+/// [`RateLimitLayer::on_denied`] needs no dependency on `bytes`.
+pub use bytes::Bytes;
+/// `http`, whose `Response` and `StatusCode` the hooks of [`RateLimitLayer`]
+/// build with (axum re-exports the same crate as `axum::http`).
+pub use http;
+/// The body types of [`ResponseBody`] (`http-body-util`'s), so that naming
+/// the layer's response type needs no dependency on `http-body-util`.
+pub use http_body_util::{Either, Full};
+pub use key::{InvalidHeaderName, KeyBy, ProxyHeader};
 pub use rate_limit::{
     OnStoreError, RateLimit, RateLimitLayer, ResponseBody, ResponseFuture, Unkeyed,
 };

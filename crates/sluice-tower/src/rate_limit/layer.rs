@@ -161,9 +161,12 @@ impl<S: Store> RateLimitLayer<S> {
     /// not decided (in `deny` mode, or `local` without a fallback), instead
     /// of 503 `{"error": "rate limiter unavailable"}`.
     ///
+    /// `f` returns a response with any body that converts into the layer's
+    /// ([`Full<Bytes>`](crate::Full)): a `&'static str`, a `String`, a
+    /// `Vec<u8>` or [`Bytes`](crate::Bytes).
+    ///
     /// ```
-    /// use http::{Response, StatusCode};
-    /// use http_body_util::Full;
+    /// use sluice_tower::http::{Response, StatusCode};
     /// # use std::time::Duration;
     /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
     /// use sluice_tower::{KeyBy, RateLimitLayer};
@@ -171,16 +174,18 @@ impl<S: Store> RateLimitLayer<S> {
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
     /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
     /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_unavailable(|_error| {
-    ///     let mut response = Response::new(Full::from("try again soon\n"));
+    ///     let mut response = Response::new("try again soon\n");
     ///     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     ///     response
     /// });
     /// ```
-    pub fn on_unavailable<F>(mut self, f: F) -> Self
+    pub fn on_unavailable<F, B>(mut self, f: F) -> Self
     where
-        F: Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(&StoreError) -> Response<B> + Send + Sync + 'static,
+        B: Into<Full<Bytes>>,
     {
-        Arc::make_mut(&mut self.config).on_unavailable = Some(Arc::new(f));
+        let hook: StoreErrorHook = Arc::new(move |error| f(error).map(Into::into));
+        Arc::make_mut(&mut self.config).on_unavailable = Some(hook);
         self
     }
 
@@ -198,28 +203,33 @@ impl<S: Store> RateLimitLayer<S> {
 
     /// Builds the response to a denied request with `f` instead of the
     /// JSON default. The rate-limit headers and `Retry-After` are added to
-    /// whatever `f` returns (replacing any of the same name).
+    /// whatever `f` returns (replacing any of the same name). `f` returns a
+    /// response with any body that converts into the layer's
+    /// ([`Full<Bytes>`](crate::Full)): a `&'static str`, a `String`, a
+    /// `Vec<u8>` or [`Bytes`](crate::Bytes), so axum's `http` (or
+    /// [`sluice_tower::http`](crate::http)) is all it takes.
     ///
     /// ```
-    /// use http::{Response, StatusCode};
-    /// use http_body_util::Full;
+    /// use axum::http::{Response, StatusCode};
     /// # use std::time::Duration;
     /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
     /// use sluice_tower::{KeyBy, RateLimitLayer};
     ///
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
     /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
-    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_denied(|_decision| {
-    ///     let mut response = Response::new(Full::from("slow down\n"));
+    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_denied(|decision| {
+    ///     let mut response = Response::new(format!("slow down: {} left\n", decision.remaining));
     ///     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     ///     response
     /// });
     /// ```
-    pub fn on_denied<F>(mut self, f: F) -> Self
+    pub fn on_denied<F, B>(mut self, f: F) -> Self
     where
-        F: Fn(&Decision) -> Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(&Decision) -> Response<B> + Send + Sync + 'static,
+        B: Into<Full<Bytes>>,
     {
-        Arc::make_mut(&mut self.config).on_denied = Some(Arc::new(f));
+        let hook: DeniedHook = Arc::new(move |decision| f(decision).map(Into::into));
+        Arc::make_mut(&mut self.config).on_denied = Some(hook);
         self
     }
 }
