@@ -4,6 +4,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
@@ -11,6 +12,7 @@ use sluice::{Decision, Limiter, OnStoreError, Store, StoreError};
 use tower_layer::Layer;
 
 use super::RateLimit;
+use super::reload::{Active, Reloader, Shared};
 use crate::KeyBy;
 
 /// What to do with a request that has no key (see [`KeyBy`]).
@@ -36,27 +38,25 @@ pub(crate) type StoreErrorHook = Arc<dyn Fn(&StoreError) -> Response<Full<Bytes>
 
 /// What every [`RateLimit`] made by one layer shares.
 pub(crate) struct Config<S> {
-    pub(crate) limiter: Limiter<S>,
+    /// The limiter in force, which a [`Reloader`] swaps.
+    pub(crate) active: Shared<S>,
     pub(crate) policy: String,
     pub(crate) key_by: KeyBy,
     pub(crate) unkeyed: Unkeyed,
     pub(crate) cost: NonZeroU64,
     pub(crate) on_denied: Option<DeniedHook>,
-    /// The policy's mode, as the limiter's policy has it.
-    pub(crate) on_store_error: OnStoreError,
     pub(crate) on_unavailable: Option<StoreErrorHook>,
 }
 
 impl<S> Clone for Config<S> {
     fn clone(&self) -> Self {
         Config {
-            limiter: self.limiter.clone(),
+            active: Arc::clone(&self.active),
             policy: self.policy.clone(),
             key_by: self.key_by.clone(),
             unkeyed: self.unkeyed.clone(),
             cost: self.cost,
             on_denied: self.on_denied.clone(),
-            on_store_error: self.on_store_error,
             on_unavailable: self.on_unavailable.clone(),
         }
     }
@@ -94,21 +94,27 @@ impl<S: Store> RateLimitLayer<S> {
         key_by: KeyBy,
     ) -> Result<Self, sluice::Error> {
         let policy = policy.into();
-        let Some(on_store_error) = limiter.policy(&policy).map(|p| p.on_store_error()) else {
-            return Err(sluice::Error::UnknownPolicy(policy));
-        };
+        let active = Active::new(limiter, &policy, None)?;
         Ok(RateLimitLayer {
             config: Arc::new(Config {
-                limiter,
+                active: Arc::new(ArcSwap::from_pointee(active)),
                 policy,
                 key_by,
                 unkeyed: Unkeyed::default(),
                 cost: NonZeroU64::MIN,
                 on_denied: None,
-                on_store_error,
                 on_unavailable: None,
             }),
         })
+    }
+
+    /// A handle that swaps this layer's policies while it runs (see
+    /// [`Reloader`]), shared with the layer's clones and every service
+    /// they made. Take it once the layer is configured: a later
+    /// [`on_store_error`](Self::on_store_error) gives the layer a limiter
+    /// of its own, which an earlier handle does not reach.
+    pub fn reloader(&self) -> Reloader<S> {
+        Reloader::new(Arc::clone(&self.config.active), self.config.policy.clone())
     }
 
     /// What the layer's policy answers when the store cannot decide: the
@@ -143,17 +149,13 @@ impl<S: Store> RateLimitLayer<S> {
     /// ```
     pub fn on_store_error(mut self, mode: OnStoreError) -> Self {
         let config = Arc::make_mut(&mut self.config);
-        let policies = (config.limiter.policies().iter().cloned())
-            .map(|p| {
-                if p.name() == config.policy {
-                    p.with_on_store_error(mode)
-                } else {
-                    p
-                }
-            })
-            .collect::<Vec<_>>();
-        config.limiter = config.limiter.with_policies(policies);
-        config.on_store_error = mode;
+        let limiter = config.active.load().limiter.clone();
+        // The policy is there: every limiter in force was checked for it.
+        if let Ok(active) = Active::new(limiter, &config.policy, Some(mode)) {
+            // A limiter of this layer's own, as a builder's copy-on-write
+            // promises: clones made before keep theirs.
+            config.active = Arc::new(ArcSwap::from_pointee(active));
+        }
         self
     }
 
@@ -250,7 +252,6 @@ impl<S> fmt::Debug for Config<S> {
             .field("unkeyed", &self.unkeyed)
             .field("cost", &self.cost)
             .field("on_denied", &self.on_denied.as_ref().map(|_| ".."))
-            .field("on_store_error", &self.on_store_error)
             .field(
                 "on_unavailable",
                 &self.on_unavailable.as_ref().map(|_| ".."),
