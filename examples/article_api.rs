@@ -16,17 +16,15 @@
 //!   without it they are kept in this process's memory.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Response, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::json;
-use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota, RedisStore, Store};
+use sluice::store::StoreKind;
+use sluice::{Limiter, Policy, Quota};
 use sluice_tower::{KeyBy, RateLimitLayer};
 use tokio::net::TcpListener;
 
@@ -53,37 +51,25 @@ async fn run() -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     // The article's limit: a bucket of 10 tokens, refilled at 10 per 60 s.
-    let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None)?;
-    let policy = Policy::new("api", quota)?;
-    match std::env::var("REDIS_URL") {
-        Ok(url) => {
-            // The URL may hold a password: it is not printed.
-            let store = RedisStore::connect(&url)
-                .await
-                .context("cannot connect to REDIS_URL")?;
-            serve(listener, addr, "redis", Limiter::new(store, [policy])).await
-        }
-        Err(_) => {
-            serve(
-                listener,
-                addr,
-                "memory",
-                Limiter::new(MemoryStore::new(), [policy]),
-            )
-            .await
-        }
-    }
-}
-
-async fn serve<S: Store>(
-    listener: TcpListener,
-    addr: SocketAddr,
-    store: &str,
-    limiter: Limiter<S>,
-) -> anyhow::Result<()> {
+    let policy = Policy::new("api", Quota::per_minute(10)?)?;
+    // One type for either store: no generics to pick one at run time.
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "memory".to_owned());
+    let kind = StoreKind::of(&url)?;
+    // The URL may hold a password: it is not printed.
+    let store = sluice::store::open(&url)
+        .await
+        .context("cannot connect to REDIS_URL")?;
+    let limiter = Limiter::new(store, [policy]);
+    let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())?.on_denied(|_| too_many());
     let app = Router::new()
         .route("/api/resource", get(resource))
-        .layer(RateLimitLayer::new(limiter, "api", KeyBy::peer_ip())?.on_denied(|_| too_many()));
+        // Only the API's route is limited: a 404 spends nothing.
+        .route_layer(layer);
+    let store = if kind == StoreKind::Memory {
+        "memory"
+    } else {
+        "redis"
+    };
     println!("article-api listening on http://{addr}/api/resource (store: {store})");
     axum::serve(
         listener,
@@ -99,9 +85,9 @@ async fn resource() -> Json<serde_json::Value> {
 
 /// The article's 429, as the layer's `on_denied` hook builds it; the layer
 /// adds `Retry-After` and the rate-limit headers.
-fn too_many() -> Response<Full<Bytes>> {
+fn too_many() -> Response<String> {
     let body = json!({"message": "Rate limit exceeded. Try again later."});
-    let mut response = Response::new(Full::from(body.to_string()));
+    let mut response = Response::new(body.to_string());
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     response
         .headers_mut()

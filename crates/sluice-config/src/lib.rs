@@ -62,7 +62,8 @@ pub mod yaml;
 
 use std::path::Path;
 
-use sluice::{BoxStore, Limiter, MemoryStore, Policy, RedisOptions, RedisStore, StoreError};
+use sluice::store::{Connecting, OpenError, open_redis};
+use sluice::{BoxStore, Limiter, MemoryStore, Policy, RedisOptions};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use file::{io_reason, read_file, unreadable};
@@ -119,7 +120,7 @@ impl Config {
     /// Opens the store the configuration names: the memory store (bounded
     /// by `memory.max_keys`), or Redis with the `redis` settings, once
     /// connected.
-    pub async fn open_store(&self) -> Result<BoxStore, StoreError> {
+    pub async fn open_store(&self) -> Result<BoxStore, OpenError> {
         Ok(match &self.store {
             StoreSpec::Memory => {
                 BoxStore::new(MemoryStore::new().with_max_keys(self.memory.max_keys))
@@ -127,14 +128,14 @@ impl Config {
             StoreSpec::Redis(url)
             | StoreSpec::RedisCluster(url)
             | StoreSpec::RedisSentinel(url) => {
-                BoxStore::new(RedisStore::connect_with(url, self.redis.clone()).await?)
+                BoxStore::new(open_redis(url, &self.redis, Connecting::Wait).await?)
             }
         })
     }
 
     /// A limiter deciding the configuration's policies on its store
     /// ([`Config::open_store`]).
-    pub async fn limiter(&self) -> Result<Limiter<BoxStore>, StoreError> {
+    pub async fn limiter(&self) -> Result<Limiter<BoxStore>, OpenError> {
         Ok(Limiter::new(
             self.open_store().await?,
             self.policies.clone(),

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use sluice::store::StoreKind;
+
 /// A store named by the configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
@@ -21,21 +23,14 @@ pub enum StoreSpec {
 impl StoreSpec {
     /// Parses a store URL; the error says what was expected.
     pub fn parse(text: &str) -> Result<StoreSpec, String> {
+        // The core knows the schemes: one list for the library and the server.
         let text = text.trim();
-        if text == "memory" {
-            Ok(StoreSpec::Memory)
-        } else if text.starts_with("redis://") || text.starts_with("rediss://") {
-            Ok(StoreSpec::Redis(text.to_owned()))
-        } else if text.starts_with("redis+cluster://") {
-            Ok(StoreSpec::RedisCluster(text.to_owned()))
-        } else if text.starts_with("redis+sentinel://") {
-            Ok(StoreSpec::RedisSentinel(text.to_owned()))
-        } else {
-            Err(format!(
-                "must be memory, redis://host:port, rediss://host:port, \
-                 redis+cluster://host:port,host:port or \
-                 redis+sentinel://host:port,host:port/master, got {text:?}"
-            ))
+        match StoreKind::of(text) {
+            Ok(StoreKind::Memory) => Ok(StoreSpec::Memory),
+            Ok(StoreKind::RedisCluster) => Ok(StoreSpec::RedisCluster(text.to_owned())),
+            Ok(StoreKind::RedisSentinel) => Ok(StoreSpec::RedisSentinel(text.to_owned())),
+            Ok(_) => Ok(StoreSpec::Redis(text.to_owned())),
+            Err(error) => Err(format!("{error}, got {text:?}")),
         }
     }
 }
@@ -44,12 +39,13 @@ impl StoreSpec {
     /// The store's kind, as metrics label it: `memory`, `redis`,
     /// `redis_cluster` or `redis_sentinel`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            StoreSpec::Memory => "memory",
-            StoreSpec::Redis(_) => "redis",
-            StoreSpec::RedisCluster(_) => "redis_cluster",
-            StoreSpec::RedisSentinel(_) => "redis_sentinel",
-        }
+        let kind = match self {
+            StoreSpec::Memory => StoreKind::Memory,
+            StoreSpec::Redis(_) => StoreKind::Redis,
+            StoreSpec::RedisCluster(_) => StoreKind::RedisCluster,
+            StoreSpec::RedisSentinel(_) => StoreKind::RedisSentinel,
+        };
+        kind.name()
     }
 }
 

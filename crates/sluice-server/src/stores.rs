@@ -10,17 +10,9 @@ use sluice::{BoxStore, Clock, MemoryStore, RedisOptions, RedisStore, SystemClock
 
 use crate::config::{MemorySettings, StoreSpec};
 
-/// When a Redis store is ready for use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Connecting {
-    /// Once connected: a Redis that cannot be reached is an error (a
-    /// command that makes one decision, a benchmark).
-    Wait,
-    /// At once, connecting in the background: a service starts (unready)
-    /// while Redis is not up yet, and answers by each policy's
-    /// `on_store_error` meanwhile. Only a bad URL is an error.
-    InBackground,
-}
+/// When a Redis store is ready for use: the core's, which opens every
+/// store (`sluice::store::open_with`).
+pub use sluice::store::Connecting;
 
 /// How often the keys back to their untouched state are dropped from
 /// process memory ([`purge_every_second`]).
@@ -56,12 +48,14 @@ pub async fn open(
     redis: &RedisOptions,
     connecting: Connecting,
 ) -> anyhow::Result<BoxStore> {
-    match spec {
-        StoreSpec::Memory => Ok(BoxStore::new(MemoryStore::new())),
-        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => Ok(
-            BoxStore::new(redis_store(spec, url, redis, connecting).await?),
-        ),
-    }
+    let url = match spec {
+        StoreSpec::Memory => "memory",
+        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => url,
+    };
+    // The spec's Display hides any password in the URL.
+    sluice::store::open_with(url, redis, connecting)
+        .await
+        .with_context(|| format!("connecting to {spec}"))
 }
 
 /// Opens the store `spec` names for deciding requests, holding at most
@@ -128,10 +122,8 @@ async fn redis_store(
     redis: &RedisOptions,
     connecting: Connecting,
 ) -> anyhow::Result<RedisStore> {
-    let store = match connecting {
-        Connecting::Wait => RedisStore::connect_with(url, redis.clone()).await,
-        Connecting::InBackground => RedisStore::open(url, redis.clone()).await,
-    };
     // The spec's Display hides any password in the URL.
-    store.with_context(|| format!("connecting to {spec}"))
+    sluice::store::open_redis(url, redis, connecting)
+        .await
+        .with_context(|| format!("connecting to {spec}"))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use http::{HeaderName, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use sluice::{Algorithm, FakeClock, Limiter, MemoryStore, Policy, Quota};
 use sluice_tower::{KeyBy, RateLimitLayer};
@@ -27,7 +27,7 @@ fn app() -> (Router, FakeClock) {
         MemoryStore::with_clock(clock.clone()),
         [Policy::new("api", quota).unwrap()],
     );
-    let key_by = KeyBy::header(HeaderName::from_static("x-api-key"));
+    let key_by = KeyBy::header("x-api-key").unwrap();
     let layer = RateLimitLayer::new(limiter, "api", key_by).unwrap();
     (
         Router::new()

@@ -8,7 +8,7 @@ use std::num::NonZeroU64;
 
 use axum::Router;
 use axum::routing::get;
-use http::{HeaderName, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 use ipnet::IpNet;
 use sluice::{Limiter, RedisStore};
@@ -22,7 +22,7 @@ fn nets(list: &[&str]) -> Vec<IpNet> {
 }
 
 fn api_key() -> KeyBy {
-    KeyBy::header(HeaderName::from_static("x-api-key"))
+    KeyBy::header("x-api-key").unwrap()
 }
 
 #[tokio::test]

@@ -19,7 +19,9 @@
 //! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
 //! - [`duration`]: the one grammar durations are read and shown in (`250ms`, `1h30m`).
-//! - [`store`]: the [`Store`] trait, [`Check`] and [`BoxStore`]; [`store::memory`] holds [`MemoryStore`],
+//! - [`store`]: the [`Store`] trait, [`Check`], [`BoxStore`] (any store as one type) and
+//!   [`store::open`] (the store a URL names, `memory` or `redis://…`, chosen at run time);
+//!   [`store::memory`] holds [`MemoryStore`],
 //!   `store::redis` the `RedisStore` (feature `redis`, on by default) and its Lua scripts; the
 //!   decorators for when the store fails ([`Resilient`](store::Resilient): a fallback, a deny
 //!   cache and a circuit breaker).

@@ -1,5 +1,10 @@
 //! What a limit allows: an algorithm, a limit per period and, for the bucket
-//! algorithms, a burst. A [`Quota`] can only be built valid.
+//! algorithms, a burst. A [`Quota`] can only be built valid: with
+//! [`Quota::new`], or governor-style with [`Quota::per_second`] (and
+//! `per_minute`, `per_hour`, `per_period`), then [`Quota::allow_burst`] and
+//! [`Quota::with_algorithm`].
+
+mod rates;
 
 use std::fmt;
 use std::str::FromStr;
@@ -196,6 +201,8 @@ impl QuotaError {
 /// let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
 /// assert_eq!(quota.burst(), 10);
 /// assert!(Quota::new(Algorithm::FixedWindow, 10, Duration::from_secs(60), Some(5)).is_err());
+/// // The same quota, governor-style:
+/// assert_eq!(Quota::per_minute(10).unwrap(), quota);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Quota {

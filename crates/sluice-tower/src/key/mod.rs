@@ -17,6 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::HeaderName;
+/// The error of [`KeyBy::header`] for a name that is not a valid header
+/// name (`http`'s, re-exported so that callers need not depend on `http`).
+pub use http::header::InvalidHeaderName;
 use http::request::Parts;
 use ipnet::IpNet;
 
@@ -26,7 +29,7 @@ pub use self::forwarded::ProxyHeader;
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use http::{HeaderName, Request};
+/// use http::Request;
 /// use sluice_tower::{KeyBy, ProxyHeader};
 ///
 /// let (mut parts, ()) = Request::new(()).into_parts();
@@ -35,7 +38,7 @@ pub use self::forwarded::ProxyHeader;
 /// parts.headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
 ///
 /// assert_eq!(KeyBy::peer_ip().key(&parts).as_deref(), Some("192.0.2.7"));
-/// let api_key = KeyBy::header(HeaderName::from_static("x-api-key"));
+/// let api_key = KeyBy::header("X-API-Key").unwrap();
 /// assert_eq!(api_key.key(&parts).as_deref(), Some("k-123"));
 /// // The peer is not a trusted proxy: its X-Forwarded-For is ignored.
 /// let proxied = KeyBy::forwarded(ProxyHeader::XForwardedFor, ["10.0.0.0/8".parse().unwrap()]);
@@ -75,8 +78,24 @@ impl KeyBy {
     ///
     /// The value is the key as the store keeps it (in Redis too): key by a
     /// hash of it if your keys are secrets that the store must not hold.
-    pub fn header(name: HeaderName) -> KeyBy {
-        KeyBy(Repr::Header(name))
+    ///
+    /// `name` is a `&str`, a `String` or an [`http::HeaderName`], in any
+    /// case (header names are case-insensitive: `"X-API-Key"` reads
+    /// `x-api-key`). A name that is not a valid header name (empty, or with
+    /// a space, a colon or a non-ASCII character) is an
+    /// [`InvalidHeaderName`] error, never a panic: a name read from a file
+    /// fails when the layer is built, not on every request.
+    ///
+    /// ```
+    /// use sluice_tower::KeyBy;
+    ///
+    /// assert!(KeyBy::header("x-api-key").is_ok());
+    /// assert!(KeyBy::header(http::header::AUTHORIZATION).is_ok());
+    /// assert!(KeyBy::header("x api key").is_err());
+    /// ```
+    pub fn header(name: impl AsRef<str>) -> Result<KeyBy, InvalidHeaderName> {
+        let name = HeaderName::try_from(name.as_ref())?;
+        Ok(KeyBy(Repr::Header(name)))
     }
 
     /// The client's IP address as the proxies in `trusted` report it in
@@ -224,7 +243,7 @@ mod tests {
 
     #[test]
     fn header_missing_empty_or_not_utf8_is_unkeyed() {
-        let by = KeyBy::header(HeaderName::from_static("x-api-key"));
+        let by = KeyBy::header("x-api-key").unwrap();
         let key = |value: &'static [u8]| by.key(&parts(None, &[("x-api-key", value)]));
         assert_eq!(key(b"k-1").as_deref(), Some("k-1"));
         assert_eq!(key("clé".as_bytes()).as_deref(), Some("clé"));
@@ -233,6 +252,26 @@ mod tests {
         assert_eq!(by.key(&parts(None, &[])), None);
         let two = parts(None, &[("x-api-key", b"first"), ("x-api-key", b"second")]);
         assert_eq!(by.key(&two).as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn header_takes_a_str_in_any_case_or_a_header_name() {
+        let p = parts(None, &[("x-api-key", b"k-1")]);
+        for by in [
+            KeyBy::header("x-api-key"),
+            KeyBy::header("X-Api-KEY"),
+            KeyBy::header(String::from("x-api-key")),
+            KeyBy::header(HeaderName::from_static("x-api-key")),
+        ] {
+            assert_eq!(by.unwrap().key(&p).as_deref(), Some("k-1"));
+        }
+    }
+
+    #[test]
+    fn an_invalid_header_name_is_an_error_not_a_panic() {
+        for bad in ["", "x api key", "x-api-key:", "clé", "x\napi"] {
+            assert!(KeyBy::header(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

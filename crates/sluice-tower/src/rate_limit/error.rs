@@ -1,5 +1,6 @@
 //! Every response the layer gives instead of the inner service's: one JSON
-//! shape, `{"error": "..."}`, that names no internals.
+//! shape, `{"error": "..."}`, that names no internals; to a gRPC request,
+//! the gRPC status that means the same.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
+
+use super::grpc::{self, Code};
 
 /// Why a request was answered by the layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +52,22 @@ impl Rejection {
             Rejection::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// The answer to a gRPC request: the gRPC status that means the same
+    /// (see [`grpc`]), without the rate-limit headers.
+    pub(crate) fn grpc_response(&self) -> Response<Full<Bytes>> {
+        let (code, message) = match self {
+            Rejection::Denied { .. } => (Code::ResourceExhausted, "rate limit exceeded"),
+            Rejection::Unkeyed => (
+                Code::InvalidArgument,
+                "no rate-limit key found in the request",
+            ),
+            Rejection::InvalidKey => (Code::InvalidArgument, "rate-limit key too long"),
+            Rejection::Misconfigured => (Code::Internal, "rate limiter misconfigured"),
+            Rejection::Unavailable => (Code::Unavailable, "rate limiter unavailable"),
+        };
+        grpc::response(code, message)
     }
 
     /// The JSON response, without the rate-limit headers.
@@ -146,6 +165,27 @@ mod tests {
                 body(rejection).await,
                 (StatusCode::from_u16(status).unwrap(), text.into())
             );
+        }
+    }
+
+    #[test]
+    fn grpc_answers_carry_the_matching_status() {
+        for (rejection, status) in [
+            (
+                Rejection::Denied {
+                    policy: "api".into(),
+                    retry_after: None,
+                },
+                "8",
+            ),
+            (Rejection::Unkeyed, "3"),
+            (Rejection::InvalidKey, "3"),
+            (Rejection::Misconfigured, "13"),
+            (Rejection::Unavailable, "14"),
+        ] {
+            let response = rejection.grpc_response();
+            assert_eq!(response.status(), StatusCode::OK, "{rejection:?}");
+            assert_eq!(response.headers()["grpc-status"], status, "{rejection:?}");
         }
     }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
@@ -11,6 +12,7 @@ use sluice::{Decision, Limiter, OnStoreError, Store, StoreError};
 use tower_layer::Layer;
 
 use super::RateLimit;
+use super::reload::{Active, Reloader, Shared};
 use crate::KeyBy;
 
 /// What to do with a request that has no key (see [`KeyBy`]).
@@ -36,27 +38,25 @@ pub(crate) type StoreErrorHook = Arc<dyn Fn(&StoreError) -> Response<Full<Bytes>
 
 /// What every [`RateLimit`] made by one layer shares.
 pub(crate) struct Config<S> {
-    pub(crate) limiter: Limiter<S>,
+    /// The limiter in force, which a [`Reloader`] swaps.
+    pub(crate) active: Shared<S>,
     pub(crate) policy: String,
     pub(crate) key_by: KeyBy,
     pub(crate) unkeyed: Unkeyed,
     pub(crate) cost: NonZeroU64,
     pub(crate) on_denied: Option<DeniedHook>,
-    /// The policy's mode, as the limiter's policy has it.
-    pub(crate) on_store_error: OnStoreError,
     pub(crate) on_unavailable: Option<StoreErrorHook>,
 }
 
 impl<S> Clone for Config<S> {
     fn clone(&self) -> Self {
         Config {
-            limiter: self.limiter.clone(),
+            active: Arc::clone(&self.active),
             policy: self.policy.clone(),
             key_by: self.key_by.clone(),
             unkeyed: self.unkeyed.clone(),
             cost: self.cost,
             on_denied: self.on_denied.clone(),
-            on_store_error: self.on_store_error,
             on_unavailable: self.on_unavailable.clone(),
         }
     }
@@ -94,21 +94,27 @@ impl<S: Store> RateLimitLayer<S> {
         key_by: KeyBy,
     ) -> Result<Self, sluice::Error> {
         let policy = policy.into();
-        let Some(on_store_error) = limiter.policy(&policy).map(|p| p.on_store_error()) else {
-            return Err(sluice::Error::UnknownPolicy(policy));
-        };
+        let active = Active::new(limiter, &policy, None)?;
         Ok(RateLimitLayer {
             config: Arc::new(Config {
-                limiter,
+                active: Arc::new(ArcSwap::from_pointee(active)),
                 policy,
                 key_by,
                 unkeyed: Unkeyed::default(),
                 cost: NonZeroU64::MIN,
                 on_denied: None,
-                on_store_error,
                 on_unavailable: None,
             }),
         })
+    }
+
+    /// A handle that swaps this layer's policies while it runs (see
+    /// [`Reloader`]), shared with the layer's clones and every service
+    /// they made. Take it once the layer is configured: a later
+    /// [`on_store_error`](Self::on_store_error) gives the layer a limiter
+    /// of its own, which an earlier handle does not reach.
+    pub fn reloader(&self) -> Reloader<S> {
+        Reloader::new(Arc::clone(&self.config.active), self.config.policy.clone())
     }
 
     /// What the layer's policy answers when the store cannot decide: the
@@ -143,17 +149,13 @@ impl<S: Store> RateLimitLayer<S> {
     /// ```
     pub fn on_store_error(mut self, mode: OnStoreError) -> Self {
         let config = Arc::make_mut(&mut self.config);
-        let policies = (config.limiter.policies().iter().cloned())
-            .map(|p| {
-                if p.name() == config.policy {
-                    p.with_on_store_error(mode)
-                } else {
-                    p
-                }
-            })
-            .collect::<Vec<_>>();
-        config.limiter = config.limiter.with_policies(policies);
-        config.on_store_error = mode;
+        let limiter = config.active.load().limiter.clone();
+        // The policy is there: every limiter in force was checked for it.
+        if let Ok(active) = Active::new(limiter, &config.policy, Some(mode)) {
+            // A limiter of this layer's own, as a builder's copy-on-write
+            // promises: clones made before keep theirs.
+            config.active = Arc::new(ArcSwap::from_pointee(active));
+        }
         self
     }
 
@@ -161,9 +163,12 @@ impl<S: Store> RateLimitLayer<S> {
     /// not decided (in `deny` mode, or `local` without a fallback), instead
     /// of 503 `{"error": "rate limiter unavailable"}`.
     ///
+    /// `f` returns a response with any body that converts into the layer's
+    /// ([`Full<Bytes>`](crate::Full)): a `&'static str`, a `String`, a
+    /// `Vec<u8>` or [`Bytes`](crate::Bytes).
+    ///
     /// ```
-    /// use http::{Response, StatusCode};
-    /// use http_body_util::Full;
+    /// use sluice_tower::http::{Response, StatusCode};
     /// # use std::time::Duration;
     /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
     /// use sluice_tower::{KeyBy, RateLimitLayer};
@@ -171,16 +176,18 @@ impl<S: Store> RateLimitLayer<S> {
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
     /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
     /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_unavailable(|_error| {
-    ///     let mut response = Response::new(Full::from("try again soon\n"));
+    ///     let mut response = Response::new("try again soon\n");
     ///     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     ///     response
     /// });
     /// ```
-    pub fn on_unavailable<F>(mut self, f: F) -> Self
+    pub fn on_unavailable<F, B>(mut self, f: F) -> Self
     where
-        F: Fn(&StoreError) -> Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(&StoreError) -> Response<B> + Send + Sync + 'static,
+        B: Into<Full<Bytes>>,
     {
-        Arc::make_mut(&mut self.config).on_unavailable = Some(Arc::new(f));
+        let hook: StoreErrorHook = Arc::new(move |error| f(error).map(Into::into));
+        Arc::make_mut(&mut self.config).on_unavailable = Some(hook);
         self
     }
 
@@ -198,28 +205,33 @@ impl<S: Store> RateLimitLayer<S> {
 
     /// Builds the response to a denied request with `f` instead of the
     /// JSON default. The rate-limit headers and `Retry-After` are added to
-    /// whatever `f` returns (replacing any of the same name).
+    /// whatever `f` returns (replacing any of the same name). `f` returns a
+    /// response with any body that converts into the layer's
+    /// ([`Full<Bytes>`](crate::Full)): a `&'static str`, a `String`, a
+    /// `Vec<u8>` or [`Bytes`](crate::Bytes), so axum's `http` (or
+    /// [`sluice_tower::http`](crate::http)) is all it takes.
     ///
     /// ```
-    /// use http::{Response, StatusCode};
-    /// use http_body_util::Full;
+    /// use axum::http::{Response, StatusCode};
     /// # use std::time::Duration;
     /// # use sluice::{Algorithm, Limiter, MemoryStore, Policy, Quota};
     /// use sluice_tower::{KeyBy, RateLimitLayer};
     ///
     /// # let quota = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
     /// # let limiter = Limiter::new(MemoryStore::new(), [Policy::new("api", quota).unwrap()]);
-    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_denied(|_decision| {
-    ///     let mut response = Response::new(Full::from("slow down\n"));
+    /// let layer = RateLimitLayer::new(limiter, "api", KeyBy::peer_ip()).unwrap().on_denied(|decision| {
+    ///     let mut response = Response::new(format!("slow down: {} left\n", decision.remaining));
     ///     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     ///     response
     /// });
     /// ```
-    pub fn on_denied<F>(mut self, f: F) -> Self
+    pub fn on_denied<F, B>(mut self, f: F) -> Self
     where
-        F: Fn(&Decision) -> Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(&Decision) -> Response<B> + Send + Sync + 'static,
+        B: Into<Full<Bytes>>,
     {
-        Arc::make_mut(&mut self.config).on_denied = Some(Arc::new(f));
+        let hook: DeniedHook = Arc::new(move |decision| f(decision).map(Into::into));
+        Arc::make_mut(&mut self.config).on_denied = Some(hook);
         self
     }
 }
@@ -240,7 +252,6 @@ impl<S> fmt::Debug for Config<S> {
             .field("unkeyed", &self.unkeyed)
             .field("cost", &self.cost)
             .field("on_denied", &self.on_denied.as_ref().map(|_| ".."))
-            .field("on_store_error", &self.on_store_error)
             .field(
                 "on_unavailable",
                 &self.on_unavailable.as_ref().map(|_| ".."),

@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | admitted | the inner service's response, untouched but for the rate-limit [`headers`](crate::headers) |
 //! | admitted after a leaky-bucket `delay` | the same, once `delay` has passed (the inner service is called only then) |
-//! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. |
+//! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. A gRPC request gets `RESOURCE_EXHAUSTED` (see below). |
 //! | no key | per [`Unkeyed`]: 400 `{"error": "no rate-limit key found in the request"}` by default |
 //! | key over 1024 bytes | 400 `{"error": "rate-limit key longer than 1024 bytes"}` |
 //! | the store failed | per the policy's [`OnStoreError`] (the core's, set with [`RateLimitLayer::on_store_error`]): `deny` (the default) 503 `{"error": "rate limiter unavailable"}` or your [`RateLimitLayer::on_unavailable`] response, logged with its cause at `warn`; `allow` lets it through without rate-limit headers; `local` decides against this process's share of the limit (with a [`Resilient`](sluice::store::Resilient) store) |
@@ -23,9 +23,29 @@
 //! that the inner service answers are never changed otherwise: their body
 //! passes through as the left side of [`ResponseBody`].
 //!
-//! The layer works wherever tower services do: axum (`Router::layer`),
-//! hyper (through `hyper_util::service::TowerToHyperService`) and tonic
-//! (`Server::builder().layer(..)`; gRPC clients see a 429 as `UNAVAILABLE`).
+//! The layer works wherever tower services do: axum, hyper (through
+//! `hyper_util::service::TowerToHyperService`) and tonic
+//! (`Server::builder().layer(..)`).
+//!
+//! - **axum**: attach it with `Router::route_layer`, not `Router::layer`:
+//!   `route_layer` runs it only for requests that match a route, so a
+//!   client probing unknown paths (404) spends nothing. `layer` also runs
+//!   it for the 404s, which then count against the client.
+//! - **gRPC** (a request whose `content-type` starts with
+//!   `application/grpc`, as every tonic client's does): the layer answers
+//!   in gRPC's terms, a Trailers-Only response carrying `grpc-status`. A
+//!   denial is `RESOURCE_EXHAUSTED` (8) with `Retry-After` and the
+//!   rate-limit headers in the status's metadata; a store failure
+//!   `UNAVAILABLE` (14); no key or a key too long `INVALID_ARGUMENT` (3).
+//!   The HTTP hooks ([`RateLimitLayer::on_denied`],
+//!   [`RateLimitLayer::on_unavailable`]) are not used for gRPC requests.
+//!   tonic puts the peer address in its own `TcpConnectInfo`, which
+//!   [`KeyBy::peer_ip`](crate::KeyBy::peer_ip) does not read: key gRPC
+//!   calls by a metadata entry ([`KeyBy::header`](crate::KeyBy::header))
+//!   or with [`KeyBy::custom`](crate::KeyBy::custom).
+//! - **Changing limits while serving**: [`RateLimitLayer::reloader`] gives
+//!   a [`Reloader`] that swaps the layer's policies for the next request,
+//!   without rebuilding the router, and keeps every key's state.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -64,7 +84,9 @@
 
 mod error;
 mod future;
+mod grpc;
 mod layer;
+mod reload;
 mod service;
 
 use bytes::Bytes;
@@ -72,6 +94,7 @@ use http_body_util::{Either, Full};
 
 pub use self::future::ResponseFuture;
 pub use self::layer::{RateLimitLayer, Unkeyed};
+pub use self::reload::Reloader;
 pub use self::service::RateLimit;
 /// The core's choice of what to answer when the store fails: one
 /// definition for the library, this layer and the server.

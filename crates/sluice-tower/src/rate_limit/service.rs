@@ -11,6 +11,7 @@ use sluice::{OnStoreError, Store};
 use tower_service::Service;
 
 use super::error::Rejection;
+use super::grpc;
 use super::layer::{Config, Unkeyed};
 use super::{ResponseBody, ResponseFuture};
 use crate::headers::{self, Standing};
@@ -90,8 +91,32 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
         let key = self.config.key_by.key(&parts);
+        let answer = if grpc::is_grpc(&parts.headers) {
+            Answer::Grpc
+        } else {
+            Answer::Http
+        };
         let request = Request::from_parts(parts, body);
-        ResponseFuture::new(limit(Arc::clone(&self.config), inner, request, key))
+        let config = Arc::clone(&self.config);
+        ResponseFuture::new(limit(config, inner, request, key, answer))
+    }
+}
+
+/// How the layer answers a request by itself: as HTTP (JSON, or the
+/// layer's hooks), or as gRPC (a `grpc-status`; the hooks are not used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Http,
+    Grpc,
+}
+
+impl Answer {
+    /// The response for `rejection`, without the rate-limit headers.
+    fn render(self, rejection: &Rejection) -> Response<Full<Bytes>> {
+        match self {
+            Answer::Http => rejection.response(),
+            Answer::Grpc => rejection.grpc_response(),
+        }
     }
 }
 
@@ -102,6 +127,7 @@ async fn limit<T, S, ReqBody, ResBody>(
     mut inner: T,
     request: Request<ReqBody>,
     key: Option<String>,
+    answer: Answer,
 ) -> Result<Response<ResponseBody<ResBody>>, T::Error>
 where
     T: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -113,13 +139,18 @@ where
         (None, Unkeyed::Allow) => return Ok(inner.call(request).await?.map(Either::Left)),
         (None, Unkeyed::Reject) => {
             tracing::debug!(policy = %config.policy, "rejected: no rate-limit key in the request");
-            return Ok(reject(&Rejection::Unkeyed));
+            return Ok(reject(answer, &Rejection::Unkeyed));
         }
     };
-    let verdict = match config.limiter.resolve(&config.policy, &key) {
-        Ok(resolved) => config.limiter.decide_one(resolved, config.cost.get()).await,
+    // The policies in force for this request, even if a `Reloader` swaps
+    // them meanwhile.
+    let active = config.active.load_full();
+    let limiter = &active.limiter;
+    let verdict = match limiter.resolve(&config.policy, &key) {
+        Ok(resolved) => limiter.decide_one(resolved, config.cost.get()).await,
         Err(error) => Err(error),
     };
+    let on_store_error = active.on_store_error(&config.policy);
     let verdict = match verdict {
         Ok(verdict) => verdict,
         Err(sluice::Error::Store(error)) => {
@@ -130,10 +161,12 @@ where
             );
             // Reached only without a fallback in the store stack, or in
             // `deny` mode (see `RateLimitLayer::on_store_error`).
-            return match (&config.on_unavailable, config.on_store_error) {
-                (Some(respond), _) => Ok(respond(&error).map(Either::Right)),
-                (None, OnStoreError::Allow) => Ok(inner.call(request).await?.map(Either::Left)),
-                (None, _) => Ok(reject(&Rejection::Unavailable)),
+            return match (&config.on_unavailable, on_store_error) {
+                (Some(respond), _) if answer == Answer::Http => {
+                    Ok(respond(&error).map(Either::Right))
+                }
+                (_, OnStoreError::Allow) => Ok(inner.call(request).await?.map(Either::Left)),
+                _ => Ok(reject(answer, &Rejection::Unavailable)),
             };
         }
         Err(error) => {
@@ -143,12 +176,12 @@ where
             } else {
                 tracing::debug!(policy = %config.policy, error = %error, "rejected");
             }
-            return Ok(reject(&rejection));
+            return Ok(reject(answer, &rejection));
         }
     };
     let decision = verdict.decision;
     // An `allow` admission counted nothing: no numbers to show.
-    if decision.degraded() && config.on_store_error == OnStoreError::Allow {
+    if decision.degraded() && on_store_error == OnStoreError::Allow {
         tracing::debug!(policy = %config.policy, key, "admitted unlimited: the store failed");
         return Ok(inner.call(request).await?.map(Either::Left));
     }
@@ -156,12 +189,11 @@ where
     if !decision.allowed {
         tracing::debug!(policy = %config.policy, key, "denied by the rate limit");
         let mut response = match &config.on_denied {
-            Some(hook) => hook(&decision),
-            None => Rejection::Denied {
+            Some(hook) if answer == Answer::Http => hook(&decision),
+            _ => answer.render(&Rejection::Denied {
                 policy: config.policy.clone(),
                 retry_after: decision.retry_after,
-            }
-            .response(),
+            }),
         };
         headers::insert(response.headers_mut(), &standing);
         return Ok(response.map(Either::Right));
@@ -175,6 +207,6 @@ where
     Ok(response.map(Either::Left))
 }
 
-fn reject<B>(rejection: &Rejection) -> Response<Either<B, Full<Bytes>>> {
-    rejection.response().map(Either::Right)
+fn reject<B>(answer: Answer, rejection: &Rejection) -> Response<Either<B, Full<Bytes>>> {
+    answer.render(rejection).map(Either::Right)
 }

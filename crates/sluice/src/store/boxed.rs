@@ -10,7 +10,12 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Any store, or any stack of store decorators, behind one type: what a
 /// program that picks its store at start-up holds (as tower's `BoxService`
-/// holds any service). Each call costs one allocation for its future.
+/// holds any service), so that `Limiter<BoxStore>` (and a tower layer over
+/// it) is one type whether the store is memory or Redis. Each call costs
+/// one allocation for its future.
+///
+/// [`store::open`](crate::store::open) gives the store a URL names
+/// (`memory`, `redis://…`) as a `BoxStore`.
 ///
 /// ```
 /// use std::time::Duration;

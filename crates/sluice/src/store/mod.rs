@@ -10,6 +10,8 @@
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore), the embedded default.
 //! - `redis`: the `RedisStore` (feature `redis`), deciding inside Redis.
 //! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
+//! - `open`: [`open`] and [`open_with`], the store a URL names (`memory`, `redis://…`)
+//!   as a [`BoxStore`], chosen at run time without generics.
 //! - [`breaker`]: [`Breaker`], the circuit breaker: after repeated failures,
 //!   answer at once and probe the store now and then.
 //! - [`deny_cache`]: [`DenyCache`], the store's denials remembered until they lapse.
@@ -22,6 +24,7 @@ pub mod breaker;
 pub mod deny_cache;
 pub mod fallback;
 pub mod memory;
+mod open;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod resilient;
@@ -33,6 +36,9 @@ pub use boxed::BoxStore;
 pub use breaker::{Breaker, BreakerOptions, BreakerState};
 pub use deny_cache::{DEFAULT_DENY_CACHE_CAPACITY, DenyCache};
 pub use fallback::{DEFAULT_LOCAL_MAX_KEYS, Fallback};
+pub use open::{Connecting, OpenError, StoreKind, open};
+#[cfg(feature = "redis")]
+pub use open::{open_redis, open_with};
 pub use resilient::{Health, Resilient};
 
 use crate::{Decision, LocalShare, OnStoreError, Quota, StoreError};
