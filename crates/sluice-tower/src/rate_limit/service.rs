@@ -160,6 +160,7 @@ where
             None => Rejection::Denied {
                 policy: config.policy.clone(),
                 retry_after: decision.retry_after,
+                reason: decision.never_admitted(config.cost.get()),
             }
             .response(),
         };
