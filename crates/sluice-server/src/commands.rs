@@ -48,5 +48,6 @@ pub async fn check<'a>(
         key,
         verdict.quota(),
         &verdict.decision,
+        cost,
     ))
 }
