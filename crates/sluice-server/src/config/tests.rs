@@ -128,7 +128,7 @@ fn issue_14_unlimited_and_block_stand_alone() {
         [
             "sluice.yaml:7: policies.api.overrides.a.unlimited: an override with unlimited: true takes no limit",
             "sluice.yaml:11: policies.api.overrides.b.block: give unlimited or block, not both",
-            "sluice.yaml:13: policies.api.overrides.c.block: must be true or false, got \"yes please\"",
+            "sluice.yaml:13: policies.api.overrides.c.block: must be true or false, got yes please",
         ]
     );
 }
