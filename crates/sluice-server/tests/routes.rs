@@ -948,3 +948,41 @@ async fn issue_12_error_bodies_echo_a_bounded_prefix_of_60_kb_names() {
         );
     }
 }
+
+/// Issue 14: overrides by pattern, `unlimited` (an allowlist: admitted,
+/// no counts, no rate-limit headers) and `block` (a blocklist: 429 with
+/// no retry time), shown by `/v1/policies`.
+#[tokio::test]
+async fn issue_14_overrides_describe_tiers() {
+    use Algorithm::*;
+    let tiers = Policy::new("tiers", quota(FixedWindow, 2, MINUTE, None))
+        .unwrap()
+        .with_override("*.premium", quota(FixedWindow, 50, MINUTE, None))
+        .with_override("internal-*", sluice::Override::unlimited())
+        .with_override("abuser-*", sluice::Override::blocked());
+    let app = App::memory(vec![tiers], None);
+    let a = app.check(json!({"policy": "tiers", "key": "acme.premium"})).await;
+    assert_eq!((a.status, &a.json["burst"]), (200, &json!(50)));
+    for _ in 0..5 {
+        let a = app.check(json!({"policy": "tiers", "key": "internal-batch"})).await;
+        assert_eq!((a.status, &a.json["unlimited"]), (200, &json!(true)), "{}", a.json);
+        assert!(a.json.get("remaining").is_none(), "{}", a.json);
+        assert!(a.headers.get("ratelimit-limit").is_none(), "{:?}", a.headers);
+    }
+    let a = app.check(json!({"policy": "tiers", "key": "abuser-9"})).await;
+    assert_eq!((a.status, &a.json["blocked"]), (429, &json!(true)), "{}", a.json);
+    assert!(a.json["retry_after_ms"].is_null());
+    assert_eq!(a.json["reason"], "the key is blocked");
+    assert!(a.headers.get("retry-after").is_none(), "{:?}", a.headers);
+    let peek = app.get("/v1/limits/tiers/abuser-9").await;
+    assert_eq!((peek.status, &peek.json), (429, &a.json));
+    let a = app.get("/v1/policies").await;
+    assert_eq!(
+        a.json["policies"][0]["overrides"],
+        json!([
+            {"key": "*.premium", "pattern": true, "limit": 50, "period_ms": 60000, "burst": 50},
+            {"key": "abuser-*", "pattern": true, "block": true},
+            {"key": "internal-*", "pattern": true, "unlimited": true},
+        ])
+    );
+}
