@@ -144,12 +144,19 @@ mod tests {
     fn an_unlimited_key_has_no_counts_and_a_blocked_one_says_so() {
         let quota = Quota::new(Algorithm::FixedWindow, 10, Duration::from_secs(1), None).unwrap();
         let unlimited = Decision::unlimited();
-        let json = serde_json::to_value(DecisionBody::new("p", "k", &quota, &unlimited, 1)).unwrap();
+        let json =
+            serde_json::to_value(DecisionBody::new("p", "k", &quota, &unlimited, 1)).unwrap();
         assert_eq!(json["unlimited"], true);
-        assert!(json.get("burst").is_none() && json.get("remaining").is_none(), "{json}");
+        assert!(
+            json.get("burst").is_none() && json.get("remaining").is_none(),
+            "{json}"
+        );
         let blocked = Decision::blocked();
         let json = serde_json::to_value(DecisionBody::new("p", "k", &quota, &blocked, 1)).unwrap();
-        assert_eq!((&json["blocked"], &json["allowed"]), (&true.into(), &false.into()));
+        assert_eq!(
+            (&json["blocked"], &json["allowed"]),
+            (&true.into(), &false.into())
+        );
         assert_eq!(json["reason"], "the key is blocked");
         assert!(json["retry_after_ms"].is_null());
     }

@@ -217,7 +217,12 @@ async fn leaky_bucket_delay_shadow_and_never_admissible_requests() {
     assert!(a.json.get("delay_ms").is_none());
     // Issue 14: a shadow policy never tells the client to back off: no
     // rate-limit header at all (it said `RateLimit-Remaining: 0`).
-    for name in ["retry-after", "ratelimit-remaining", "ratelimit", "ratelimit-policy"] {
+    for name in [
+        "retry-after",
+        "ratelimit-remaining",
+        "ratelimit",
+        "ratelimit-policy",
+    ] {
         assert!(a.headers.get(name).is_none(), "{name}: {:?}", a.headers);
     }
 
@@ -961,16 +966,36 @@ async fn issue_14_overrides_describe_tiers() {
         .with_override("internal-*", sluice::Override::unlimited())
         .with_override("abuser-*", sluice::Override::blocked());
     let app = App::memory(vec![tiers], None);
-    let a = app.check(json!({"policy": "tiers", "key": "acme.premium"})).await;
+    let a = app
+        .check(json!({"policy": "tiers", "key": "acme.premium"}))
+        .await;
     assert_eq!((a.status, &a.json["burst"]), (200, &json!(50)));
     for _ in 0..5 {
-        let a = app.check(json!({"policy": "tiers", "key": "internal-batch"})).await;
-        assert_eq!((a.status, &a.json["unlimited"]), (200, &json!(true)), "{}", a.json);
+        let a = app
+            .check(json!({"policy": "tiers", "key": "internal-batch"}))
+            .await;
+        assert_eq!(
+            (a.status, &a.json["unlimited"]),
+            (200, &json!(true)),
+            "{}",
+            a.json
+        );
         assert!(a.json.get("remaining").is_none(), "{}", a.json);
-        assert!(a.headers.get("ratelimit-limit").is_none(), "{:?}", a.headers);
+        assert!(
+            a.headers.get("ratelimit-limit").is_none(),
+            "{:?}",
+            a.headers
+        );
     }
-    let a = app.check(json!({"policy": "tiers", "key": "abuser-9"})).await;
-    assert_eq!((a.status, &a.json["blocked"]), (429, &json!(true)), "{}", a.json);
+    let a = app
+        .check(json!({"policy": "tiers", "key": "abuser-9"}))
+        .await;
+    assert_eq!(
+        (a.status, &a.json["blocked"]),
+        (429, &json!(true)),
+        "{}",
+        a.json
+    );
     assert!(a.json["retry_after_ms"].is_null());
     assert_eq!(a.json["reason"], "the key is blocked");
     assert!(a.headers.get("retry-after").is_none(), "{:?}", a.headers);

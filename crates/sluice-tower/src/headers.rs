@@ -300,7 +300,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         insert(&mut headers, &both);
         assert_eq!(header(&headers, "ratelimit-remaining"), "40");
-        assert_eq!(header(&headers, "ratelimit-policy"), r#""per-hour";q=100;w=3600"#);
+        assert_eq!(
+            header(&headers, "ratelimit-policy"),
+            r#""per-hour";q=100;w=3600"#
+        );
         assert_eq!(header(&headers, "ratelimit"), r#""per-hour";r=40;t=2000"#);
         let unlimited = Decision::unlimited();
         let mut headers = HeaderMap::new();
@@ -317,19 +320,45 @@ mod tests {
         let mut headers = HeaderMap::new();
         insert(&mut headers, &[standing("fast", &q, &d, false)]);
         assert_eq!(header(&headers, "ratelimit-policy"), r#""fast";q=4;w=1"#);
-        for (limit, ms) in [(1, 1), (3, 700), (7, 1_500), (1_000, 999), (5, 60_000), (9, 2_001)] {
+        for (limit, ms) in [
+            (1, 1),
+            (3, 700),
+            (7, 1_500),
+            (1_000, 999),
+            (5, 60_000),
+            (9, 2_001),
+        ] {
             let q = Quota::new(Algorithm::Gcra, limit, Duration::from_millis(ms), None).unwrap();
             let (quota_q, w) = policy_rate(&q);
             // q / w <= limit / period, and one more unit would overstate it.
             let (period, stated) = (u128::from(ms), u128::from(quota_q));
-            assert!(stated * period <= u128::from(limit) * u128::from(w) * 1000, "{limit}/{ms}ms");
-            assert!((stated + 1) * period > u128::from(limit) * u128::from(w) * 1000, "{limit}/{ms}ms");
-            assert!(w * 1000 >= ms && (w - 1) * 1000 < ms, "{limit}/{ms}ms: w={w}");
+            assert!(
+                stated * period <= u128::from(limit) * u128::from(w) * 1000,
+                "{limit}/{ms}ms"
+            );
+            assert!(
+                (stated + 1) * period > u128::from(limit) * u128::from(w) * 1000,
+                "{limit}/{ms}ms"
+            );
+            assert!(
+                w * 1000 >= ms && (w - 1) * 1000 < ms,
+                "{limit}/{ms}ms: w={w}"
+            );
         }
     }
 
-    fn standing<'a>(policy: &'a str, quota: &'a Quota, decision: &'a Decision, shadow: bool) -> Standing<'a> {
-        Standing { policy, quota, decision, shadow }
+    fn standing<'a>(
+        policy: &'a str,
+        quota: &'a Quota,
+        decision: &'a Decision,
+        shadow: bool,
+    ) -> Standing<'a> {
+        Standing {
+            policy,
+            quota,
+            decision,
+            shadow,
+        }
     }
 
     #[test]

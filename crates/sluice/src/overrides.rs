@@ -220,7 +220,11 @@ mod tests {
         assert_eq!(applies("acme.premium"), Some(3));
         assert_eq!(applies("anyone"), Some(1));
         assert_eq!(applies("abab"), Some(6), "ab* and *ab: the longer prefix");
-        assert_eq!(applies("xabax"), Some(9), "*ab* and *ba* tie: the first by bytes");
+        assert_eq!(
+            applies("xabax"),
+            Some(9),
+            "*ab* and *ba* tie: the first by bytes"
+        );
     }
 
     #[test]

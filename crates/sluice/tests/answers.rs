@@ -6,6 +6,7 @@
 //!   alike, for every algorithm, shadow or not, one limit or two.
 //! - Override keys by exact key or pattern; `unlimited` and `block`
 //!   decide without the store and charge nothing anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +77,10 @@ async fn peek_is_the_check_previewed<S: Store>(store: S, clock: &FakeClock, targ
             limiter.decide_one(resolved, cost).await.unwrap();
             let peeked = limiter.peek_resolved(resolved).await.unwrap();
             let again = limiter.peek_resolved(resolved).await.unwrap();
-            assert_eq!(peeked.decision, again.decision, "{name} step {step}: the peek charged");
+            assert_eq!(
+                peeked.decision, again.decision,
+                "{name} step {step}: the peek charged"
+            );
             let checked = limiter.decide_one(resolved, 1).await.unwrap();
             assert_eq!(
                 (peeked.decision, peeked.limit),
@@ -100,7 +104,10 @@ async fn overrides_describe_tiers<S: Store>(store: S, clock: &FakeClock, target:
         Policy::new(name, base)
             .unwrap()
             .with_override("*.premium", quota(Algorithm::FixedWindow, 5, 60_000, None))
-            .with_override("acme.premium", quota(Algorithm::FixedWindow, 7, 60_000, None))
+            .with_override(
+                "acme.premium",
+                quota(Algorithm::FixedWindow, 7, 60_000, None),
+            )
             .with_override("internal-*", Override::unlimited())
             .with_override("abuser-*", Override::blocked())
     };
@@ -130,7 +137,11 @@ async fn overrides_describe_tiers<S: Store>(store: S, clock: &FakeClock, target:
             limiter.store().peek(&check).await.unwrap().remaining
         }
     };
-    assert_eq!(standing(api.clone(), "internal-batch").await, 2, "{target}: charged");
+    assert_eq!(
+        standing(api.clone(), "internal-batch").await,
+        2,
+        "{target}: charged"
+    );
     // Blocked: denied for good, with no retry time, and nothing charged on
     // the other policy of the request.
     let d = limiter.check(&api, "abuser-1", 1).await.unwrap();
@@ -142,8 +153,15 @@ async fn overrides_describe_tiers<S: Store>(store: S, clock: &FakeClock, target:
         .await
         .unwrap();
     assert!(both[0].allowed && !both[1].allowed, "{target}: {both:?}");
-    assert_eq!(both[0].remaining, 2, "{target}: reports the key as it stands");
-    assert_eq!(standing(other.clone(), "abuser-1").await, 2, "{target}: charged");
+    assert_eq!(
+        both[0].remaining, 2,
+        "{target}: reports the key as it stands"
+    );
+    assert_eq!(
+        standing(other.clone(), "abuser-1").await,
+        2,
+        "{target}: charged"
+    );
     // Its peek says the same, charging nothing.
     assert_eq!(limiter.peek(&api, "abuser-1").await.unwrap(), d);
     // In shadow mode a block is a shadow denial: admitted, and reported.

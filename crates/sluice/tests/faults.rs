@@ -493,12 +493,10 @@ async fn run(redis: &mut dyn Topology, fault: Fault, mode: OnStoreError) -> Dura
             .count() as u64;
         // The key as it stands: a peek of cost 0.
         let quota = *limiter.policy("api").unwrap().quota();
-        let standing = sluice::Store::peek(
-                limiter.store(),
-                &sluice::Check::new("api", key, &quota, 0),
-            )
-            .await
-            .unwrap();
+        let standing =
+            sluice::Store::peek(limiter.store(), &sluice::Check::new("api", key, &quota, 0))
+                .await
+                .unwrap();
         assert_eq!(standing.source, Source::Store);
         charged += (LIMIT - standing.remaining).saturating_sub(told);
     }

@@ -448,7 +448,11 @@ async fn peek_and_reset(store: &impl Store, clock: &FakeClock, key: &str) {
     .unwrap();
     let c = check("peeked", key, &quota, 1);
     assert_eq!(store.peek(&c.with_cost(0)).await.unwrap().remaining, 2);
-    assert_eq!(store.peek(&c).await.unwrap().remaining, 1, "what the check would leave");
+    assert_eq!(
+        store.peek(&c).await.unwrap().remaining,
+        1,
+        "what the check would leave"
+    );
     store.decide_one(&c).await.unwrap();
     store.decide_one(&c).await.unwrap();
     let peeked = store.peek(&c).await.unwrap();

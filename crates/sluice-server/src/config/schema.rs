@@ -13,9 +13,7 @@ use std::time::Duration;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
-use sluice::{
-    Algorithm, Limit, LocalShare, OnStoreError, Override, Policy, Quota, RedisOptions,
-};
+use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Override, Policy, Quota, RedisOptions};
 
 use super::envoy_settings::{EnvoySettings, envoy, envoy_config};
 use super::error::ConfigErrors;
@@ -504,7 +502,11 @@ fn flag(w: &mut Walker<'_>, o: &MarkedMappingNode, path: &str) -> Result<Option<
         };
         match w.boolean(node, &join(path, name)) {
             Some(true) if rule.is_some() => {
-                w.error(node.span(), &join(path, name), "give unlimited or block, not both");
+                w.error(
+                    node.span(),
+                    &join(path, name),
+                    "give unlimited or block, not both",
+                );
                 ok = false;
             }
             Some(true) => rule = Some((name, node, meaning)),

@@ -114,8 +114,14 @@ fn issue_14_overrides_describe_tiers() {
     ] {
         assert_eq!(api.quota_for(key).limit(), limit, "{key}");
     }
-    assert_eq!(api.limits()[0].override_for("internal-batch"), Some(&sluice::Override::Unlimited));
-    assert_eq!(api.limits()[0].override_for("abuser-9"), Some(&sluice::Override::Blocked));
+    assert_eq!(
+        api.limits()[0].override_for("internal-batch"),
+        Some(&sluice::Override::Unlimited)
+    );
+    assert_eq!(
+        api.limits()[0].override_for("abuser-9"),
+        Some(&sluice::Override::Blocked)
+    );
 }
 
 /// Issue 14: `unlimited` and `block` stand alone: beside quota fields or
@@ -420,7 +426,10 @@ policies:
     // An override of one limit leaves the other limit's quota alone.
     assert_eq!(second.quota_for("batch").limit(), 10);
     assert_eq!(hour.quota_for("batch").limit(), 50);
-    assert_eq!((second.overrides().count(), hour.overrides().count()), (1, 2));
+    assert_eq!(
+        (second.overrides().count(), hour.overrides().count()),
+        (1, 2)
+    );
 }
 
 #[test]

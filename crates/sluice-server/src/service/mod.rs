@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use sluice_tower::headers::Standing;
 use sluice::store::Health;
 use sluice::{BoxStore, Clock, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
+use sluice_tower::headers::Standing;
 
 pub use admin::{AdminToken, EmptyToken, trim_secret};
 

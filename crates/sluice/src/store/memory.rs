@@ -647,7 +647,12 @@ impl<C: Clock> Store for MemoryStore<C> {
             // The quota changed: what the state carried over would answer.
             Some(at) if table.entries[at].slot.fingerprint() != fingerprint => {
                 let state = table.carried(at, check.quota, now);
-                Ok(algorithm::peek(state.as_ref(), check.quota, check.cost, now))
+                Ok(algorithm::peek(
+                    state.as_ref(),
+                    check.quota,
+                    check.cost,
+                    now,
+                ))
             }
             // The same quota: read where it lies, nothing copied.
             at => {

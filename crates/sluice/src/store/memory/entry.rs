@@ -301,7 +301,10 @@ impl Slot {
                 algorithm::peek_step::<A>(state, self.1, self.3, self.4)
             }
         }
-        visit(quota.algorithm(), Peek(slot, quota, fingerprint, cost, now_us))
+        visit(
+            quota.algorithm(),
+            Peek(slot, quota, fingerprint, cost, now_us),
+        )
     }
 
     /// [`algorithm::decide`] on an untouched key: the slot to store, if any.
