@@ -5,7 +5,7 @@
 //! `{"policy": "default", "key": "user-42", "cost": 1}`, parses it into a
 //! struct, and answers 200 with a body of the same shape and size as
 //! Sluice's decision, `{"allowed":true,"policy":"default","key":"user-42",
-//! "limit":10,"remaining":9,"reset_after_ms":6000,"retry_after_ms":0}`. It
+//! "burst":10,"remaining":9,"reset_after_ms":6000,"retry_after_ms":0}`. It
 //! decides nothing and keeps no state: whatever `sluice serve` does beyond
 //! this (the decision, the rate-limit headers, the metrics) is its own cost.
 //! It runs on the same axum, tokio runtime and `TCP_NODELAY` as `sluice
@@ -98,7 +98,7 @@ async fn check(body: Bytes) -> Response {
             "allowed": true,
             "policy": request.policy,
             "key": request.key,
-            "limit": 1_000_000_000_u64,
+            "burst": 1_000_000_000_u64,
             "remaining": 1_000_000_000_u64.saturating_sub(request.cost),
             "reset_after_ms": 1,
             "retry_after_ms": 0,

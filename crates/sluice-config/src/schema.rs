@@ -17,7 +17,7 @@ use std::time::Duration;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{Node, Span};
 use sluice::policy::MAX_LIMITS;
-use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Policy, Quota, RedisOptions};
+use sluice::{Algorithm, Limit, LocalShare, OnStoreError, Override, Policy, Quota, RedisOptions};
 
 use crate::memory::{MemorySettings, memory};
 use crate::store::StoreSpec;
@@ -144,7 +144,7 @@ pub(crate) const POLICY_FIELDS: &[&str] = &[
 /// The fields of one limit: a policy's own in the single-limit form, or an
 /// element of its `limits`.
 pub(crate) const LIMIT_FIELDS: &[&str] = &["algorithm", "limit", "period", "burst", "overrides"];
-pub(crate) const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst"];
+pub(crate) const OVERRIDE_FIELDS: &[&str] = &["limit", "period", "burst", "unlimited", "block"];
 
 /// What a policy does when the store fails: the top level's values are
 /// every policy's defaults, and a policy may set its own.
@@ -350,20 +350,23 @@ fn limit(w: &mut Walker<'_>, map: &MarkedMappingNode, path: &str) -> Option<Limi
         Some(node) => overrides(w, node, path, algorithm.zip(numbers)),
     };
     let mut limit = Limit::new(quota?);
-    for (key, quota) in overrides? {
-        limit = limit.with_override(key, quota);
+    for (key, rule) in overrides? {
+        limit = limit.with_override(key, rule);
     }
     Some(limit)
 }
 
-/// Reads a limit's `overrides`; `base` is the limit's algorithm and
-/// numbers when they are valid. `None` when anything is invalid.
+/// Reads a limit's `overrides`, each under an exact key or a pattern with
+/// `*` (see `sluice::overrides`): quota fields, inherited from the limit,
+/// or `unlimited: true` or `block: true` alone. `base` is the limit's
+/// algorithm and numbers when they are valid. `None` when anything is
+/// invalid.
 fn overrides(
     w: &mut Walker<'_>,
     node: &Node,
     path: &str,
     base: Option<(Algorithm, Numbers)>,
-) -> Option<Vec<(String, Quota)>> {
+) -> Option<Vec<(String, Override)>> {
     let path = join(path, "overrides");
     let Some(overrides) = node.as_mapping() else {
         let got = describe(node);
@@ -385,6 +388,17 @@ fn overrides(
             complete = false;
             continue;
         };
+        match flag(w, o, &key_path) {
+            Ok(Some(rule)) => {
+                quotas.push((key.as_str().to_owned(), rule));
+                continue;
+            }
+            Ok(None) => {}
+            Err(()) => {
+                complete = false;
+                continue;
+            }
+        }
         // Inherit every field the override does not set from its limit; a
         // burst the limit did not set follows the effective limit.
         let merged = Numbers {
@@ -393,11 +407,56 @@ fn overrides(
             burst: own.burst.or(n.burst),
         };
         match quota(w, algorithm, merged, &key_path, o) {
-            Some(q) => quotas.push((key.as_str().to_owned(), q)),
+            Some(q) => quotas.push((key.as_str().to_owned(), q.into())),
             None => complete = false,
         }
     }
     complete.then_some(quotas)
+}
+
+/// An override's `unlimited: true` or `block: true`, which stand alone:
+/// `Ok(None)` when neither is true (the override is a quota), `Err` when
+/// one is invalid or mixed with another field (reported).
+fn flag(w: &mut Walker<'_>, o: &MarkedMappingNode, path: &str) -> Result<Option<Override>, ()> {
+    let mut rule = None;
+    let mut ok = true;
+    for (name, meaning) in [
+        ("unlimited", Override::unlimited()),
+        ("block", Override::blocked()),
+    ] {
+        let Some(node) = o.get_node(name) else {
+            continue;
+        };
+        match w.boolean(node, &join(path, name)) {
+            Some(true) if rule.is_some() => {
+                w.error(
+                    node.span(),
+                    &join(path, name),
+                    "give unlimited or block, not both",
+                );
+                ok = false;
+            }
+            Some(true) => rule = Some((name, node, meaning)),
+            Some(false) => {}
+            None => ok = false,
+        }
+    }
+    if let Some((name, node, _)) = rule {
+        for field in ["limit", "period", "burst"] {
+            if o.get_node(field).is_some() {
+                w.error(
+                    node.span(),
+                    &join(path, name),
+                    format!("an override with {name}: true takes no {field}"),
+                );
+                ok = false;
+            }
+        }
+    }
+    match (ok, rule) {
+        (false, _) => Err(()),
+        (true, rule) => Ok(rule.map(|(_, _, meaning)| meaning)),
+    }
 }
 
 /// Reads `limit`, `period` and `burst`; `required` makes the first two

@@ -70,9 +70,9 @@ pub async fn check<'a>(
 ) -> anyhow::Result<Printed<'a>> {
     let answer = (snapshot.check(policies, key, cost).await).map_err(|e| explain(snapshot, e))?;
     let mut results: Vec<DecisionBody<'a>> = (answer.verdicts.iter())
-        .map(|v| DecisionBody::of(v, key))
+        .map(|v| DecisionBody::of(v, key, cost))
         .collect();
-    let top = results[answer.deciding()];
+    let top = results[answer.deciding()].clone();
     Ok(if results.len() == 1 {
         Printed::One(results.remove(0))
     } else {
@@ -88,7 +88,7 @@ pub async fn peek<'a>(
     key: &'a str,
 ) -> anyhow::Result<Printed<'a>> {
     let verdict = (snapshot.peek(policy, key).await).map_err(|e| explain(snapshot, e))?;
-    Ok(Printed::One(DecisionBody::of(&verdict, key)))
+    Ok(Printed::One(DecisionBody::of(&verdict, key, 1)))
 }
 
 /// Forgets `key` under `policy`: its next check starts afresh.

@@ -162,6 +162,9 @@ impl PolicyMetrics {
         let at = match source {
             sluice::Source::Store => 0,
             sluice::Source::DenyCache => 1,
+            // An `unlimited` or `block` override decided alone: no source
+            // of the store's to count.
+            sluice::Source::Override => return,
             _ => 2,
         };
         self.sources[at].inc();

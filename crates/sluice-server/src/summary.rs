@@ -8,7 +8,7 @@
 use std::fmt;
 
 use serde::Serialize;
-use sluice::{Limit, Policy, Quota};
+use sluice::{Limit, Override, Policy, Quota};
 
 use crate::config::Config;
 use crate::config::envoy::Level;
@@ -60,11 +60,17 @@ pub struct LimitSummary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct OverrideSummary {
-    /// The key.
+    /// The key, or a pattern of keys (`*` matches any run of characters).
     pub key: String,
-    /// Its quota.
-    #[serde(flatten)]
-    pub quota: QuotaSummary,
+    /// Its quota; absent when the key is unlimited or blocked.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSummary>,
+    /// Admitted without touching the store (an allowlist).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unlimited: bool,
+    /// Always denied, with no retry time (a blocklist).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub block: bool,
 }
 
 /// A quota in the file's terms.
@@ -148,10 +154,12 @@ impl PolicySummary {
 
 impl LimitSummary {
     fn of(limit: &Limit) -> LimitSummary {
-        let mut overrides: Vec<OverrideSummary> = (limit.overrides().iter())
-            .map(|(key, quota)| OverrideSummary {
-                key: key.clone(),
-                quota: QuotaSummary::of(quota),
+        let mut overrides: Vec<OverrideSummary> = (limit.overrides())
+            .map(|(key, rule)| OverrideSummary {
+                key: key.to_owned(),
+                quota: rule.quota().map(QuotaSummary::of),
+                unlimited: *rule == Override::Unlimited,
+                block: *rule == Override::Blocked,
             })
             .collect();
         overrides.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -210,7 +218,12 @@ impl fmt::Display for Summary {
             for limit in &policy.limits {
                 writeln!(f, "    {}", limit.quota)?;
                 for o in &limit.overrides {
-                    writeln!(f, "      override {:?}: {}", o.key, o.quota)?;
+                    write!(f, "      override {:?}: ", o.key)?;
+                    match &o.quota {
+                        Some(quota) => writeln!(f, "{quota}")?,
+                        None if o.block => writeln!(f, "blocked")?,
+                        None => writeln!(f, "unlimited")?,
+                    }
                 }
             }
         }

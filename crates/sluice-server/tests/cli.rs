@@ -34,7 +34,7 @@ fn check_with_no_configuration_uses_the_default_policy() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"allowed": true, "policy": "default", "key": "user-42", "limit": 10,
+        serde_json::json!({"allowed": true, "policy": "default", "key": "user-42", "burst": 10,
             "remaining": 9, "reset_after_ms": 6000, "retry_after_ms": 0})
     );
 }
@@ -92,7 +92,7 @@ fn check_reads_the_file_named_by_the_flag_or_the_environment() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
-            (json["limit"].as_u64(), json["remaining"].as_u64()),
+            (json["burst"].as_u64(), json["remaining"].as_u64()),
             (Some(2), Some(0))
         );
     }

@@ -129,7 +129,7 @@ async fn every_route_answers_as_openapi_json_says() {
                 429,
             ),
         ),
-        (&admin, case("GET", "/v1/limits/two/a", None, 200)),
+        (&admin, case("GET", "/v1/limits/two/a", None, 429)),
         (
             &admin,
             case("POST", "/v1/check", Some(json!({"policy": "api"})), 400),
@@ -405,7 +405,7 @@ fn with(value: &Value, field: &str, to: Option<Value>) -> Value {
 fn the_schema_validator_rejects_each_thing_the_document_forbids() {
     let doc: Value = serde_json::from_str(DOC).unwrap();
     let schema = |name: &str| doc["components"]["schemas"][name].clone();
-    let decision = json!({"allowed": false, "policy": "api", "key": "k", "limit": 3,
+    let decision = json!({"allowed": false, "policy": "api", "key": "k", "burst": 3,
         "remaining": 0, "reset_after_ms": 60000, "retry_after_ms": 20000});
     let multi = with(&decision, "results", Some(json!([decision.clone()])));
     let request = json!({"policy": "api", "key": "k", "cost": 2});
@@ -456,12 +456,12 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
         ),
         (
             "Decision",
-            with(&decision, "limit", Some(json!(-1))),
+            with(&decision, "burst", Some(json!(-1))),
             "-1 < minimum 0",
         ),
         (
             "Decision",
-            with(&decision, "limit", Some(Value::Null)),
+            with(&decision, "burst", Some(Value::Null)),
             "null where it is not nullable",
         ),
         (
@@ -503,9 +503,9 @@ fn the_schema_validator_rejects_each_thing_the_document_forbids() {
             with(
                 &decision,
                 "results",
-                Some(json!([with(&decision, "limit", Some(json!("3")))])),
+                Some(json!([with(&decision, "burst", Some(json!("3")))])),
             ),
-            "limit: \"3\" is not of type \"integer\"",
+            "burst: \"3\" is not of type \"integer\"",
         ),
         (
             "CheckRequest",
@@ -573,7 +573,7 @@ fn an_answer_is_refused_for_each_way_it_can_differ_from_the_document() {
     ] {
         denied.insert(name, HeaderValue::from_static(value));
     }
-    let body = json!({"allowed": false, "policy": "api", "key": "k", "limit": 3,
+    let body = json!({"allowed": false, "policy": "api", "key": "k", "burst": 3,
         "remaining": 0, "reset_after_ms": 60000, "retry_after_ms": 20000})
     .to_string();
     let check = |method, path, status, headers: &HeaderMap, text: &str| {
@@ -584,8 +584,8 @@ fn an_answer_is_refused_for_each_way_it_can_differ_from_the_document() {
         Ok(Some("POST /v1/check 429".to_owned()))
     );
     assert_eq!(
-        check("GET", "/v1/limits/api/a/b", 200, &denied, &body),
-        Ok(Some("GET /v1/limits/{policy}/{key} 200".to_owned()))
+        check("GET", "/v1/limits/api/a/b", 429, &denied, &body),
+        Ok(Some("GET /v1/limits/{policy}/{key} 429".to_owned()))
     );
     let without = |name: &str| {
         let mut h = denied.clone();

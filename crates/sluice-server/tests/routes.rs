@@ -80,7 +80,7 @@ async fn a_check_answers_200_then_429_with_the_rate_limit_headers() {
     assert_eq!(a.json["allowed"], false);
     assert_eq!(a.json["policy"], "api");
     assert_eq!(a.json["key"], "user-42");
-    assert_eq!(a.json["limit"], 3);
+    assert_eq!(a.json["burst"], 3);
     assert_eq!(a.json["retry_after_ms"], 20_000);
     assert_eq!(a.header("retry-after"), "20");
     assert_eq!(a.header("ratelimit-remaining"), "0");
@@ -91,7 +91,7 @@ async fn a_check_answers_200_then_429_with_the_rate_limit_headers() {
     let a = app
         .check(json!({"policy": "api", "key": "vip", "cost": 50}))
         .await;
-    assert_eq!((a.status, a.json["limit"].as_u64()), (200, Some(100)));
+    assert_eq!((a.status, a.json["burst"].as_u64()), (200, Some(100)));
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn several_policies_are_checked_all_or_nothing() {
     assert_eq!(a.json["results"][0]["remaining"], 98);
     assert_eq!(a.json["results"][1]["allowed"], false);
     let peek = app.get("/v1/limits/per-hour/k").await;
-    assert_eq!(peek.json["remaining"], 98);
+    assert_eq!(peek.json["remaining"], 97, "what a check would leave");
 }
 
 #[tokio::test]
@@ -180,7 +180,7 @@ async fn the_top_of_a_multi_policy_answer_is_the_policy_that_denied() {
         let a = app.check(json!({"policies": names, "key": "k"})).await;
         assert_eq!(a.status, 429, "{names:?}");
         assert_eq!(
-            (&a.json["policy"], &a.json["allowed"], &a.json["limit"]),
+            (&a.json["policy"], &a.json["allowed"], &a.json["burst"]),
             (&json!("per-minute"), &json!(false), &json!(2)),
             "{names:?}: {}",
             a.json
@@ -215,18 +215,87 @@ async fn leaky_bucket_delay_shadow_and_never_admissible_requests() {
     assert_eq!(a.json["shadow"], true);
     assert_eq!(a.json["allowed"], true);
     assert!(a.json.get("delay_ms").is_none());
-    assert!(a.headers.get("retry-after").is_none());
+    // Issue 14: a shadow policy never tells the client to back off: no
+    // rate-limit header at all (it said `RateLimit-Remaining: 0`).
+    for name in [
+        "retry-after",
+        "ratelimit-remaining",
+        "ratelimit",
+        "ratelimit-policy",
+    ] {
+        assert!(a.headers.get(name).is_none(), "{name}: {:?}", a.headers);
+    }
 
     let a = app
         .check(json!({"policy": "api", "key": "big", "cost": 4}))
         .await;
     assert_eq!(a.status, 429);
     assert!(a.json["retry_after_ms"].is_null(), "4 > the burst of 3");
+    // Issue 14: no Retry-After (it said 1, and a client retried for
+    // ever), and the body says why.
+    assert!(a.headers.get("retry-after").is_none(), "{:?}", a.headers);
     assert_eq!(
-        a.header("retry-after"),
-        "1",
-        "an untouched key: come back at once"
+        a.json["reason"],
+        "cost 4 exceeds the burst 3: it can never be admitted"
     );
+}
+
+/// Issue 14: the top level of a multi-policy answer is the longest wait,
+/// a leaky bucket's delay included (another policy with fewer left hid
+/// it), and a shadow policy is not the one a client heeds.
+#[tokio::test]
+async fn issue_14_the_top_of_a_multi_policy_answer_carries_the_longest_wait() {
+    let app = app();
+    app.check(json!({"policy": "queue", "key": "k"})).await;
+    app.check(json!({"policy": "per-minute", "key": "k"})).await;
+    let a = app
+        .check(json!({"policies": ["per-minute", "queue"], "key": "k"}))
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        (&a.json["policy"], &a.json["delay_ms"]),
+        (&json!("queue"), &json!(10_000)),
+        "{}",
+        a.json
+    );
+    // A shadow policy that would deny is reported, not heeded.
+    let both = json!({"policies": ["watch", "per-hour"], "key": "w"});
+    app.check(both.clone()).await;
+    let a = app.check(both).await;
+    assert_eq!(a.json["results"][0]["shadow"], true);
+    assert_eq!(a.json["policy"], "per-hour", "{}", a.json);
+    assert!(a.header("ratelimit-policy").starts_with(r#""per-hour";"#));
+    assert!(!a.header("ratelimit-policy").contains("watch"));
+}
+
+/// Issue 14: a peek answers exactly what the cost-1 check it previews
+/// answers (body, headers and status), on a shadow policy too (it said
+/// `allowed: false` with a retry time where the check admitted).
+#[tokio::test]
+async fn issue_14_a_peek_is_the_check_it_previews() {
+    let app = app();
+    for policy in ["api", "watch", "queue", "per-minute", "two"] {
+        for step in 0..6 {
+            let path = format!("/v1/limits/{policy}/k");
+            let peek = app.get(&path).await;
+            let check = app.check(json!({"policy": policy, "key": "k"})).await;
+            assert_eq!(
+                (peek.status, &peek.json),
+                (check.status, &check.json),
+                "{policy} step {step}"
+            );
+            let headers = |a: &common::Answer| {
+                let mut h: Vec<(String, String)> = (a.headers.iter())
+                    .filter(|(n, _)| n.as_str() != "content-length")
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                h.sort();
+                h
+            };
+            assert_eq!(headers(&peek), headers(&check), "{policy} step {step}");
+            app.advance(SECOND / 3);
+        }
+    }
 }
 
 #[tokio::test]
@@ -338,7 +407,7 @@ async fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
         );
     }
     // None of them charged anything.
-    assert_eq!(app.get("/v1/limits/api/k").await.json["remaining"], 3);
+    assert_eq!(app.get("/v1/limits/api/k").await.json["remaining"], 2);
     let a = app
         .check(json!({"policy": "api", "key": "k".repeat(1024)}))
         .await;
@@ -432,7 +501,7 @@ async fn unknown_routes_answer_404_and_wrong_methods_405() {
 }
 
 #[tokio::test]
-async fn peeking_consumes_nothing_and_counts_what_is_available_now() {
+async fn peeking_consumes_nothing_and_answers_as_the_check_would() {
     let app = app();
     let path = "/v1/limits/api/team%2Fa/b";
     let a = app.get(path).await;
@@ -443,21 +512,18 @@ async fn peeking_consumes_nothing_and_counts_what_is_available_now() {
     );
     assert_eq!(
         (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
-        (Some(true), Some(3))
+        (Some(true), Some(2))
     );
-    assert_eq!(a.header("ratelimit-remaining"), "3");
+    assert_eq!(a.header("ratelimit-remaining"), "2");
     assert_eq!(
         app.get(path).await.json["remaining"],
-        3,
+        2,
         "peeking twice takes nothing"
     );
     app.check(json!({"policy": "api", "key": "team/a/b", "cost": 3}))
         .await;
     let a = app.get(path).await;
-    assert_eq!(
-        a.status, 200,
-        "a peek is 200 even when a check would be denied"
-    );
+    assert_eq!(a.status, 429, "a peek is 429 when a check would be denied");
     assert_eq!(
         (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
         (Some(false), Some(0))
@@ -470,7 +536,7 @@ async fn peeking_consumes_nothing_and_counts_what_is_available_now() {
     let a = app.get(path).await;
     assert_eq!(
         (a.json["allowed"].as_bool(), a.json["remaining"].as_u64()),
-        (Some(true), Some(1))
+        (Some(true), Some(0))
     );
 
     let a = app.get("/v1/limits/nope/k").await;
@@ -555,9 +621,9 @@ async fn a_reset_forgets_every_limit_of_a_policy() {
     assert_eq!(a.status, 204);
     let a = app.get("/v1/limits/two/k").await;
     assert_eq!(
-        (&a.json["limit"], &a.json["remaining"]),
-        (&json!(2), &json!(2)),
-        "both limits untouched: the second is the tighter"
+        (&a.json["burst"], &a.json["remaining"]),
+        (&json!(2), &json!(1)),
+        "both limits untouched: a check would leave the second the tighter"
     );
     // The hour admits 5 again: 2 now, 2 a second later, 1 after that.
     let two = json!({"policy": "two", "key": "k"});
@@ -568,7 +634,7 @@ async fn a_reset_forgets_every_limit_of_a_policy() {
         app.advance(SECOND);
     }
     let a = app.check(two).await;
-    assert_eq!((a.status, &a.json["limit"]), (429, &json!(5)));
+    assert_eq!((a.status, &a.json["burst"]), (429, &json!(5)));
 }
 
 #[tokio::test]
@@ -673,7 +739,7 @@ async fn a_policy_that_another_denied_counts_no_admission() {
         assert_eq!(app.check(both.clone()).await.status, status);
     }
     // per-hour admitted all four by itself, but was charged for two.
-    assert_eq!(app.get("/v1/limits/per-hour/k").await.json["remaining"], 98);
+    assert_eq!(app.get("/v1/limits/per-hour/k").await.json["remaining"], 97);
     let text = app.metrics().await;
     assert_metrics(
         &text,
@@ -801,7 +867,7 @@ async fn issue_10_peeks_and_policy_windows_round_up_too() {
     app.advance(Duration::from_micros(200_001));
     // 549,999 µs to the next token, 1,299,999 µs to full.
     let a = app.get("/v1/limits/odd/k").await;
-    assert_eq!(a.status, 200);
+    assert_eq!(a.status, 429);
     assert_eq!(a.json["allowed"], false);
     assert_eq!(a.json["retry_after_ms"], 550);
     assert_eq!(a.header("retry-after"), "1");
@@ -886,4 +952,62 @@ async fn issue_12_error_bodies_echo_a_bounded_prefix_of_60_kb_names() {
             "{what}: {error:?} lacks the first 64 bytes and …"
         );
     }
+}
+
+/// Issue 14: overrides by pattern, `unlimited` (an allowlist: admitted,
+/// no counts, no rate-limit headers) and `block` (a blocklist: 429 with
+/// no retry time), shown by `/v1/policies`.
+#[tokio::test]
+async fn issue_14_overrides_describe_tiers() {
+    use Algorithm::*;
+    let tiers = Policy::new("tiers", quota(FixedWindow, 2, MINUTE, None))
+        .unwrap()
+        .with_override("*.premium", quota(FixedWindow, 50, MINUTE, None))
+        .with_override("internal-*", sluice::Override::unlimited())
+        .with_override("abuser-*", sluice::Override::blocked());
+    let app = App::memory(vec![tiers], None);
+    let a = app
+        .check(json!({"policy": "tiers", "key": "acme.premium"}))
+        .await;
+    assert_eq!((a.status, &a.json["burst"]), (200, &json!(50)));
+    for _ in 0..5 {
+        let a = app
+            .check(json!({"policy": "tiers", "key": "internal-batch"}))
+            .await;
+        assert_eq!(
+            (a.status, &a.json["unlimited"]),
+            (200, &json!(true)),
+            "{}",
+            a.json
+        );
+        assert!(a.json.get("remaining").is_none(), "{}", a.json);
+        assert!(
+            a.headers.get("ratelimit-limit").is_none(),
+            "{:?}",
+            a.headers
+        );
+    }
+    let a = app
+        .check(json!({"policy": "tiers", "key": "abuser-9"}))
+        .await;
+    assert_eq!(
+        (a.status, &a.json["blocked"]),
+        (429, &json!(true)),
+        "{}",
+        a.json
+    );
+    assert!(a.json["retry_after_ms"].is_null());
+    assert_eq!(a.json["reason"], "the key is blocked");
+    assert!(a.headers.get("retry-after").is_none(), "{:?}", a.headers);
+    let peek = app.get("/v1/limits/tiers/abuser-9").await;
+    assert_eq!((peek.status, &peek.json), (429, &a.json));
+    let a = app.get("/v1/policies").await;
+    assert_eq!(
+        a.json["policies"][0]["overrides"],
+        json!([
+            {"key": "*.premium", "pattern": true, "limit": 50, "period_ms": 60000, "burst": 50},
+            {"key": "abuser-*", "pattern": true, "block": true},
+            {"key": "internal-*", "pattern": true, "unlimited": true},
+        ])
+    );
 }

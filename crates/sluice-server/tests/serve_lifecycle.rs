@@ -23,7 +23,7 @@ async fn with_no_configuration_it_serves_the_default_policy_on_memory() {
     let a = check(&serve, json!({"policy": "default", "key": "user-42"})).await;
     assert_eq!(
         a.json,
-        json!({"allowed": true, "policy": "default", "key": "user-42", "limit": 10,
+        json!({"allowed": true, "policy": "default", "key": "user-42", "burst": 10,
             "remaining": 9, "reset_after_ms": 6000, "retry_after_ms": 0})
     );
 }
@@ -142,7 +142,7 @@ async fn sighup_reloads_the_policies_and_refuses_a_bad_file() {
     assert!(line.contains("policies=api,extra"), "{line}");
     // Issue 11: the unit spent under the old limit carries over.
     let a = check(&serve, json!({"policy": "api", "key": "k"})).await;
-    assert_eq!((a.status, a.json["limit"].as_u64()), (200, Some(3)));
+    assert_eq!((a.status, a.json["burst"].as_u64()), (200, Some(3)));
     assert_eq!(a.json["remaining"].as_u64(), Some(1), "{}", a.text);
     assert_eq!(
         check(&serve, json!({"policy": "extra", "key": "k"}))

@@ -174,7 +174,8 @@ async fn peek_and_reset_on_a_redis_cluster() {
     for key in ["a", "b", "c", "{d}"] {
         check(&serve, json!({"policy": "default", "key": key, "cost": 4})).await;
         let peek = send(client().get(serve.url(&format!("/v1/limits/default/{key}")))).await;
-        assert_eq!(peek.json["remaining"], 6, "{key}");
+        // 6 left: a peek answers what a cost-1 check would leave.
+        assert_eq!(peek.json["remaining"], 5, "{key}");
         let reset = send(
             client()
                 .delete(serve.url(&format!("/v1/limits/default/{key}")))
@@ -183,7 +184,7 @@ async fn peek_and_reset_on_a_redis_cluster() {
         .await;
         assert_eq!(reset.status, 204);
         let peek = send(client().get(serve.url(&format!("/v1/limits/default/{key}")))).await;
-        assert_eq!(peek.json["remaining"], 10, "{key}");
+        assert_eq!(peek.json["remaining"], 9, "{key}");
     }
 }
 

@@ -14,20 +14,36 @@
 //!
 //! Seconds are whole and rounded up, so a client that waits them out is not
 //! turned away for a fraction of a second; `Retry-After` is at least 1.
+//!
+//! What the headers count:
+//!
+//! - `RateLimit-Limit` is the policy's *burst*: the most units a key can
+//!   spend at once (the bucket's capacity; a window's `limit`), so
+//!   `RateLimit-Remaining` never exceeds it.
+//! - `RateLimit-Policy` states the *rate*, `limit` per `period`, as the
+//!   draft's whole-second window `w` and quota `q`, never overstated (see
+//!   [`policy_rate`]): `3 per 700ms` is `q=4;w=1`.
+//! - Shadow policies never count: they decide and report in the body, but
+//!   a client is never told to back off because of a dry run. Nor do keys
+//!   decided by an `unlimited` or `block` override. When no policy counts,
+//!   no rate-limit header is set.
+//! - `Retry-After` is set only for a denial that a wait can turn into an
+//!   admission: never for a request whose cost exceeds the burst, nor for
+//!   a blocked key.
 
 use std::fmt::Write;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use sluice::{Decision, Quota, Verdict};
+use sluice::{Decision, Quota, Source, Verdict};
 
-/// `RateLimit-Limit`: the most units the key can be granted at once.
+/// `RateLimit-Limit`: the burst, the most units the key can be granted at once.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 /// `RateLimit-Remaining`: units that could be taken now.
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 /// `RateLimit-Reset`: seconds until the key is back to its untouched state.
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-/// `RateLimit-Policy`: every policy that applied, as `"name";q=<limit>;w=<period s>`.
+/// `RateLimit-Policy`: every policy that counted, as `"name";q=<quota>;w=<window s>` (see [`policy_rate`]).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit`: the most restrictive policy's standing, as `"name";r=<remaining>;t=<reset s>`.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -41,6 +57,9 @@ pub struct Standing<'a> {
     pub quota: &'a Quota,
     /// What the policy decided.
     pub decision: &'a Decision,
+    /// Whether the policy is in shadow mode: its standing is reported in
+    /// the body, never in the headers.
+    pub shadow: bool,
 }
 
 impl<'v> From<&'v Verdict<'_>> for Standing<'v> {
@@ -49,22 +68,42 @@ impl<'v> From<&'v Verdict<'_>> for Standing<'v> {
             policy: verdict.policy().name(),
             quota: verdict.quota(),
             decision: &verdict.decision,
+            shadow: verdict.policy().shadow(),
         }
     }
 }
 
-/// The index of the most restrictive of `standings` (see
-/// [`sluice::most_restrictive`]); `None` only when `standings` is empty.
-pub fn most_restrictive(standings: &[Standing<'_>]) -> Option<usize> {
-    sluice::most_restrictive(standings.iter().map(|s| s.decision))
+impl Standing<'_> {
+    /// Whether this standing counts in the headers: not a shadow policy's,
+    /// and not decided by an `unlimited` or `block` override.
+    pub fn counts(&self) -> bool {
+        !self.shadow && self.decision.source != Source::Override
+    }
 }
 
-/// Sets the rate-limit headers for a request decided by `standings`: the
-/// counts and `RateLimit` describe the most restrictive one,
-/// `RateLimit-Policy` lists them all, and `Retry-After` is set when that one
-/// denied. Does nothing when `standings` is empty.
+/// The index of the standing a client must heed: the most restrictive (see
+/// [`sluice::most_restrictive`]) of those of policies not in shadow mode,
+/// or of all when every one is in shadow mode; `None` only when
+/// `standings` is empty.
+pub fn most_restrictive(standings: &[Standing<'_>]) -> Option<usize> {
+    let enforced = |s: &Standing<'_>| !s.shadow;
+    let pick = |keep: &dyn Fn(&Standing<'_>) -> bool| {
+        let kept: Vec<usize> = (0..standings.len())
+            .filter(|&i| keep(&standings[i]))
+            .collect();
+        sluice::most_restrictive(kept.iter().map(|&i| standings[i].decision)).map(|at| kept[at])
+    };
+    pick(&enforced).or_else(|| pick(&|_| true))
+}
+
+/// Sets the rate-limit headers for a request decided by `standings`, of
+/// those that [count](Standing::counts): the counts and `RateLimit`
+/// describe the most restrictive one, `RateLimit-Policy` lists them all,
+/// and `Retry-After` is set when that one denied and a wait can admit the
+/// request. Does nothing when none counts.
 pub fn insert(headers: &mut HeaderMap, standings: &[Standing<'_>]) {
-    let Some(chosen) = most_restrictive(standings).map(|i| standings[i]) else {
+    let counted: Vec<Standing<'_>> = standings.iter().copied().filter(Standing::counts).collect();
+    let Some(chosen) = most_restrictive(&counted).map(|i| counted[i]) else {
         return;
     };
     let d = chosen.decision;
@@ -73,9 +112,9 @@ pub fn insert(headers: &mut HeaderMap, standings: &[Standing<'_>]) {
     headers.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
     headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
     let mut policy = String::new();
-    for (i, s) in standings.iter().enumerate() {
+    for (i, s) in counted.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
-        let (q, w) = (s.quota.limit(), ceil_secs(s.quota.period()));
+        let (q, w) = policy_rate(s.quota);
         let _ = write!(policy, "{sep}{};q={q};w={w}", sf_string(s.policy));
     }
     let current = format!("{};r={};t={reset}", sf_string(chosen.policy), d.remaining);
@@ -84,16 +123,46 @@ pub fn insert(headers: &mut HeaderMap, standings: &[Standing<'_>]) {
             headers.insert(name, value);
         }
     }
-    if !d.allowed {
-        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(d)));
+    if let Some(secs) = retry_after_secs(d) {
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
 }
 
 /// The whole seconds a denied client should wait: its `retry_after` rounded
-/// up, at least 1; a request that can never be admitted is told to come back
-/// when the key is untouched.
-pub fn retry_after_secs(decision: &Decision) -> u64 {
-    ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
+/// up, at least 1. `None` for an admission, and for a denial that no wait
+/// turns into an admission (a cost above the burst, a blocked key): a
+/// client told to retry would be denied for ever.
+pub fn retry_after_secs(decision: &Decision) -> Option<u64> {
+    if decision.allowed {
+        return None;
+    }
+    decision.retry_after.map(|wait| ceil_secs(wait).max(1))
+}
+
+/// A quota's rate as the draft's `RateLimit-Policy` gives it: `(q, w)`,
+/// `q` units per window of `w` whole seconds. `w` is the period rounded
+/// up to whole seconds (the draft's `w` is whole seconds) and `q` the
+/// units that fit in `w` at the quota's rate, rounded down, so the rate
+/// stated is never above the true one: `10 per 60s` is `(10, 60)`,
+/// `3 per 700ms` is `(4, 1)` (the true rate is 4.29 per second),
+/// `2 per 1500ms` is `(2, 2)`.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{Algorithm, Quota};
+/// use sluice_tower::headers::policy_rate;
+///
+/// let q = |limit, ms| Quota::new(Algorithm::Gcra, limit, Duration::from_millis(ms), None).unwrap();
+/// assert_eq!(policy_rate(&q(10, 60_000)), (10, 60));
+/// assert_eq!(policy_rate(&q(3, 700)), (4, 1));
+/// assert_eq!(policy_rate(&q(2, 1_500)), (2, 2));
+/// ```
+pub fn policy_rate(quota: &Quota) -> (u64, u64) {
+    let period_us = u128::from(quota.period_us().max(1));
+    let window = period_us.div_ceil(1_000_000);
+    let q = u128::from(quota.limit()) * window * 1_000_000 / period_us;
+    let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+    (clamp(q), clamp(window))
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -146,6 +215,7 @@ mod tests {
                 policy: "api",
                 quota: &q,
                 decision: &d,
+                shadow: false,
             }],
         );
         assert_eq!(header(&headers, "ratelimit-limit"), "10");
@@ -166,11 +236,13 @@ mod tests {
                 policy: "per-hour",
                 quota: &qh,
                 decision: &allowed,
+                shadow: false,
             },
             Standing {
                 policy: "per-second",
                 quota: &qs,
                 decision: &denied,
+                shadow: false,
             },
         ];
         assert_eq!(most_restrictive(&standings), Some(1));
@@ -186,11 +258,107 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_at_least_one_second_and_never_admissible_waits_for_reset() {
+    fn retry_after_is_at_least_one_second_and_never_set_when_no_wait_admits() {
         let soon = Decision::denied(1, 0, 10, Some(1));
-        assert_eq!(retry_after_secs(&soon), 1);
+        assert_eq!(retry_after_secs(&soon), Some(1));
         let never = Decision::denied(5, 5, 7_500_000, None);
-        assert_eq!(retry_after_secs(&never), 8);
+        assert_eq!(retry_after_secs(&never), None);
+        assert_eq!(retry_after_secs(&Decision::allowed(5, 4, 1)), None);
+    }
+
+    /// Issue 14: a request whose cost exceeds the burst is told no
+    /// `Retry-After` (it used to be told 1 s, and retried for ever).
+    #[test]
+    fn issue_14_a_request_that_never_fits_gets_no_retry_after() {
+        let q = quota(10, 60);
+        let never = Decision::denied(10, 10, 0, None);
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &[standing("api", &q, &never, false)]);
+        assert!(headers.get("retry-after").is_none());
+        assert_eq!(header(&headers, "ratelimit-remaining"), "10");
+        let blocked = Decision::blocked();
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &[standing("api", &q, &blocked, false)]);
+        assert!(headers.is_empty(), "a blocked key: {headers:?}");
+    }
+
+    /// Issue 14: shadow policies never count in the headers; with only
+    /// shadow policies there are none.
+    #[test]
+    fn issue_14_shadow_policies_never_tell_a_client_to_back_off() {
+        let (q, h) = (quota(2, 1), quota(100, 3600));
+        let would_deny = Decision::denied(2, 0, 1_000_000, Some(400_000)).shadowed();
+        let allowed = Decision::allowed(100, 40, 2_000_000_000);
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &[standing("dry", &q, &would_deny, true)]);
+        assert!(headers.is_empty(), "{headers:?}");
+        let both = [
+            standing("dry", &q, &would_deny, true),
+            standing("per-hour", &h, &allowed, false),
+        ];
+        assert_eq!(most_restrictive(&both), Some(1), "the enforced one");
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &both);
+        assert_eq!(header(&headers, "ratelimit-remaining"), "40");
+        assert_eq!(
+            header(&headers, "ratelimit-policy"),
+            r#""per-hour";q=100;w=3600"#
+        );
+        assert_eq!(header(&headers, "ratelimit"), r#""per-hour";r=40;t=2000"#);
+        let unlimited = Decision::unlimited();
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &[standing("api", &h, &unlimited, false)]);
+        assert!(headers.is_empty(), "an unlimited key: {headers:?}");
+    }
+
+    /// Issue 14: `3 per 700ms` was stated `q=3;w=1`, a lower rate than
+    /// the true one; the rate stated is never above the true one either.
+    #[test]
+    fn issue_14_policy_states_the_true_rate_below_a_second() {
+        let q = Quota::new(Algorithm::Gcra, 3, Duration::from_millis(700), None).unwrap();
+        let d = Decision::allowed(3, 2, 1);
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &[standing("fast", &q, &d, false)]);
+        assert_eq!(header(&headers, "ratelimit-policy"), r#""fast";q=4;w=1"#);
+        for (limit, ms) in [
+            (1, 1),
+            (3, 700),
+            (7, 1_500),
+            (1_000, 999),
+            (5, 60_000),
+            (9, 2_001),
+        ] {
+            let q = Quota::new(Algorithm::Gcra, limit, Duration::from_millis(ms), None).unwrap();
+            let (quota_q, w) = policy_rate(&q);
+            // q / w <= limit / period, and one more unit would overstate it.
+            let (period, stated) = (u128::from(ms), u128::from(quota_q));
+            assert!(
+                stated * period <= u128::from(limit) * u128::from(w) * 1000,
+                "{limit}/{ms}ms"
+            );
+            assert!(
+                (stated + 1) * period > u128::from(limit) * u128::from(w) * 1000,
+                "{limit}/{ms}ms"
+            );
+            assert!(
+                w * 1000 >= ms && (w - 1) * 1000 < ms,
+                "{limit}/{ms}ms: w={w}"
+            );
+        }
+    }
+
+    fn standing<'a>(
+        policy: &'a str,
+        quota: &'a Quota,
+        decision: &'a Decision,
+        shadow: bool,
+    ) -> Standing<'a> {
+        Standing {
+            policy,
+            quota,
+            decision,
+            shadow,
+        }
     }
 
     #[test]
@@ -201,6 +369,7 @@ mod tests {
             policy: "p",
             quota: &q,
             decision: d,
+            shadow: false,
         };
         assert_eq!(most_restrictive(&[s(&b), s(&a)]), Some(1));
         assert_eq!(most_restrictive(&[]), None);

@@ -47,7 +47,7 @@ async fn hour<S: Store>(limiter: &Limiter<S>) -> Decision {
     let limit = &policy.limits()[1];
     assert_eq!(limit.state_name(), "api#1");
     let quota = limit.quota_for(CLIENT);
-    let check = Check::new(limit.state_name(), CLIENT, quota, 1);
+    let check = Check::new(limit.state_name(), CLIENT, quota, 0);
     limiter.store().peek(&check).await.unwrap()
 }
 

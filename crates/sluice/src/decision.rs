@@ -60,15 +60,20 @@ pub enum Source {
     /// counting, `local` decided against this process's share of the limit.
     /// See [`Fallback`](crate::store::Fallback).
     Fallback,
+    /// The key's override decided alone, without the store: `unlimited`
+    /// (an allowlist: [`Decision::unlimited`]) or `block` (a blocklist:
+    /// [`Decision::blocked`]). See [`Override`](crate::Override).
+    Override,
 }
 
 impl Source {
-    /// The name metrics use: `store`, `deny_cache` or `fallback`.
+    /// The name metrics use: `store`, `deny_cache`, `fallback` or `override`.
     pub fn name(self) -> &'static str {
         match self {
             Source::Store => "store",
             Source::DenyCache => "deny_cache",
             Source::Fallback => "fallback",
+            Source::Override => "override",
         }
     }
 }
@@ -105,6 +110,68 @@ impl Decision {
             shadow: false,
             source: Source::Store,
         }
+    }
+
+    /// The admission of a key whose override is `unlimited`: the limit does
+    /// not apply to it, so there is nothing to count (`limit` and
+    /// `remaining` are `u64::MAX`, no reset). Made without the store.
+    ///
+    /// ```
+    /// use sluice::Decision;
+    ///
+    /// assert!(Decision::unlimited().is_unlimited());
+    /// assert!(!Decision::blocked().allowed);
+    /// assert_eq!(Decision::blocked().retry_after, None, "never admitted");
+    /// ```
+    pub fn unlimited() -> Decision {
+        Decision::allowed(u64::MAX, u64::MAX, 0).with_source(Source::Override)
+    }
+
+    /// The denial of a key whose override is `block`: always denied, with no
+    /// retry time (`retry_after` is `None`). Made without the store.
+    pub fn blocked() -> Decision {
+        Decision::denied(0, 0, 0, None).with_source(Source::Override)
+    }
+
+    /// Whether an `unlimited` override admitted this request.
+    pub fn is_unlimited(&self) -> bool {
+        self.source == Source::Override && self.allowed && !self.shadow
+    }
+
+    /// Whether a `block` override denied this request (in shadow mode, would
+    /// have denied it).
+    pub fn is_blocked(&self) -> bool {
+        self.source == Source::Override && !self.is_unlimited()
+    }
+
+    /// Why this denial can never turn into an admission, when it cannot:
+    /// the key is blocked, or `cost` exceeds the most the key can hold at
+    /// once (`limit`). `None` for an admission and for a denial that a later
+    /// retry can pass (`retry_after` is then set).
+    ///
+    /// ```
+    /// use sluice::Decision;
+    ///
+    /// let never = Decision::denied(10, 10, 0, None);
+    /// assert_eq!(
+    ///     never.never_admitted(50).as_deref(),
+    ///     Some("cost 50 exceeds the burst 10: it can never be admitted")
+    /// );
+    /// assert_eq!(Decision::denied(10, 0, 0, Some(5)).never_admitted(1), None);
+    /// ```
+    pub fn never_admitted(&self, cost: u64) -> Option<String> {
+        if self.allowed {
+            return None;
+        }
+        if self.is_blocked() {
+            return Some("the key is blocked".to_owned());
+        }
+        self.retry_after.is_none().then(|| {
+            format!(
+                "cost {cost} exceeds the burst {}: it can never be admitted",
+                self.limit
+            )
+        })
     }
 
     /// The same decision, admitted in shadow mode if it was a denial: the
@@ -157,8 +224,9 @@ impl Decision {
 
 /// The index of the most restrictive of `decisions`: a denial before any
 /// admission, the longest wait among denials (one that can never be
-/// admitted first), and among admissions the fewest units remaining, then
-/// the latest reset. `None` only when `decisions` is empty.
+/// admitted first), and among admissions the longest leaky-bucket `delay`,
+/// then the fewest units remaining, then the latest reset. `None` only when
+/// `decisions` is empty.
 ///
 /// It is the decision a client must heed when several limits applied: a
 /// policy with several limits answers with its most restrictive one, and a
@@ -168,6 +236,7 @@ pub fn most_restrictive<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -
         (
             !d.allowed,
             d.retry_after.unwrap_or(Duration::MAX),
+            d.delay,
             std::cmp::Reverse(d.remaining),
             d.reset_after,
         )

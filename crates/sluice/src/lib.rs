@@ -14,6 +14,8 @@
 //! - [`algorithm`]: the six algorithms, each a pure step, and their shared [`State`](algorithm::State).
 //! - [`quota`]: [`Quota`] and [`Algorithm`], valid by construction.
 //! - [`policy`]: [`Policy`], named [`Limit`]s (each a quota with per-key overrides) and shadow mode.
+//! - [`overrides`]: [`Override`] (a key's own quota, `unlimited` or `block`), by exact key or
+//!   pattern, and which applies when several match.
 //! - [`on_store_error`]: [`OnStoreError`] (`allow`, `deny`, `local`), what a policy answers when
 //!   the store fails, and [`LocalShare`].
 //! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
@@ -35,6 +37,7 @@ pub mod duration;
 pub mod error;
 pub mod limiter;
 pub mod on_store_error;
+pub mod overrides;
 pub mod policy;
 pub mod quota;
 pub mod store;
@@ -44,6 +47,7 @@ pub use decision::{Decision, Source, most_restrictive};
 pub use error::{Error, StoreError};
 pub use limiter::{Limiter, MAX_KEY_LEN, Resolved, Verdict};
 pub use on_store_error::{LocalShare, OnStoreError};
+pub use overrides::Override;
 pub use policy::{Limit, Policy, PolicyError};
 pub use quota::{Algorithm, Quota, QuotaError};
 pub use store::memory::MemoryStore;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::decision::most_restrictive;
-use crate::store::{Check, Store};
-use crate::{Decision, Error, Limit, Policy, Quota};
+use crate::store::{Check, Store, admitted_together};
+use crate::{Decision, Error, Limit, Override, Policy, Quota};
 
 /// The longest key a client may give, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -99,6 +99,26 @@ impl<'a> Resolved<'a> {
         (self.policy.limits().iter()).map(move |limit| self.check(limit, cost))
     }
 
+    /// How `limit` decides this key: by the key's `unlimited` or `block`
+    /// override alone (shadow mode applied), else by the store.
+    fn part(&self, limit: &'a Limit, cost: u64) -> Part<'a> {
+        let alone = match limit.override_for(self.key) {
+            Some(Override::Unlimited) => Decision::unlimited(),
+            Some(Override::Blocked) => Decision::blocked(),
+            Some(Override::Quota(_)) | None => return Part::Store(self.check(limit, cost)),
+        };
+        Part::Alone(if self.policy.shadow() {
+            alone.shadowed()
+        } else {
+            alone
+        })
+    }
+
+    /// One part per limit of the policy, charging `cost`.
+    fn parts(&self, cost: u64) -> impl Iterator<Item = Part<'a>> + '_ {
+        (self.policy.limits().iter()).map(move |limit| self.part(limit, cost))
+    }
+
     /// The verdict of this policy from its limits' `decisions`.
     fn verdict(self, decisions: &[Decision]) -> Verdict<'a> {
         // A policy has at least one limit, so there is a most restrictive.
@@ -108,6 +128,30 @@ impl<'a> Resolved<'a> {
             limit,
             decision: decisions[limit],
         }
+    }
+}
+
+/// How one limit of a request is decided.
+#[derive(Clone, Copy, Debug)]
+enum Part<'a> {
+    /// By the store.
+    Store(Check<'a>),
+    /// By the key's override alone: `unlimited` or `block`.
+    Alone(Decision),
+}
+
+impl<'a> Part<'a> {
+    fn check(&self) -> Option<Check<'a>> {
+        match self {
+            Part::Store(check) => Some(*check),
+            Part::Alone(_) => None,
+        }
+    }
+
+    /// Whether this part denies the request without the store: a block
+    /// (not in shadow mode).
+    fn denies(&self) -> bool {
+        matches!(self, Part::Alone(d) if !d.allowed)
     }
 }
 
@@ -228,11 +272,8 @@ impl<S: Store> Limiter<S> {
         if let [one] = resolved {
             return Ok(vec![self.decide_one(*one, cost).await?]);
         }
-        let checks: Vec<Check<'a>> = resolved.iter().flat_map(|r| r.checks(cost)).collect();
-        let decisions = self.store.decide(&checks).await?;
-        if decisions.len() != checks.len() {
-            return Err(answered_wrong(decisions.len(), checks.len()));
-        }
+        let parts: Vec<Part<'a>> = resolved.iter().flat_map(|r| r.parts(cost)).collect();
+        let decisions = self.decide_parts(&parts).await?;
         let mut rest = &decisions[..];
         let mut verdicts = Vec::with_capacity(resolved.len());
         for r in resolved {
@@ -255,7 +296,10 @@ impl<S: Store> Limiter<S> {
         match resolved.policy.limits() {
             // The common case: one check, no vectors to build.
             [limit] => {
-                let decision = self.store.decide_one(&resolved.check(limit, cost)).await?;
+                let decision = match resolved.part(limit, cost) {
+                    Part::Store(check) => self.store.decide_one(&check).await?,
+                    Part::Alone(decision) => decision,
+                };
                 Ok(resolved.verdict(&[decision]))
             }
             // Boxed, so that the common case's future stays small.
@@ -269,27 +313,60 @@ impl<S: Store> Limiter<S> {
         resolved: Resolved<'a>,
         cost: u64,
     ) -> Result<Verdict<'a>, Error> {
-        let checks: Vec<Check<'a>> = resolved.checks(cost).collect();
-        let decisions = self.store.decide(&checks).await?;
-        if decisions.len() != checks.len() {
-            return Err(answered_wrong(decisions.len(), checks.len()));
-        }
+        let parts: Vec<Part<'a>> = resolved.parts(cost).collect();
+        let decisions = self.decide_parts(&parts).await?;
         Ok(resolved.verdict(&decisions))
     }
 
-    /// What a check of cost 1 would be told under `resolved`, without
-    /// charging anything.
-    pub async fn peek_resolved<'a>(&self, resolved: Resolved<'a>) -> Result<Verdict<'a>, Error> {
-        let mut decisions = Vec::with_capacity(resolved.policy.limits().len());
-        for check in resolved.checks(1) {
-            let decision = self.store.peek(&check).await?;
-            decisions.push(if check.shadow {
-                decision.shadowed()
-            } else {
-                decision
-            });
+    /// Decides `parts` all or nothing: the store decides its checks in one
+    /// call, unless a block denies the request anyway (then the store only
+    /// previews them, and nothing is charged). One decision per part.
+    async fn decide_parts(&self, parts: &[Part<'_>]) -> Result<Vec<Decision>, Error> {
+        let checks: Vec<Check<'_>> = parts.iter().filter_map(Part::check).collect();
+        let blocked = parts.iter().any(Part::denies);
+        let decided = if checks.is_empty() {
+            Vec::new()
+        } else if blocked {
+            self.preview(&checks, true).await?
+        } else {
+            let decisions = self.store.decide(&checks).await?;
+            if decisions.len() != checks.len() {
+                return Err(answered_wrong(decisions.len(), checks.len()));
+            }
+            decisions
+        };
+        Ok(merge(parts, decided))
+    }
+
+    /// What the store would answer to `checks` decided together now,
+    /// charging nothing: each check's decision at its cost, the shadow
+    /// checks' denials admitted, and, when the request is denied (by a
+    /// check, or anyway when `denied`), the checks that admitted report
+    /// the key as it stands, as [`Store::decide`] does.
+    async fn preview(&self, checks: &[Check<'_>], denied: bool) -> Result<Vec<Decision>, Error> {
+        let mut decisions = Vec::with_capacity(checks.len());
+        for check in checks {
+            decisions.push(self.store.peek(check).await?);
         }
-        Ok(resolved.verdict(&decisions))
+        if !admitted_together(checks, &mut decisions) || denied {
+            for (check, decision) in checks.iter().zip(decisions.iter_mut()) {
+                if decision.allowed && !decision.shadow {
+                    *decision = self.store.peek(&check.with_cost(0)).await?;
+                }
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// Exactly what a check of cost 1 under `resolved` would be told now
+    /// (every field), without charging anything: the check's answer,
+    /// previewed.
+    pub async fn peek_resolved<'a>(&self, resolved: Resolved<'a>) -> Result<Verdict<'a>, Error> {
+        let parts: Vec<Part<'a>> = resolved.parts(1).collect();
+        let checks: Vec<Check<'a>> = parts.iter().filter_map(Part::check).collect();
+        let blocked = parts.iter().any(Part::denies);
+        let decided = self.preview(&checks, blocked).await?;
+        Ok(resolved.verdict(&merge(&parts, decided)))
     }
 
     /// Charges `cost` to `key` under `policy`, if the policy admits it:
@@ -316,7 +393,8 @@ impl<S: Store> Limiter<S> {
         Ok(verdicts.into_iter().map(|v| v.decision).collect())
     }
 
-    /// What a check of cost 1 would be told, without charging anything.
+    /// Exactly what a check of cost 1 would be told now, without charging
+    /// anything.
     pub async fn peek(&self, policy: &str, key: &str) -> Result<Decision, Error> {
         let resolved = self.resolve(policy, key)?;
         Ok(self.peek_resolved(resolved).await?.decision)
@@ -330,6 +408,20 @@ impl<S: Store> Limiter<S> {
         }
         Ok(())
     }
+}
+
+/// Each part's decision: its own when decided alone, else the next of
+/// `decided` (the store's, in the order of the parts' checks).
+fn merge(parts: &[Part<'_>], decided: Vec<Decision>) -> Vec<Decision> {
+    let mut decided = decided.into_iter();
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Alone(decision) => *decision,
+            // As many decisions as checks (checked by the callers).
+            Part::Store(_) => decided.next().unwrap_or_else(Decision::blocked),
+        })
+        .collect()
 }
 
 /// The error for a store that answered `got` decisions for `want` checks.

@@ -1,9 +1,8 @@
 //! Named policies: one or more limits, a shadow switch, and per-key
 //! overrides (tiers).
 
-use std::collections::HashMap;
-
-use crate::{LocalShare, OnStoreError, Quota};
+use crate::overrides::Overrides;
+use crate::{LocalShare, OnStoreError, Override, Quota};
 
 /// The longest policy name, in bytes.
 pub const MAX_POLICY_NAME_LEN: usize = 64;
@@ -12,22 +11,28 @@ pub const MAX_POLICY_NAME_LEN: usize = 64;
 pub const MAX_LIMITS: usize = 8;
 
 /// One limit of a policy: the quota every key gets unless an override
-/// names the key.
+/// names the key, by exact key or by pattern (see [`crate::overrides`] for
+/// the patterns and which override applies).
 ///
 /// ```
 /// use std::time::Duration;
-/// use sluice::{Algorithm, Limit, Quota};
+/// use sluice::{Algorithm, Limit, Override, Quota};
 ///
 /// let free = Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(60), None).unwrap();
 /// let premium = Quota::new(Algorithm::TokenBucket, 1000, Duration::from_secs(60), None).unwrap();
-/// let limit = Limit::new(free).with_override("customer-7", premium);
-/// assert_eq!(limit.quota_for("customer-7").limit(), 1000);
+/// let limit = Limit::new(free)
+///     .with_override("*.premium", premium)
+///     .with_override("internal-*", Override::unlimited())
+///     .with_override("abuser-9", Override::blocked());
+/// assert_eq!(limit.quota_for("acme.premium").limit(), 1000);
 /// assert_eq!(limit.quota_for("anyone-else").limit(), 10);
+/// assert_eq!(limit.override_for("internal-batch"), Some(&Override::Unlimited));
+/// assert_eq!(limit.override_for("abuser-9"), Some(&Override::Blocked));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limit {
     quota: Quota,
-    overrides: HashMap<String, Quota>,
+    overrides: Overrides,
     /// Under which name the stores keep this limit's state: the policy's
     /// name for its first limit, `name#i` for limit `i` (set by the policy).
     state_name: String,
@@ -38,14 +43,17 @@ impl Limit {
     pub fn new(quota: Quota) -> Limit {
         Limit {
             quota,
-            overrides: HashMap::new(),
+            overrides: Overrides::default(),
             state_name: String::new(),
         }
     }
 
-    /// Gives `key` its own quota under this limit (a tier such as premium).
-    pub fn with_override(mut self, key: impl Into<String>, quota: Quota) -> Limit {
-        self.overrides.insert(key.into(), quota);
+    /// Gives the keys that `key` names (an exact key, or a pattern with
+    /// `*`) their own rule under this limit: a quota (a tier such as
+    /// premium), [`Override::unlimited`] or [`Override::blocked`]. A later
+    /// override of the same key replaces an earlier one.
+    pub fn with_override(mut self, key: impl Into<String>, rule: impl Into<Override>) -> Limit {
+        self.overrides.insert(key.into(), rule.into());
         self
     }
 
@@ -54,14 +62,24 @@ impl Limit {
         &self.quota
     }
 
-    /// The per-key overrides.
-    pub fn overrides(&self) -> &HashMap<String, Quota> {
-        &self.overrides
+    /// The overrides, exact keys and patterns, sorted by key.
+    pub fn overrides(&self) -> impl Iterator<Item = (&str, &Override)> {
+        self.overrides.iter()
     }
 
-    /// The quota that applies to `key`.
+    /// The override that applies to `key`, if any: its exact key's, else
+    /// the most specific matching pattern's.
+    pub fn override_for(&self, key: &str) -> Option<&Override> {
+        self.overrides.get(key)
+    }
+
+    /// The quota that applies to `key`: its override's when that gives a
+    /// quota, else the limit's own (also for an `unlimited` or `block`
+    /// override, which the [`Limiter`](crate::Limiter) decides without one).
     pub fn quota_for(&self, key: &str) -> &Quota {
-        self.overrides.get(key).unwrap_or(&self.quota)
+        self.override_for(key)
+            .and_then(Override::quota)
+            .unwrap_or(&self.quota)
     }
 
     /// The name under which stores keep this limit's state (the
@@ -212,11 +230,12 @@ impl Policy {
         self.deny_cache
     }
 
-    /// Gives `key` its own quota under the policy's first limit (the only
-    /// one of a policy made by [`Policy::new`]); see [`Limit::with_override`]
-    /// for policies of several limits.
-    pub fn with_override(mut self, key: impl Into<String>, quota: Quota) -> Policy {
-        self.limits[0].overrides.insert(key.into(), quota);
+    /// Gives the keys `key` names (an exact key or a pattern) their own
+    /// rule under the policy's first limit (the only one of a policy made
+    /// by [`Policy::new`]); see [`Limit::with_override`], and for policies
+    /// of several limits.
+    pub fn with_override(mut self, key: impl Into<String>, rule: impl Into<Override>) -> Policy {
+        self.limits[0].overrides.insert(key.into(), rule.into());
         self
     }
 
@@ -240,8 +259,8 @@ impl Policy {
         self.shadow
     }
 
-    /// The per-key overrides of the first limit.
-    pub fn overrides(&self) -> &HashMap<String, Quota> {
+    /// The overrides of the first limit, sorted by key.
+    pub fn overrides(&self) -> impl Iterator<Item = (&str, &Override)> {
         self.limits[0].overrides()
     }
 

@@ -156,35 +156,32 @@ proptest! {
         }
     }
 
-    /// `peek` tells what a cost-1 request would be told, except that
-    /// `remaining` and `reset_after` describe the key as it stands: what a
-    /// cost of zero is told, before any consumption.
+    /// Issue 14: `peek` tells exactly what a request of its cost would be
+    /// told (every field), consuming nothing; a cost of 0 tells the key as
+    /// it stands.
     #[test]
-    fn peek_is_a_cost_one_question_that_consumes_nothing(trace in any_trace()) {
+    fn peek_is_the_decision_of_its_cost_and_consumes_nothing(trace in any_trace()) {
         let quota = &trace.quota;
         let mut model = Model::new(quota);
         let mut state: Option<State> = None;
         for (i, (now, cost)) in trace.timed().enumerate() {
-            let peeked = algorithm::peek(state.as_ref(), quota, now);
-            let (standing, _) = algorithm::decide(state.as_ref(), quota, 0, now);
-            prop_assert_eq!(
-                (peeked.remaining, peeked.reset_after),
-                (standing.remaining, standing.reset_after),
-                "step {}: peek consumed something", i
-            );
-            let (would, _) = algorithm::decide(state.as_ref(), quota, 1, now);
-            prop_assert_eq!(
-                (peeked.allowed, peeked.retry_after, peeked.delay),
-                (would.allowed, would.retry_after, would.delay),
-                "step {}: peek answered another question than a cost of 1", i
-            );
-
+            for c in [0, 1, cost] {
+                let peeked = algorithm::peek(state.as_ref(), quota, c, now);
+                let (would, _) = algorithm::decide(state.as_ref(), quota, c, now);
+                prop_assert_eq!(peeked, would, "step {}: peek of cost {}", i, c);
+            }
             let (remaining, reset_after) = model.standing(now);
-            let would = model.clone().decide(1, now);
-            let mut want = would;
-            want.remaining = remaining;
-            want.reset_after = Duration::from_micros(reset_after);
-            prop_assert_eq!(peeked, want, "step {}", i);
+            let standing = algorithm::peek(state.as_ref(), quota, 0, now);
+            prop_assert_eq!(
+                (standing.remaining, standing.reset_after),
+                (remaining, Duration::from_micros(reset_after)),
+                "step {}: the standing", i
+            );
+            prop_assert_eq!(
+                algorithm::peek(state.as_ref(), quota, 1, now),
+                model.clone().decide(1, now),
+                "step {}", i
+            );
 
             let (decision, next) = algorithm::decide(state.as_ref(), quota, cost, now);
             prop_assert_eq!(decision, model.decide(cost, now), "step {}", i);
@@ -323,8 +320,8 @@ proptest! {
             prop_assert_eq!(carried, None);
             return Ok(());
         }
-        let before = algorithm::peek(Some(&state), &old, now);
-        let after = algorithm::peek(carried.as_ref(), &new, now);
+        let before = algorithm::peek(Some(&state), &old, 0, now);
+        let after = algorithm::peek(carried.as_ref(), &new, 0, now);
         let moved = (before.remaining + new.capacity()).saturating_sub(old.capacity());
         let log = b == Algorithm::SlidingWindowLog;
         if !(log && new.period_us() < old.period_us()) {
@@ -341,7 +338,7 @@ proptest! {
         };
         if before.remaining > 0 && kept {
             let back = carried.and_then(|c| algorithm::carry(&c, &new, &old, now));
-            let again = algorithm::peek(back.as_ref(), &old, now);
+            let again = algorithm::peek(back.as_ref(), &old, 0, now);
             prop_assert!(again.remaining <= before.remaining, "{:?} then {:?}", before, again);
         }
     }

@@ -170,12 +170,12 @@ async fn the_limit_sets_the_rate_and_the_burst_the_capacity() {
     }
     clock.advance(Duration::from_secs(1));
     let slow_left = store
-        .peek(&check("rate-slow", "k", &slow))
+        .peek(&check("rate-slow", "k", &slow).with_cost(0))
         .await
         .unwrap()
         .remaining;
     let fast_left = store
-        .peek(&check("rate-fast", "k", &fast))
+        .peek(&check("rate-fast", "k", &fast).with_cost(0))
         .await
         .unwrap()
         .remaining;

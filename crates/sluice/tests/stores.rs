@@ -88,13 +88,15 @@ async fn conforms(store: &impl Store, clock: &FakeClock, target: &str) {
                 "{target}: trace {i} ({:?}) step {n} {step:?}",
                 trace.quota
             );
-            let peeked = store.peek(&check).await.unwrap();
-            let want = algorithm::peek(state.as_ref(), &trace.quota, now);
-            assert_eq!(
-                peeked, want,
-                "{target}: peek after trace {i} ({:?}) step {n} {step:?}",
-                trace.quota
-            );
+            for cost in [0, 1, step.cost] {
+                let peeked = store.peek(&check.with_cost(cost)).await.unwrap();
+                let want = algorithm::peek(state.as_ref(), &trace.quota, cost, now);
+                assert_eq!(
+                    peeked, want,
+                    "{target}: peek of cost {cost} after trace {i} ({:?}) step {n} {step:?}",
+                    trace.quota
+                );
+            }
         }
     }
 }
@@ -251,19 +253,19 @@ async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &st
             let at = format!("{target}: reload trace {i} step {n} {step:?} under {quota:?}");
             if *quota != saved_under {
                 let old = &saved_under;
-                let before = store.peek(&check("reload", &key, old, 1)).await.unwrap();
+                let before = store.peek(&check("reload", &key, old, 0)).await.unwrap();
                 assert_eq!(
                     before,
-                    algorithm::peek(state.as_ref(), old, now),
+                    algorithm::peek(state.as_ref(), old, 0, now),
                     "{at}: old peek"
                 );
                 let carried = state
                     .as_ref()
                     .and_then(|s| algorithm::carry(s, old, quota, now));
-                let after = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
+                let after = store.peek(&check("reload", &key, quota, 0)).await.unwrap();
                 assert_eq!(
                     after,
-                    algorithm::peek(carried.as_ref(), quota, now),
+                    algorithm::peek(carried.as_ref(), quota, 0, now),
                     "{at}: new peek"
                 );
                 let moved = (before.remaining + quota.capacity()).saturating_sub(old.capacity());
@@ -298,7 +300,7 @@ async fn carries_over_reloads(store: &impl Store, clock: &FakeClock, target: &st
             let peeked = store.peek(&check("reload", &key, quota, 1)).await.unwrap();
             assert_eq!(
                 peeked,
-                algorithm::peek(state.as_ref(), quota, now),
+                algorithm::peek(state.as_ref(), quota, 1, now),
                 "{at}: peek"
             );
         }
@@ -355,7 +357,7 @@ async fn carries_over_wide_reloads(store: &impl Store, clock: &FakeClock, target
         let peeked = store.peek(&check("wide", &key, &new, 1)).await.unwrap();
         assert_eq!(
             peeked,
-            algorithm::peek(state.as_ref(), &new, now),
+            algorithm::peek(state.as_ref(), &new, 1, now),
             "{at}: peek"
         );
         for cost in [1, new.capacity() / 2 + 1, 0] {
@@ -445,7 +447,12 @@ async fn peek_and_reset(store: &impl Store, clock: &FakeClock, key: &str) {
     )
     .unwrap();
     let c = check("peeked", key, &quota, 1);
-    assert_eq!(store.peek(&c).await.unwrap().remaining, 2);
+    assert_eq!(store.peek(&c.with_cost(0)).await.unwrap().remaining, 2);
+    assert_eq!(
+        store.peek(&c).await.unwrap().remaining,
+        1,
+        "what the check would leave"
+    );
     store.decide_one(&c).await.unwrap();
     store.decide_one(&c).await.unwrap();
     let peeked = store.peek(&c).await.unwrap();
@@ -457,7 +464,7 @@ async fn peek_and_reset(store: &impl Store, clock: &FakeClock, key: &str) {
         "peeking charged something"
     );
     store.reset(&c).await.unwrap();
-    let after = store.peek(&c).await.unwrap();
+    let after = store.peek(&c.with_cost(0)).await.unwrap();
     assert!(after.allowed && after.remaining == 2, "{after:?}");
 }
 
@@ -528,7 +535,7 @@ async fn a_check_named_twice_is_refused(store: &impl Store, clock: &FakeClock, k
         (check("once", key, &three, 1), 3),
     ];
     for (c, capacity) in untouched {
-        let standing = store.peek(&c).await.unwrap();
+        let standing = store.peek(&c.with_cost(0)).await.unwrap();
         assert_eq!(
             standing.remaining, capacity,
             "{} on {}: charged by a refused call",
@@ -557,7 +564,7 @@ async fn a_denied_limit_spends_nothing_on_the_others<S: Store>(
         let per_hour = &limiter.policy(name).unwrap().limits()[per_hour];
         let hour_left = || async {
             let c = Check::new(per_hour.state_name(), key, per_hour.quota_for(key), 1);
-            store.peek(&c).await.unwrap().remaining
+            store.peek(&c.with_cost(0)).await.unwrap().remaining
         };
 
         for _ in 0..2 {
@@ -720,8 +727,8 @@ fn forget_untouched(states: &mut States, trace: &MultiTrace, now: u64) {
         let Some(limit) = trace.limits.iter().find(|l| &l.policy == policy) else {
             return true;
         };
-        let standing = algorithm::peek(Some(state), &limit.quota, now);
-        standing != algorithm::peek(None, &limit.quota, now) || !standing.reset_after.is_zero()
+        let standing = algorithm::peek(Some(state), &limit.quota, 0, now);
+        standing != algorithm::peek(None, &limit.quota, 0, now) || !standing.reset_after.is_zero()
     });
 }
 
@@ -839,7 +846,7 @@ async fn multi_conforms(
             }
             for c in trace.every_pair() {
                 let state = states.get(&(c.policy.to_owned(), c.key.to_owned()));
-                let want = algorithm::peek(state, c.quota, now);
+                let want = algorithm::peek(state, c.quota, c.cost, now);
                 let got = store.peek(&c).await.unwrap();
                 assert_eq!(
                     got, want,
@@ -931,8 +938,8 @@ async fn multi_races_single<S: Store>(
             on_a <= roomy_limit && on_b <= TIGHT,
             "{target}: {algorithm} admitted {on_a} of {roomy_limit} on a, {on_b} of {TIGHT} on b"
         );
-        let left_a = stores[0].peek(&check("race", &a, &roomy, 1)).await.unwrap();
-        let left_b = stores[0].peek(&check("race", &b, &tight, 1)).await.unwrap();
+        let left_a = stores[0].peek(&check("race", &a, &roomy, 0)).await.unwrap();
+        let left_b = stores[0].peek(&check("race", &b, &tight, 0)).await.unwrap();
         assert_eq!(
             (left_a.remaining, left_b.remaining),
             (roomy_limit - on_a, TIGHT - on_b),
@@ -1023,7 +1030,7 @@ proptest! {
             forget_untouched(&mut states, &trace, now);
             for c in trace.every_pair() {
                 let state = states.get(&(c.policy.to_owned(), c.key.to_owned()));
-                let want = algorithm::peek(state, c.quota, now);
+                let want = algorithm::peek(state, c.quota, c.cost, now);
                 let got = runtime.block_on(store.peek(&c)).unwrap();
                 prop_assert_eq!(got, want, "peek of {} on {} after step {}", c.policy, c.key, n);
             }
@@ -1213,7 +1220,7 @@ async fn a_denial_in_one_cluster_slot_refunds_the_others() {
             denied[0].allowed,
             "{algorithm}: a alone would pass: {denied:?}"
         );
-        let standing = store.peek(&checks[0]).await.unwrap();
+        let standing = store.peek(&checks[0].with_cost(0)).await.unwrap();
         assert_eq!(
             standing.remaining, 4,
             "{algorithm}: the charge to a was not refunded"

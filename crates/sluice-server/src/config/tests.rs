@@ -98,6 +98,47 @@ fn an_unset_burst_follows_the_overridden_limit() {
     assert_eq!((vip.limit(), vip.burst()), (1000, 1000));
 }
 
+/// Issue 14: override keys by pattern (the most specific wins), and
+/// `unlimited` and `block` overrides.
+#[test]
+fn issue_14_overrides_describe_tiers() {
+    let text = "policies:\n  api:\n    limit: 10\n    period: 1s\n    overrides:\n      \"*.premium\":\n        limit: 100\n      \"tenant-7:*\":\n        limit: 50\n      \"tenant-7:*.premium\":\n        limit: 500\n      internal-batch:\n        unlimited: true\n      \"abuser-*\":\n        block: true\n      plain:\n        unlimited: false\n";
+    let config = parse(text, "sluice.yaml").unwrap();
+    let api = &config.policies[0];
+    for (key, limit) in [
+        ("acme.premium", 100),
+        ("tenant-7:x", 50),
+        ("tenant-7:x.premium", 500),
+        ("plain", 10),
+        ("other", 10),
+    ] {
+        assert_eq!(api.quota_for(key).limit(), limit, "{key}");
+    }
+    assert_eq!(
+        api.limits()[0].override_for("internal-batch"),
+        Some(&sluice::Override::Unlimited)
+    );
+    assert_eq!(
+        api.limits()[0].override_for("abuser-9"),
+        Some(&sluice::Override::Blocked)
+    );
+}
+
+/// Issue 14: `unlimited` and `block` stand alone: beside quota fields or
+/// each other, or not a boolean, they are errors with line and path.
+#[test]
+fn issue_14_unlimited_and_block_stand_alone() {
+    let text = "policies:\n  api:\n    limit: 10\n    period: 1s\n    overrides:\n      a:\n        unlimited: true\n        limit: 5\n      b:\n        unlimited: true\n        block: true\n      c:\n        block: yes please\n";
+    assert_eq!(
+        errors(text),
+        [
+            "sluice.yaml:7: policies.api.overrides.a.unlimited: an override with unlimited: true takes no limit",
+            "sluice.yaml:11: policies.api.overrides.b.block: give unlimited or block, not both",
+            "sluice.yaml:13: policies.api.overrides.c.block: must be true or false, got yes please",
+        ]
+    );
+}
+
 #[test]
 fn the_issue_example_error_reads_as_written() {
     let text = "\
@@ -147,7 +188,7 @@ policies:
         "sluice.yaml:4: policies.api.limit: must be a positive integer, got ten",
         "sluice.yaml:5: policies.api.period: \"5 parsecs\" is not a duration: write a whole number followed by ms, s, m, h or d (or us), e.g. 250ms or 1h30m",
         "sluice.yaml:11: policies.windows.burst: fixed_window has no burst",
-        "sluice.yaml:18: policies.tiers.overrides.vip.colour: unknown field; expected one of limit, period, burst",
+        "sluice.yaml:18: policies.tiers.overrides.vip.colour: unknown field; expected one of limit, period, burst, unlimited, block",
         "sluice.yaml:17: policies.tiers.overrides.vip.limit: must be a positive integer, got 0",
         "sluice.yaml:19: policies.bad name: policy name \"bad name\" must be",
     ];
@@ -400,7 +441,10 @@ policies:
     // An override of one limit leaves the other limit's quota alone.
     assert_eq!(second.quota_for("batch").limit(), 10);
     assert_eq!(hour.quota_for("batch").limit(), 50);
-    assert_eq!((second.overrides().len(), hour.overrides().len()), (1, 2));
+    assert_eq!(
+        (second.overrides().count(), hour.overrides().count()),
+        (1, 2)
+    );
 }
 
 #[test]

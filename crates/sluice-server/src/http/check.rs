@@ -142,16 +142,12 @@ pub async fn check(
     tracing::debug!(policies = ?names, key, cost, "deciding");
     let snapshot = service.snapshot();
     let answer = snapshot.check(&names, key, cost).await?;
-    let status = if answer.allowed {
-        StatusCode::OK
-    } else {
-        StatusCode::TOO_MANY_REQUESTS
-    };
+    let status = super::decision_status(answer.allowed);
     let standings: Vec<Standing<'_>> = answer.verdicts.iter().map(Standing::from).collect();
     let results: Vec<DecisionBody<'_>> = (answer.verdicts.iter())
-        .map(|v| DecisionBody::of(v, key))
+        .map(|v| DecisionBody::of(v, key, cost))
         .collect();
-    let top = results[answer.deciding()];
+    let top = results[answer.deciding()].clone();
     Ok(if request.multi {
         decision_response(status, &standings, &MultiBody { top, results })
     } else {

@@ -16,8 +16,9 @@
 //!
 //! Both answers carry the rate-limit headers (`RateLimit-Limit`,
 //! `RateLimit-Remaining`, the IETF fields) and a denial `Retry-After`, for
-//! the gateway to copy to the client; the body is the decision as
-//! `/v1/check` gives it.
+//! the gateway to copy to the client, as `/v1/check` does: none for a
+//! shadow policy, no `Retry-After` when no wait admits the request. The
+//! body is the decision as `/v1/check` gives it.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -112,6 +113,6 @@ pub async fn forward_auth(
     Ok(decision_response(
         status,
         &standings,
-        &DecisionBody::of(verdict, &key),
+        &DecisionBody::of(verdict, &key, 1),
     ))
 }

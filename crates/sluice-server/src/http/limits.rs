@@ -14,8 +14,9 @@ use crate::service::DecisionService;
 
 type PolicyAndKey = Result<Path<(String, String)>, PathRejection>;
 
-/// Handles `GET /v1/limits/{policy}/{key}`: what a cost-1 check would be
-/// told, without charging anything. Always 200.
+/// Handles `GET /v1/limits/{policy}/{key}`: exactly what a cost-1
+/// `POST /v1/check` would answer now (its body, headers and status: 429
+/// when the check would be denied), without charging anything.
 pub async fn peek(
     State(service): State<DecisionService>,
     path: PolicyAndKey,
@@ -23,9 +24,9 @@ pub async fn peek(
     let (policy, key) = policy_and_key(path)?;
     let snapshot = service.snapshot();
     let verdict = snapshot.peek(&policy, &key).await?;
-    let body = DecisionBody::of(&verdict, &key);
+    let body = DecisionBody::of(&verdict, &key, 1);
     Ok(decision_response(
-        StatusCode::OK,
+        super::decision_status(verdict.decision.allowed),
         &[Standing::from(&verdict)],
         &body,
     ))

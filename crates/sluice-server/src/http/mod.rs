@@ -64,6 +64,15 @@ pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
         .with_state(service)
 }
 
+/// The status of a decision's answer: 200 when admitted, else 429.
+pub fn decision_status(allowed: bool) -> StatusCode {
+    if allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+}
+
 /// A decision's answer: `status`, the rate-limit headers for `standings`,
 /// and `body` as JSON.
 pub fn decision_response(

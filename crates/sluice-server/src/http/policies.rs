@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sluice::{Limit, Policy, Quota};
+use sluice::{Limit, Override, Policy, Quota};
 
 use crate::service::DecisionService;
 
@@ -33,18 +33,27 @@ struct LimitBody<'a> {
     overrides: Vec<OverrideBody<'a>>,
 }
 
+/// An override: its key (an exact key, or a pattern with `*`) and what it
+/// gives: a quota, `"unlimited": true` or `"block": true`.
 #[derive(Clone, Serialize)]
 struct OverrideBody<'a> {
     key: &'a str,
-    #[serde(flatten)]
-    quota: QuotaBody,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pattern: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaBody>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unlimited: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    block: bool,
 }
 
+/// A quota: `limit` units per `period_ms` (the rate), and `burst`, the
+/// most units at once (the bucket's capacity; a window's `limit`).
 #[derive(Clone, Serialize)]
 struct QuotaBody {
     limit: u64,
     period_ms: u64,
-    /// The most units at once: the burst of buckets and GCRA, else the limit.
     burst: u64,
 }
 
@@ -80,15 +89,17 @@ pub fn policies_json<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Byte
 
 impl<'a> LimitBody<'a> {
     fn of(limit: &'a Limit) -> LimitBody<'a> {
-        let mut overrides: Vec<OverrideBody<'_>> = limit
+        // Sorted by key already.
+        let overrides: Vec<OverrideBody<'_>> = limit
             .overrides()
-            .iter()
-            .map(|(key, quota)| OverrideBody {
+            .map(|(key, rule)| OverrideBody {
                 key,
-                quota: quota.into(),
+                pattern: sluice::overrides::is_pattern(key),
+                quota: rule.quota().map(QuotaBody::from),
+                unlimited: *rule == Override::Unlimited,
+                block: *rule == Override::Blocked,
             })
             .collect();
-        overrides.sort_unstable_by_key(|o| o.key);
         LimitBody {
             algorithm: limit.quota().algorithm().name(),
             quota: limit.quota().into(),

@@ -35,6 +35,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use sluice::store::Health;
 use sluice::{BoxStore, Clock, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
+use sluice_tower::headers::Standing;
 
 pub use admin::{AdminToken, EmptyToken, trim_secret};
 
@@ -90,9 +91,13 @@ pub struct Answer<'a> {
 }
 
 impl Answer<'_> {
-    /// The index of the verdict a client must heed: the most restrictive.
+    /// The index of the verdict a client must heed: the most restrictive
+    /// (a denial, the longest wait, a leaky bucket's longest delay, the
+    /// fewest remaining) of the policies not in shadow mode, or of all when
+    /// every one is in shadow mode.
     pub fn deciding(&self) -> usize {
-        sluice::most_restrictive(self.verdicts.iter().map(|v| &v.decision)).unwrap_or(0)
+        let standings: Vec<Standing<'_>> = self.verdicts.iter().map(Standing::from).collect();
+        sluice_tower::headers::most_restrictive(&standings).unwrap_or(0)
     }
 }
 

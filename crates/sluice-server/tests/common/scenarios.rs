@@ -33,7 +33,7 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
         let a = check().await;
         assert_eq!(a.status, 200);
         assert_eq!(
-            (&a.json["limit"], &a.json["remaining"]),
+            (&a.json["burst"], &a.json["remaining"]),
             (&json!(2), &json!(left))
         );
         assert_eq!(a.header("ratelimit-policy"), r#""two";q=2;w=1"#);
@@ -42,7 +42,7 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
         let a = check().await;
         assert_eq!(a.status, 429);
         assert_eq!(
-            (&a.json["limit"], &a.json["retry_after_ms"]),
+            (&a.json["burst"], &a.json["retry_after_ms"]),
             (&json!(2), &json!(500)),
             "{}",
             a.json
@@ -59,16 +59,17 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
         let a = check().await;
         assert_eq!(a.status, 200, "the denials spent the hour: {}", a.json);
         assert_eq!(
-            (&a.json["limit"], &a.json["remaining"]),
+            (&a.json["burst"], &a.json["remaining"]),
             (&json!(2), &json!(left))
         );
     }
-    // Another second: the hour, with 1 left, is the tighter.
+    // Another second: the hour, with 1 left, is the tighter; the peek
+    // answers what the check would: 0 left after it.
     app.advance(SECOND);
     let a = app.get("/v1/limits/two/k").await;
     assert_eq!(
-        (&a.json["limit"], &a.json["remaining"]),
-        (&json!(5), &json!(1)),
+        (&a.json["burst"], &a.json["remaining"]),
+        (&json!(5), &json!(0)),
         "{}",
         a.json
     );
@@ -76,7 +77,7 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
     let a = check().await;
     assert_eq!(a.status, 200);
     assert_eq!(
-        (&a.json["limit"], &a.json["remaining"]),
+        (&a.json["burst"], &a.json["remaining"]),
         (&json!(5), &json!(0))
     );
     assert_eq!(a.header("ratelimit-policy"), r#""two";q=5;w=3600"#);
@@ -85,7 +86,7 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
     let a = check().await;
     assert_eq!(a.status, 429);
     assert_eq!(
-        (&a.json["limit"], &a.json["retry_after_ms"]),
+        (&a.json["burst"], &a.json["retry_after_ms"]),
         (&json!(5), &json!(3_598_000))
     );
     assert_eq!(a.header("ratelimit-policy"), r#""two";q=5;w=3600"#);
@@ -97,7 +98,7 @@ pub async fn the_hour_spends_nothing_when_the_second_denies(app: &App) {
     let a = check().await;
     assert_eq!(a.status, 200, "a new hour");
     assert_eq!(
-        (&a.json["limit"], &a.json["remaining"]),
+        (&a.json["burst"], &a.json["remaining"]),
         (&json!(2), &json!(1))
     );
     assert_eq!(app.clock.now_us() - START_US, 3600 * 1_000_000);

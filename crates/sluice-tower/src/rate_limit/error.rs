@@ -20,6 +20,9 @@ pub(crate) enum Rejection {
         policy: String,
         /// `None` when the request can never fit.
         retry_after: Option<Duration>,
+        /// Why no wait admits the request, when none does (see
+        /// [`sluice::Decision::never_admitted`]).
+        reason: Option<String>,
     },
     /// No key could be found and [`Unkeyed::Reject`](crate::Unkeyed) applies: 400.
     Unkeyed,
@@ -76,11 +79,18 @@ impl Rejection {
             Rejection::Denied {
                 policy,
                 retry_after,
-            } => json!({
-                "error": "rate limit exceeded",
-                "policy": policy,
-                "retry_after_ms": retry_after.map(ceil_millis),
-            }),
+                reason,
+            } => {
+                let mut body = json!({
+                    "error": "rate limit exceeded",
+                    "policy": policy,
+                    "retry_after_ms": retry_after.map(ceil_millis),
+                });
+                if let Some(reason) = reason {
+                    body["reason"] = json!(reason);
+                }
+                body
+            }
             Rejection::Unkeyed => json!({"error": "no rate-limit key found in the request"}),
             Rejection::InvalidKey => json!({
                 "error": format!("rate-limit key longer than {} bytes", sluice::MAX_KEY_LEN),
@@ -126,6 +136,7 @@ mod tests {
         let denied = Rejection::Denied {
             policy: "api".into(),
             retry_after: Some(Duration::from_micros(1_500_001)),
+            reason: None,
         };
         assert_eq!(
             body(denied).await,
@@ -137,8 +148,14 @@ mod tests {
         let never = Rejection::Denied {
             policy: "api".into(),
             retry_after: None,
+            reason: Some("cost 50 exceeds the burst 10: it can never be admitted".into()),
         };
-        assert!(body(never).await.1.ends_with(r#""retry_after_ms":null}"#));
+        let json: serde_json::Value = serde_json::from_str(&body(never).await.1).unwrap();
+        assert!(json["retry_after_ms"].is_null(), "{json}");
+        assert_eq!(
+            json["reason"],
+            "cost 50 exceeds the burst 10: it can never be admitted"
+        );
         for (rejection, status, text) in [
             (
                 Rejection::Unkeyed,
@@ -175,6 +192,7 @@ mod tests {
                 Rejection::Denied {
                     policy: "api".into(),
                     retry_after: None,
+                    reason: None,
                 },
                 "8",
             ),

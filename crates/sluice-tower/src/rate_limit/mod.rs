@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | admitted | the inner service's response, untouched but for the rate-limit [`headers`](crate::headers) |
 //! | admitted after a leaky-bucket `delay` | the same, once `delay` has passed (the inner service is called only then) |
-//! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; `retry_after_ms` is `null` when the request can never fit. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. A gRPC request gets `RESOURCE_EXHAUSTED` (see below). |
+//! | denied | 429 `{"error": "rate limit exceeded", "policy": "api", "retry_after_ms": 1500}` with `Retry-After` and the rate-limit headers; when the request can never fit (its cost exceeds the burst, or the key is blocked) `retry_after_ms` is `null`, a `"reason"` says why, and no `Retry-After` is sent. A shadow policy sets no rate-limit headers. The inner service is not called. [`RateLimitLayer::on_denied`] replaces the body. A gRPC request gets `RESOURCE_EXHAUSTED` (see below). |
 //! | no key | per [`Unkeyed`]: 400 `{"error": "no rate-limit key found in the request"}` by default |
 //! | key over 1024 bytes | 400 `{"error": "rate-limit key longer than 1024 bytes"}` |
 //! | the store failed | per the policy's [`OnStoreError`] (the core's, set with [`RateLimitLayer::on_store_error`]): `deny` (the default) 503 `{"error": "rate limiter unavailable"}` or your [`RateLimitLayer::on_unavailable`] response, logged with its cause at `warn`; `allow` lets it through without rate-limit headers; `local` decides against this process's share of the limit (with a [`Resilient`](sluice::store::Resilient) store) |

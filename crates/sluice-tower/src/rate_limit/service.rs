@@ -193,6 +193,7 @@ where
             _ => answer.render(&Rejection::Denied {
                 policy: config.policy.clone(),
                 retry_after: decision.retry_after,
+                reason: decision.never_admitted(config.cost.get()),
             }),
         };
         headers::insert(response.headers_mut(), &standing);

@@ -281,30 +281,39 @@ pub fn decide(
     visit(quota.algorithm(), decide)
 }
 
-/// What a request of cost 1 would be told at `now_us`, without consuming
-/// anything: `remaining` and `reset_after` describe the key as it stands.
-pub fn peek(state: Option<&State>, quota: &Quota, now_us: u64) -> Decision {
-    struct Peek<'a>(Option<&'a State>, &'a Quota, u64);
+/// What a request of `cost` would be told at `now_us`, without consuming
+/// anything: the decision of [`decide`], whose state is not kept. A cost
+/// of 0 tells the key as it stands.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice::{algorithm, Algorithm, Quota};
+///
+/// let quota = Quota::new(Algorithm::FixedWindow, 3, Duration::from_secs(1), None).unwrap();
+/// let (_, state) = algorithm::decide(None, &quota, 1, 0);
+/// assert_eq!(algorithm::peek(state.as_ref(), &quota, 1, 0).remaining, 1);
+/// assert_eq!(algorithm::peek(state.as_ref(), &quota, 0, 0).remaining, 2);
+/// ```
+pub fn peek(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> Decision {
+    struct Peek<'a>(Option<&'a State>, &'a Quota, u64, u64);
     impl Visitor for Peek<'_> {
         type Output = Decision;
         fn visit<A: Step>(self) -> Decision {
-            peek_step::<A>(self.0.and_then(A::peel), self.1, self.2)
+            peek_step::<A>(self.0.and_then(A::peel), self.1, self.2, self.3)
         }
     }
-    visit(quota.algorithm(), Peek(state, quota, now_us))
+    visit(quota.algorithm(), Peek(state, quota, cost, now_us))
 }
 
 /// [`peek`] on step `A`'s own state, where it lies: nothing is copied.
-pub(crate) fn peek_step<A: Step>(state: Option<&A::State>, quota: &Quota, now_us: u64) -> Decision {
-    let would = A::decision(state, quota, 1, now_us);
-    if !would.allowed {
-        return would;
-    }
-    let standing = A::decision(state, quota, 0, now_us);
-    Decision {
-        delay: would.delay,
-        ..standing
-    }
+#[inline(always)]
+pub(crate) fn peek_step<A: Step>(
+    state: Option<&A::State>,
+    quota: &Quota,
+    cost: u64,
+    now_us: u64,
+) -> Decision {
+    A::decision(state, quota, cost, now_us)
 }
 
 /// The most debt a bucket carries to a new quota, in its scaled units:
@@ -331,9 +340,9 @@ pub const MAX_DEBT: u64 = 1 << 51;
 /// // 100 spent of 100 a day; lowered to 50, then raised back to 100.
 /// let (_, spent) = algorithm::decide(None, &hundred, 100, 0);
 /// let lowered = algorithm::carry(&spent.unwrap(), &hundred, &fifty, 0).unwrap();
-/// assert!(!algorithm::peek(Some(&lowered), &fifty, 0).allowed);
+/// assert!(!algorithm::peek(Some(&lowered), &fifty, 1, 0).allowed);
 /// let raised = algorithm::carry(&lowered, &fifty, &hundred, 0).unwrap();
-/// assert_eq!(algorithm::peek(Some(&raised), &hundred, 0).remaining, 0);
+/// assert_eq!(algorithm::peek(Some(&raised), &hundred, 0, 0).remaining, 0);
 /// ```
 pub fn carry(state: &State, old: &Quota, new: &Quota, now_us: u64) -> Option<State> {
     struct Same<'a> {

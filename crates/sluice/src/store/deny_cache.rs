@@ -307,13 +307,11 @@ impl<S: Store, C: Clock> Store for DenyCache<S, C> {
         Ok(decision)
     }
 
-    /// A peek is a check of cost 1: answered by an entry of cost 1.
+    /// A peek of a positive cost is answered as a check of that cost; a
+    /// peek of cost 0 (the key as it stands) always asks the store.
     async fn peek(&self, check: &Check<'_>) -> Result<Decision, StoreError> {
-        if check.deny_cache && !check.shadow {
-            let hit = self
-                .table
-                .lock()
-                .lookup(&check.with_cost(1), self.clock.now_us());
+        if check.deny_cache && !check.shadow && check.cost > 0 {
+            let hit = self.table.lock().lookup(check, self.clock.now_us());
             if let Some(hit) = hit {
                 return Ok(hit);
             }
@@ -481,7 +479,7 @@ mod tests {
             (0, Source::DenyCache)
         );
         assert_eq!(
-            cache.peek(&other).await.unwrap().remaining,
+            cache.peek(&other.with_cost(0)).await.unwrap().remaining,
             100,
             "nothing charged"
         );

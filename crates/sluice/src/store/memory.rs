@@ -647,12 +647,17 @@ impl<C: Clock> Store for MemoryStore<C> {
             // The quota changed: what the state carried over would answer.
             Some(at) if table.entries[at].slot.fingerprint() != fingerprint => {
                 let state = table.carried(at, check.quota, now);
-                Ok(algorithm::peek(state.as_ref(), check.quota, now))
+                Ok(algorithm::peek(
+                    state.as_ref(),
+                    check.quota,
+                    check.cost,
+                    now,
+                ))
             }
             // The same quota: read where it lies, nothing copied.
             at => {
                 let slot = at.map(|at| &table.entries[at].slot);
-                Ok(Slot::peek(slot, check.quota, fingerprint, now))
+                Ok(Slot::peek(slot, check.quota, fingerprint, check.cost, now))
             }
         }
     }
@@ -777,7 +782,7 @@ mod tests {
                     Op::Peek { key } => {
                         let (policy, k) = name(key);
                         let check = Check { policy, key: &k, ..check("", &quota) };
-                        let want = algorithm::peek(model.get(&key), &quota, clock.now_us());
+                        let want = algorithm::peek(model.get(&key), &quota, check.cost, clock.now_us());
                         proptest::prop_assert_eq!(ready(store.peek(&check)).unwrap(), want);
                     }
                     Op::Reset { key } => {

@@ -166,8 +166,10 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// What a check of cost 1 would be told, without charging anything
-    /// (see [`algorithm::peek`](crate::algorithm::peek)). `check.cost` is ignored.
+    /// What `check` would be told, without charging anything (see
+    /// [`algorithm::peek`](crate::algorithm::peek)): its decision at
+    /// `check.cost`, alone and not in shadow mode; a cost of 0 tells the key
+    /// as it stands.
     fn peek(&self, check: &Check<'_>) -> impl Future<Output = Result<Decision, StoreError>> + Send;
 
     /// Forgets `check.key` under `check.policy`: its next check finds it

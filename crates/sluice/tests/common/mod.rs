@@ -573,7 +573,7 @@ fn skew_trace(rng: &mut Xorshift, quota: Quota, start_us: u64) -> Trace {
     let mut steps = Vec::new();
     while steps.len() < 40 {
         // The key holds state at the latest time seen: stepping back is safe.
-        let held = algorithm::peek(state.as_ref(), &quota, latest).reset_after > Duration::ZERO;
+        let held = algorithm::peek(state.as_ref(), &quota, 0, latest).reset_after > Duration::ZERO;
         let to = match rng.below(6) {
             0 | 1 if held => {
                 let back = match rng.below(3) {

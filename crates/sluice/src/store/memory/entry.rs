@@ -287,9 +287,10 @@ impl Slot {
         slot: Option<&Slot>,
         quota: &Quota,
         fingerprint: u32,
+        cost: u64,
         now_us: u64,
     ) -> Decision {
-        struct Peek<'a>(Option<&'a Slot>, &'a Quota, u32, u64);
+        struct Peek<'a>(Option<&'a Slot>, &'a Quota, u32, u64, u64);
         impl SlotVisitor for Peek<'_> {
             type Output = Decision;
             fn visit<A: Slotted>(self) -> Self::Output {
@@ -297,10 +298,13 @@ impl Slot {
                     .0
                     .and_then(A::in_slot)
                     .and_then(|(f, state)| (f == self.2).then_some(state));
-                algorithm::peek_step::<A>(state, self.1, self.3)
+                algorithm::peek_step::<A>(state, self.1, self.3, self.4)
             }
         }
-        visit(quota.algorithm(), Peek(slot, quota, fingerprint, now_us))
+        visit(
+            quota.algorithm(),
+            Peek(slot, quota, fingerprint, cost, now_us),
+        )
     }
 
     /// [`algorithm::decide`] on an untouched key: the slot to store, if any.

@@ -141,7 +141,8 @@ pub fn code(algorithm: Algorithm) -> u8 {
 pub enum Mode {
     /// Decides every group, all or nothing, and charges the groups admitted.
     Decide,
-    /// Tells what a check of cost 1 would be told; charges nothing.
+    /// Tells what each check would be told at its cost (0: the key as it
+    /// stands); charges nothing.
     Peek,
     /// Gives back what an earlier [`Mode::Decide`] call charged, that call
     /// having decided at `at_us` (the first number of its reply); the

@@ -136,18 +136,13 @@ local function decide_group(keys, values, k, n, now, reply)
   end
 end
 
--- What a check of cost 1 would be told, with the standing state.
+-- What the check would be told at its cost, nothing kept (a cost of 0:
+-- the key as it stands); algorithm::peek.
 local function peek_check(key, values, i, now)
   local code, cost, shadow, capacity, period, unit, rate = check_at(values, i)
   local entry = algorithms[code]
   local input = bring(key, entry, code, capacity, period, unit, rate, now, false)
-  local d = entry.decide(input, capacity, period, unit, rate, 1, now)
-  if d[1] == 1 then
-    local standing = entry.decide(input, capacity, period, unit, rate, 0, now)
-    standing[5] = d[5]
-    d = standing
-  end
-  return d
+  return entry.decide(input, capacity, period, unit, rate, cost, now)
 end
 
 local REFUNDED = {1, 0, 0, 0, 0, 0}
