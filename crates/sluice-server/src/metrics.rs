@@ -28,9 +28,10 @@
 //! Every counter whose labels the configuration knows is there from the
 //! start, at zero: each policy's outcomes and sources (from when the policy
 //! is loaded, at start or at a reload), each kind of store error, both
-//! results of a reload. An alert on a rate then has a series to match
-//! before the first event. (envoyproxy/ratelimit's statistics still appear
-//! at each rule's first hit.)
+//! results of a reload, each envoyproxy/ratelimit rule's statistics (from
+//! when its file is loaded; a rule whose key carries the request's values,
+//! `detailed_metric` or `value_to_metric`, from its first hit). An alert on
+//! a rate then has a series to match before the first event.
 //!
 //! Labels come only from the configuration (policy names, the store kind,
 //! the envoyproxy/ratelimit rules), never from a client, so a client cannot

@@ -249,10 +249,11 @@ fn issue_14_peek_and_reset_on_redis() {
         (out.status.code(), json["remaining"].as_u64())
     };
     assert_eq!(remaining(&run("check")), (Some(0), Some(1)));
-    assert_eq!(remaining(&run("peek")), (Some(0), Some(1)));
+    // A peek answers what the check would: admitted, leaving 0.
+    assert_eq!(remaining(&run("peek")), (Some(0), Some(0)));
     assert_eq!(
         remaining(&run("peek")),
-        (Some(0), Some(1)),
+        (Some(0), Some(0)),
         "a peek spends nothing"
     );
     assert_eq!(remaining(&run("check")), (Some(0), Some(0)));
@@ -265,7 +266,7 @@ fn issue_14_peek_and_reset_on_redis() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "reset \"k\" under policy \"tiny\"\n");
     assert_eq!(server.cli(&["dbsize"]), "0");
-    assert_eq!(remaining(&run("peek")), (Some(0), Some(2)));
+    assert_eq!(remaining(&run("peek")), (Some(0), Some(1)));
 }
 
 #[test]

@@ -561,3 +561,44 @@ async fn statistics_keys_follow_detailed_metric_and_value_to_metric() {
         }
     }
 }
+
+/// Issue 14: metrics from the start. Each rule's statistics are there at
+/// zero once its file is loaded, as envoyproxy/ratelimit creates them; a
+/// rule whose key carries the request's values has none to create, and
+/// an unlimited rule is never counted.
+#[tokio::test]
+async fn every_rule_is_counted_from_zero_before_its_first_hit() {
+    let (service, _) = memory(
+        "domain: rl
+descriptors:
+  - key: user
+    rate_limit: {unit: minute, requests_per_unit: 3}
+  - key: route
+    value: api
+    descriptors:
+      - key: method
+        rate_limit: {unit: second, requests_per_unit: 5}
+  - key: tenant
+    detailed_metric: true
+    rate_limit: {unit: hour, requests_per_unit: 9}
+  - key: internal
+    rate_limit: {unlimited: true}
+",
+    );
+    let text = service.render_metrics();
+    for stat in [
+        "total_hits",
+        "over_limit",
+        "near_limit",
+        "within_limit",
+        "shadow_mode",
+    ] {
+        for key in ["user", "route_api.method"] {
+            let series = format!(r#"sluice_envoy_{stat}_total{{domain="rl",key="{key}"}} 0"#);
+            assert!(text.contains(&series), "no {series} in\n{text}");
+        }
+    }
+    for absent in ["key=\"tenant", "key=\"internal"] {
+        assert!(!text.contains(absent), "{absent} in\n{text}");
+    }
+}

@@ -88,8 +88,12 @@ impl DecisionService {
         self.envoy_state().load_full()
     }
 
-    /// Installs `state` whole: config and options at once (a reload).
+    /// Installs `state` whole: config and options at once (a reload), each
+    /// rule's statistics at zero until its first hit.
     pub fn set_envoy(&self, state: EnvoyState) {
+        for (domain, key) in state.config.counted_rules() {
+            self.metrics().envoy(domain, key);
+        }
         self.envoy_state().store(Arc::new(state));
     }
 }

@@ -103,6 +103,36 @@ impl EnvoyConfig {
     }
 }
 
+impl EnvoyConfig {
+    /// Every rule that counts (a `rate_limit` that is not `unlimited`) as
+    /// `(domain, statistics key)`, the key without its `domain.` prefix:
+    /// the series envoyproxy/ratelimit creates when it loads its
+    /// configuration, so that they exist at zero before the first hit.
+    /// Rules whose key depends on the request (`detailed_metric`, or
+    /// `value_to_metric` on their path) have no such key and are left out.
+    pub fn counted_rules(&self) -> Vec<(&str, &str)> {
+        fn walk<'a>(domain: &'a str, level: &'a Level, out: &mut Vec<(&'a str, &'a str)>) {
+            for d in &level.descriptors {
+                if d.detailed_metric || d.value_to_metric {
+                    continue;
+                }
+                if d.rate_limit.as_ref().is_some_and(|l| !l.unlimited) {
+                    let key = (d.full_key.strip_prefix(domain))
+                        .and_then(|k| k.strip_prefix('.'))
+                        .unwrap_or(&d.full_key);
+                    out.push((domain, key));
+                }
+                walk(domain, &d.nested, out);
+            }
+        }
+        let mut out = Vec::new();
+        for (domain, level) in &self.domains {
+            walk(domain, level, &mut out);
+        }
+        out
+    }
+}
+
 /// Whether `value` matches `pattern`, where each `*` stands for any run of
 /// characters, possibly empty.
 pub fn wildcard_match(pattern: &str, value: &str) -> bool {
