@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use serde::Serialize;
-use sluice::{Error, Limiter};
+use sluice::summary::Summary as StateSummary;
+use sluice::{Clock, Error, Limiter, SystemClock};
 
 use crate::body::{DecisionBody, MultiBody};
 use crate::config::{Config, ConfigErrors};
@@ -81,14 +82,73 @@ pub async fn check<'a>(
 }
 
 /// What a check of cost 1 on `key` under `policy` would be told, charging
-/// nothing.
+/// nothing; with `state`, also the key's state under each of the policy's
+/// limits.
 pub async fn peek<'a>(
     snapshot: &'a Snapshot,
     policy: &str,
     key: &'a str,
-) -> anyhow::Result<Printed<'a>> {
+    state: bool,
+) -> anyhow::Result<Peeked<'a>> {
     let verdict = (snapshot.peek(policy, key).await).map_err(|e| explain(snapshot, e))?;
-    Ok(Printed::One(DecisionBody::of(&verdict, key, 1)))
+    let state = if state {
+        let limits = (snapshot.inspect(policy, key).await).map_err(|e| explain(snapshot, e))?;
+        let now_us = SystemClock.now_us();
+        let states = (limits.iter())
+            .map(|(quota, state)| LimitState::of(quota, state.as_ref(), now_us))
+            .collect();
+        Some(states)
+    } else {
+        None
+    };
+    Ok(Peeked {
+        decision: Printed::One(DecisionBody::of(&verdict, key, 1)),
+        state,
+    })
+}
+
+/// What `sluice peek` prints: the decision, and with `--state` the key's
+/// state per limit under `state`.
+#[derive(Serialize)]
+pub struct Peeked<'a> {
+    /// The decision a check of cost 1 would get.
+    #[serde(flatten)]
+    pub decision: Printed<'a>,
+    /// The key's state under each limit of the policy, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Vec<LimitState>>,
+}
+
+/// One limit's state as `sluice peek --state` prints it: a line for a
+/// person (`summary`) and its numbers as fields.
+#[derive(Serialize)]
+pub struct LimitState {
+    /// The limit's algorithm.
+    pub algorithm: &'static str,
+    /// The state in words ([`sluice::summary::Summary`]), `untouched` for none.
+    pub summary: String,
+    /// Whether nothing is stored for the key.
+    pub untouched: bool,
+    /// What a request of cost 1 would still find.
+    pub remaining: u64,
+    /// The most there can be: a bucket's burst, a window's limit.
+    pub capacity: u64,
+    /// Milliseconds until the key is untouched again.
+    pub reset_after_ms: u128,
+}
+
+impl LimitState {
+    fn of(quota: &sluice::Quota, state: Option<&sluice::algorithm::State>, now_us: u64) -> Self {
+        let summary = StateSummary::new(state, quota, now_us);
+        LimitState {
+            algorithm: quota.algorithm().name(),
+            summary: summary.to_string(),
+            untouched: state.is_none(),
+            remaining: summary.remaining,
+            capacity: summary.capacity,
+            reset_after_ms: summary.reset_after.as_millis(),
+        }
+    }
 }
 
 /// Forgets `key` under `policy`: its next check starts afresh.

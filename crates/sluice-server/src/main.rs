@@ -149,6 +149,10 @@ enum Command {
         policy: String,
         /// The client's key.
         key: String,
+        /// Also print the key's stored state under each of the policy's
+        /// limits, under "state": a line in words and its numbers.
+        #[arg(long)]
+        state: bool,
     },
     /// Forgets a key under a policy (its next check starts afresh); exits
     /// 0 when done, 2 on an error.
@@ -231,12 +235,17 @@ fn main() -> ExitCode {
             let snapshot = service.snapshot();
             let names: Vec<&str> = policy.iter().map(String::as_str).collect();
             let printed = commands::check(&snapshot, &names, &key, cost).await?;
-            print_decision(&printed)
+            print_decision(&printed, printed.allowed())
         }),
-        Command::Peek { store, policy, key } => with_service(store, &given, |service| async move {
+        Command::Peek {
+            store,
+            policy,
+            key,
+            state,
+        } => with_service(store, &given, |service| async move {
             let snapshot = service.snapshot();
-            let printed = commands::peek(&snapshot, &policy, &key).await?;
-            print_decision(&printed)
+            let peeked = commands::peek(&snapshot, &policy, &key, state).await?;
+            print_decision(&peeked, peeked.decision.allowed())
         }),
         Command::Reset { store, policy, key } => {
             with_service(store, &given, |service| async move {
@@ -315,9 +324,9 @@ where
 }
 
 /// Prints a decision as JSON; exits 0 when allowed, 1 when denied.
-fn print_decision(printed: &commands::Printed<'_>) -> anyhow::Result<ExitCode> {
+fn print_decision(printed: &impl serde::Serialize, allowed: bool) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string(printed)?);
-    Ok(ExitCode::from(if printed.allowed() { 0 } else { 1 }))
+    Ok(ExitCode::from(if allowed { 0 } else { 1 }))
 }
 
 /// The exit status of a command: its own, or 2 after printing the error

@@ -554,3 +554,53 @@ fn i14_flags_read_durations_as_the_file_does() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("\"2 days\" is not a duration"));
 }
+
+/// Issue 14: `peek --state` shows each limit's stored state; in memory
+/// (state lives per process) the key is untouched, on Redis it shows what
+/// two earlier `sluice check` processes spent.
+#[test]
+fn issue_14_peek_state_shows_the_spend() {
+    let state_of = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["allowed"], true, "the decision is still printed");
+        json["state"].as_array().unwrap().clone()
+    };
+    let memory = state_of(&sluice(&["peek", "default", "k", "--state"], &[]));
+    assert_eq!(memory.len(), 1);
+    assert_eq!(memory[0]["summary"], "untouched");
+    assert_eq!(memory[0]["untouched"], true);
+
+    let server = sluice_testkit::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sluice.yaml",
+        "policies:\n  api: {algorithm: token_bucket, limit: 10, period: 1h}\n",
+    );
+    let url = server.url();
+    let run = |args: &[&str]| {
+        let mut all = vec![args[0], "--config", &file, "api", "k"];
+        all.extend_from_slice(&args[1..]);
+        sluice(&all, &[("SLUICE_STORE", &url)])
+    };
+    for _ in 0..2 {
+        assert_eq!(run(&["check"]).status.code(), Some(0));
+    }
+    let redis = state_of(&run(&["peek", "--state"]));
+    assert_eq!(redis.len(), 1);
+    let summary = redis[0]["summary"].as_str().unwrap();
+    // 2 of 10 tokens at 10 per hour refill in 12 minutes, less the
+    // moments the processes took.
+    assert!(
+        summary.starts_with("token bucket: 8 of 10 tokens; full again in 11m59s"),
+        "{summary}"
+    );
+    assert_eq!(redis[0]["algorithm"], "token_bucket");
+    assert_eq!(redis[0]["remaining"], 8);
+    assert_eq!(redis[0]["capacity"], 10);
+    assert_eq!(redis[0]["untouched"], false);
+    let plain = run(&["peek"]);
+    let json: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert!(json.get("state").is_none(), "no state without --state");
+}

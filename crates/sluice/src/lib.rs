@@ -28,6 +28,7 @@
 //!   decorators for when the store fails ([`Resilient`](store::Resilient): a fallback, a deny
 //!   cache and a circuit breaker).
 //! - [`limiter`]: [`Limiter`], named policies over a store: [`Resolved`] requests in, a [`Verdict`] per policy out.
+//! - [`summary`]: [`Summary`](summary::Summary), a key's stored state as a person reads it.
 //! - [`error`]: [`Error`], [`StoreError`] and [`error::chain`] to log a cause whole.
 
 pub mod algorithm;
@@ -41,6 +42,7 @@ pub mod overrides;
 pub mod policy;
 pub mod quota;
 pub mod store;
+pub mod summary;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use decision::{Decision, Source, most_restrictive};

@@ -400,6 +400,23 @@ impl<S: Store> Limiter<S> {
         Ok(self.peek_resolved(resolved).await?.decision)
     }
 
+    /// The state `key` has under each limit of `policy` that the store
+    /// decides (an `unlimited` or `block` override has none), with that
+    /// limit's quota for `key`: see [`Store::inspect`]. For people and
+    /// tools; [`summary::Summary`](crate::summary::Summary) reads one.
+    pub async fn inspect(
+        &self,
+        policy: &str,
+        key: &str,
+    ) -> Result<Vec<(Quota, Option<crate::algorithm::State>)>, Error> {
+        let resolved = self.resolve(policy, key)?;
+        let mut out = Vec::new();
+        for check in resolved.checks(1) {
+            out.push((*check.quota, self.store.inspect(&check).await?));
+        }
+        Ok(out)
+    }
+
     /// Forgets `key` under `policy`, in every one of its limits.
     pub async fn reset(&self, policy: &str, key: &str) -> Result<(), Error> {
         let resolved = self.resolve(policy, key)?;

@@ -315,6 +315,19 @@ impl Snapshot {
             .inspect_err(|e| self.count_error(e))
     }
 
+    /// The state `key` has under each limit of `policy`, with its quota
+    /// (see [`Limiter::inspect`](sluice::Limiter::inspect)).
+    pub async fn inspect(
+        &self,
+        policy: &str,
+        key: &str,
+    ) -> Result<Vec<(sluice::Quota, Option<sluice::algorithm::State>)>, Error> {
+        self.limiter
+            .inspect(policy, key)
+            .await
+            .inspect_err(|e| self.count_error(e))
+    }
+
     /// Forgets `key` under `policy`.
     pub async fn reset(&self, policy: &str, key: &str) -> Result<(), Error> {
         self.limiter

@@ -50,7 +50,9 @@
 //!    and its carry in `lua/carry.lua`, at its code
 //!    (its position in [`Algorithm::ALL`], from 1), its `refund` in
 //!    `lua/refund.lua` and the refund's Rust model in `store/redis/refund.rs`;
-//!    the file is listed in `store/redis/library.rs`.
+//!    the file is listed in `store/redis/library.rs`, whose `stored` module
+//!    reads its state back (`tests/inspect.rs` holds it to the memory store's);
+//!    and its line in [`Summary`](crate::summary::Summary).
 //! 6. Its reference model in `tests/common` (with its rule for a clock behind
 //!    the state in `Model::counts_at`) and a row in the contract traces: the
 //!    property and contract tests then hold every store to the step.

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{Check, Store};
+use crate::algorithm::State;
 use crate::{Decision, StoreError};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -60,6 +61,10 @@ trait DynStore: Send + Sync + 'static {
     fn peek<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<Decision, StoreError>>;
     fn reset<'a, 'c>(&'a self, check: &'a Check<'c>) -> BoxFuture<'a, Result<(), StoreError>>;
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn inspect<'a, 'c>(
+        &'a self,
+        check: &'a Check<'c>,
+    ) -> BoxFuture<'a, Result<Option<State>, StoreError>>;
 }
 
 impl<S: Store> DynStore for S {
@@ -88,6 +93,13 @@ impl<S: Store> DynStore for S {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(Store::ping(self))
     }
+
+    fn inspect<'a, 'c>(
+        &'a self,
+        check: &'a Check<'c>,
+    ) -> BoxFuture<'a, Result<Option<State>, StoreError>> {
+        Box::pin(Store::inspect(self, check))
+    }
 }
 
 impl Store for BoxStore {
@@ -109,5 +121,9 @@ impl Store for BoxStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+
+    async fn inspect(&self, check: &Check<'_>) -> Result<Option<State>, StoreError> {
+        self.inner.inspect(check).await
     }
 }

@@ -303,6 +303,13 @@ impl<S: Store, C: Clock> Store for Breaker<S, C> {
         self.guard(self.inner.reset(check)).await
     }
 
+    async fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> Result<Option<crate::algorithm::State>, StoreError> {
+        self.guard(self.inner.inspect(check)).await
+    }
+
     /// Fails at once while open; otherwise pings the store, and counts as
     /// the probe when one is due (so a readiness check also closes it).
     async fn ping(&self) -> Result<(), StoreError> {

@@ -215,6 +215,13 @@ impl<S: Store, C: Clock> Store for Fallback<S, C> {
         self.inner.reset(check).await
     }
 
+    async fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> Result<Option<crate::algorithm::State>, StoreError> {
+        self.inner.inspect(check).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

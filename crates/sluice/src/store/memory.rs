@@ -669,6 +669,19 @@ impl<C: Clock> Store for MemoryStore<C> {
         table.remove(hash, &probe, &self.hasher);
         Ok(())
     }
+
+    /// An entry past its expiry reads as untouched, as Redis has deleted
+    /// its key by then.
+    async fn inspect(&self, check: &Check<'_>) -> Result<Option<algorithm::State>, StoreError> {
+        let now = self.clock.now_us();
+        let probe = Probe::new(check.policy, check.key);
+        let hash = probe.hash(&self.hasher);
+        let table = self.shards[self.shard_of(hash)].table.lock();
+        Ok(table
+            .find(hash, &probe)
+            .filter(|&at| table.entries[at].expires_at_us > now)
+            .map(|at| table.entries[at].slot.any_state()))
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub use open::{Connecting, OpenError, StoreKind, open};
 pub use open::{open_redis, open_with};
 pub use resilient::{Health, Resilient};
 
+use crate::algorithm::State;
 use crate::{Decision, LocalShare, OnStoreError, Quota, StoreError};
 
 /// One decision to make: charge `cost` to `key` under `policy`'s `quota`.
@@ -181,6 +182,21 @@ pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Ok(()))
     }
+
+    /// The state kept for `check.key` under `check.policy`, as it was
+    /// saved (not carried over to `check.quota` if it was saved under
+    /// another); `None` when the key is untouched. For people and tools
+    /// (`sluice peek --state`), not for deciding. A store that cannot show
+    /// its state answers so (the default).
+    fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> impl Future<Output = Result<Option<State>, StoreError>> + Send {
+        let _ = check;
+        std::future::ready(Err(StoreError::Protocol(
+            "this store cannot show a key's state".into(),
+        )))
+    }
 }
 
 /// Refuses `checks` that name the same (policy, key) twice: the rule of
@@ -225,6 +241,13 @@ impl<S: Store> Store for Arc<S> {
 
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         S::ping(self)
+    }
+
+    fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> impl Future<Output = Result<Option<State>, StoreError>> + Send {
+        S::inspect(self, check)
     }
 }
 

@@ -162,6 +162,13 @@ impl<S: Store, C: Clock + Clone> Store for Resilient<S, C> {
         self.stack.reset(check).await
     }
 
+    async fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> Result<Option<crate::algorithm::State>, StoreError> {
+        self.stack.inspect(check).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.stack.ping().await
     }

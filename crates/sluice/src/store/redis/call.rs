@@ -212,7 +212,12 @@ impl Caller {
     /// Sends one command (routed by its key on a cluster) within the time
     /// limit.
     pub async fn query(&self, cmd: &Cmd) -> Result<(), StoreError> {
-        within(self.timeout, self.connection.query::<()>(cmd)).await
+        self.query_as(cmd).await
+    }
+
+    /// Sends one command as [`Caller::query`] does, and reads its reply as `T`.
+    pub async fn query_as<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        within(self.timeout, self.connection.query::<T>(cmd)).await
     }
 }
 

@@ -287,10 +287,112 @@ impl Call {
     }
 }
 
+/// Reading a stored state back: the one Rust place that knows how the
+/// library stores one. A packed state is what `pack2`/`pack3` in
+/// `lua/prelude.lua` write: the header `struct.pack(HEADER, code,
+/// capacity, period, unit, rate)` with `HEADER = '<BIddI'` (25 bytes: a
+/// byte, a 4-byte integer, two doubles, a 4-byte integer, little-endian,
+/// unaligned), then two or three little-endian doubles, the algorithm's
+/// state in the order its `.lua` file documents. A sliding window log is a
+/// sorted set of members `<at_us>:<cost>:c<cum>`
+/// (`lua/sliding_window_log.lua`).
+pub mod stored {
+    use std::collections::VecDeque;
+
+    use crate::Algorithm;
+    use crate::algorithm::{
+        State, fixed_window, gcra, sliding_window_counter, sliding_window_log, token_bucket,
+    };
+
+    /// The header's length in bytes (`HEADER_LEN` in `lua/prelude.lua`).
+    const HEADER_LEN: usize = 25;
+
+    /// The state a packed value holds, or what is wrong with it.
+    pub fn packed(raw: &[u8]) -> Result<State, String> {
+        let foreign = || {
+            format!(
+                "holds {} bytes that are not a state Sluice packed",
+                raw.len()
+            )
+        };
+        let (header, body) = raw.split_at_checked(HEADER_LEN).ok_or_else(foreign)?;
+        let algorithm = Algorithm::ALL
+            .iter()
+            .copied()
+            .find(|&a| u64::from(super::code(a)) == u64::from(header[0]))
+            .ok_or_else(foreign)?;
+        let numbers = body
+            .chunks(8)
+            .map(|chunk| {
+                let bytes: [u8; 8] = chunk.try_into().ok()?;
+                whole(f64::from_le_bytes(bytes))
+            })
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(foreign)?;
+        Ok(match (algorithm, numbers.as_slice()) {
+            (Algorithm::TokenBucket, &[level, at_us]) => {
+                State::TokenBucket(token_bucket::State { level, at_us })
+            }
+            (Algorithm::Gcra, &[at_us, frac]) => State::Gcra(gcra::State { at_us, frac }),
+            (Algorithm::LeakyBucket, &[at_us, frac]) => {
+                State::LeakyBucket(gcra::State { at_us, frac })
+            }
+            (Algorithm::FixedWindow, &[window, count]) => {
+                State::FixedWindow(fixed_window::State { window, count })
+            }
+            (Algorithm::SlidingWindowCounter, &[window, current, previous]) => {
+                State::SlidingWindowCounter(sliding_window_counter::State {
+                    window,
+                    current,
+                    previous,
+                })
+            }
+            _ => return Err(foreign()),
+        })
+    }
+
+    /// The log a sorted set's members (oldest first) hold, or what is
+    /// wrong with them.
+    pub fn log(members: &[String]) -> Result<State, String> {
+        let entries = members
+            .iter()
+            .map(|member| {
+                let entry = |member: &str| {
+                    let (at, rest) = member.split_once(':')?;
+                    let (cost, cum) = rest.split_once(":c")?;
+                    Some(sliding_window_log::Entry {
+                        at_us: at.parse().ok()?,
+                        cost: cost.parse().ok()?,
+                        cum: cum.parse().ok()?,
+                    })
+                };
+                entry(member)
+                    .ok_or_else(|| format!("holds {member:?}, not a log entry of Sluice's"))
+            })
+            .collect::<Result<VecDeque<_>, String>>()?;
+        Ok(State::SlidingWindowLog(Box::new(
+            sliding_window_log::State { entries },
+        )))
+    }
+
+    /// A double that is a whole number below 2^53, as every stored value is.
+    fn whole(x: f64) -> Option<u64> {
+        (x.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&x)).then_some(x as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_state_sluice_did_not_pack_is_refused_not_a_panic() {
+        for raw in [&b""[..], b"hello", &[9u8; 41], &[1u8; 49]] {
+            assert!(stored::packed(raw).is_err(), "{raw:?}");
+        }
+        assert!(stored::log(&["1:2:c3".into(), "junk".into()]).is_err());
+    }
 
     #[test]
     fn every_algorithm_has_its_own_code() {

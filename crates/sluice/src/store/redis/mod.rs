@@ -292,4 +292,41 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         RedisStore::ping(self).await
     }
+
+    /// Reads the key with `TYPE` and then `GET` (a packed state) or
+    /// `ZRANGE` (a log), each routed by the key, so the same on a cluster;
+    /// decoded by [`library::stored`]. A value Sluice did not write is an
+    /// error naming the key. The log is read whole.
+    async fn inspect(
+        &self,
+        check: &Check<'_>,
+    ) -> Result<Option<crate::algorithm::State>, StoreError> {
+        let key = self.caller.key_of(check);
+        let foreign = |problem: String| StoreError::Key {
+            policy: check.policy.to_owned(),
+            key: check.key.to_owned(),
+            problem: format!("Redis key {key:?} {problem}"),
+        };
+        let kind: String = self.caller.query_as(redis::cmd("TYPE").arg(&key)).await?;
+        let decoded = match kind.as_str() {
+            "none" => return Ok(None),
+            "string" => {
+                let raw: Option<Vec<u8>> =
+                    self.caller.query_as(redis::cmd("GET").arg(&key)).await?;
+                match raw {
+                    None => return Ok(None),
+                    Some(raw) => library::stored::packed(&raw),
+                }
+            }
+            "zset" => {
+                let members: Vec<String> = self
+                    .caller
+                    .query_as(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
+                    .await?;
+                library::stored::log(&members)
+            }
+            other => Err(format!("is a Redis {other}, which Sluice never writes")),
+        };
+        decoded.map(Some).map_err(foreign)
+    }
 }
