@@ -158,18 +158,15 @@ fn specificity(pattern: &str) -> (Reverse<usize>, Reverse<usize>) {
 /// assert!(!matches("*.premium", "acme.premium.fake"));
 /// ```
 pub fn matches(pattern: &str, key: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    // `split` always yields a first piece.
-    let first = pieces.next().unwrap_or_default();
+    let Some((first, tail)) = pattern.split_once('*') else {
+        // No star: the pattern is the key.
+        return pattern == key;
+    };
     let Some(mut rest) = key.strip_prefix(first) else {
         return false;
     };
-    let mut pieces: Vec<&str> = pieces.collect();
-    let Some(last) = pieces.pop() else {
-        // No star: the pattern is the key.
-        return rest.is_empty();
-    };
-    for piece in pieces {
+    let (middle, last) = tail.rsplit_once('*').unwrap_or(("", tail));
+    for piece in middle.split('*') {
         match rest.find(piece) {
             Some(at) => rest = &rest[at + piece.len()..],
             None => return false,

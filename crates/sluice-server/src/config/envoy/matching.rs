@@ -6,6 +6,11 @@
 //! applies only where the request's descriptor ends: one declared above
 //! its last entry, or below it, does not.
 
+/// Whether `value` matches `pattern`, where each `*` stands for any run of
+/// characters, possibly empty: envoyproxy/ratelimit's wildcard is the one
+/// of Sluice's override patterns, so both use the core's matcher.
+pub use sluice::overrides::matches as wildcard_match;
+
 use super::{Descriptor, EnvoyConfig, Level, RateLimit};
 
 /// The rule a request's descriptor meets, and the counter it counts on.
@@ -131,28 +136,4 @@ impl EnvoyConfig {
         }
         out
     }
-}
-
-/// Whether `value` matches `pattern`, where each `*` stands for any run of
-/// characters, possibly empty.
-pub fn wildcard_match(pattern: &str, value: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
-        return pattern == value;
-    };
-    let fixed: usize = parts.iter().map(|p| p.len()).sum();
-    if parts.len() == 1 {
-        return pattern == value;
-    }
-    if value.len() < fixed || !value.starts_with(first) || !value.ends_with(last) {
-        return false;
-    }
-    let mut rest = &value[first.len()..value.len() - last.len()];
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
