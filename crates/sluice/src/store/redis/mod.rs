@@ -53,7 +53,8 @@
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
 //! - `reply`: the library's reply as decisions.
-//! - `refund` (tests only): the Rust model of `lua/refund.lua`.
+//! - `refund` (tests only): `lua/refund.lua` held to its Rust model,
+//!   [`store::refund`](crate::store::refund).
 //! - `keys`: the key layout above.
 
 mod batch;
