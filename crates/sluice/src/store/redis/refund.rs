@@ -278,7 +278,7 @@ mod tests {
             connection: Connection::open(&server.url(), timeout, None, true)
                 .await
                 .unwrap(),
-            form: Arc::new(Form::new(true)),
+            form: Arc::new(Form::new(false, true)),
             timeout,
             clock: Some(Arc::new(clock.clone())),
             prefix: "sluice".to_owned(),
