@@ -203,8 +203,11 @@ impl Link<redis::cluster_async::ClusterConnection> {
         routing: redis::cluster_routing::RoutingInfo,
     ) -> RedisResult<T> {
         let (mut connection, _) = self.connection().await?;
+        // An error reply comes back as a value here (not as the error
+        // `query_async` makes of it): made an error, so that callers can
+        // read its code ("unknown command").
         let value = connection.route_command(cmd.clone(), routing).await?;
-        Ok(redis::from_redis_value(value)?)
+        Ok(redis::from_redis_value(value.extract_error()?)?)
     }
 }
 
