@@ -8,10 +8,12 @@
 //!   state kept (or the key deleted when nothing carries), whatever the
 //!   decision, as `bring` does.
 //! - A sliding log is read as `read_log` reads it, in O(log n): its newest
-//!   entry, its oldest live one and, for a denial, the live entries the
-//!   wait can be found among (`used + cost - limit` of them, the span
-//!   `first_reaching` searches). The step decides on that view, which holds
-//!   the same totals; an admission writes what `save_log` writes.
+//!   entry, its oldest live one and, for a denial, the entry whose expiry
+//!   makes room, found by the search `first_reaching` makes. The step
+//!   decides on that view of at most three entries, which holds the same
+//!   totals (what the step reads: the oldest live and newest totals, and
+//!   the first entry reaching its target); an admission writes what
+//!   `save_log` writes.
 //! - A value of a type Sluice writes in the wrong place reads as untouched
 //!   and is replaced at the next admission; a type it never writes fails
 //!   the check ([`Failure::refused`]) and is left alone.
@@ -23,6 +25,10 @@ use sluice::store::packed::{self, HEADER_LEN, RENUMBER_AT};
 use sluice::{Decision, Quota};
 
 use crate::keyspace::{Keyspace, Kind};
+
+/// Ranks read in one `ZRANGE` once a search has narrowed to them (`SPAN`
+/// in `lua/sliding_window_log.lua`).
+const SPAN: u64 = 128;
 
 /// Why a check could not be decided: its error marker's problem and detail
 /// (see `lua/main.lua`).
@@ -321,28 +327,26 @@ impl Site<'_> {
                 "ZRANGEBYSCORE",
                 &[key, &after, b"+inf", b"LIMIT", b"0", b"1"],
             )?;
-            let oldest = oldest.first().and_then(|m| packed::entry(m));
-            let Some(oldest) = oldest.filter(|o| o.cum() <= newest.cum()) else {
+            let Some(oldest_member) = oldest.into_iter().next() else {
                 return Ok(LogView::replaced());
             };
+            let oldest = packed::entry(&oldest_member).filter(|o| o.cum() <= newest.cum());
+            let Some(oldest) = oldest else {
+                return Ok(LogView::replaced());
+            };
+            entries.push_back(oldest);
             let used = newest.cum() - (oldest.cum() - oldest.cost());
             let limit = quota.limit();
-            let wanted = if cost <= limit && used + cost > limit {
-                used + cost - limit
-            } else {
-                1
-            };
-            if wanted > 1 {
-                let count = Self::text(wanted);
-                let live = self.members(
-                    "ZRANGEBYSCORE",
-                    &[key, &after, b"+inf", b"LIMIT", b"0", &count],
-                )?;
-                // A member that is not Sluice's on the way ends the view:
-                // the wait is then at the newest entry's expiry at most.
-                entries.extend(live.iter().map_while(|m| packed::entry(m)));
-            } else {
-                entries.push_back(oldest);
+            if cost <= limit && used + cost > limit {
+                // A denial: its wait is at the first entry whose total
+                // reaches the target (`first_reaching`).
+                let target = newest.cum() + cost - limit;
+                if oldest.cum() < target
+                    && let Some(found) =
+                        self.first_reaching(key, &oldest_member, &oldest, &newest, target)?
+                {
+                    entries.push_back(found);
+                }
             }
         }
         if entries.back().is_none_or(|e| e.at_us() != newest.at_us()) {
@@ -353,6 +357,66 @@ impl Site<'_> {
             newest: Some((member, newest)),
             state: packed::log(entries),
         })
+    }
+
+    /// The first entry after `oldest` (the oldest live one) whose running
+    /// total reaches `target`, found as `first_reaching` finds it: every
+    /// entry holds at least 1, so it is at most `target - base - 1` ranks
+    /// after the oldest live one and at most `cum - target` ranks before
+    /// the newest; spans of up to [`SPAN`] ranks are read in one `ZRANGE`,
+    /// wider ones first halved by one-rank reads. `None` when a member on
+    /// the way is not Sluice's (the step then waits for the newest entry).
+    fn first_reaching(
+        &self,
+        key: &[u8],
+        oldest_member: &[u8],
+        oldest: &Entry,
+        newest: &Entry,
+        target: u64,
+    ) -> Result<Option<Entry>, Failure> {
+        let rank = |reply: Result<crate::keyspace::Reply, String>| match reply {
+            Ok(crate::keyspace::Reply::Int(n)) => u64::try_from(n).ok(),
+            _ => None,
+        };
+        let first = rank(self.keyspace.run("ZRANK", &[key, oldest_member]));
+        let n = rank(self.keyspace.run("ZCARD", &[key]));
+        let (Some(first), Some(n)) = (first, n) else {
+            return Ok(None);
+        };
+        let base = oldest.cum() - oldest.cost();
+        let mut lo = first.max(n.saturating_sub(1).saturating_sub(newest.cum() - target));
+        let mut hi = n
+            .saturating_sub(1)
+            .min(first + (target - base).saturating_sub(1));
+        if lo > hi {
+            return Ok(None);
+        }
+        let at = |rank: u64| -> Result<Option<Entry>, Failure> {
+            let r = Self::text(rank);
+            let m = self.members("ZRANGE", &[key, &r, &r])?;
+            Ok(m.first().and_then(|m| packed::entry(m)))
+        };
+        while hi - lo >= SPAN {
+            let mid = lo + (hi - lo) / 2;
+            let Some(entry) = at(mid)? else {
+                return Ok(None);
+            };
+            if entry.cum() >= target {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let span = self.members("ZRANGE", &[key, &Self::text(lo), &Self::text(hi)])?;
+        for member in &span {
+            let Some(entry) = packed::entry(member) else {
+                return Ok(None);
+            };
+            if entry.cum() >= target {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
     }
 
     /// The log renumbered from 0 (its totals near 2^50), in O(n), once.

@@ -59,6 +59,24 @@ async fn cluster_states_decode_as_the_memory_store_keeps_them() {
     same_states_as_memory(&cluster.url()).await;
 }
 
+/// Issue 15: the native module writes the states the decoder reads.
+#[tokio::test]
+async fn module_states_decode_as_the_memory_store_keeps_them() {
+    let server = RedisServer::with_module();
+    same_states_as_memory(&server.url()).await;
+    assert!(
+        server
+            .cli(&["INFO", "commandstats"])
+            .contains("cmdstat_sluice.call")
+    );
+}
+
+#[tokio::test]
+async fn module_cluster_states_decode_as_the_memory_store_keeps_them() {
+    let cluster = RedisCluster::with_module();
+    same_states_as_memory(&cluster.url()).await;
+}
+
 /// A value Sluice did not write is an error naming the key, not a panic.
 #[tokio::test]
 async fn a_foreign_value_is_an_error_naming_its_key() {

@@ -67,11 +67,6 @@ impl Foreign {
     }
 }
 
-/// How many `FCALL`s Redis has run since its statistics were reset.
-fn fcalls(server: &RedisServer) -> u64 {
-    calls_of(server, "fcall")
-}
-
 /// How many calls of `command` Redis has run since its statistics were reset.
 fn calls_of(server: &RedisServer, command: &str) -> u64 {
     let stats = server.cli(&["INFO", "commandstats"]);
