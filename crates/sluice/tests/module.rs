@@ -149,3 +149,45 @@ async fn issue_15_the_modules_writes_replicate_as_effects() {
         "{stats}"
     );
 }
+
+/// The store asks for the module again after a reconnect: a Redis that
+/// loads it while the store runs (`MODULE LOAD`) is used from the next
+/// connection on, and until then the Lua library decides.
+#[tokio::test]
+async fn issue_15_a_module_loaded_later_is_used_after_a_reconnect() {
+    let server = RedisServer::start_with_args(["--enable-module-command", "yes"]);
+    let clock = FakeClock::new(START_US);
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let quota = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(1), None).unwrap();
+    let check = Check::new("later", "k", &quota, 1);
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    assert_eq!(store.library_form(), "function");
+    let module = sluice_testkit::module_path();
+    assert_eq!(
+        server.cli(&["MODULE", "LOAD", module.to_str().unwrap()]),
+        "OK"
+    );
+    // The same connection keeps the form it found.
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    assert_eq!(store.library_form(), "function");
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.library_form() != "module" {
+        assert!(
+            Instant::now() < deadline,
+            "the module was not found after the reconnect"
+        );
+        let _ = store.decide_one(&check).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = store.decide_one(&check).await.unwrap();
+    assert!(d.allowed && d.remaining < 98, "{d:?}");
+    assert!(
+        server
+            .cli(&["INFO", "commandstats"])
+            .contains("cmdstat_sluice.call")
+    );
+}
