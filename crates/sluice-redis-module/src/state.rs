@@ -137,22 +137,36 @@ impl Site<'_> {
         cost: u64,
         keep: bool,
     ) -> Result<Loaded, Failure> {
-        let kind = self.keyspace.kind(key).map_err(|e| self.broken(e))?;
-        if let Kind::Other(code) = kind {
-            return Err(Failure::refused(code));
-        }
+        // Read first, as the Lua does (`redis.pcall`): the key's type is
+        // asked only when the read fails on it.
+        let other_type = |own: Kind| -> Result<Kind, Failure> {
+            match self.keyspace.kind(key).map_err(|e| self.broken(e))? {
+                Kind::Other(code) => Err(Failure::refused(code)),
+                kind if kind == own => Err(self.broken("a read of its own type failed".into())),
+                kind => Ok(kind),
+            }
+        };
         if quota.algorithm() == sluice::Algorithm::SlidingWindowLog {
-            return Ok(Loaded::Log(match kind {
-                Kind::Zset => self.read_log(key, quota, cost)?,
-                Kind::String => LogView::replaced(),
-                _ => LogView::empty(),
-            }));
+            return Ok(Loaded::Log(
+                match self.keyspace.members("ZRANGE", &[key, b"-1", b"-1"]) {
+                    Ok(newest) => self.read_log(key, quota, cost, newest)?,
+                    // A string: another algorithm's state, replaced.
+                    Err(_) => match other_type(Kind::Zset)? {
+                        Kind::String => LogView::replaced(),
+                        _ => LogView::empty(),
+                    },
+                },
+            ));
         }
-        if kind != Kind::String {
-            // Missing, or the log's sorted set: untouched (SET replaces it).
-            return Ok(Loaded::Packed(None));
-        }
-        let Some(raw) = self.keyspace.get(key).map_err(|e| self.broken(e))? else {
+        let raw = match self.keyspace.get(key) {
+            Ok(raw) => raw,
+            // The log's sorted set: untouched (SET replaces it).
+            Err(_) => {
+                other_type(Kind::String)?;
+                None
+            }
+        };
+        let Some(raw) = raw else {
             return Ok(Loaded::Packed(None));
         };
         if raw.get(..HEADER_LEN) == Some(&packed::header(quota)[..]) {
@@ -310,8 +324,13 @@ impl Site<'_> {
 
     /// `read_log`: the newest entry, the oldest live one, and for a check
     /// that may be denied the live entries its wait is among.
-    fn read_log(&self, key: &[u8], quota: &Quota, cost: u64) -> Result<LogView, Failure> {
-        let newest = self.members("ZRANGE", &[key, b"-1", b"-1"])?;
+    fn read_log(
+        &self,
+        key: &[u8],
+        quota: &Quota,
+        cost: u64,
+        newest: Vec<Vec<u8>>,
+    ) -> Result<LogView, Failure> {
         let Some(member) = newest.into_iter().next() else {
             return Ok(LogView::empty());
         };
