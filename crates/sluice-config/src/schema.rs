@@ -128,7 +128,7 @@ pub fn policies(w: &mut Walker<'_>, map: &MarkedMappingNode, required: Policies)
     found
 }
 
-pub(crate) const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "tls"];
+pub(crate) const REDIS_FIELDS: &[&str] = &["prefix", "timeout", "functions", "module", "tls"];
 pub(crate) const POLICY_FIELDS: &[&str] = &[
     "algorithm",
     "limit",
@@ -236,6 +236,11 @@ fn redis(w: &mut Walker<'_>, node: &Node, options: &mut RedisOptions) {
         && let Some(functions) = w.boolean(node, "redis.functions")
     {
         options.functions = functions;
+    }
+    if let Some(node) = map.get_node("module")
+        && let Some(module) = w.boolean(node, "redis.module")
+    {
+        options.module = module;
     }
     if let Some(node) = map.get_node("tls")
         && let Some(tls) = crate::tls::tls(w, node)

@@ -103,6 +103,12 @@ impl RedisCluster {
         cluster
     }
 
+    /// Like [`start`](Self::start), every node with the native Sluice
+    /// module loaded (see [`module_path`](crate::module_path)).
+    pub fn with_module() -> Self {
+        Self::start_with(0, &crate::module_args())
+    }
+
     fn start_with(replicas: usize, args: &[String]) -> Self {
         process::require_binaries();
         let dir = tempfile::Builder::new()

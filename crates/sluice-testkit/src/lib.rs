@@ -48,6 +48,8 @@
 //!   asking Sluice (for the forward-auth tests).
 //! - [`corpus`]: the fuzz targets' kept corpus (`fuzz/corpus/`), replayed
 //!   through their checks by a normal test.
+//! - `module`: [`module_path`] and [`module_args`], the native Sluice module
+//!   for a server ([`RedisServer::with_module`], [`RedisCluster::with_module`]).
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
 //! - `main.rs` (the `sluice-testkit` binary): `sluice-testkit cluster` or
@@ -63,6 +65,7 @@
 mod cluster;
 pub mod corpus;
 mod gateway;
+mod module;
 mod process;
 mod sentinel;
 mod server;
@@ -70,6 +73,7 @@ mod tls;
 
 pub use cluster::RedisCluster;
 pub use gateway::{Gateway, GatewayKind};
+pub use module::{MODULE_ENV, module_args, module_path};
 pub use sentinel::RedisSentinel;
 pub use server::RedisServer;
 pub use tls::{Certificates, TlsRedisServer};

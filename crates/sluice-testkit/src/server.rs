@@ -84,6 +84,13 @@ impl RedisServer {
         format!("redis://{}:{}", process::HOST, self.port())
     }
 
+    /// Like [`start`](Self::start), with the native Sluice module loaded
+    /// (see [`module_path`](crate::module_path), which panics with how to
+    /// build it when it is missing).
+    pub fn with_module() -> Self {
+        Self::start_with_args(crate::module_args())
+    }
+
     /// Runs `redis-cli -h 127.0.0.1 -p PORT args…` and returns its trimmed
     /// stdout, e.g. `cli(&["get", "k"])`. A missing key gives `""`, and a
     /// Redis error reply comes back as its text (`"ERR …"`), because

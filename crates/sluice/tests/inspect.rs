@@ -59,6 +59,24 @@ async fn cluster_states_decode_as_the_memory_store_keeps_them() {
     same_states_as_memory(&cluster.url()).await;
 }
 
+/// Issue 15: the native module writes the states the decoder reads.
+#[tokio::test]
+async fn module_states_decode_as_the_memory_store_keeps_them() {
+    let server = RedisServer::with_module();
+    same_states_as_memory(&server.url()).await;
+    assert!(
+        server
+            .cli(&["INFO", "commandstats"])
+            .contains("cmdstat_sluice.call")
+    );
+}
+
+#[tokio::test]
+async fn module_cluster_states_decode_as_the_memory_store_keeps_them() {
+    let cluster = RedisCluster::with_module();
+    same_states_as_memory(&cluster.url()).await;
+}
+
 /// A value Sluice did not write is an error naming the key, not a panic.
 #[tokio::test]
 async fn a_foreign_value_is_an_error_naming_its_key() {
@@ -82,5 +100,60 @@ async fn a_foreign_value_is_an_error_naming_its_key() {
             other => panic!("{setup:?}: {other:?}"),
         }
         server.cli(&["DEL", "sluice:{alice}:api"]);
+    }
+}
+
+/// The shared codec (`sluice::store::packed`, which the native module
+/// writes with) encodes exactly the bytes the Lua library wrote: after
+/// every step, the memory store's state encoded in Rust equals the Redis
+/// value (a packed string, or the log's members), for all six algorithms.
+#[tokio::test]
+async fn rust_encodes_the_bytes_lua_wrote() {
+    use sluice::store::packed;
+    let server = RedisServer::start();
+    let clock = FakeClock::new(START_US);
+    let memory = MemoryStore::with_clock(clock.clone());
+    let redis = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    for algorithm in Algorithm::ALL {
+        let burst = algorithm.has_burst().then_some(7);
+        let quota = Quota::new(algorithm, 5, Duration::from_secs(2), burst).unwrap();
+        let key = format!("k-{algorithm}");
+        for (cost, gap_ms) in STEPS {
+            let check = Check::new("codec", &key, &quota, cost);
+            memory.decide_one(&check).await.unwrap();
+            redis.decide_one(&check).await.unwrap();
+            let state = memory.inspect(&check).await.unwrap().unwrap();
+            let redis_key = format!("sluice:{{{key}}}:codec");
+            if algorithm == Algorithm::SlidingWindowLog {
+                let members: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(&redis_key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                let sluice::algorithm::State::SlidingWindowLog(log) = &state else {
+                    panic!("{state:?}");
+                };
+                let encoded: Vec<String> = log.entries().iter().map(packed::member).collect();
+                assert_eq!(members, encoded, "{algorithm} after cost {cost}");
+                assert!(packed::encode(&quota, &state).is_none());
+            } else {
+                let stored: Vec<u8> = redis::cmd("GET")
+                    .arg(&redis_key)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                let encoded = packed::encode(&quota, &state).unwrap();
+                assert_eq!(stored, encoded, "{algorithm} after cost {cost}");
+                assert_eq!(packed::saved_under(&stored), Some(quota));
+            }
+            clock.advance(Duration::from_millis(gap_ms));
+        }
     }
 }

@@ -67,12 +67,13 @@ impl Foreign {
     }
 }
 
-/// How many `FCALL`s Redis has run since its statistics were reset.
-fn fcalls(server: &RedisServer) -> u64 {
+/// How many calls of `command` Redis has run since its statistics were reset.
+fn calls_of(server: &RedisServer, command: &str) -> u64 {
     let stats = server.cli(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(',').next())
         .map_or(0, |n| n.parse().unwrap())
 }
@@ -81,7 +82,17 @@ fn fcalls(server: &RedisServer) -> u64 {
 /// each checked 8 times under a limit of 5, all queued together.
 #[tokio::test(flavor = "current_thread")]
 async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
-    let server = RedisServer::start();
+    never_fails_its_batch_neighbours(&RedisServer::start(), "fcall").await;
+}
+
+/// Issue 15: the same on the native module.
+#[tokio::test(flavor = "current_thread")]
+async fn issue_15_the_module_never_fails_a_batch_neighbour() {
+    never_fails_its_batch_neighbours(&RedisServer::with_module(), "sluice.call").await;
+}
+
+/// Isolation on `server`, whose decisions run as `command`.
+async fn never_fails_its_batch_neighbours(server: &RedisServer, command: &str) {
     let clock = FakeClock::new(START_US);
     let store = RedisStore::connect(&server.url())
         .await
@@ -103,7 +114,7 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
     for (quota, policy) in quotas.iter().zip(&policies) {
         for (f, key) in Foreign::ALL.iter().zip(&foreign) {
             let check = Check::new(policy, key, quota, 1);
-            f.plant(&server, &common::redis_key(&check));
+            f.plant(server, &common::redis_key(&check));
         }
     }
     server.cli(&["CONFIG", "RESETSTAT"]);
@@ -119,7 +130,7 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
         }
     }
     let answers = common::join_all(checks.iter().map(|(_, c)| store.decide_one(c))).await;
-    let calls = fcalls(&server);
+    let calls = calls_of(server, command);
     assert!(
         calls <= (checks.len() as u64).div_ceil(64),
         "{calls} calls for {} checks: not batched",
@@ -194,7 +205,16 @@ async fn issue_11_one_keys_value_never_fails_its_batch_neighbours() {
 /// answered as failed.
 #[tokio::test]
 async fn issue_11_a_group_with_a_foreign_key_charges_nothing() {
-    let server = RedisServer::start();
+    a_group_with_a_foreign_key_charges_nothing(&RedisServer::start()).await;
+}
+
+/// Issue 15: the same on the native module.
+#[tokio::test]
+async fn issue_15_on_the_module_a_group_with_a_foreign_key_charges_nothing() {
+    a_group_with_a_foreign_key_charges_nothing(&RedisServer::with_module()).await;
+}
+
+async fn a_group_with_a_foreign_key_charges_nothing(server: &RedisServer) {
     let clock = FakeClock::new(START_US);
     let store = RedisStore::connect(&server.url())
         .await
@@ -205,7 +225,7 @@ async fn issue_11_a_group_with_a_foreign_key_charges_nothing() {
         let (fine_name, bad_name) = (format!("{algorithm}-fine"), format!("{algorithm}-bad"));
         let fine = Check::new(&fine_name, "k", &quota, 1);
         let bad = Check::new(&bad_name, "k", &quota, 1);
-        Foreign::Hash.plant(&server, &common::redis_key(&bad));
+        Foreign::Hash.plant(server, &common::redis_key(&bad));
         for group in [[fine, bad], [bad, fine]] {
             match store.decide(&group).await {
                 Err(StoreError::Key { policy, .. }) => assert_eq!(policy, bad_name),

@@ -1350,3 +1350,70 @@ async fn a_redis_over_tls_keeps_the_contract() {
     let stores = [connect().await, connect().await];
     contract(&stores, &clock, "redis-tls", false, 8, None).await;
 }
+
+/// Issue 15: a Redis with the native module (`crates/sluice-redis-module`)
+/// keeps the same contract, and the store decides with the module's
+/// `SLUICE.CALL` only: no Lua runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_redis_keeps_the_contract_with_the_module() {
+    let server = RedisServer::with_module();
+    let clock = FakeClock::new(START_US);
+    let stores = [
+        redis_store(&server.url(), &clock).await,
+        redis_store(&server.url(), &clock).await,
+    ];
+    contract(&stores, &clock, "redis-module", false, 8, None).await;
+    assert_eq!(stores[0].library_form(), "module");
+    let stats = server.cli(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_sluice.call"), "{stats}");
+    assert!(!stats.contains("cmdstat_fcall"), "{stats}");
+    assert!(!stats.contains("cmdstat_evalsha"), "{stats}");
+}
+
+/// Issue 15: the same on a Redis Cluster whose nodes load the module: each
+/// call is routed to its keys' slot (the cluster client cannot route it by
+/// its first argument, the number of keys), refunds included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_keeps_the_contract_with_the_module() {
+    let cluster = RedisCluster::with_module();
+    let clock = FakeClock::new(START_US);
+    let stores = [
+        redis_store(&cluster.url(), &clock).await,
+        redis_store(&cluster.url(), &clock).await,
+    ];
+    contract(&stores, &clock, "cluster-module", true, 8, None).await;
+    assert_eq!(stores[0].library_form(), "module");
+    for node in 0..3 {
+        let stats = cluster.cli(node, &["INFO", "commandstats"]);
+        assert!(
+            stats.contains("cmdstat_sluice.call"),
+            "node {node}: {stats}"
+        );
+        assert!(!stats.contains("cmdstat_fcall"), "node {node}: {stats}");
+    }
+}
+
+/// Issue 15: with the module turned off, a Redis that has it decides with
+/// the Lua library.
+#[tokio::test]
+async fn the_module_can_be_turned_off() {
+    let server = RedisServer::with_module();
+    let clock = FakeClock::new(START_US);
+    let options = RedisOptions::default().with_module(false);
+    let store = RedisStore::connect_with(&server.url(), options)
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let quota = Quota::new(Algorithm::Gcra, 2, Duration::from_secs(1), None).unwrap();
+    assert!(
+        store
+            .decide_one(&check("off", "k", &quota, 1))
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert_eq!(store.library_form(), "function");
+    let stats = server.cli(&["INFO", "commandstats"]);
+    assert!(!stats.contains("cmdstat_sluice.call"), "{stats}");
+    assert!(stats.contains("cmdstat_fcall"), "{stats}");
+}

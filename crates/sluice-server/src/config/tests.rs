@@ -53,25 +53,26 @@ policies:
 
 #[test]
 fn redis_options_are_read_and_checked() {
-    let text = "redis:\n  prefix: shop\n  timeout: 250ms\n  functions: false\npolicies:\n  api: {limit: 1, period: 1s}\n";
+    let text = "redis:\n  prefix: shop\n  timeout: 250ms\n  functions: false\n  module: false\npolicies:\n  api: {limit: 1, period: 1s}\n";
     let config = parse(text, "sluice.yaml").unwrap();
     assert_eq!(
         (
             config.redis.prefix.as_str(),
             config.redis.timeout,
-            config.redis.functions
+            config.redis.functions,
+            config.redis.module
         ),
-        ("shop", Duration::from_millis(250), false)
+        ("shop", Duration::from_millis(250), false, false)
     );
     let defaults = parse("policies:\n  api: {limit: 1, period: 1s}\n", "sluice.yaml").unwrap();
-    assert!(defaults.redis.functions);
+    assert!(defaults.redis.functions && defaults.redis.module);
     let got = errors(
         "redis:\n  prefix: '{x}'\n  colour: red\npolicies:\n  api: {limit: 1, period: 1s}\n",
     );
     assert_eq!(
         got,
         [
-            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout, functions, tls",
+            "sluice.yaml:3: redis.colour: unknown field; expected one of prefix, timeout, functions, module, tls",
             "sluice.yaml:2: redis.prefix: must be a non-empty prefix without braces, got \"{x}\"",
         ]
     );

@@ -53,7 +53,31 @@ pub struct State {
     pub(crate) entries: VecDeque<Entry>,
 }
 
+impl Entry {
+    /// When it was admitted, in microseconds since the Unix epoch.
+    pub fn at_us(&self) -> u64 {
+        self.at_us
+    }
+
+    /// Units admitted at that microsecond.
+    pub fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// The units of this entry and of every older one logged since the
+    /// log began.
+    pub fn cum(&self) -> u64 {
+        self.cum
+    }
+}
+
 impl State {
+    /// The logged admissions, oldest first (expired ones may remain at
+    /// the front).
+    pub fn entries(&self) -> &VecDeque<Entry> {
+        &self.entries
+    }
+
     /// The position of the first entry still live at `t`.
     fn first_live(&self, t: u64, period: u64) -> usize {
         self.gallop(0, |e| e.at_us + period <= t)

@@ -9,6 +9,10 @@
 //!
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore), the embedded default.
 //! - `redis`: the `RedisStore` (feature `redis`), deciding inside Redis.
+//! - [`packed`]: the bytes the Redis library reads and writes (checks,
+//!   packed states, log members), without the `redis` feature: the native
+//!   Redis module shares them.
+//! - [`refund`]: the Rust model of the Redis library's refunds.
 //! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
 //! - `open`: [`open`] and [`open_with`], the store a URL names (`memory`, `redis://…`)
 //!   as a [`BoxStore`], chosen at run time without generics.
@@ -25,8 +29,10 @@ pub mod deny_cache;
 pub mod fallback;
 pub mod memory;
 mod open;
+pub mod packed;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod refund;
 pub mod resilient;
 
 use std::future::Future;

@@ -1,8 +1,9 @@
 //! Calling the library: checks as the library takes them, in the form this
-//! Redis runs (a function, else a script), loaded again when Redis lost it.
+//! Redis runs (the native module's command when loaded, else a function,
+//! else a script), loaded again when Redis lost it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::{Cmd, RedisError, RedisResult};
@@ -32,18 +33,71 @@ impl Group {
     }
 }
 
-/// Which form of the library this Redis runs: the function until Redis
-/// shows it cannot (no `FCALL`, or `FUNCTION LOAD` refused), then the script.
+/// Which form of the library this Redis runs: the native module's
+/// `SLUICE.CALL` (`crates/sluice-redis-module`) when Redis has it; else
+/// the function until Redis shows it cannot (no `FCALL`, or `FUNCTION
+/// LOAD` refused), then the script.
 #[derive(Debug)]
 pub struct Form {
     functions: AtomicBool,
+    /// Whether to use the module when Redis has it.
+    module: bool,
+    /// The connection (by [`Connection::opened`]) on which Redis last
+    /// answered that it has no such command, plus 1 (0: none did): the
+    /// module is asked for again after a reconnect, maybe to a Redis that
+    /// has it.
+    module_missing_on: AtomicU64,
+    /// Whether the module answered since it was last found missing (for
+    /// the log line that says which form decides).
+    module_seen: AtomicBool,
 }
 
 impl Form {
-    /// Functions first when `functions`, else scripts only.
-    pub fn new(functions: bool) -> Form {
+    /// The module first when `module`, then functions when `functions`,
+    /// else scripts only.
+    pub fn new(module: bool, functions: bool) -> Form {
         Form {
             functions: AtomicBool::new(functions),
+            module,
+            module_missing_on: AtomicU64::new(0),
+            module_seen: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether to try the module on `connection`.
+    fn try_module(&self, connection: &Connection) -> bool {
+        self.module && self.module_missing_on.load(Ordering::Relaxed) != connection.opened() + 1
+    }
+
+    fn module_answered(&self) {
+        if !self.module_seen.swap(true, Ordering::Relaxed) {
+            tracing::info!("Redis decides with the native Sluice module ({MODULE_COMMAND})");
+        }
+    }
+
+    fn module_missing(&self, connection: &Connection) {
+        self.module_missing_on
+            .store(connection.opened() + 1, Ordering::Relaxed);
+        if self.module_seen.swap(false, Ordering::Relaxed) || connection.opened() <= 1 {
+            tracing::info!(
+                "no Sluice module on this Redis: it decides with the Lua library ({})",
+                if self.functions() {
+                    "a Function"
+                } else {
+                    "EVALSHA"
+                }
+            );
+        }
+    }
+
+    /// The form the last call used: `module`, `function` or `script`.
+    pub fn describe(&self) -> &'static str {
+        if self.module && self.module_seen.load(Ordering::Relaxed) {
+            "module"
+        } else if self.functions() {
+            "function"
+        } else {
+            "script"
         }
     }
 
@@ -68,8 +122,25 @@ pub async fn call(
     groups: &[&Group],
 ) -> RedisResult<Vec<i64>> {
     let time = Time { now, deadline };
+    if form.try_module(connection) {
+        let cmd = command(MODULE_COMMAND, None, time, mode, groups);
+        let first_key = groups.iter().find_map(|g| g.keys.first());
+        let sent = match first_key {
+            Some(key) => connection.query_at(&cmd, key).await,
+            None => connection.query(&cmd).await,
+        };
+        match sent {
+            Err(e) if says(&e, "unknown command") => form.module_missing(connection),
+            result => {
+                if result.is_ok() {
+                    form.module_answered();
+                }
+                return result;
+            }
+        }
+    }
     if form.functions() {
-        let fcall = || command("FCALL", library::function_name(), time, mode, groups);
+        let fcall = || command("FCALL", Some(library::function_name()), time, mode, groups);
         match connection.query(&fcall()).await {
             Err(e) if says(&e, "Function not found") => {
                 let load = redis::cmd("FUNCTION")
@@ -92,7 +163,7 @@ pub async fn call(
             result => return result,
         }
     }
-    let evalsha = || command("EVALSHA", library::script_sha(), time, mode, groups);
+    let evalsha = || command("EVALSHA", Some(library::script_sha()), time, mode, groups);
     match connection.query(&evalsha()).await {
         Err(e) if e.code() == Some("NOSCRIPT") => {
             let load = redis::cmd("SCRIPT")
@@ -115,14 +186,21 @@ struct Time {
     deadline: Option<u64>,
 }
 
-/// `<name> <id> <number of keys> <keys…>`, then the arguments of
+/// The native module's command: `FCALL`'s arguments without the
+/// function's name.
+pub const MODULE_COMMAND: &str = "SLUICE.CALL";
+
+/// `<name> [<id>] <number of keys> <keys…>`, then the arguments of
 /// [`library::Call::arguments`] from groups already packed: `<now> <mode>
 /// [<n> <packed values>]…` (a test holds the two equal), where `<now>` is
-/// `<<deadline>` for Redis `TIME` with a deadline.
-fn command(name: &str, id: &str, time: Time, mode: Mode, groups: &[&Group]) -> Cmd {
+/// `<<deadline>` for Redis `TIME` with a deadline. The module's command
+/// has no `<id>`.
+fn command(name: &str, id: Option<&str>, time: Time, mode: Mode, groups: &[&Group]) -> Cmd {
     let mut cmd = redis::cmd(name);
-    cmd.arg(id)
-        .arg(groups.iter().map(|g| g.keys.len()).sum::<usize>());
+    if let Some(id) = id {
+        cmd.arg(id);
+    }
+    cmd.arg(groups.iter().map(|g| g.keys.len()).sum::<usize>());
     for group in groups {
         cmd.arg(&group.keys);
     }
@@ -237,7 +315,7 @@ mod tests {
             now: Some(7),
             deadline: None,
         };
-        let cmd = command("FCALL", "f", time, mode, &[&group]);
+        let cmd = command("FCALL", Some("f"), time, mode, &[&group]);
         let sent: Vec<Vec<u8>> = cmd
             .args_iter()
             .map(|a| match a {
@@ -259,7 +337,7 @@ mod tests {
     fn a_deadline_replaces_the_empty_time() {
         let group = Group::default();
         let sent = |time| {
-            let cmd = command("FCALL", "f", time, Mode::Decide, &[&group]);
+            let cmd = command("FCALL", Some("f"), time, Mode::Decide, &[&group]);
             let args: Vec<Vec<u8>> = cmd
                 .args_iter()
                 .map(|a| match a {

@@ -109,6 +109,32 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Sends `cmd` to the Redis that holds `key` (on a cluster, the
+    /// primary of its slot, whatever the command's first argument is).
+    pub async fn query_at<T: FromRedisValue>(&self, cmd: &redis::Cmd, key: &str) -> RedisResult<T> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        match self {
+            Connection::Cluster(link) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                link.route(cmd, routing).await
+            }
+            _ => self.query(cmd).await,
+        }
+    }
+
+    /// How many connections have been opened (a Sentinel's: 0): a change
+    /// means a reconnect, maybe to another Redis.
+    pub fn opened(&self) -> u64 {
+        match self {
+            Connection::Single(link) => link.opened(),
+            Connection::Cluster(link) => link.opened(),
+            Connection::Sentinel(_) => 0,
+        }
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -47,10 +47,9 @@
 //! assert!(library::function_library().contains(library::function_name()));
 //! ```
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::{Algorithm, Quota};
+use crate::Quota;
 
 /// The library: the prelude, the six algorithms, carrying a state over to a
 /// changed quota, refunds, the entry point
@@ -69,24 +68,7 @@ pub const SOURCE: &str = concat!(
     include_str!("lua/main.lua"),
 );
 
-/// Numbers per check in a group's packed values: algorithm code, cost,
-/// shadow (0/1), capacity, period (µs), unit, rate.
-pub const VALUES_PER_CHECK: usize = 7;
-
-/// Integers per check in the reply: allowed (0/1), remaining,
-/// reset_after_us, retry_after_us (-1: never), delay_us, shadow (0/1); or,
-/// for a check that could not be decided (its group failed alone: a key of
-/// a type Sluice never writes, a script error), an error marker
-/// `-1, problem, detail, position, 0, 0` (see `lua/main.lua`).
-pub const REPLY_PER_CHECK: usize = 6;
-
-/// The code of the error the library answers, deciding nothing, when it
-/// runs after the deadline it was given: a first argument `<<deadline>`
-/// (instead of the empty one) means Redis `TIME`, and refuse the call if
-/// that is past `<deadline>` µs since the epoch. The store sends its calls
-/// so, and answers a check whose call was refused as timed out (see
-/// `main.lua`).
-pub const LATE: &str = "LATE";
+pub use crate::store::packed::{LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK, code, pack, values};
 
 /// The library as a script for `SCRIPT LOAD`/`EVALSHA`.
 pub fn script() -> &'static str {
@@ -124,89 +106,6 @@ pub fn function_library() -> &'static str {
         let name = function_name();
         format!("#!lua name={name}\n{SOURCE}redis.register_function('{name}', run)\n")
     })
-}
-
-/// The algorithm's code: its key in the library's `algorithms` table, its
-/// position in [`Algorithm::ALL`] from 1 (`token_bucket` 1 …
-/// `sliding_window_counter` 6).
-pub fn code(algorithm: Algorithm) -> u8 {
-    let position = Algorithm::ALL.iter().position(|&a| a == algorithm);
-    // Every algorithm is in ALL, and there are far fewer than 255.
-    position.map_or(0, |p| p as u8 + 1)
-}
-
-/// What a call does with its checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Mode {
-    /// Decides every group, all or nothing, and charges the groups admitted.
-    Decide,
-    /// Tells what each check would be told at its cost (0: the key as it
-    /// stands); charges nothing.
-    Peek,
-    /// Gives back what an earlier [`Mode::Decide`] call charged, that call
-    /// having decided at `at_us` (the first number of its reply); the
-    /// checks are the ones charged, with their costs. The store refunds
-    /// the slots a Redis Cluster request charged when another slot denied.
-    ///
-    /// A refund leaves each key as if its charge had not been made, where
-    /// the state shows where the charge went: at `at_us`, unless the state
-    /// is ahead of both `at_us` and the refund's own time (a clock that
-    /// stepped back after a failover), where decide counted it. It never
-    /// gives back more than the cost, beyond an untouched key, to another
-    /// window or instant, or anything older than `at_us`:
-    ///
-    /// - token bucket: the level regains the cost, up to the capacity;
-    /// - GCRA and leaky bucket: the TAT moves back by the cost, not before `at_us`;
-    /// - fixed window: the charged window's count loses the cost (a count
-    ///   back at 0 deletes the key);
-    /// - sliding window counter: the current count, or the previous one
-    ///   when the state has moved one window on, loses the cost (both back
-    ///   at 0 deletes the key);
-    /// - sliding window log: the entries at the charged instant lose the cost.
-    ///
-    /// Where the state cannot show where the charge went it gives back
-    /// less, except in the cases `lua/refund.lua` marks (a bucket that
-    /// would have been full meanwhile, a window state lost and charged
-    /// again); its Rust model is tested against it.
-    Refund {
-        /// The time the charging call decided at, in µs since the epoch.
-        at_us: u64,
-    },
-}
-
-impl Mode {
-    /// The mode as the library's second argument: `d`, `p` or `r<at_us>`.
-    pub fn argument(self) -> Cow<'static, str> {
-        match self {
-            Mode::Decide => Cow::Borrowed("d"),
-            Mode::Peek => Cow::Borrowed("p"),
-            Mode::Refund { at_us } => Cow::Owned(format!("r{at_us}")),
-        }
-    }
-}
-
-/// The [`VALUES_PER_CHECK`] numbers of a check of `cost` under `quota`.
-/// Every one is below 2^53 (quota validation keeps them there), so exact
-/// as a double.
-pub fn values(quota: &Quota, cost: u64, shadow: bool) -> [u64; VALUES_PER_CHECK] {
-    [
-        u64::from(code(quota.algorithm())),
-        cost,
-        u64::from(shadow),
-        quota.capacity(),
-        quota.period_us(),
-        quota.scaled_unit(),
-        quota.refill_per_us(),
-    ]
-}
-
-/// Appends `values` to `out` as the library reads them: little-endian
-/// doubles.
-pub fn pack(values: &[u64; VALUES_PER_CHECK], out: &mut Vec<u8>) {
-    for &value in values {
-        out.extend_from_slice(&(value as f64).to_le_bytes());
-    }
 }
 
 /// One argument of a call after its keys.
@@ -287,119 +186,18 @@ impl Call {
     }
 }
 
-/// Reading a stored state back: the one Rust place that knows how the
-/// library stores one. A packed state is what `pack2`/`pack3` in
-/// `lua/prelude.lua` write: the header `struct.pack(HEADER, code,
-/// capacity, period, unit, rate)` with `HEADER = '<BIddI'` (25 bytes: a
-/// byte, a 4-byte integer, two doubles, a 4-byte integer, little-endian,
-/// unaligned), then two or three little-endian doubles, the algorithm's
-/// state in the order its `.lua` file documents. A sliding window log is a
-/// sorted set of members `<at_us>:<cost>:c<cum>`
-/// (`lua/sliding_window_log.lua`).
+/// Reading a stored state back: [`packed`](crate::store::packed) holds
+/// the one Rust place that knows how the library stores one (shared with
+/// the native module); these are its decoders under their earlier names.
 pub mod stored {
-    use std::collections::VecDeque;
-
-    use crate::Algorithm;
-    use crate::algorithm::{
-        State, fixed_window, gcra, sliding_window_counter, sliding_window_log, token_bucket,
-    };
-
-    /// The header's length in bytes (`HEADER_LEN` in `lua/prelude.lua`).
-    const HEADER_LEN: usize = 25;
-
-    /// The state a packed value holds, or what is wrong with it.
-    pub fn packed(raw: &[u8]) -> Result<State, String> {
-        let foreign = || {
-            format!(
-                "holds {} bytes that are not a state Sluice packed",
-                raw.len()
-            )
-        };
-        let (header, body) = raw.split_at_checked(HEADER_LEN).ok_or_else(foreign)?;
-        let algorithm = Algorithm::ALL
-            .iter()
-            .copied()
-            .find(|&a| u64::from(super::code(a)) == u64::from(header[0]))
-            .ok_or_else(foreign)?;
-        let numbers = body
-            .chunks(8)
-            .map(|chunk| {
-                let bytes: [u8; 8] = chunk.try_into().ok()?;
-                whole(f64::from_le_bytes(bytes))
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(foreign)?;
-        Ok(match (algorithm, numbers.as_slice()) {
-            (Algorithm::TokenBucket, &[level, at_us]) => {
-                State::TokenBucket(token_bucket::State { level, at_us })
-            }
-            (Algorithm::Gcra, &[at_us, frac]) => State::Gcra(gcra::State { at_us, frac }),
-            (Algorithm::LeakyBucket, &[at_us, frac]) => {
-                State::LeakyBucket(gcra::State { at_us, frac })
-            }
-            (Algorithm::FixedWindow, &[window, count]) => {
-                State::FixedWindow(fixed_window::State { window, count })
-            }
-            (Algorithm::SlidingWindowCounter, &[window, current, previous]) => {
-                State::SlidingWindowCounter(sliding_window_counter::State {
-                    window,
-                    current,
-                    previous,
-                })
-            }
-            _ => return Err(foreign()),
-        })
-    }
-
-    /// The log a sorted set's members (oldest first) hold, or what is
-    /// wrong with them.
-    pub fn log(members: &[String]) -> Result<State, String> {
-        let entries = members
-            .iter()
-            .map(|member| {
-                let entry = |member: &str| {
-                    let (at, rest) = member.split_once(':')?;
-                    let (cost, cum) = rest.split_once(":c")?;
-                    Some(sliding_window_log::Entry {
-                        at_us: at.parse().ok()?,
-                        cost: cost.parse().ok()?,
-                        cum: cum.parse().ok()?,
-                    })
-                };
-                entry(member)
-                    .ok_or_else(|| format!("holds {member:?}, not a log entry of Sluice's"))
-            })
-            .collect::<Result<VecDeque<_>, String>>()?;
-        Ok(State::SlidingWindowLog(Box::new(
-            sliding_window_log::State { entries },
-        )))
-    }
-
-    /// A double that is a whole number below 2^53, as every stored value is.
-    fn whole(x: f64) -> Option<u64> {
-        (x.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&x)).then_some(x as u64)
-    }
+    pub use crate::store::packed::{decode as packed, decode_log as log};
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Algorithm;
     use std::time::Duration;
-
-    #[test]
-    fn a_state_sluice_did_not_pack_is_refused_not_a_panic() {
-        for raw in [&b""[..], b"hello", &[9u8; 41], &[1u8; 49]] {
-            assert!(stored::packed(raw).is_err(), "{raw:?}");
-        }
-        assert!(stored::log(&["1:2:c3".into(), "junk".into()]).is_err());
-    }
-
-    #[test]
-    fn every_algorithm_has_its_own_code() {
-        let codes: std::collections::HashSet<u8> =
-            Algorithm::ALL.iter().map(|&a| code(a)).collect();
-        assert_eq!(codes.len(), Algorithm::ALL.len());
-    }
 
     #[test]
     fn checks_are_packed_as_little_endian_doubles() {

@@ -23,7 +23,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -88,6 +88,9 @@ pub type Attempt<C> = BoxFuture<'static, RedisResult<(C, Arc<Liveness>)>>;
 /// share it). The task stops when the last clone is dropped.
 pub struct Link<C> {
     state: watch::Receiver<State<C>>,
+    /// How many connections the task has opened: a new one may be to
+    /// another Redis (a restart, a failover), with other commands.
+    opened: Arc<AtomicU64>,
     /// Asks the task for an attempt now rather than after its backoff.
     wake: Arc<Notify>,
     /// Whether a command failing on a broken connection makes it lost (a
@@ -99,6 +102,7 @@ impl<C> Clone for Link<C> {
     fn clone(&self) -> Self {
         Link {
             state: self.state.clone(),
+            opened: Arc::clone(&self.opened),
             wake: Arc::clone(&self.wake),
             lose_on_error: self.lose_on_error,
         }
@@ -114,9 +118,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
     ) -> Link<C> {
         let (state, receiver) = watch::channel(State::Connecting);
         let wake = Arc::new(Notify::new());
-        tokio::spawn(keep_open(connect, state, Arc::clone(&wake)));
+        let opened = Arc::new(AtomicU64::new(0));
+        tokio::spawn(keep_open(
+            connect,
+            state,
+            Arc::clone(&wake),
+            Arc::clone(&opened),
+        ));
         Link {
             state: receiver,
+            opened,
             wake,
             lose_on_error,
         }
@@ -154,6 +165,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
         result
     }
 
+    /// How many connections have been opened so far (1 after the first).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Acquire)
+    }
+
     async fn connection(&self) -> RedisResult<(C, Arc<Liveness>)> {
         let mut state = self.state.clone();
         let mut asked = false;
@@ -177,6 +193,24 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
     }
 }
 
+impl Link<redis::cluster_async::ClusterConnection> {
+    /// Sends `cmd` to the node `routing` names: for a command the cluster
+    /// client cannot route by its first argument (`SLUICE.CALL`, whose
+    /// first argument is its number of keys).
+    pub async fn route<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        routing: redis::cluster_routing::RoutingInfo,
+    ) -> RedisResult<T> {
+        let (mut connection, _) = self.connection().await?;
+        // An error reply comes back as a value here (not as the error
+        // `query_async` makes of it): made an error, so that callers can
+        // read its code ("unknown command").
+        let value = connection.route_command(cmd.clone(), routing).await?;
+        Ok(redis::from_redis_value(value.extract_error()?)?)
+    }
+}
+
 /// The task: connects, waits for the loss, connects again; after a failed
 /// attempt waits [`MIN_BACKOFF`], then until a request asks or the backoff
 /// (doubling up to [`MAX_BACKOFF`], with jitter so that many instances do
@@ -185,6 +219,7 @@ async fn keep_open<C>(
     connect: impl Fn() -> Attempt<C>,
     state: watch::Sender<State<C>>,
     wake: Arc<Notify>,
+    opened: Arc<AtomicU64>,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -196,6 +231,7 @@ async fn keep_open<C>(
         match attempt {
             Ok((connection, liveness)) => {
                 backoff = MIN_BACKOFF;
+                opened.fetch_add(1, Ordering::AcqRel);
                 state.send_replace(State::Up(connection, Arc::clone(&liveness)));
                 tokio::select! {
                     () = liveness.lost.notified() => {}

@@ -53,7 +53,8 @@
 //! - `batch`: concurrent decisions packed into one call (single Redis).
 //! - `cluster`: checks over several slots, and refunds.
 //! - `reply`: the library's reply as decisions.
-//! - `refund` (tests only): the Rust model of `lua/refund.lua`.
+//! - `refund` (tests only): `lua/refund.lua` held to its Rust model,
+//!   [`store::refund`](crate::store::refund).
 //! - `keys`: the key layout above.
 
 mod batch;
@@ -121,6 +122,14 @@ pub struct RedisOptions {
     /// has no functions or refuses `FUNCTION LOAD`; default true. False
     /// uses `EVALSHA` only (for proxies that pass scripts but not functions).
     pub functions: bool,
+    /// Whether to decide with the native Sluice module's `SLUICE.CALL`
+    /// when the Redis has it loaded (`crates/sluice-redis-module`; the
+    /// same keys and answers as the Lua library, at a fraction of its
+    /// cost), asked at the first call and again after a reconnect;
+    /// default true. Where Redis has no such command (managed Redis that
+    /// forbid modules) the store uses [`functions`](Self::functions) or
+    /// `EVALSHA` as before. False never sends it.
+    pub module: bool,
     /// The certificates of a `rediss://` connection beyond the defaults (a
     /// CA, a client certificate); default none: the public roots.
     pub tls: Option<TlsOptions>,
@@ -146,6 +155,13 @@ impl RedisOptions {
         self
     }
 
+    /// The same options, deciding with the native module when Redis has it
+    /// if `module` (else with the Lua library only).
+    pub fn with_module(mut self, module: bool) -> RedisOptions {
+        self.module = module;
+        self
+    }
+
     /// The same options, connecting to a `rediss://` URL with `tls`'s
     /// certificates.
     pub fn with_tls(mut self, tls: TlsOptions) -> RedisOptions {
@@ -160,6 +176,7 @@ impl Default for RedisOptions {
             prefix: "sluice".to_owned(),
             timeout: Duration::from_millis(250),
             functions: true,
+            module: true,
             tls: None,
         }
     }
@@ -220,7 +237,7 @@ impl RedisStore {
             ));
         }
         let connection = Connection::open(url, options.timeout, options.tls.as_ref(), wait).await?;
-        let form = Arc::new(Form::new(options.functions));
+        let form = Arc::new(Form::new(options.module, options.functions));
         let batcher = match &connection {
             Connection::Single(_) | Connection::Sentinel(_) => Some(Batcher::start(
                 connection.clone(),
@@ -246,6 +263,13 @@ impl RedisStore {
     pub fn with_clock(mut self, clock: impl Clock) -> RedisStore {
         self.caller.clock = Some(Arc::new(clock));
         self
+    }
+
+    /// Which form of the decision library the last call ran: `module`
+    /// (the native `SLUICE.CALL`), `function` or `script` (`EVALSHA`);
+    /// before the first call, the one it will try after the module.
+    pub fn library_form(&self) -> &'static str {
+        self.caller.form.describe()
     }
 
     /// Whether Redis answers.

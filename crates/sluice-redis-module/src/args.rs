@@ -1,0 +1,126 @@
+//! The command's arguments, read: `SLUICE.CALL <numkeys> <key>… <time>
+//! <mode> [<n> <packed values>]…`, that is `FCALL`'s after the function's
+//! name, so the store sends the module exactly what it sends the Lua
+//! library (see the Redis store's `library` module for the protocol).
+
+use sluice::store::packed::{self, Mode, VALUES_PER_CHECK};
+
+/// The time a call decides at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Time {
+    /// The caller's, in µs since the epoch (expiries get
+    /// [`packed::TTL_SLACK_MS`] of slack).
+    Given(u64),
+    /// Redis `TIME`, refused after the deadline if there is one.
+    Redis {
+        /// The instant after which the call decides nothing and answers
+        /// [`packed::LATE`].
+        deadline: Option<u64>,
+    },
+}
+
+/// One call, read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Call<'a> {
+    /// The state key of every check, over all groups.
+    pub keys: Vec<&'a [u8]>,
+    /// When to decide.
+    pub time: Time,
+    /// What to do.
+    pub mode: Mode,
+    /// The all-or-nothing groups, in key order: each check's values.
+    pub groups: Vec<Vec<[u64; VALUES_PER_CHECK]>>,
+}
+
+/// Where the keys start: after the command's name and `numkeys`.
+pub const FIRST_KEY: usize = 2;
+
+/// The number of keys `args` (the command's name first) declares, if it
+/// names no more keys than it has arguments.
+pub fn key_count(args: &[&[u8]]) -> Option<usize> {
+    let n = usize::try_from(packed::whole_number(args.get(1)?)?).ok()?;
+    (FIRST_KEY + n <= args.len()).then_some(n)
+}
+
+/// Reads `args` (the command's name first), or says what is wrong.
+pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Call<'a>, String> {
+    let n = key_count(args).ok_or("sluice: the number of keys is missing or too large")?;
+    let keys = args[FIRST_KEY..FIRST_KEY + n].to_vec();
+    let rest = &args[FIRST_KEY + n..];
+    let [time, mode, groups @ ..] = rest else {
+        return Err("sluice: the time and the mode are missing".into());
+    };
+    let time = match time {
+        [] => Time::Redis { deadline: None },
+        [b'<', deadline @ ..] => Time::Redis {
+            deadline: Some(packed::whole_number(deadline).ok_or("sluice: invalid deadline")?),
+        },
+        now => Time::Given(packed::whole_number(now).ok_or("sluice: invalid time")?),
+    };
+    let mode = Mode::parse(mode).ok_or_else(|| {
+        format!(
+            "sluice: unknown mode {}",
+            String::from_utf8_lossy(mode).into_owned()
+        )
+    })?;
+    if !groups.len().is_multiple_of(2) {
+        return Err("sluice: a group's number of checks without its values".into());
+    }
+    let groups = groups
+        .chunks_exact(2)
+        .map(|pair| {
+            let n = packed::whole_number(pair[0]).and_then(|n| usize::try_from(n).ok());
+            n.and_then(|n| packed::unpack(pair[1], n))
+                .ok_or_else(|| "sluice: a group's checks are not packed values".to_owned())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if groups.iter().map(Vec::len).sum::<usize>() != keys.len() {
+        return Err("sluice: the groups' checks and the keys differ in number".into());
+    }
+    Ok(Call {
+        keys,
+        time,
+        mode,
+        groups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    use sluice::{Algorithm, Quota};
+
+    #[test]
+    fn reads_what_the_store_sends() {
+        let quota = Quota::new(Algorithm::Gcra, 7, Duration::from_secs(60), None).unwrap();
+        let values = packed::values(&quota, 3, false);
+        let mut raw = Vec::new();
+        packed::pack(&values, &mut raw);
+        let args: Vec<&[u8]> = vec![b"SLUICE.CALL", b"1", b"k", b"<99", b"r42", b"1", &raw];
+        assert_eq!(key_count(&args), Some(1));
+        let call = parse(&args).unwrap();
+        assert_eq!(call.keys, [&b"k"[..]]);
+        assert_eq!(call.time, Time::Redis { deadline: Some(99) });
+        assert_eq!(call.mode, Mode::Refund { at_us: 42 });
+        assert_eq!(call.groups, [vec![values]]);
+        let given: Vec<&[u8]> = vec![b"SLUICE.CALL", b"0", b"5", b"p"];
+        assert_eq!(parse(&given).unwrap().time, Time::Given(5));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for bad in [
+            &[&b"SLUICE.CALL"[..]][..],
+            &[b"SLUICE.CALL", b"3", b"a"],
+            &[b"SLUICE.CALL", b"0", b"", b"x"],
+            &[b"SLUICE.CALL", b"0", b"x", b"d"],
+            &[b"SLUICE.CALL", b"1", b"k", b"", b"d", b"1", b"short"],
+            &[b"SLUICE.CALL", b"1", b"k", b"", b"d"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

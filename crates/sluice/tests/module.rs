@@ -1,0 +1,196 @@
+//! Issue 15: the native module (`crates/sluice-redis-module`) beside the
+//! Lua library. A fleet mid-rollout mixes them: a key written by one is
+//! read correctly by the other, in both directions, for every algorithm
+//! (quota changes, carried over, included); and the module's writes reach
+//! a replica as their effects (the replica has no module, and holds the
+//! same values and expiry instants).
+//!
+//! The contract suite runs on the module too (`stores.rs`, single Redis
+//! and Cluster), and so do the isolation tests (`isolation.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sluice::{Algorithm, Check, FakeClock, MemoryStore, Quota, RedisOptions, RedisStore, Store};
+use sluice_testkit::RedisServer;
+
+const START_US: u64 = 1_764_000_000_000_000;
+
+/// Costs and the gaps after them (ms): admissions, denials, a partial
+/// refill, a window passing.
+const STEPS: [(u64, u64); 10] = [
+    (1, 0),
+    (2, 150),
+    (3, 0),
+    (9, 40),
+    (1, 700),
+    (2, 0),
+    (1, 1_100),
+    (4, 10),
+    (1, 2_500),
+    (2, 0),
+];
+
+async fn store(server: &RedisServer, clock: &FakeClock, module: bool) -> RedisStore {
+    let options = RedisOptions::default().with_module(module);
+    RedisStore::connect_with(&server.url(), options)
+        .await
+        .unwrap()
+        .with_clock(clock.clone())
+}
+
+/// Every step on one key goes to the module or to the Lua, alternating (so
+/// each reads what the other wrote), under one quota and then a changed
+/// one (carried over); a twin key takes the same steps on the Lua alone.
+/// Each decision and peek equals the memory store's, and after each step
+/// the mixed key holds exactly the twin's state.
+#[tokio::test]
+async fn issue_15_a_key_written_by_one_path_is_read_by_the_other() {
+    let server = RedisServer::with_module();
+    let clock = FakeClock::new(START_US);
+    let memory = MemoryStore::with_clock(clock.clone());
+    let module = store(&server, &clock, true).await;
+    let lua = store(&server, &clock, false).await;
+    for algorithm in Algorithm::ALL {
+        let burst = algorithm.has_burst().then_some(7);
+        let quotas = [
+            Quota::new(algorithm, 5, Duration::from_secs(2), burst).unwrap(),
+            Quota::new(algorithm, 3, Duration::from_secs(1), None).unwrap(),
+        ];
+        for (first, path) in [("module", 0), ("lua", 1)] {
+            let key = format!("k-{algorithm}-{first}");
+            let twin = format!("twin-{algorithm}-{first}");
+            for (q, quota) in quotas.iter().enumerate() {
+                for (i, (cost, gap_ms)) in STEPS.iter().copied().enumerate() {
+                    let (name, redis) = if (i + q + path) % 2 == 0 {
+                        ("module", &module)
+                    } else {
+                        ("lua", &lua)
+                    };
+                    let what = format!("{algorithm}, {first} first, quota {q}, step {i} on {name}");
+                    let check = Check::new("mixed", &key, quota, cost);
+                    let twin_check = Check::new("mixed", &twin, quota, cost);
+                    let peeked = (
+                        memory.peek(&check).await.unwrap(),
+                        redis.peek(&check).await.unwrap(),
+                    );
+                    assert_eq!(peeked.0, peeked.1, "{what}: peek");
+                    let decided = (
+                        memory.decide_one(&check).await.unwrap(),
+                        redis.decide_one(&check).await.unwrap(),
+                    );
+                    assert_eq!(decided.0, decided.1, "{what}: decision");
+                    lua.decide_one(&twin_check).await.unwrap();
+                    let states = (
+                        redis.inspect(&check).await.unwrap(),
+                        lua.inspect(&twin_check).await.unwrap(),
+                    );
+                    assert_eq!(states.0, states.1, "{what}: stored state");
+                    clock.advance(Duration::from_millis(gap_ms));
+                }
+            }
+        }
+    }
+    assert_eq!(module.library_form(), "module");
+    assert_eq!(lua.library_form(), "function");
+}
+
+/// The module's writes reach a replica that has no module as the writes
+/// themselves (`SET … PXAT`, `ZADD`, `PEXPIREAT`), never as `SLUICE.CALL`,
+/// which a replica would decide again with its own clock: after decisions
+/// at Redis `TIME`, the replica holds the same value and the same expiry
+/// instant for every algorithm.
+#[tokio::test]
+async fn issue_15_the_modules_writes_replicate_as_effects() {
+    let master = RedisServer::with_module();
+    let port = master.port().to_string();
+    let replica = RedisServer::start_with_args(["--replicaof", "127.0.0.1", port.as_str()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replica
+        .cli(&["INFO", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let store = RedisStore::connect(&master.url()).await.unwrap();
+    let mut keys = Vec::new();
+    for algorithm in Algorithm::ALL {
+        // A day: the windows end at midnight UTC, not during the test.
+        let quota = Quota::new(algorithm, 5, Duration::from_secs(86_400), None).unwrap();
+        let key = format!("k-{algorithm}");
+        for cost in [1, 2, 9, 1] {
+            store
+                .decide_one(&Check::new("replicated", &key, &quota, cost))
+                .await
+                .unwrap();
+        }
+        keys.push(format!("sluice:{{{key}}}:replicated"));
+    }
+    assert_eq!(store.library_form(), "module");
+    assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
+    for key in &keys {
+        let read = |server: &RedisServer| {
+            let value = match server.cli(&["TYPE", key]).as_str() {
+                "zset" => server.cli(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
+                "string" => server.cli(&["GET", key]),
+                // Expired on both (a window that ended): equal too.
+                "none" => String::new(),
+                other => panic!("{key} is a {other}"),
+            };
+            (value, server.cli(&["PEXPIRETIME", key]))
+        };
+        let on_master = read(&master);
+        assert!(on_master.1 != "-1", "{key}: no expiry");
+        assert_eq!(on_master, read(&replica), "{key}");
+    }
+    let stats = replica.cli(&["INFO", "commandstats"]);
+    assert!(!stats.contains("sluice.call"), "{stats}");
+    assert!(
+        stats.contains("cmdstat_zadd") && stats.contains("cmdstat_set"),
+        "{stats}"
+    );
+}
+
+/// The store asks for the module again after a reconnect: a Redis that
+/// loads it while the store runs (`MODULE LOAD`) is used from the next
+/// connection on, and until then the Lua library decides.
+#[tokio::test]
+async fn issue_15_a_module_loaded_later_is_used_after_a_reconnect() {
+    let server = RedisServer::start_with_args(["--enable-module-command", "yes"]);
+    let clock = FakeClock::new(START_US);
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let quota = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(1), None).unwrap();
+    let check = Check::new("later", "k", &quota, 1);
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    assert_eq!(store.library_form(), "function");
+    let module = sluice_testkit::module_path();
+    assert_eq!(
+        server.cli(&["MODULE", "LOAD", module.to_str().unwrap()]),
+        "OK"
+    );
+    // The same connection keeps the form it found.
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    assert_eq!(store.library_form(), "function");
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.library_form() != "module" {
+        assert!(
+            Instant::now() < deadline,
+            "the module was not found after the reconnect"
+        );
+        let _ = store.decide_one(&check).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = store.decide_one(&check).await.unwrap();
+    assert!(d.allowed && d.remaining < 98, "{d:?}");
+    assert!(
+        server
+            .cli(&["INFO", "commandstats"])
+            .contains("cmdstat_sluice.call")
+    );
+}
