@@ -275,3 +275,28 @@ async fn three_instances_stay_within_the_bound_over_every_interval() {
     }
     assert!(worst <= i128::from(bound), "over by {worst}, bound {bound}");
 }
+
+/// Concurrent decisions on a key without a slice wait for the one take in
+/// flight instead of each taking a slice: a process never holds more than
+/// one slice of a key, which the bound rests on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_decisions_share_one_take() {
+    let server = RedisServer::start();
+    let clock = FakeClock::new(T0);
+    let store = budgets(&server, &clock).await;
+    let stats = store.stats();
+    let hour = quota(Algorithm::FixedWindow, 10_000, Duration::from_secs(3600));
+    let budget = Some(LocalBudget::new(0.01, 1).unwrap());
+    let limiter = Limiter::new(store, [policy("api", hour, budget)]);
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("api", "hot", 1).await.unwrap().allowed })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(stats.slices_taken(), 3);
+    assert_eq!(charged(&limiter, "api", "hot").await, 300);
+}
