@@ -26,7 +26,9 @@ policies:
   b: {limit: 1, period: 1s, local_budget: {max_overshoot: 0.1}}
   c: {limit: 1, period: 1s, local_budget: {max_overshoot: 0.1, instances: 0, slice: 4}}
 ";
-    let errors = Config::from_str(text, "sluice.yaml").unwrap_err().to_string();
+    let errors = Config::from_str(text, "sluice.yaml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         errors.lines().collect::<Vec<_>>(),
         [

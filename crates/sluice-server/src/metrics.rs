@@ -426,9 +426,7 @@ fn budget_metrics(registry: &mut Registry) -> [Counter; 5] {
         "Decisions under a local_budget, by what answered them (local: a slice held; store)",
         decisions.clone(),
     );
-    let answered = |by: &str| {
-        (decisions.get_or_create(&vec![("answered", by.to_owned())])).clone()
-    };
+    let answered = |by: &str| (decisions.get_or_create(&vec![("answered", by.to_owned())])).clone();
     let counter = |registry: &mut Registry, name: &str, help: &str| {
         let counter = Counter::default();
         registry.register(name, help, counter.clone());

@@ -197,7 +197,9 @@ impl LimitSummary {
         LimitSummary {
             quota: QuotaSummary::of(limit.quota()),
             slice,
-            max_over_admission: budget.filter(|_| slice.is_some()).map(|b| b.bound(limit.quota())),
+            max_over_admission: budget
+                .filter(|_| slice.is_some())
+                .map(|b| b.bound(limit.quota())),
             overrides,
         }
     }

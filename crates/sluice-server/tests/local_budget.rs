@@ -43,7 +43,11 @@ fn redis_calls(server: &RedisServer) -> u64 {
     stats
         .lines()
         .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| ["fcall:", "evalsha:", "eval:", "sluice"].iter().any(|c| l.starts_with(c)))
+        .filter(|l| {
+            ["fcall:", "evalsha:", "eval:", "sluice"]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
         .map(|l| field(l, "calls") - field(l, "failed_calls"))
         .sum()
 }
@@ -112,7 +116,10 @@ async fn three_processes_on_one_hot_key_stay_within_the_bound() {
             "run {run}: admitted {admitted}, bound {}",
             3000 + refilled + bound
         );
-        assert!(admitted + bound >= 3000, "run {run}: admitted only {admitted}");
+        assert!(
+            admitted + bound >= 3000,
+            "run {run}: admitted only {admitted}"
+        );
         assert!(
             calls * 10 <= REQUESTS as u64,
             "run {run}: {calls} Redis calls for {REQUESTS} decisions"

@@ -86,8 +86,8 @@ impl LocalBudget {
         if quota.algorithm() == Algorithm::LeakyBucket {
             return None;
         }
-        let overshoot = u128::from(quota.capacity()) * u128::from(self.millionths.get())
-            / u128::from(MILLION);
+        let overshoot =
+            u128::from(quota.capacity()) * u128::from(self.millionths.get()) / u128::from(MILLION);
         let slice = overshoot / u128::from(self.instances.get());
         u64::try_from(slice).ok().filter(|&s| s >= MIN_SLICE)
     }
@@ -121,12 +121,22 @@ mod tests {
     #[test]
     fn the_slice_is_the_overshoot_shared_by_the_instances_and_leaky_buckets_are_not_sliced() {
         let budget = LocalBudget::new(0.05, 3).unwrap();
-        let bucket =
-            Quota::new(Algorithm::TokenBucket, 10, Duration::from_secs(1), Some(600)).unwrap();
+        let bucket = Quota::new(
+            Algorithm::TokenBucket,
+            10,
+            Duration::from_secs(1),
+            Some(600),
+        )
+        .unwrap();
         assert_eq!(budget.slice(&bucket), Some(10), "5% of the burst, over 3");
         assert_eq!(budget.bound(&bucket), 27);
-        let leaky =
-            Quota::new(Algorithm::LeakyBucket, 10, Duration::from_secs(1), Some(600)).unwrap();
+        let leaky = Quota::new(
+            Algorithm::LeakyBucket,
+            10,
+            Duration::from_secs(1),
+            Some(600),
+        )
+        .unwrap();
         assert_eq!(budget.slice(&leaky), None);
         assert_eq!(budget.bound(&leaky), 0);
         assert!(budget.bound(&bucket) as f64 <= budget.max_overshoot() * 600.0);

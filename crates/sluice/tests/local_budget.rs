@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use sluice::store::LocalBudgets;
 use sluice::Store;
+use sluice::store::LocalBudgets;
 use sluice::{
     Algorithm, Check, Clock, FakeClock, Limiter, LocalBudget, Policy, Quota, RedisStore, Source,
 };
@@ -29,7 +29,11 @@ fn redis_calls(server: &RedisServer) -> u64 {
     stats
         .lines()
         .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| ["fcall:", "evalsha:", "eval:", "sluice"].iter().any(|c| l.starts_with(c)))
+        .filter(|l| {
+            ["fcall:", "evalsha:", "eval:", "sluice"]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
         .map(|l| field(l, "calls") - field(l, "failed_calls"))
         .sum()
 }
@@ -75,7 +79,10 @@ async fn one_redis_call_per_slice_and_the_local_answers_tell_what_is_held() {
         assert_eq!(d.source == Source::LocalBudget, local, "decision {i}");
     }
     assert_eq!(redis_calls(&server), 10, "one call per slice of 100");
-    assert_eq!((stats.decisions(), stats.local(), stats.slices_taken()), (1000, 990, 10));
+    assert_eq!(
+        (stats.decisions(), stats.local(), stats.slices_taken()),
+        (1000, 990, 10)
+    );
     assert_eq!(charged(&limiter, "api", "hot").await, 1000);
 
     // A cost above a slice is taken whole, at once.
@@ -199,7 +206,11 @@ async fn a_shadow_policy_spends_slices_and_reports_what_it_would_deny() {
         assert!(d.allowed, "{i}");
         assert_eq!(d.shadow, i >= 200, "{i}");
     }
-    assert_eq!(redis_calls(&server), 2 + 50, "two slices, then one call a request");
+    assert_eq!(
+        redis_calls(&server),
+        2 + 50,
+        "two slices, then one call a request"
+    );
     assert_eq!(charged(&limiter, "api", "hot").await, 200);
 }
 
@@ -216,7 +227,10 @@ async fn when_redis_is_down_the_slices_held_are_still_spent() {
     for _ in 0..99 {
         assert!(limiter.check("api", "hot", 1).await.unwrap().allowed);
     }
-    assert!(limiter.check("api", "hot", 1).await.is_err(), "no slice left");
+    assert!(
+        limiter.check("api", "hot", 1).await.is_err(),
+        "no slice left"
+    );
     assert!(limiter.check("api", "hot", 1).await.is_err(), "still none");
 }
 
@@ -230,15 +244,23 @@ async fn three_instances_stay_within_the_bound_over_every_interval() {
     let server = RedisServer::start();
     let clock = FakeClock::new(T0);
     let (rate, burst) = (1000u64, 3000u64);
-    let bucket =
-        Quota::new(Algorithm::TokenBucket, rate, Duration::from_secs(1), Some(burst)).unwrap();
+    let bucket = Quota::new(
+        Algorithm::TokenBucket,
+        rate,
+        Duration::from_secs(1),
+        Some(burst),
+    )
+    .unwrap();
     let budget = LocalBudget::new(0.03, 3).unwrap();
     assert_eq!(budget.slice(&bucket), Some(30));
     let bound = budget.bound(&bucket);
     let mut limiters = Vec::new();
     for _ in 0..3 {
         let store = budgets(&server, &clock).await;
-        limiters.push((store.clone(), Limiter::new(store, [policy("api", bucket, Some(budget))])));
+        limiters.push((
+            store.clone(),
+            Limiter::new(store, [policy("api", bucket, Some(budget))]),
+        ));
     }
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = |n: u64| {
@@ -262,7 +284,10 @@ async fn three_instances_stay_within_the_bound_over_every_interval() {
     }
     let total: u64 = admitted.iter().map(|a| a.1).sum();
     let span = admitted.last().unwrap().0 - admitted[0].0;
-    assert!(total > burst + span * rate / 1_000_000 / 2, "the key was kept busy");
+    assert!(
+        total > burst + span * rate / 1_000_000 / 2,
+        "the key was kept busy"
+    );
     // Every interval between two admissions.
     let mut worst = 0i128;
     for (i, &(start, _)) in admitted.iter().enumerate() {

@@ -163,7 +163,11 @@ impl LocalBudgets {
     pub async fn return_idle(&self) -> u64 {
         let now = self.shared.clock.now_us();
         let idle = u64::try_from(self.shared.idle.as_micros()).unwrap_or(u64::MAX);
-        let returns = self.shared.table.lock().sweep(now, now.saturating_sub(idle));
+        let returns = self
+            .shared
+            .table
+            .lock()
+            .sweep(now, now.saturating_sub(idle));
         self.give_back(returns).await
     }
 
@@ -247,7 +251,11 @@ impl LocalBudgets {
                     && need == ask
                     && decisions[at].shadow
                 {
-                    let again = self.shared.store.decide_at(&[check.with_cost(need)]).await?;
+                    let again = self
+                        .shared
+                        .store
+                        .decide_at(&[check.with_cost(need)])
+                        .await?;
                     if let Some(d) = again.1.first() {
                         decisions[at] = *d;
                     }
@@ -296,7 +304,9 @@ fn together(checks: &[Check<'_>], parts: &[Part], decisions: &[Decision]) -> boo
         .iter()
         .zip(parts)
         .filter(|(_, p)| !matches!(p, Part::Local { .. }));
-    asked.zip(decisions).all(|((c, _), d)| c.shadow || d.allowed)
+    asked
+        .zip(decisions)
+        .all(|((c, _), d)| c.shadow || d.allowed)
 }
 
 /// Turns every take the store refused at more than its need into a take
@@ -311,7 +321,11 @@ fn retake(parts: &mut [Part], decisions: &[Decision], shadow: bool) -> bool {
             _ => answers.next(),
         };
         if let (Part::Take { need, ask, .. }, Some(d)) = (part, decision)
-            && (if shadow { d.shadow } else { !d.allowed || d.shadow })
+            && (if shadow {
+                d.shadow
+            } else {
+                !d.allowed || d.shadow
+            })
             && *ask > *need
         {
             *ask = *need;

@@ -251,8 +251,9 @@ impl Table {
                     }
                     slot.local_decision(now_us)
                 }
-                (Part::Local { .. }, None, _) => Decision::allowed(check.quota.capacity(), 0, 0)
-                    .with_source(Source::LocalBudget),
+                (Part::Local { .. }, None, _) => {
+                    Decision::allowed(check.quota.capacity(), 0, 0).with_source(Source::LocalBudget)
+                }
                 (
                     Part::Take {
                         reserved,
@@ -274,7 +275,8 @@ impl Table {
                     } else {
                         slot.left += reserved;
                     }
-                    slot.room = d.allowed && !d.shadow && d.remaining >= slice_of(check).unwrap_or(0);
+                    slot.room =
+                        d.allowed && !d.shadow && d.remaining >= slice_of(check).unwrap_or(0);
                     slot.base_remaining = d.remaining;
                     slot.base_reset_us = micros(d.reset_after);
                     slot.base_at_us = now_us;
