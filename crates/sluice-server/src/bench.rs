@@ -16,9 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::Zipf;
 use serde::Serialize;
 use sluice::store::{LocalBudgets, open_redis};
-use sluice::{
-    Algorithm, BoxStore, Limiter, LocalBudget, Policy, Quota, RedisOptions, SystemClock,
-};
+use sluice::{Algorithm, BoxStore, Limiter, LocalBudget, Policy, Quota, RedisOptions, SystemClock};
 
 use crate::config::StoreSpec;
 use crate::stores::{self, Connecting};
@@ -58,8 +56,14 @@ pub fn parse_local_budget(text: &str) -> Result<LocalBudget, String> {
     let (overshoot, instances) = text
         .split_once(',')
         .ok_or_else(|| format!("expected MAX_OVERSHOOT,INSTANCES such as 0.01,3, got {text:?}"))?;
-    let overshoot: f64 = overshoot.trim().parse().map_err(|e| format!("{overshoot:?}: {e}"))?;
-    let instances: u32 = instances.trim().parse().map_err(|e| format!("{instances:?}: {e}"))?;
+    let overshoot: f64 = overshoot
+        .trim()
+        .parse()
+        .map_err(|e| format!("{overshoot:?}: {e}"))?;
+    let instances: u32 = instances
+        .trim()
+        .parse()
+        .map_err(|e| format!("{instances:?}: {e}"))?;
     LocalBudget::new(overshoot, instances).map_err(|e| e.to_string())
 }
 
