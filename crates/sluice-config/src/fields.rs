@@ -2,7 +2,7 @@
 //! constants the readers check unknown fields against, so a sample or a
 //! doc can be tested for covering them all.
 
-use crate::{memory, schema, tls};
+use crate::{local_budget, memory, schema, tls};
 
 /// Every field of the library's sections, as dotted paths from the top
 /// (`redis.tls.ca`), mappings included (`redis`, `redis.tls`). A name the
@@ -22,6 +22,8 @@ pub fn fields() -> Vec<String> {
                 out.push("policies.*".to_owned());
                 under(&mut out, "policies.*", schema::POLICY_FIELDS);
                 under(&mut out, "policies.*.limits[]", schema::LIMIT_FIELDS);
+                let budget = local_budget::LOCAL_BUDGET_FIELDS;
+                under(&mut out, "policies.*.local_budget", budget);
                 for limit in ["policies.*", "policies.*.limits[]"] {
                     let overrides = format!("{limit}.overrides.*");
                     out.push(overrides.clone());

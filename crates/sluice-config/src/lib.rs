@@ -46,6 +46,7 @@
 //!   `policies`, what to do when the store fails) over that walker.
 //! - `store`: [`StoreSpec`], the store URL, with passwords hidden when shown.
 //! - `memory`: [`MemorySettings`], the bound on the keys kept in process memory.
+//! - `local_budget`: a policy's `local_budget` (`max_overshoot`, `instances`).
 //! - `tls`: `redis.tls`, the CA and client certificate files, read and checked.
 //! - [`fields`]: every field the sections accept, for tests of samples and docs.
 //! - `file`: reading a configuration file, with an error that names it.
@@ -54,6 +55,7 @@
 mod error;
 pub mod fields;
 mod file;
+mod local_budget;
 mod memory;
 pub mod schema;
 mod store;
@@ -62,8 +64,8 @@ pub mod yaml;
 
 use std::path::Path;
 
-use sluice::store::{Connecting, OpenError, open_redis};
-use sluice::{BoxStore, Limiter, MemoryStore, Policy, RedisOptions};
+use sluice::store::{Connecting, LocalBudgets, OpenError, open_redis};
+use sluice::{BoxStore, Limiter, MemoryStore, Policy, RedisOptions, SystemClock};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use file::{io_reason, read_file, unreadable};
@@ -119,7 +121,10 @@ impl Config {
 
     /// Opens the store the configuration names: the memory store (bounded
     /// by `memory.max_keys`), or Redis with the `redis` settings, once
-    /// connected.
+    /// connected, behind [`LocalBudgets`] for the policies with a
+    /// `local_budget` (their slices are given back when next met past
+    /// their lifetime; a program that wants them back when idle opens its
+    /// own `LocalBudgets` and calls its `return_idle`).
     pub async fn open_store(&self) -> Result<BoxStore, OpenError> {
         Ok(match &self.store {
             StoreSpec::Memory => {
@@ -128,7 +133,8 @@ impl Config {
             StoreSpec::Redis(url)
             | StoreSpec::RedisCluster(url)
             | StoreSpec::RedisSentinel(url) => {
-                BoxStore::new(open_redis(url, &self.redis, Connecting::Wait).await?)
+                let redis = open_redis(url, &self.redis, Connecting::Wait).await?;
+                BoxStore::new(LocalBudgets::new(redis, SystemClock))
             }
         })
     }

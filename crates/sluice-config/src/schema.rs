@@ -140,6 +140,7 @@ pub(crate) const POLICY_FIELDS: &[&str] = &[
     "on_store_error",
     "local_share",
     "deny_cache",
+    "local_budget",
 ];
 /// The fields of one limit: a policy's own in the single-limit form, or an
 /// element of its `limits`.
@@ -269,6 +270,10 @@ fn policy(
         Some(node) => w.boolean(node, &join(&path, "shadow")),
     };
     let on_failure = on_failure(w, map, &path, defaults);
+    let budget = match map.get_node("local_budget") {
+        None => Some(None),
+        Some(node) => crate::local_budget::local_budget(w, node, &path).map(Some),
+    };
     match Policy::with_limits(name.as_str(), limits?) {
         Ok(policy) => {
             let on_failure = on_failure?;
@@ -277,7 +282,8 @@ fn policy(
                     .with_shadow(shadow?)
                     .with_on_store_error(on_failure.mode)
                     .with_local_share(on_failure.share)
-                    .with_deny_cache(on_failure.deny_cache),
+                    .with_deny_cache(on_failure.deny_cache)
+                    .with_local_budget(budget?),
             )
         }
         Err(e) => {

@@ -15,7 +15,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Zipf;
 use serde::Serialize;
-use sluice::{Algorithm, Limiter, Policy, Quota, RedisOptions};
+use sluice::store::{LocalBudgets, open_redis};
+use sluice::{Algorithm, BoxStore, Limiter, LocalBudget, Policy, Quota, RedisOptions, SystemClock};
 
 use crate::config::StoreSpec;
 use crate::stores::{self, Connecting};
@@ -46,6 +47,24 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Units each decision charges.
     pub cost: u64,
+    /// On Redis, the bench policy's local budget (`--local-budget`).
+    pub local_budget: Option<LocalBudget>,
+}
+
+/// Reads `--local-budget`: `MAX_OVERSHOOT,INSTANCES`, such as `0.01,3`.
+pub fn parse_local_budget(text: &str) -> Result<LocalBudget, String> {
+    let (overshoot, instances) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected MAX_OVERSHOOT,INSTANCES such as 0.01,3, got {text:?}"))?;
+    let overshoot: f64 = overshoot
+        .trim()
+        .parse()
+        .map_err(|e| format!("{overshoot:?}: {e}"))?;
+    let instances: u32 = instances
+        .trim()
+        .parse()
+        .map_err(|e| format!("{instances:?}: {e}"))?;
+    LocalBudget::new(overshoot, instances).map_err(|e| e.to_string())
 }
 
 /// What a run measured.
@@ -95,8 +114,22 @@ struct Tally {
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let redis = RedisOptions::default().with_prefix("sluice-bench");
-    let store = stores::open(&options.store, &redis, Connecting::Wait).await?;
-    let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
+    let store = match (options.local_budget, &options.store) {
+        (None, _) | (_, StoreSpec::Memory) => {
+            stores::open(&options.store, &redis, Connecting::Wait).await?
+        }
+        (
+            Some(_),
+            StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url),
+        ) => {
+            let store = open_redis(url, &redis, Connecting::Wait).await;
+            let store = store.with_context(|| format!("connecting to {}", options.store))?;
+            BoxStore::new(LocalBudgets::new(store, SystemClock))
+        }
+    };
+    let policy = Policy::new(BENCH_POLICY, options.quota)
+        .context("the bench policy")?
+        .with_local_budget(options.local_budget);
     let limiter = Limiter::new(store, [policy]);
     let keys: Arc<Vec<String>> =
         Arc::new((0..options.keys).map(|i| format!("bench-{i}")).collect());

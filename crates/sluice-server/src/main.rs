@@ -107,6 +107,10 @@ enum Command {
         /// Units each decision charges.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         cost: u64,
+        /// On Redis: spend slices of each key locally, as a policy's
+        /// `local_budget` does: MAX_OVERSHOOT,INSTANCES such as 0.01,3.
+        #[arg(long, value_parser = bench::parse_local_budget)]
+        local_budget: Option<sluice::LocalBudget>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
             concurrency,
             duration,
             cost,
+            local_budget,
             json,
         } => exit((|| {
             let store = StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
@@ -216,6 +221,7 @@ fn main() -> ExitCode {
                 concurrency: usize::try_from(concurrency)?,
                 duration,
                 cost,
+                local_budget,
             };
             let report = run(bench::run(&options))?;
             if json {

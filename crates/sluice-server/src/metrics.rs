@@ -4,8 +4,16 @@
 //!   `shadow_denied` (a shadow policy would have denied) or `error`;
 //! - `sluice_decision_duration_seconds{policy,store}`: how long the store took;
 //! - `sluice_decision_sources_total{policy,source}`: what made each
-//!   decision, source `store`, `deny_cache` or `fallback` (the store failed
-//!   and the policy's `on_store_error` answered);
+//!   decision, source `store`, `deny_cache`, `fallback` (the store failed
+//!   and the policy's `on_store_error` answered) or `local_budget` (a slice
+//!   this process held);
+//! - `sluice_local_budget_decisions_total{answered}`: decisions under a
+//!   `local_budget`, answered `local` (from a slice held, no Redis call)
+//!   or by `store`: the local hit share is `local` over both;
+//! - `sluice_local_budget_slices_taken_total`,
+//!   `sluice_local_budget_slices_returned_total` and
+//!   `sluice_local_budget_units_returned_total`: slices taken from Redis,
+//!   slices whose unspent rest was given back, and the units given back;
 //! - `sluice_store_errors_total{kind}`: calls to the store that failed, by
 //!   kind (`unavailable`, `timeout`, `protocol`, ...);
 //! - `sluice_store_breaker_state{state}`: 1 for the circuit breaker's state
@@ -68,6 +76,9 @@ pub struct Metrics {
     reloads: Family<Labels, Counter>,
     memory_keys: Gauge,
     memory_evictions: Counter,
+    /// Local budgets: decisions answered locally and by the store, slices
+    /// taken, slices returned, units returned.
+    budgets: [Counter; 5],
     envoy: [Family<Labels, Counter>; 5],
     store: &'static str,
 }
@@ -143,8 +154,8 @@ impl Outcome {
 #[derive(Clone)]
 pub struct PolicyMetrics {
     outcomes: [Counter; 4],
-    /// By [`sluice::Source`]: store, deny cache, fallback.
-    sources: [Counter; 3],
+    /// By [`sluice::Source`]: store, deny cache, fallback, local budget.
+    sources: [Counter; 4],
     duration: Histogram,
 }
 
@@ -166,6 +177,7 @@ impl PolicyMetrics {
             // An `unlimited` or `block` override decided alone: no source
             // of the store's to count.
             sluice::Source::Override => return,
+            sluice::Source::LocalBudget => 3,
             _ => 2,
         };
         self.sources[at].inc();
@@ -198,7 +210,7 @@ impl Metrics {
         );
         registry.register(
             "sluice_decision_sources",
-            "Decisions made, by policy and what made them (store, deny_cache, fallback)",
+            "Decisions made, by policy and what made them (store, deny_cache, fallback, local_budget)",
             sources.clone(),
         );
         registry.register(
@@ -228,6 +240,7 @@ impl Metrics {
             "Keys evicted from process memory at memory.max_keys",
             memory_evictions.clone(),
         );
+        let budgets = budget_metrics(&mut registry);
         let envoy: [Family<Labels, Counter>; 5] = Default::default();
         for ((name, help), family) in ENVOY_STATS.iter().zip(&envoy) {
             registry.register(format!("sluice_envoy_{name}"), *help, family.clone());
@@ -247,6 +260,7 @@ impl Metrics {
             envoy,
             memory_keys,
             memory_evictions,
+            budgets,
             decisions,
             durations,
             sources,
@@ -291,6 +305,7 @@ impl Metrics {
                 sluice::Source::Store,
                 sluice::Source::DenyCache,
                 sluice::Source::Fallback,
+                sluice::Source::LocalBudget,
             ]
             .map(|source| {
                 let labels = vec![
@@ -343,6 +358,22 @@ impl Metrics {
             .inc_by(evictions.saturating_sub(counted));
     }
 
+    /// Brings the local budgets' counters up to `stats`, the store's
+    /// counts so far.
+    pub fn budgets_now(&self, stats: &sluice::store::BudgetStats) {
+        let decisions = stats.decisions();
+        let now = [
+            stats.local(),
+            decisions.saturating_sub(stats.local()),
+            stats.slices_taken(),
+            stats.slices_returned(),
+            stats.units_returned(),
+        ];
+        for (counter, total) in self.budgets.iter().zip(now) {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
     /// The statistics of the envoyproxy/ratelimit rule `key` (its full key
     /// without the domain) of `domain`.
     pub fn envoy(&self, domain: &str, key: &str) -> EnvoyStats {
@@ -385,6 +416,41 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// Registers the local budgets' counters, in [`Metrics::budgets_now`]'s order.
+fn budget_metrics(registry: &mut Registry) -> [Counter; 5] {
+    let decisions = Family::<Labels, Counter>::default();
+    registry.register(
+        "sluice_local_budget_decisions",
+        "Decisions under a local_budget, by what answered them (local: a slice held; store)",
+        decisions.clone(),
+    );
+    let answered = |by: &str| (decisions.get_or_create(&vec![("answered", by.to_owned())])).clone();
+    let counter = |registry: &mut Registry, name: &str, help: &str| {
+        let counter = Counter::default();
+        registry.register(name, help, counter.clone());
+        counter
+    };
+    [
+        answered("local"),
+        answered("store"),
+        counter(
+            registry,
+            "sluice_local_budget_slices_taken",
+            "Slices of a key's allowance taken from Redis",
+        ),
+        counter(
+            registry,
+            "sluice_local_budget_slices_returned",
+            "Slices whose unspent rest was given back to Redis",
+        ),
+        counter(
+            registry,
+            "sluice_local_budget_units_returned",
+            "Units given back to Redis from slices",
+        ),
+    ]
 }
 
 #[cfg(test)]

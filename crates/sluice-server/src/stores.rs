@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice::store::{Health, Resilient};
+use sluice::store::{Health, LocalBudgets, Resilient};
 use sluice::{BoxStore, Clock, MemoryStore, RedisOptions, RedisStore, SystemClock};
 
 use crate::config::{MemorySettings, StoreSpec};
@@ -30,6 +30,9 @@ pub struct StoreHandles {
     /// The store's clock (the system's unless a test gives a fake one):
     /// Envoy's answers say when a window ends by it.
     pub clock: Arc<dyn Clock>,
+    /// The local budgets in front of Redis (the slices of the policies
+    /// with a `local_budget`): returned when idle, on reload and at the end.
+    pub budgets: Option<LocalBudgets>,
 }
 
 impl Default for StoreHandles {
@@ -38,6 +41,7 @@ impl Default for StoreHandles {
             health: None,
             memory: None,
             clock: Arc::new(SystemClock),
+            budgets: None,
         }
     }
 }
@@ -61,7 +65,9 @@ pub async fn open(
 /// Opens the store `spec` names for deciding requests, holding at most
 /// `memory.max_keys` keys in process memory: a Redis store sits behind the
 /// resilient stack (fallback by each policy's `on_store_error`, deny cache,
-/// circuit breaker); the memory store cannot fail and is used as it is.
+/// circuit breaker) over the local budgets (slices of the keys of the
+/// policies with a `local_budget`, answered in this process, within their
+/// bound); the memory store cannot fail and is used as it is.
 pub async fn open_resilient(
     spec: &StoreSpec,
     redis: &RedisOptions,
@@ -79,14 +85,13 @@ pub async fn open_resilient(
             Ok((BoxStore::new(store), handles))
         }
         StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
-            let store = Resilient::new(
-                redis_store(spec, url, redis, connecting).await?,
-                SystemClock,
-            )
-            .with_local_store(bounded());
+            let redis = redis_store(spec, url, redis, connecting).await?;
+            let budgets = LocalBudgets::new(redis, SystemClock);
+            let store = Resilient::new(budgets.clone(), SystemClock).with_local_store(bounded());
             let handles = StoreHandles {
                 health: Some(store.health()),
                 memory: Some(store.local_store()),
+                budgets: Some(budgets),
                 ..StoreHandles::default()
             };
             Ok((BoxStore::new(store), handles))
@@ -112,6 +117,20 @@ pub fn purge_every_second(memory: &Arc<MemoryStore>) {
             if let Err(e) = purged {
                 tracing::error!(error = %sluice::error::chain(&e), "purging the memory store failed");
             }
+        }
+    });
+}
+
+/// Gives back `budgets`' slices unused for a second, every second
+/// ([`PURGE_PERIOD`]), for as long as the store is in use.
+pub fn return_idle_slices(budgets: &LocalBudgets) {
+    let budgets = budgets.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_PERIOD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            budgets.return_idle().await;
         }
     });
 }

@@ -41,9 +41,26 @@ pub struct PolicySummary {
     pub shadow: bool,
     /// What it answers when the store fails: `allow`, `deny` or `local`.
     pub on_store_error: &'static str,
+    /// Its local budget (slices of a hot key spent in each instance), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_budget: Option<BudgetSummary>,
     /// Its limits, all of which a request must pass.
     pub limits: Vec<LimitSummary>,
 }
+
+/// A policy's local budget.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BudgetSummary {
+    /// The most the instances together may over-admit, as a share of a
+    /// key's capacity.
+    pub max_overshoot: f64,
+    /// How many instances share each limit.
+    pub instances: u32,
+}
+
+// The overshoot is a valid fraction (never NaN), so equality is total.
+impl Eq for BudgetSummary {}
 
 /// One limit of a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -52,6 +69,13 @@ pub struct LimitSummary {
     /// The quota of keys without an override.
     #[serde(flatten)]
     pub quota: QuotaSummary,
+    /// Under a local budget, the slice size of keys without an override
+    /// (absent when they are not sliced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slice: Option<u64>,
+    /// And the most the instances together may over-admit, in units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_over_admission: Option<u64>,
     /// The keys with a quota of their own, sorted by key.
     pub overrides: Vec<OverrideSummary>,
 }
@@ -147,13 +171,19 @@ impl PolicySummary {
             name: policy.name().to_owned(),
             shadow: policy.shadow(),
             on_store_error: policy.on_store_error().name(),
-            limits: policy.limits().iter().map(LimitSummary::of).collect(),
+            local_budget: policy.local_budget().map(|b| BudgetSummary {
+                max_overshoot: b.max_overshoot(),
+                instances: b.instances(),
+            }),
+            limits: (policy.limits().iter())
+                .map(|l| LimitSummary::of(l, policy.local_budget()))
+                .collect(),
         }
     }
 }
 
 impl LimitSummary {
-    fn of(limit: &Limit) -> LimitSummary {
+    fn of(limit: &Limit, budget: Option<sluice::LocalBudget>) -> LimitSummary {
         let mut overrides: Vec<OverrideSummary> = (limit.overrides())
             .map(|(key, rule)| OverrideSummary {
                 key: key.to_owned(),
@@ -163,8 +193,13 @@ impl LimitSummary {
             })
             .collect();
         overrides.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let slice = budget.and_then(|b| b.slice(limit.quota()));
         LimitSummary {
             quota: QuotaSummary::of(limit.quota()),
+            slice,
+            max_over_admission: budget
+                .filter(|_| slice.is_some())
+                .map(|b| b.bound(limit.quota())),
             overrides,
         }
     }
@@ -214,9 +249,20 @@ impl fmt::Display for Summary {
             if policy.shadow {
                 f.write_str(" shadow (reports, never denies);")?;
             }
+            if let Some(b) = &policy.local_budget {
+                let (overshoot, instances) = (b.max_overshoot, b.instances);
+                write!(f, " local_budget {overshoot} over {instances} instances;")?;
+            }
             writeln!(f, " on_store_error {}", policy.on_store_error)?;
             for limit in &policy.limits {
-                writeln!(f, "    {}", limit.quota)?;
+                write!(f, "    {}", limit.quota)?;
+                match (limit.slice, limit.max_over_admission) {
+                    (Some(slice), Some(bound)) => writeln!(
+                        f,
+                        "; local slices of {slice}, over-admitting at most {bound}"
+                    )?,
+                    _ => writeln!(f)?,
+                }
                 for o in &limit.overrides {
                     write!(f, "      override {:?}: ", o.key)?;
                     match &o.quota {
@@ -263,6 +309,10 @@ policies:
     period: 15m
     shadow: true
     on_store_error: deny
+  hot:
+    limit: 100000
+    period: 1s
+    local_budget: {max_overshoot: 0.01, instances: 3}
 ";
 
     fn summary() -> Summary {
@@ -276,12 +326,14 @@ policies:
             "\
 config: sluice.yaml
 store: redis://user:***@redis.internal:6379
-policies: 2
+policies: 3
   api: on_store_error deny
     token_bucket, 100 per 1m, burst 20
       override \"customer-7\": token_bucket, 1000 per 1m, burst 20
   login: shadow (reports, never denies); on_store_error deny
     fixed_window, 5 per 15m
+  hot: local_budget 0.01 over 3 instances; on_store_error deny
+    token_bucket, 100000 per 1s, burst 100000; local slices of 333, over-admitting at most 996
 "
         );
     }
@@ -299,6 +351,11 @@ policies: 2
         assert_eq!(login["on_store_error"], "deny");
         assert!(login["limits"][0].get("burst").is_none());
         assert!(json.get("envoy").is_none());
+        assert!(login.get("local_budget").is_none());
+        let hot = &json["policies"][2];
+        assert_eq!(hot["local_budget"]["instances"], 3);
+        assert_eq!(hot["limits"][0]["slice"], 333);
+        assert_eq!(hot["limits"][0]["max_over_admission"], 996);
     }
 
     #[test]
@@ -306,7 +363,7 @@ policies: 2
         let s = summary();
         assert_eq!(
             (s.policy_names(), s.shadow_names()),
-            ("api,login".into(), "login".into())
+            ("api,login,hot".into(), "login".into())
         );
         let builtin = Summary::of(&Config::builtin());
         assert_eq!(builtin.config, BUILTIN);

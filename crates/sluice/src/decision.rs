@@ -64,16 +64,22 @@ pub enum Source {
     /// (an allowlist: [`Decision::unlimited`]) or `block` (a blocklist:
     /// [`Decision::blocked`]). See [`Override`](crate::Override).
     Override,
+    /// A slice of the key's allowance that this process took from the
+    /// store earlier admitted it, without asking the store: within the
+    /// policy's stated bound. See `LocalBudgets` (`store::local_budget`).
+    LocalBudget,
 }
 
 impl Source {
-    /// The name metrics use: `store`, `deny_cache`, `fallback` or `override`.
+    /// The name metrics use: `store`, `deny_cache`, `fallback`, `override`
+    /// or `local_budget`.
     pub fn name(self) -> &'static str {
         match self {
             Source::Store => "store",
             Source::DenyCache => "deny_cache",
             Source::Fallback => "fallback",
             Source::Override => "override",
+            Source::LocalBudget => "local_budget",
         }
     }
 }

@@ -18,6 +18,8 @@
 //!   pattern, and which applies when several match.
 //! - [`on_store_error`]: [`OnStoreError`] (`allow`, `deny`, `local`), what a policy answers when
 //!   the store fails, and [`LocalShare`].
+//! - [`local_budget`]: [`LocalBudget`], a policy's opt-in to spend slices of a hot key's
+//!   allowance locally.
 //! - [`decision`]: [`Decision`], what a check answers, and which of several is the most restrictive.
 //! - [`clock`]: [`Clock`], [`SystemClock`] and [`FakeClock`] for tests.
 //! - [`duration`]: the one grammar durations are read and shown in (`250ms`, `1h30m`).
@@ -37,6 +39,7 @@ pub mod decision;
 pub mod duration;
 pub mod error;
 pub mod limiter;
+pub mod local_budget;
 pub mod on_store_error;
 pub mod overrides;
 pub mod policy;
@@ -48,6 +51,7 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use decision::{Decision, Source, most_restrictive};
 pub use error::{Error, StoreError};
 pub use limiter::{Limiter, MAX_KEY_LEN, Resolved, Verdict};
+pub use local_budget::LocalBudget;
 pub use on_store_error::{LocalShare, OnStoreError};
 pub use overrides::Override;
 pub use policy::{Limit, Policy, PolicyError};

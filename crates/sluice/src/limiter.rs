@@ -92,6 +92,7 @@ impl<'a> Resolved<'a> {
         .with_on_store_error(self.policy.on_store_error())
         .with_local_share(self.policy.local_share())
         .with_deny_cache(self.policy.deny_cache())
+        .with_local_budget(self.policy.local_budget())
     }
 
     /// One check per limit of the policy, charging `cost`.

@@ -2,7 +2,7 @@
 //! overrides (tiers).
 
 use crate::overrides::Overrides;
-use crate::{LocalShare, OnStoreError, Override, Quota};
+use crate::{LocalBudget, LocalShare, OnStoreError, Override, Quota};
 
 /// The longest policy name, in bytes.
 pub const MAX_POLICY_NAME_LEN: usize = 64;
@@ -119,6 +119,7 @@ pub struct Policy {
     on_store_error: OnStoreError,
     local_share: LocalShare,
     deny_cache: bool,
+    local_budget: Option<LocalBudget>,
 }
 
 /// Why a policy could not be built.
@@ -168,6 +169,7 @@ impl Policy {
             on_store_error: OnStoreError::default(),
             local_share: LocalShare::FULL,
             deny_cache: false,
+            local_budget: None,
         })
     }
 
@@ -213,6 +215,20 @@ impl Policy {
     pub fn with_deny_cache(mut self, on: bool) -> Policy {
         self.deny_cache = on;
         self
+    }
+
+    /// Spends slices of each key's allowance in this process instead of
+    /// asking the store for every decision, within `budget`'s stated
+    /// over-admission (see [`LocalBudgets`](crate::store::LocalBudgets));
+    /// `None` (the default) asks the store every time.
+    pub fn with_local_budget(mut self, budget: Option<LocalBudget>) -> Policy {
+        self.local_budget = budget;
+        self
+    }
+
+    /// The policy's local budget, if it has one.
+    pub fn local_budget(&self) -> Option<LocalBudget> {
+        self.local_budget
     }
 
     /// What the policy answers when the store cannot decide.

@@ -318,6 +318,10 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     if let Some(memory) = &handles.memory {
         stores::purge_every_second(memory);
     }
+    let budgets = handles.budgets.clone();
+    if let Some(budgets) = &budgets {
+        stores::return_idle_slices(budgets);
+    }
     let listener = listener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -362,6 +366,11 @@ pub async fn serve(flags: Flags, listen: Option<String>) -> anyhow::Result<()> {
     tokio::select! {
         served = served => {
             served?;
+            // The slices held go back for the other instances to spend.
+            if let Some(budgets) = budgets {
+                let units = budgets.return_all().await;
+                tracing::debug!(units, "local budgets returned");
+            }
             tracing::info!("sluice stopped");
         }
         () = second => tracing::warn!("second signal: sluice stopped without draining"),

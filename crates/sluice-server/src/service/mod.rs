@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use sluice::store::Health;
+use sluice::store::{Health, LocalBudgets};
 use sluice::{BoxStore, Clock, Error, Limiter, MemoryStore, Policy, Store, StoreError, Verdict};
 use sluice_tower::headers::Standing;
 
@@ -61,6 +61,8 @@ struct Shared {
     health: Option<Health>,
     /// The store that keeps keys in this process, if any.
     memory: Option<Arc<MemoryStore>>,
+    /// The local budgets in front of Redis, if any.
+    budgets: Option<LocalBudgets>,
     /// How `/v1/forward-auth` answers; replaced by a reload.
     forward_auth: ArcSwap<ForwardAuthSettings>,
     /// How Envoy's ShouldRateLimit answers; replaced by a reload.
@@ -131,6 +133,7 @@ impl DecisionService {
             health,
             memory,
             clock,
+            budgets,
         } = handles;
         let metrics = Arc::new(Metrics::new(store));
         let count_errors = health.is_none();
@@ -141,6 +144,7 @@ impl DecisionService {
                 admin_token: admin_token.and_then(|t| AdminToken::new(&t).ok()),
                 health,
                 memory,
+                budgets,
                 forward_auth: ArcSwap::from_pointee(ForwardAuthSettings::default()),
                 envoy: ArcSwap::from_pointee(EnvoyState::default()),
                 clock,
@@ -163,6 +167,19 @@ impl DecisionService {
         if let Some(health) = &self.shared.health {
             health.clear_deny_cache();
         }
+        // The slices charged under the old numbers go back (a slice met
+        // before this ends goes back before its key takes another).
+        if let (Some(budgets), Ok(runtime)) = (
+            self.shared.budgets.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            runtime.spawn(async move { budgets.return_all().await });
+        }
+    }
+
+    /// The local budgets in front of Redis, when the store has them.
+    pub fn budgets(&self) -> Option<&LocalBudgets> {
+        self.shared.budgets.as_ref()
     }
 
     /// How `/v1/forward-auth` answers now.
@@ -212,6 +229,9 @@ impl DecisionService {
         }
         if let Some(memory) = &self.shared.memory {
             metrics.memory_now(memory.len(), memory.evictions());
+        }
+        if let Some(budgets) = &self.shared.budgets {
+            metrics.budgets_now(&budgets.stats());
         }
         metrics.render()
     }

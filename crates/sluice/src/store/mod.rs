@@ -20,6 +20,8 @@
 //!   answer at once and probe the store now and then.
 //! - [`deny_cache`]: [`DenyCache`], the store's denials remembered until they lapse.
 //! - [`fallback`]: [`Fallback`], each check's [`OnStoreError`] applied when the store fails.
+//! - `local_budget`: `LocalBudgets` (feature `redis`), slices of hot keys' allowance
+//!   taken from Redis and spent in this process, within a stated bound.
 //! - [`resilient`]: [`Resilient`], the three stacked in their one right
 //!   order, and [`Health`], what they report.
 
@@ -27,6 +29,8 @@ mod boxed;
 pub mod breaker;
 pub mod deny_cache;
 pub mod fallback;
+#[cfg(feature = "redis")]
+pub mod local_budget;
 pub mod memory;
 mod open;
 pub mod packed;
@@ -42,13 +46,15 @@ pub use boxed::BoxStore;
 pub use breaker::{Breaker, BreakerOptions, BreakerState};
 pub use deny_cache::{DEFAULT_DENY_CACHE_CAPACITY, DenyCache};
 pub use fallback::{DEFAULT_LOCAL_MAX_KEYS, Fallback};
+#[cfg(feature = "redis")]
+pub use local_budget::{BudgetStats, LocalBudgets};
 pub use open::{Connecting, OpenError, StoreKind, open};
 #[cfg(feature = "redis")]
 pub use open::{open_redis, open_with};
 pub use resilient::{Health, Resilient};
 
 use crate::algorithm::State;
-use crate::{Decision, LocalShare, OnStoreError, Quota, StoreError};
+use crate::{Decision, LocalBudget, LocalShare, OnStoreError, Quota, StoreError};
 
 /// One decision to make: charge `cost` to `key` under `policy`'s `quota`.
 ///
@@ -85,6 +91,9 @@ pub struct Check<'a> {
     pub local_share: LocalShare,
     /// Whether a [`DenyCache`] may remember this check's denials.
     pub deny_cache: bool,
+    /// The slices a [`LocalBudgets`] may take of this check's key; `None`:
+    /// every decision asks the store.
+    pub local_budget: Option<LocalBudget>,
 }
 
 impl<'a> Check<'a> {
@@ -99,6 +108,7 @@ impl<'a> Check<'a> {
             on_store_error: OnStoreError::Deny,
             local_share: LocalShare::FULL,
             deny_cache: false,
+            local_budget: None,
         }
     }
 
@@ -124,6 +134,13 @@ impl<'a> Check<'a> {
     /// The same check, whose denials a [`DenyCache`] may remember when `on`.
     pub fn with_deny_cache(mut self, on: bool) -> Check<'a> {
         self.deny_cache = on;
+        self
+    }
+
+    /// The same check, spending slices of its key's allowance locally
+    /// under `budget` (through a [`LocalBudgets`]).
+    pub fn with_local_budget(mut self, budget: Option<LocalBudget>) -> Check<'a> {
+        self.local_budget = budget;
         self
     }
 

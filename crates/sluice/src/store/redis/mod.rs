@@ -278,23 +278,48 @@ impl RedisStore {
     }
 }
 
-impl Store for RedisStore {
-    async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
+impl RedisStore {
+    /// [`Store::decide`], also telling the time the decisions were made at
+    /// (µs, by the clock the library used) when one call made them all: on
+    /// a single Redis, and a single check on a cluster. What a charge must
+    /// name to be given back ([`RedisStore::refund`]).
+    pub(crate) async fn decide_at(
+        &self,
+        checks: &[Check<'_>],
+    ) -> Result<(Option<u64>, Vec<Decision>), StoreError> {
         let arrived = tokio::time::Instant::now();
         ensure_distinct(checks)?;
         match (&self.batcher, checks) {
-            (_, []) => Ok(Vec::new()),
+            (_, []) => Ok((None, Vec::new())),
             // A single Redis: every decision goes through the batcher,
             // answered within the timeout of its arrival.
             (Some(batcher), _) => {
                 let group = self.caller.group(checks);
                 let reply = batcher.decide(group, self.caller.now(), arrived).await?;
-                Ok(reply::parse(&reply, checks, |c| self.caller.key_of(c))?.1)
+                let (at, decisions) = reply::parse(&reply, checks, |c| self.caller.key_of(c))?;
+                Ok((Some(at), decisions))
             }
             // A cluster: checks in several slots are grouped per slot.
-            (None, [_, _, ..]) => cluster::decide_grouped(&self.caller, checks).await,
-            (None, _) => Ok(self.caller.run(checks, Mode::Decide).await?.1),
+            (None, [_, _, ..]) => Ok((None, cluster::decide_grouped(&self.caller, checks).await?)),
+            (None, _) => {
+                let (at, decisions) = self.caller.run(checks, Mode::Decide).await?;
+                Ok((Some(at), decisions))
+            }
         }
+    }
+
+    /// Gives back `check.cost`, charged by a decision made at `at_us`
+    /// ([`Mode::Refund`] says exactly what it leaves).
+    pub(crate) async fn refund(&self, check: &Check<'_>, at_us: u64) -> Result<(), StoreError> {
+        let checks = std::slice::from_ref(check);
+        self.caller.run(checks, Mode::Refund { at_us }).await?;
+        Ok(())
+    }
+}
+
+impl Store for RedisStore {
+    async fn decide(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, StoreError> {
+        Ok(self.decide_at(checks).await?.1)
     }
 
     async fn peek(&self, check: &Check<'_>) -> Result<Decision, StoreError> {
