@@ -109,6 +109,32 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether this is a Redis Cluster, where one call's keys must share a
+    /// slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster(_))
+    }
+
+    /// Sends `cmd`, which names no key, to the node that holds `key` (on a
+    /// single Redis or a Sentinel's master, to that Redis).
+    pub async fn query_near<T: FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> RedisResult<T> {
+        match self {
+            Connection::Cluster(link) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let node =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                link.route(cmd.clone(), RoutingInfo::SingleNode(node)).await
+            }
+            _ => self.query(cmd).await,
+        }
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -177,6 +177,21 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
     }
 }
 
+impl Link<redis::cluster_async::ClusterConnection> {
+    /// Sends `cmd` to the node `routing` names, waiting for a connection
+    /// as [`Link::query`] does (a command without a key, such as `TIME`,
+    /// to the node of a given slot).
+    pub async fn route<T: FromRedisValue>(
+        &self,
+        cmd: Cmd,
+        routing: redis::cluster_routing::RoutingInfo,
+    ) -> RedisResult<T> {
+        let (mut connection, _) = self.connection().await?;
+        let value = connection.route_command(cmd, routing).await?;
+        redis::from_redis_value(value).map_err(RedisError::from)
+    }
+}
+
 /// The task: connects, waits for the loss, connects again; after a failed
 /// attempt waits [`MIN_BACKOFF`], then until a request asks or the backoff
 /// (doubling up to [`MAX_BACKOFF`], with jitter so that many instances do
