@@ -61,9 +61,14 @@ impl Connection {
                     Box::pin(SentinelConnection::open(sentinel?, timeout, wait)).await?;
                 Ok(Connection::Sentinel(connection))
             } else if let Some(nodes) = cluster_nodes(url) {
+                // Every call has its own deadline, kept by the caller; the
+                // client waits longer for a reply, so that one Redis sends
+                // after the deadline still reaches the batcher, which
+                // refunds what it charged (as on a single Redis, whose
+                // connection has no response timeout).
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
+                    .response_timeout(timeout + super::batch::LATE_REPLY_WAIT)
                     .build()?;
                 let link = Link::open(
                     move || {
