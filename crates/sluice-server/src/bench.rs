@@ -46,6 +46,9 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Units each decision charges.
     pub cost: u64,
+    /// On Redis, whether concurrent decisions share calls
+    /// ([`RedisOptions::batching`]).
+    pub batching: bool,
 }
 
 /// What a run measured.
@@ -94,7 +97,9 @@ struct Tally {
 
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let redis = RedisOptions::default().with_prefix("sluice-bench");
+    let redis = RedisOptions::default()
+        .with_prefix("sluice-bench")
+        .with_batching(options.batching);
     let store = stores::open(&options.store, &redis, Connecting::Wait).await?;
     let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
     let limiter = Limiter::new(store, [policy]);

@@ -107,6 +107,10 @@ enum Command {
         /// Units each decision charges.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         cost: u64,
+        /// On Redis, one call per decision instead of packing concurrent
+        /// decisions into shared calls (to measure what batching saves).
+        #[arg(long)]
+        no_batching: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
             concurrency,
             duration,
             cost,
+            no_batching,
             json,
         } => exit((|| {
             let store = StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
@@ -216,6 +221,7 @@ fn main() -> ExitCode {
                 concurrency: usize::try_from(concurrency)?,
                 duration,
                 cost,
+                batching: !no_batching,
             };
             let report = run(bench::run(&options))?;
             if json {

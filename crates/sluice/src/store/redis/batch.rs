@@ -530,6 +530,67 @@ mod tests {
     use crate::store::redis::RedisStore;
     use crate::{Algorithm, Quota};
 
+    /// A job on `lane` due at `deadline`, and the receiver of its answer.
+    fn job(deadline: Instant) -> (Job, oneshot::Receiver<Reply>) {
+        let (done, answer) = oneshot::channel();
+        let mut group = Group::default();
+        group.push("k".to_owned(), [0; VALUES_PER_CHECK]);
+        let job = Job {
+            group,
+            lane: Some(Slot::for_key("k")),
+            now: None,
+            deadline,
+            done,
+        };
+        (job, answer)
+    }
+
+    /// A cluster lane holds at most [`QUEUE`] groups: one more is answered
+    /// [`QueueFull`] at once, unless groups whose caller has gone or whose
+    /// deadline has passed make room; a call takes at most [`MAX_CHECKS`]
+    /// checks.
+    #[test]
+    fn a_full_lane_refuses_until_stale_groups_make_room() {
+        let full = |answer: &mut oneshot::Receiver<Reply>| {
+            matches!(
+                answer.try_recv(),
+                Ok(Err(StoreError::Unavailable(cause))) if cause.downcast_ref::<QueueFull>().is_some()
+            )
+        };
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut lane = Waiting::default();
+        let mut answers = Vec::new();
+        for _ in 0..QUEUE {
+            let (job, answer) = job(later);
+            lane.queue(job, now);
+            answers.push(answer);
+        }
+        let (extra, mut answer) = job(later);
+        lane.queue(extra, now);
+        assert!(full(&mut answer), "beyond the queue");
+
+        // Two callers gone: room for two.
+        answers.truncate(QUEUE - 2);
+        for expected in [false, false, true] {
+            let (extra, mut answer) = job(later);
+            lane.queue(extra, now);
+            assert_eq!(full(&mut answer), expected);
+            answers.push(answer);
+        }
+        assert_eq!(lane.jobs.len(), QUEUE);
+
+        let call = lane.next_call(now, Duration::from_secs(1));
+        assert_eq!(call.len(), MAX_CHECKS);
+        assert_eq!(lane.jobs.len(), QUEUE - MAX_CHECKS);
+        // Once every deadline has passed, they all make room.
+        lane.jobs.extend(call);
+        let (extra, mut answer) = job(later + Duration::from_secs(1));
+        lane.queue(extra, later);
+        assert!(!full(&mut answer));
+        assert_eq!(lane.jobs.len(), 1);
+    }
+
     /// A reply that came late (Redis stopped between running a call and
     /// answering it) teaches an offset below the true one: every deadline
     /// sent is then early, and Redis refuses each call as late. The driver

@@ -17,6 +17,10 @@
 //! - **Bounded latency**: every decision is answered within
 //!   [`RedisOptions::timeout`] of its arrival, queueing included, and a
 //!   decision answered as failed charges nothing (`batch` says how).
+//! - **Batching**: decisions waiting at the same moment share calls; on
+//!   Redis Cluster, per slot (`batch` says how), so a node that hangs or
+//!   dies fails only its slots' decisions. [`RedisOptions::batching`]
+//!   turns it off.
 //! - **All or nothing.** Several checks in one [`Store::decide`] call are
 //!   one script call on a single Redis, which charges every limit or none.
 //!   On Redis Cluster the checks are grouped by hash tag (a client's key):
