@@ -74,9 +74,11 @@ async fn warm_up(store: &RedisStore) {
     }
 }
 
-/// What the tests compare: everything of a decision but where it came
-/// from.
-fn seen(d: &Decision) -> (bool, u64, u64, Duration, Option<Duration>) {
+/// What the tests compare of a decision: allowed, limit, remaining, reset
+/// after and retry after (everything but where it came from).
+type Seen = (bool, u64, u64, Duration, Option<Duration>);
+
+fn seen(d: &Decision) -> Seen {
     (
         d.allowed,
         d.limit,
@@ -111,7 +113,7 @@ async fn against_memory(
 fn by_request(
     requests: &[Vec<Check<'_>>],
     answers: &[Vec<Decision>],
-) -> HashMap<String, Vec<Vec<(bool, u64, u64, Duration, Option<Duration>)>>> {
+) -> HashMap<String, Vec<Vec<Seen>>> {
     let mut out: HashMap<_, Vec<_>> = HashMap::new();
     for (request, answer) in requests.iter().zip(answers) {
         let name: Vec<String> = request
