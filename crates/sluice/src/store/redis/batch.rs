@@ -36,13 +36,14 @@
 //! are in several slots (`CROSSSLOT`, even when one node holds them all),
 //! so on a cluster the groups are packed per slot: each slot is a lane
 //! with its own waiting groups (at most [`QUEUE`]; beyond, [`QueueFull`]
-//! for that slot only), its own [`IN_FLIGHT`] calls and its own offset to
-//! the time of the node that serves it (read by `TIME` on that node before
-//! its first call, then learnt from its replies). A node that is down or
-//! slow holds up only its slots' lanes; the others go on. The cluster
-//! client follows `MOVED` and `ASK` on each call, as for an unbatched one.
-//! Only the lanes with groups waiting or in flight are kept (a slot's time
-//! offset stays: at most one number per slot).
+//! for that slot only), its own [`IN_FLIGHT`] calls (each a task of its
+//! own) and its own offset to the time of the node that serves it (learnt
+//! from its replies; at first, the last offset learnt on any slot; after a
+//! refusal as late, read by `TIME` on the slot's node). A node that is
+//! down or slow holds up only its slots' lanes; the others go on. The
+//! cluster client follows `MOVED` and `ASK` on each call, as for an
+//! unbatched one. Only the lanes with groups waiting or in flight are kept
+//! (a slot's time offset stays: at most one number per slot).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -123,7 +124,13 @@ impl Batcher {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let sharded = connection.is_cluster();
         if sharded {
-            tokio::spawn(drive_lanes(queue, connection, form, timeout, clock));
+            tokio::spawn(drive_lanes(
+                queue,
+                connection,
+                form,
+                timeout,
+                Arc::new(clock),
+            ));
         } else {
             tokio::spawn(drive(queue, connection, form, timeout, clock));
         }
@@ -180,10 +187,14 @@ impl Batcher {
 /// (each cluster node has its own clock).
 struct RedisClock {
     base: Instant,
-    /// Redis µs minus local µs since `base`, per lane; none before any
-    /// reply.
-    offsets: Mutex<HashMap<Lane, i64>>,
+    /// Redis µs minus local µs since `base`, per lane (`None` once
+    /// forgotten), and under [`ANY`] the last learnt on a cluster lane.
+    offsets: Mutex<HashMap<Lane, Option<i64>>>,
 }
+
+/// Where [`RedisClock`] keeps the offset last learnt on any cluster lane
+/// (a cluster's groups are never on lane `None`, a single Redis's).
+const ANY: Lane = None;
 
 impl RedisClock {
     fn new() -> RedisClock {
@@ -193,9 +204,21 @@ impl RedisClock {
         }
     }
 
+    /// `lane`'s offset; for a cluster lane never learnt, the last one
+    /// learnt on any lane (the nodes' clocks agree to well within a
+    /// timeout where NTP runs), rather than a `TIME` call per slot. A node
+    /// whose clock is ahead refuses that lane's first call as late, and the
+    /// lane then reads its own node's `TIME`; one behind runs a call past
+    /// the caller's deadline, whose charge is refunded as a late reply's.
     fn offset(&self, lane: Lane) -> Option<i64> {
         let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.get(&lane).copied()
+        match offsets.get(&lane) {
+            Some(&Some(offset)) => Some(offset),
+            // Forgotten after a refusal: this lane's node must be asked.
+            Some(None) => None,
+            None if lane.is_some() => offsets.get(&ANY).copied().flatten(),
+            None => None,
+        }
     }
 
     fn local_us(&self, at: Instant) -> i64 {
@@ -206,13 +229,16 @@ impl RedisClock {
     fn learn(&self, lane: Lane, redis_us: i64, received: Instant) {
         let offset = redis_us.saturating_sub(self.local_us(received));
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.insert(lane, offset);
+        offsets.insert(lane, Some(offset));
+        if lane.is_some() {
+            offsets.insert(ANY, Some(offset));
+        }
     }
 
     /// Forgets `lane`'s offset: its next call reads Redis `TIME` first.
     fn forget(&self, lane: Lane) {
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.remove(&lane);
+        offsets.insert(lane, None);
     }
 
     /// `deadline` in `lane`'s Redis time (µs since the epoch), asking
@@ -392,8 +418,7 @@ async fn drive_lanes(
     connection: Connection,
     form: Arc<Form>,
     timeout: Duration,
-    // Declared before the calls, which borrow it.
-    clock: RedisClock,
+    clock: Arc<RedisClock>,
 ) {
     let mut lanes: HashMap<Lane, Waiting> = HashMap::new();
     let mut in_flight = FuturesUnordered::new();
@@ -434,8 +459,15 @@ async fn drive_lanes(
                     continue;
                 }
                 waiting.calls += 1;
-                let call = send(jobs, lane, &connection, &form, &clock, timeout);
-                in_flight.push(call.map(move |()| lane));
+                // A task per call: with keys over many slots most calls
+                // carry one group, and polling them all here would put
+                // every decision's work on this one task.
+                let (connection, form, clock) =
+                    (connection.clone(), Arc::clone(&form), Arc::clone(&clock));
+                let call = tokio::spawn(async move {
+                    send(jobs, lane, &connection, &form, &clock, timeout).await;
+                });
+                in_flight.push(call.map(move |_| lane));
             }
             if waiting.calls == 0 && waiting.jobs.is_empty() {
                 lanes.remove(&lane);
