@@ -49,6 +49,9 @@ pub struct BenchOptions {
     pub cost: u64,
     /// On Redis, the bench policy's local budget (`--local-budget`).
     pub local_budget: Option<LocalBudget>,
+    /// On Redis, whether concurrent decisions share calls
+    /// ([`RedisOptions::batching`]).
+    pub batching: bool,
 }
 
 /// Reads `--local-budget`: `MAX_OVERSHOOT,INSTANCES`, such as `0.01,3`.
@@ -113,7 +116,9 @@ struct Tally {
 
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let redis = RedisOptions::default().with_prefix("sluice-bench");
+    let redis = RedisOptions::default()
+        .with_prefix("sluice-bench")
+        .with_batching(options.batching);
     let store = match (options.local_budget, &options.store) {
         (None, _) | (_, StoreSpec::Memory) => {
             stores::open(&options.store, &redis, Connecting::Wait).await?

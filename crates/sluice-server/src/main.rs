@@ -111,6 +111,10 @@ enum Command {
         /// `local_budget` does: MAX_OVERSHOOT,INSTANCES such as 0.01,3.
         #[arg(long, value_parser = bench::parse_local_budget)]
         local_budget: Option<sluice::LocalBudget>,
+        /// On Redis, one call per decision instead of packing concurrent
+        /// decisions into shared calls (to measure what batching saves).
+        #[arg(long)]
+        no_batching: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
             duration,
             cost,
             local_budget,
+            no_batching,
             json,
         } => exit((|| {
             let store = StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
@@ -222,6 +227,7 @@ fn main() -> ExitCode {
                 duration,
                 cost,
                 local_budget,
+                batching: !no_batching,
             };
             let report = run(bench::run(&options))?;
             if json {

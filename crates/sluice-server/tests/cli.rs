@@ -413,6 +413,54 @@ fn bench_reports_rate_share_and_latency_as_json() {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{report}");
 }
 
+/// Issue 15: `--no-batching` makes one Redis call per decision; batched,
+/// the 16 decisions in flight share calls.
+#[test]
+fn bench_without_batching_makes_one_call_per_decision() {
+    let server = sluice_testkit::RedisServer::start();
+    let url = server.url();
+    let mut calls_per_decision = Vec::new();
+    for flag in [None, Some("--no-batching")] {
+        // Loads the library first, so that every call counted decides.
+        let warm = sluice(
+            &["bench", "--store", &url, "--duration", "50ms", "--json"],
+            &[],
+        );
+        assert_eq!(warm.status.code(), Some(0), "{}", text(&warm.stderr));
+        server.cli(&["config", "resetstat"]);
+        let mut args = vec![
+            "bench",
+            "--store",
+            &url,
+            "--duration",
+            "300ms",
+            "--keys",
+            "1",
+            "--concurrency",
+            "16",
+            "--json",
+        ];
+        args.extend(flag);
+        let out = sluice(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decisions = report["decisions"].as_u64().unwrap();
+        let stats = server.cli(&["info", "commandstats"]);
+        let calls: u64 = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no FCALL in {stats}"));
+        calls_per_decision.push((calls, decisions));
+    }
+    let [(batched, made), (unbatched, decided)] = calls_per_decision[..] else {
+        unreachable!()
+    };
+    assert_eq!(unbatched, decided, "one call per decision without batching");
+    assert!(batched < made, "{batched} calls for {made} decisions");
+}
+
 #[test]
 fn bench_names_the_flag_that_is_wrong() {
     let out = sluice(

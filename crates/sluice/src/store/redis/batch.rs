@@ -31,13 +31,27 @@
 //! whose callers were answered `Timeout` is refunded. With a store clock
 //! ([`RedisStore::with_clock`](super::RedisStore::with_clock), for tests)
 //! calls carry no deadline.
+//!
+//! **Redis Cluster: one lane per slot.** Redis refuses a call whose keys
+//! are in several slots (`CROSSSLOT`, even when one node holds them all),
+//! so on a cluster the groups are packed per slot: each slot is a lane
+//! with its own waiting groups (at most [`QUEUE`]; beyond, [`QueueFull`]
+//! for that slot only), its own [`IN_FLIGHT`] calls (each a task of its
+//! own) and its own offset to the time of the node that serves it (learnt
+//! from its replies; at first, the last offset learnt on any slot; after a
+//! refusal as late, read by `TIME` on the slot's node). A node that is
+//! down or slow holds up only its slots' lanes; the others go on. The
+//! cluster client follows `MOVED` and `ASK` on each call, as for an
+//! unbatched one. Only the lanes with groups waiting or in flight are kept
+//! (a slot's time offset stays: at most one number per slot).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use redis::cluster_routing::Slot;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -65,6 +79,10 @@ pub const LATE_REPLY_WAIT: Duration = Duration::from_secs(10);
 /// The reply for one group: `now`, then its checks' values.
 type Reply = Result<Vec<i64>, StoreError>;
 
+/// Where a group's call goes: the single Redis (`None`), or the cluster
+/// slot of its keys (which one call's keys must share).
+type Lane = Option<Slot>;
+
 /// Why a check was refused at once: the queue of checks waiting for Redis
 /// is full. The source of a transient [`StoreError::Unavailable`].
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +92,7 @@ pub struct QueueFull;
 
 struct Job {
     group: Group,
+    lane: Lane,
     now: Option<u64>,
     deadline: Instant,
     done: oneshot::Sender<Reply>,
@@ -84,6 +103,8 @@ struct Job {
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
     timeout: Duration,
+    /// On a cluster: groups go to the lane of their slot.
+    sharded: bool,
 }
 
 impl Batcher {
@@ -101,8 +122,23 @@ impl Batcher {
         clock: RedisClock,
     ) -> Batcher {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(drive(queue, connection, form, timeout, clock));
-        Batcher { jobs, timeout }
+        let sharded = connection.is_cluster();
+        if sharded {
+            tokio::spawn(drive_lanes(
+                queue,
+                connection,
+                form,
+                timeout,
+                Arc::new(clock),
+            ));
+        } else {
+            tokio::spawn(drive(queue, connection, form, timeout, clock));
+        }
+        Batcher {
+            jobs,
+            timeout,
+            sharded,
+        }
     }
 
     /// Decides `group`, which arrived at `arrived`, at `now` (Redis `TIME`
@@ -112,8 +148,15 @@ impl Batcher {
         let (done, answer) = oneshot::channel();
         let stopped = || StoreError::Protocol("the Redis call driver has stopped".into());
         let deadline = arrived + self.timeout;
+        // On a cluster the caller gives one slot's checks (keys of one
+        // hash tag): the first key names the slot.
+        let lane = match (self.sharded, group.keys.first()) {
+            (true, Some(key)) => Some(Slot::for_key(key)),
+            _ => None,
+        };
         let job = Job {
             group,
+            lane,
             now,
             deadline,
             done,
@@ -140,20 +183,41 @@ impl Batcher {
 }
 
 /// The offset between Redis `TIME` and this process's monotonic clock,
-/// learnt from replies, to send deadlines in Redis's time.
+/// learnt from replies, to send deadlines in Redis's time; one per lane
+/// (each cluster node has its own clock).
 struct RedisClock {
     base: Instant,
-    /// Redis µs minus local µs since `base`; [`UNKNOWN`] before any reply.
-    offset: AtomicI64,
+    /// Redis µs minus local µs since `base`, per lane (`None` once
+    /// forgotten), and under [`ANY`] the last learnt on a cluster lane.
+    offsets: Mutex<HashMap<Lane, Option<i64>>>,
 }
 
-const UNKNOWN: i64 = i64::MIN;
+/// Where [`RedisClock`] keeps the offset last learnt on any cluster lane
+/// (a cluster's groups are never on lane `None`, a single Redis's).
+const ANY: Lane = None;
 
 impl RedisClock {
     fn new() -> RedisClock {
         RedisClock {
             base: Instant::now(),
-            offset: AtomicI64::new(UNKNOWN),
+            offsets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `lane`'s offset; for a cluster lane never learnt, the last one
+    /// learnt on any lane (the nodes' clocks agree to well within a
+    /// timeout where NTP runs), rather than a `TIME` call per slot. A node
+    /// whose clock is ahead refuses that lane's first call as late, and the
+    /// lane then reads its own node's `TIME`; one behind runs a call past
+    /// the caller's deadline, whose charge is refunded as a late reply's.
+    fn offset(&self, lane: Lane) -> Option<i64> {
+        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        match offsets.get(&lane) {
+            Some(&Some(offset)) => Some(offset),
+            // Forgotten after a refusal: this lane's node must be asked.
+            Some(None) => None,
+            None if lane.is_some() => offsets.get(&ANY).copied().flatten(),
+            None => None,
         }
     }
 
@@ -161,32 +225,43 @@ impl RedisClock {
         i64::try_from(at.duration_since(self.base).as_micros()).unwrap_or(i64::MAX)
     }
 
-    /// Learns from Redis time `redis_us`, read before `received`.
-    fn learn(&self, redis_us: i64, received: Instant) {
+    /// Learns from `lane`'s Redis time `redis_us`, read before `received`.
+    fn learn(&self, lane: Lane, redis_us: i64, received: Instant) {
         let offset = redis_us.saturating_sub(self.local_us(received));
-        self.offset.store(offset, Ordering::Relaxed);
+        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        offsets.insert(lane, Some(offset));
+        if lane.is_some() {
+            offsets.insert(ANY, Some(offset));
+        }
     }
 
-    /// Forgets the offset: the next call reads Redis `TIME` first.
-    fn forget(&self) {
-        self.offset.store(UNKNOWN, Ordering::Relaxed);
+    /// Forgets `lane`'s offset: its next call reads Redis `TIME` first.
+    fn forget(&self, lane: Lane) {
+        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        offsets.insert(lane, None);
     }
 
-    /// `deadline` in Redis's time (µs since the epoch), asking Redis
-    /// `TIME` first when no reply has told it yet.
+    /// `deadline` in `lane`'s Redis time (µs since the epoch), asking
+    /// `TIME` of the node that holds `key` first when no reply has told it
+    /// yet.
     async fn redis_time(
         &self,
+        lane: Lane,
+        key: &str,
         deadline: Instant,
         connection: &Connection,
     ) -> redis::RedisResult<u64> {
-        if self.offset.load(Ordering::Relaxed) == UNKNOWN {
-            let (seconds, micros): (i64, i64) = connection.query(&redis::cmd("TIME")).await?;
-            self.learn(
-                seconds.saturating_mul(1_000_000).saturating_add(micros),
-                Instant::now(),
-            );
-        }
-        let offset = self.offset.load(Ordering::Relaxed);
+        let offset = match self.offset(lane) {
+            Some(offset) => offset,
+            None => {
+                let time = redis::cmd("TIME");
+                let (seconds, micros): (i64, i64) = connection.query_at(&time, key).await?;
+                let received = Instant::now();
+                let redis_us = seconds.saturating_mul(1_000_000).saturating_add(micros);
+                self.learn(lane, redis_us, received);
+                redis_us.saturating_sub(self.local_us(received))
+            }
+        };
         Ok(u64::try_from(offset.saturating_add(self.local_us(deadline))).unwrap_or(0))
     }
 }
@@ -233,49 +308,170 @@ async fn drive(
                         Err(_) => break,
                     }
                 }
-                let Some(deadline) = jobs.iter().map(|j| j.deadline).min() else {
+                if jobs.is_empty() {
                     continue;
-                };
-                let (connection, form, clock) = (&connection, &form, &clock);
-                in_flight.push(async move {
-                    let now = jobs.iter().filter_map(|j| j.now).max();
-                    let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
-                    let call = async {
-                        // Only on Redis TIME: the library compares the
-                        // deadline with it.
-                        let until = match now {
-                            None => Some(clock.redis_time(deadline, connection).await?),
-                            Some(_) => None,
-                        };
-                        let reply = call(connection, form, now, until, Mode::Decide, &groups).await;
-                        match (now, &reply) {
-                            (None, Ok(values)) => {
-                                if let Some(&redis_now) = values.first() {
-                                    clock.learn(redis_now, Instant::now());
-                                }
-                            }
-                            // Refused as late: the deadline sent may have
-                            // been early (an offset learnt from a reply that
-                            // came late, Redis stopped between running a call
-                            // and answering it), and every later call would
-                            // be refused too. Ask Redis its time again.
-                            (None, Err(e)) if e.code() == Some(LATE) => clock.forget(),
-                            _ => {}
-                        }
-                        reply
-                    };
-                    // The reply is awaited past the deadline (the callers
-                    // are answered by their own timers): a call Redis ran
-                    // in time whose reply came late is refunded.
-                    let reply = tokio::time::timeout_at(deadline + LATE_REPLY_WAIT, call).await;
-                    drop(groups);
-                    let unclaimed = answer(jobs, reply, timeout);
-                    let refund = refund(connection, form, now, unclaimed);
-                    let _ = tokio::time::timeout(timeout, refund).await;
-                });
+                }
+                in_flight.push(send(jobs, None, &connection, &form, &clock, timeout));
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
             else => return,
+        }
+    }
+}
+
+/// Sends `jobs` (not empty) in one call on `lane`, hands each its part of
+/// the reply, and refunds the parts no caller took. Returns when the reply
+/// came (awaited past the jobs' deadline, up to [`LATE_REPLY_WAIT`]) and
+/// any refund is done.
+async fn send(
+    jobs: Vec<Job>,
+    lane: Lane,
+    connection: &Connection,
+    form: &Form,
+    clock: &RedisClock,
+    timeout: Duration,
+) {
+    let (Some(deadline), Some(key)) = (
+        jobs.iter().map(|j| j.deadline).min(),
+        jobs.first().and_then(|j| j.group.keys.first()).cloned(),
+    ) else {
+        return;
+    };
+    let now = jobs.iter().filter_map(|j| j.now).max();
+    let groups: Vec<&Group> = jobs.iter().map(|j| &j.group).collect();
+    let call = async {
+        // Only on Redis TIME: the library compares the
+        // deadline with it.
+        let until = match now {
+            None => Some(clock.redis_time(lane, &key, deadline, connection).await?),
+            Some(_) => None,
+        };
+        let reply = call(connection, form, now, until, Mode::Decide, &groups).await;
+        match (now, &reply) {
+            (None, Ok(values)) => {
+                if let Some(&redis_now) = values.first() {
+                    clock.learn(lane, redis_now, Instant::now());
+                }
+            }
+            // Refused as late: the deadline sent may have
+            // been early (an offset learnt from a reply that
+            // came late, Redis stopped between running a call
+            // and answering it), and every later call would
+            // be refused too. Ask Redis its time again.
+            (None, Err(e)) if e.code() == Some(LATE) => clock.forget(lane),
+            _ => {}
+        }
+        reply
+    };
+    // The reply is awaited past the deadline (the callers
+    // are answered by their own timers): a call Redis ran
+    // in time whose reply came late is refunded.
+    let reply = tokio::time::timeout_at(deadline + LATE_REPLY_WAIT, call).await;
+    drop(groups);
+    let unclaimed = answer(jobs, reply, timeout);
+    let refund = refund(connection, form, now, unclaimed);
+    let _ = tokio::time::timeout(timeout, refund).await;
+}
+
+/// The groups waiting on one lane of a cluster, and its calls in flight.
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    calls: usize,
+}
+
+impl Waiting {
+    /// Queues `job`, unless [`QUEUE`] groups still wait once those whose
+    /// caller has gone or whose deadline has passed are dropped: then it is
+    /// answered [`QueueFull`].
+    fn queue(&mut self, job: Job, now: Instant) {
+        if self.jobs.len() >= QUEUE {
+            self.jobs
+                .retain(|j| !j.done.is_closed() && j.deadline > now);
+        }
+        if self.jobs.len() >= QUEUE {
+            let _ = job
+                .done
+                .send(Err(StoreError::Unavailable(Box::new(QueueFull))));
+            return;
+        }
+        self.jobs.push_back(job);
+    }
+
+    /// The jobs of the lane's next call: up to [`MAX_CHECKS`] checks.
+    fn next_call(&mut self, now: Instant, timeout: Duration) -> Vec<Job> {
+        let (mut checks, mut jobs) = (0, Vec::new());
+        while checks < MAX_CHECKS {
+            let Some(job) = self.jobs.pop_front() else {
+                break;
+            };
+            take(job, &mut jobs, &mut checks, now, timeout);
+        }
+        jobs
+    }
+}
+
+/// The driver on a cluster: the groups are sorted into lanes by slot, and
+/// each lane packs its own calls, [`IN_FLIGHT`] at a time.
+async fn drive_lanes(
+    mut queue: mpsc::Receiver<Job>,
+    connection: Connection,
+    form: Arc<Form>,
+    timeout: Duration,
+    clock: Arc<RedisClock>,
+) {
+    let mut lanes: HashMap<Lane, Waiting> = HashMap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    let mut ready: Vec<Lane> = Vec::new();
+    loop {
+        tokio::select! {
+            job = queue.recv(), if open => {
+                let Some(first) = job else {
+                    open = false;
+                    continue;
+                };
+                let now = Instant::now();
+                // What is queued now, at most one queue's worth (so that
+                // the replies are read between bursts).
+                let more = std::iter::from_fn(|| queue.try_recv().ok()).take(QUEUE);
+                for job in std::iter::once(first).chain(more) {
+                    ready.push(job.lane);
+                    lanes.entry(job.lane).or_default().queue(job, now);
+                }
+            }
+            Some(lane) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(waiting) = lanes.get_mut(&lane) {
+                    waiting.calls -= 1;
+                }
+                ready.push(lane);
+            }
+            else => return,
+        }
+        let now = Instant::now();
+        for lane in ready.drain(..) {
+            let Some(waiting) = lanes.get_mut(&lane) else {
+                continue;
+            };
+            while waiting.calls < IN_FLIGHT && !waiting.jobs.is_empty() {
+                let jobs = waiting.next_call(now, timeout);
+                if jobs.is_empty() {
+                    continue;
+                }
+                waiting.calls += 1;
+                // A task per call: with keys over many slots most calls
+                // carry one group, and polling them all here would put
+                // every decision's work on this one task.
+                let (connection, form, clock) =
+                    (connection.clone(), Arc::clone(&form), Arc::clone(&clock));
+                let call = tokio::spawn(async move {
+                    send(jobs, lane, &connection, &form, &clock, timeout).await;
+                });
+                in_flight.push(call.map(move |_| lane));
+            }
+            if waiting.calls == 0 && waiting.jobs.is_empty() {
+                lanes.remove(&lane);
+            }
         }
     }
 }
@@ -366,6 +562,67 @@ mod tests {
     use crate::store::redis::RedisStore;
     use crate::{Algorithm, Quota};
 
+    /// A job on `lane` due at `deadline`, and the receiver of its answer.
+    fn job(deadline: Instant) -> (Job, oneshot::Receiver<Reply>) {
+        let (done, answer) = oneshot::channel();
+        let mut group = Group::default();
+        group.push("k".to_owned(), [0; VALUES_PER_CHECK]);
+        let job = Job {
+            group,
+            lane: Some(Slot::for_key("k")),
+            now: None,
+            deadline,
+            done,
+        };
+        (job, answer)
+    }
+
+    /// A cluster lane holds at most [`QUEUE`] groups: one more is answered
+    /// [`QueueFull`] at once, unless groups whose caller has gone or whose
+    /// deadline has passed make room; a call takes at most [`MAX_CHECKS`]
+    /// checks.
+    #[test]
+    fn a_full_lane_refuses_until_stale_groups_make_room() {
+        let full = |answer: &mut oneshot::Receiver<Reply>| {
+            matches!(
+                answer.try_recv(),
+                Ok(Err(StoreError::Unavailable(cause))) if cause.downcast_ref::<QueueFull>().is_some()
+            )
+        };
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut lane = Waiting::default();
+        let mut answers = Vec::new();
+        for _ in 0..QUEUE {
+            let (job, answer) = job(later);
+            lane.queue(job, now);
+            answers.push(answer);
+        }
+        let (extra, mut answer) = job(later);
+        lane.queue(extra, now);
+        assert!(full(&mut answer), "beyond the queue");
+
+        // Two callers gone: room for two.
+        answers.truncate(QUEUE - 2);
+        for expected in [false, false, true] {
+            let (extra, mut answer) = job(later);
+            lane.queue(extra, now);
+            assert_eq!(full(&mut answer), expected);
+            answers.push(answer);
+        }
+        assert_eq!(lane.jobs.len(), QUEUE);
+
+        let call = lane.next_call(now, Duration::from_secs(1));
+        assert_eq!(call.len(), MAX_CHECKS);
+        assert_eq!(lane.jobs.len(), QUEUE - MAX_CHECKS);
+        // Once every deadline has passed, they all make room.
+        lane.jobs.extend(call);
+        let (extra, mut answer) = job(later + Duration::from_secs(1));
+        lane.queue(extra, later);
+        assert!(!full(&mut answer));
+        assert_eq!(lane.jobs.len(), 1);
+    }
+
     /// A reply that came late (Redis stopped between running a call and
     /// answering it) teaches an offset below the true one: every deadline
     /// sent is then early, and Redis refuses each call as late. The driver
@@ -387,7 +644,7 @@ mod tests {
         // Learnt as if the reply had come 5 s after Redis read its time.
         let clock = RedisClock::new();
         let redis_now = seconds * 1_000_000 + micros;
-        clock.learn(redis_now - 5_000_000, Instant::now());
+        clock.learn(None, redis_now - 5_000_000, Instant::now());
         let batcher = Batcher::start_with_clock(
             store.caller.connection.clone(),
             Arc::clone(&store.caller.form),

@@ -1,12 +1,37 @@
 //! Checks that span several Redis Cluster slots: one atomic call per slot
 //! (per hash tag), and refunds to the slots already charged when another
-//! denies.
+//! denies. Each slot's call goes through the batcher when there is one
+//! (packed with other decisions on that slot); refunds and standings are
+//! calls of their own.
 
+use tokio::time::Instant;
+
+use super::batch::Batcher;
 use super::call::Caller;
-use super::keys;
 use super::library::Mode;
+use super::{keys, reply};
 use crate::store::Check;
 use crate::{Decision, StoreError};
+
+/// Decides `checks`, all in one slot (or on a single Redis), all or
+/// nothing: through `batcher` when there is one (answered within the
+/// timeout of `arrived`), else in a call of their own. Returns the time
+/// the call decided at and one decision per check.
+pub async fn decide_slot(
+    caller: &Caller,
+    batcher: Option<&Batcher>,
+    arrived: Instant,
+    checks: &[Check<'_>],
+) -> Result<(u64, Vec<Decision>), StoreError> {
+    match batcher {
+        Some(batcher) => {
+            let group = caller.group(checks);
+            let reply = batcher.decide(group, caller.now(), arrived).await?;
+            reply::parse(&reply, checks, |c| caller.key_of(c))
+        }
+        None => caller.run(checks, Mode::Decide).await,
+    }
+}
 
 /// Decides checks that may live in several cluster slots: one atomic call
 /// per hash tag, in order, stopping at the first group that denies; then
@@ -14,6 +39,8 @@ use crate::{Decision, StoreError};
 /// nothing (refunded, or never reached) reports its standing.
 pub async fn decide_grouped(
     caller: &Caller,
+    batcher: Option<&Batcher>,
+    arrived: Instant,
     checks: &[Check<'_>],
 ) -> Result<Vec<Decision>, StoreError> {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -30,7 +57,7 @@ pub async fn decide_grouped(
     let mut all = true;
     for (_, members) in &groups {
         let group: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
-        let (at, made) = match caller.run(&group, Mode::Decide).await {
+        let (at, made) = match decide_slot(caller, batcher, arrived, &group).await {
             Ok(answer) => answer,
             Err(error) => {
                 // No check is both charged and answered as failed: the

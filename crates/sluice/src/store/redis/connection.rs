@@ -61,9 +61,14 @@ impl Connection {
                     Box::pin(SentinelConnection::open(sentinel?, timeout, wait)).await?;
                 Ok(Connection::Sentinel(connection))
             } else if let Some(nodes) = cluster_nodes(url) {
+                // Every call has its own deadline, kept by the caller; the
+                // client waits longer for a reply, so that one Redis sends
+                // after the deadline still reaches the batcher, which
+                // refunds what it charged (as on a single Redis, whose
+                // connection has no response timeout).
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
+                    .response_timeout(timeout + super::batch::LATE_REPLY_WAIT)
                     .build()?;
                 let link = Link::open(
                     move || {
@@ -110,8 +115,16 @@ impl Connection {
 }
 
 impl Connection {
+    /// Whether this is a Redis Cluster, where one call's keys must share a
+    /// slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster(_))
+    }
+
     /// Sends `cmd` to the Redis that holds `key` (on a cluster, the
-    /// primary of its slot, whatever the command's first argument is).
+    /// primary of its slot, whatever the command's arguments are: for
+    /// `SLUICE.CALL`, whose first argument is its number of keys, and for
+    /// a command that names no key, such as `TIME`).
     pub async fn query_at<T: FromRedisValue>(&self, cmd: &redis::Cmd, key: &str) -> RedisResult<T> {
         use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
         match self {

@@ -194,9 +194,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Link<C> {
 }
 
 impl Link<redis::cluster_async::ClusterConnection> {
-    /// Sends `cmd` to the node `routing` names: for a command the cluster
-    /// client cannot route by its first argument (`SLUICE.CALL`, whose
-    /// first argument is its number of keys).
+    /// Sends `cmd` to the node `routing` names, waiting for a connection
+    /// as [`Link::query`] does: for a command the cluster client cannot
+    /// route by its first argument (`SLUICE.CALL`, whose first argument is
+    /// its number of keys, or `TIME`, which names no key).
     pub async fn route<T: FromRedisValue>(
         &self,
         cmd: &Cmd,

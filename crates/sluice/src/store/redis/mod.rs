@@ -17,6 +17,10 @@
 //! - **Bounded latency**: every decision is answered within
 //!   [`RedisOptions::timeout`] of its arrival, queueing included, and a
 //!   decision answered as failed charges nothing (`batch` says how).
+//! - **Batching**: decisions waiting at the same moment share calls; on
+//!   Redis Cluster, per slot (`batch` says how), so a node that hangs or
+//!   dies fails only its slots' decisions. [`RedisOptions::batching`]
+//!   turns it off.
 //! - **All or nothing.** Several checks in one [`Store::decide`] call are
 //!   one script call on a single Redis, which charges every limit or none.
 //!   On Redis Cluster the checks are grouped by hash tag (a client's key):
@@ -50,7 +54,8 @@
 //!   the time limit, errors.
 //! - `link`: a connection opened, and kept open, by a task.
 //! - `call`: running the library (function or script) on checks.
-//! - `batch`: concurrent decisions packed into one call (single Redis).
+//! - `batch`: concurrent decisions packed into one call (per slot on a
+//!   cluster).
 //! - `cluster`: checks over several slots, and refunds.
 //! - `reply`: the library's reply as decisions.
 //! - `refund` (tests only): `lua/refund.lua` held to its Rust model,
@@ -94,6 +99,7 @@ pub use connection::tls::{TlsError, TlsOptions};
 /// assert_eq!(options.prefix, "my-app");
 /// assert_eq!(RedisOptions::default().timeout, Duration::from_millis(250));
 /// assert!(options.functions);
+/// assert!(!options.with_batching(false).batching);
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -133,6 +139,11 @@ pub struct RedisOptions {
     /// The certificates of a `rediss://` connection beyond the defaults (a
     /// CA, a client certificate); default none: the public roots.
     pub tls: Option<TlsOptions>,
+    /// Whether concurrent decisions are packed into shared calls (on a
+    /// cluster, per slot); default true. False makes one call per
+    /// decision (per slot of a decision on a cluster), each within the
+    /// timeout: for measuring what batching saves.
+    pub batching: bool,
 }
 
 impl RedisOptions {
@@ -162,6 +173,13 @@ impl RedisOptions {
         self
     }
 
+    /// The same options, packing concurrent decisions into shared calls
+    /// when `batching` (else one call per decision).
+    pub fn with_batching(mut self, batching: bool) -> RedisOptions {
+        self.batching = batching;
+        self
+    }
+
     /// The same options, connecting to a `rediss://` URL with `tls`'s
     /// certificates.
     pub fn with_tls(mut self, tls: TlsOptions) -> RedisOptions {
@@ -178,6 +196,7 @@ impl Default for RedisOptions {
             functions: true,
             module: true,
             tls: None,
+            batching: true,
         }
     }
 }
@@ -188,8 +207,8 @@ impl Default for RedisOptions {
 #[derive(Clone)]
 pub struct RedisStore {
     caller: Caller,
-    /// Packs concurrent decisions into one call; single Redis only (on a
-    /// cluster, one call's keys must share a slot).
+    /// Packs concurrent decisions into shared calls (on a cluster, one per
+    /// slot: one call's keys must share a slot); none without batching.
     batcher: Option<Batcher>,
 }
 
@@ -238,14 +257,9 @@ impl RedisStore {
         }
         let connection = Connection::open(url, options.timeout, options.tls.as_ref(), wait).await?;
         let form = Arc::new(Form::new(options.module, options.functions));
-        let batcher = match &connection {
-            Connection::Single(_) | Connection::Sentinel(_) => Some(Batcher::start(
-                connection.clone(),
-                Arc::clone(&form),
-                options.timeout,
-            )),
-            Connection::Cluster(_) => None,
-        };
+        let batcher = options
+            .batching
+            .then(|| Batcher::start(connection.clone(), Arc::clone(&form), options.timeout));
         Ok(RedisStore {
             caller: Caller {
                 connection,
@@ -289,20 +303,19 @@ impl RedisStore {
     ) -> Result<(Option<u64>, Vec<Decision>), StoreError> {
         let arrived = tokio::time::Instant::now();
         ensure_distinct(checks)?;
-        match (&self.batcher, checks) {
-            (_, []) => Ok((None, Vec::new())),
-            // A single Redis: every decision goes through the batcher,
-            // answered within the timeout of its arrival.
-            (Some(batcher), _) => {
-                let group = self.caller.group(checks);
-                let reply = batcher.decide(group, self.caller.now(), arrived).await?;
-                let (at, decisions) = reply::parse(&reply, checks, |c| self.caller.key_of(c))?;
-                Ok((Some(at), decisions))
-            }
+        let batcher = self.batcher.as_ref();
+        match checks {
+            [] => Ok((None, Vec::new())),
             // A cluster: checks in several slots are grouped per slot.
-            (None, [_, _, ..]) => Ok((None, cluster::decide_grouped(&self.caller, checks).await?)),
-            (None, _) => {
-                let (at, decisions) = self.caller.run(checks, Mode::Decide).await?;
+            [_, _, ..] if self.caller.connection.is_cluster() => Ok((
+                None,
+                cluster::decide_grouped(&self.caller, batcher, arrived, checks).await?,
+            )),
+            // One call: through the batcher (answered within the timeout
+            // of its arrival), or alone.
+            _ => {
+                let (at, decisions) =
+                    cluster::decide_slot(&self.caller, batcher, arrived, checks).await?;
                 Ok((Some(at), decisions))
             }
         }
