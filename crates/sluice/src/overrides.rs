@@ -197,6 +197,17 @@ mod tests {
         rule.and_then(Override::quota).map(Quota::limit)
     }
 
+    /// Issue 15: a lookup returns at once when a limit has no override;
+    /// a limit with patterns only (no exact key) is not taken for one.
+    #[test]
+    fn issue_15_patterns_alone_are_found() {
+        let mut overrides = Overrides::default();
+        assert_eq!(overrides.get("a.premium"), None);
+        overrides.insert("*.premium".to_owned(), quota(5));
+        assert_eq!(limit_of(overrides.get("a.premium")), Some(5));
+        assert_eq!(overrides.get("a.free"), None);
+    }
+
     #[test]
     fn an_exact_key_wins_then_the_most_literal_characters_then_the_longest_prefix() {
         let mut overrides = Overrides::default();
