@@ -31,9 +31,9 @@
 //!   admission: never for a request whose cost exceeds the burst, nor for
 //!   a blocked key.
 
-use std::fmt::Write;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use sluice::{Decision, Quota, Source, Verdict};
 
@@ -86,14 +86,16 @@ impl Standing<'_> {
 /// or of all when every one is in shadow mode; `None` only when
 /// `standings` is empty.
 pub fn most_restrictive(standings: &[Standing<'_>]) -> Option<usize> {
-    let enforced = |s: &Standing<'_>| !s.shadow;
-    let pick = |keep: &dyn Fn(&Standing<'_>) -> bool| {
-        let kept: Vec<usize> = (0..standings.len())
-            .filter(|&i| keep(&standings[i]))
-            .collect();
-        sluice::most_restrictive(kept.iter().map(|&i| standings[i].decision)).map(|at| kept[at])
-    };
-    pick(&enforced).or_else(|| pick(&|_| true))
+    pick(standings, |s| !s.shadow).or_else(|| pick(standings, |_| true))
+}
+
+/// The index in `standings` of the most restrictive of those that `keep`
+/// holds for; `None` when it holds for none. Allocates nothing: it runs
+/// for every answer.
+fn pick<'s>(standings: &[Standing<'s>], keep: impl Fn(&Standing<'s>) -> bool) -> Option<usize> {
+    let kept = || (standings.iter().enumerate()).filter(|(_, s)| keep(s));
+    let at = sluice::most_restrictive(kept().map(|(_, s)| s.decision))?;
+    kept().nth(at).map(|(i, _)| i)
 }
 
 /// Sets the rate-limit headers for a request decided by `standings`, of
@@ -101,30 +103,109 @@ pub fn most_restrictive(standings: &[Standing<'_>]) -> Option<usize> {
 /// describe the most restrictive one, `RateLimit-Policy` lists them all,
 /// and `Retry-After` is set when that one denied and a wait can admit the
 /// request. Does nothing when none counts.
+///
+/// It runs for every answer, so it is written for that: every value goes
+/// into one buffer, each header holds a slice of it (one allocation per
+/// answer where a value each cost one or two), and numbers are written by
+/// `itoa`, not through `core::fmt`.
 pub fn insert(headers: &mut HeaderMap, standings: &[Standing<'_>]) {
-    let counted: Vec<Standing<'_>> = standings.iter().copied().filter(Standing::counts).collect();
-    let Some(chosen) = most_restrictive(&counted).map(|i| counted[i]) else {
+    let Some(chosen) = pick(standings, Standing::counts).map(|i| standings[i]) else {
         return;
     };
     let d = chosen.decision;
     let reset = ceil_secs(d.reset_after);
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
-    let mut policy = String::new();
-    for (i, s) in counted.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
+    let mut out = Values::new();
+    out.number(d.limit);
+    out.end(RATELIMIT_LIMIT);
+    out.number(d.remaining);
+    out.end(RATELIMIT_REMAINING);
+    out.number(reset);
+    out.end(RATELIMIT_RESET);
+    for (i, s) in standings.iter().filter(|s| s.counts()).enumerate() {
+        if i > 0 {
+            out.text(", ");
+        }
         let (q, w) = policy_rate(s.quota);
-        let _ = write!(policy, "{sep}{};q={q};w={w}", sf_string(s.policy));
+        out.sf_string(s.policy);
+        out.text(";q=");
+        out.number(q);
+        out.text(";w=");
+        out.number(w);
     }
-    let current = format!("{};r={};t={reset}", sf_string(chosen.policy), d.remaining);
-    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, current)] {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(name, value);
+    out.end(RATELIMIT_POLICY);
+    out.sf_string(chosen.policy);
+    out.text(";r=");
+    out.number(d.remaining);
+    out.text(";t=");
+    out.number(reset);
+    out.end(RATELIMIT);
+    if let Some(secs) = retry_after_secs(d) {
+        out.number(secs);
+        out.end(RETRY_AFTER);
+    }
+    out.insert_into(headers);
+}
+
+/// Header values written one after the other into one buffer.
+struct Values {
+    buf: Vec<u8>,
+    /// Each header's name and where its value ends in `buf`, in order.
+    ends: [Option<(HeaderName, usize)>; 6],
+    /// The values ended so far.
+    count: usize,
+}
+
+impl Values {
+    fn new() -> Values {
+        Values {
+            // Room for the usual values: no growing on the way.
+            buf: Vec::with_capacity(128),
+            ends: [const { None }; 6],
+            count: 0,
         }
     }
-    if let Some(secs) = retry_after_secs(d) {
-        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+
+    fn text(&mut self, text: &str) {
+        self.buf.extend_from_slice(text.as_bytes());
+    }
+
+    fn number(&mut self, n: u64) {
+        self.text(itoa::Buffer::new().format(n));
+    }
+
+    /// `name` as a structured-field string (RFC 8941 §3.3.3): quoted, with
+    /// `"` and `\` escaped; policy names are ASCII, so nothing else needs
+    /// care.
+    fn sf_string(&mut self, name: &str) {
+        self.buf.push(b'"');
+        for b in name.bytes() {
+            if b == b'"' || b == b'\\' {
+                self.buf.push(b'\\');
+            }
+            self.buf.push(b);
+        }
+        self.buf.push(b'"');
+    }
+
+    /// Ends the value of header `name`.
+    fn end(&mut self, name: HeaderName) {
+        if let Some(end) = self.ends.get_mut(self.count) {
+            *end = Some((name, self.buf.len()));
+            self.count += 1;
+        }
+    }
+
+    /// Sets every header to its value: slices of one shared buffer.
+    fn insert_into(self, headers: &mut HeaderMap) {
+        let all = Bytes::from(self.buf);
+        let mut start = 0;
+        for (name, end) in self.ends.into_iter().flatten() {
+            // Digits, names of a safe alphabet and punctuation: valid.
+            if let Ok(value) = HeaderValue::from_maybe_shared(all.slice(start..end)) {
+                headers.insert(name, value);
+            }
+            start = end;
+        }
     }
 }
 
@@ -167,21 +248,6 @@ pub fn policy_rate(quota: &Quota) -> (u64, u64) {
 
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// `name` as a structured-field string (RFC 8941 §3.3.3): quoted, with `"`
-/// and `\` escaped; policy names are ASCII, so nothing else needs care.
-fn sf_string(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -359,6 +425,37 @@ mod tests {
             decision,
             shadow,
         }
+    }
+
+    /// Issue 15: the headers are built without a vector of the standings
+    /// that count; the one they describe is still found among all of them,
+    /// past a shadow policy and a key an override decided.
+    #[test]
+    fn issue_15_the_headers_describe_the_right_standing_among_those_that_do_not_count() {
+        let (q, h) = (quota(2, 1), quota(100, 3600));
+        let would_deny = Decision::denied(2, 0, 1_000_000, Some(400_000)).shadowed();
+        let unlimited = Decision::unlimited();
+        let roomy = Decision::allowed(100, 90, 2_000_000_000);
+        let tight = Decision::denied(2, 0, 3_000_000, Some(2_500_000));
+        let standings = [
+            standing("dry", &q, &would_deny, true),
+            standing("roomy", &h, &roomy, false),
+            standing("vip", &h, &unlimited, false),
+            standing("tight", &q, &tight, false),
+        ];
+        assert_eq!(most_restrictive(&standings), Some(3));
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &standings);
+        assert_eq!(header(&headers, "ratelimit-limit"), "2");
+        assert_eq!(header(&headers, "ratelimit-remaining"), "0");
+        assert_eq!(header(&headers, "ratelimit-reset"), "3");
+        assert_eq!(
+            header(&headers, "ratelimit-policy"),
+            r#""roomy";q=100;w=3600, "tight";q=2;w=1"#
+        );
+        assert_eq!(header(&headers, "ratelimit"), r#""tight";r=0;t=3"#);
+        assert_eq!(header(&headers, "retry-after"), "3", "2.5 s rounds up");
+        assert_eq!(headers.len(), 6);
     }
 
     #[test]

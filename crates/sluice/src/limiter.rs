@@ -82,17 +82,18 @@ impl<'a> Resolved<'a> {
 
     /// The check of `limit` (one of the policy's), charging `cost`.
     fn check(&self, limit: &'a Limit, cost: u64) -> Check<'a> {
-        Check::new(
-            limit.state_name(),
-            self.key,
-            limit.quota_for(self.key),
-            cost,
-        )
-        .with_shadow(self.policy.shadow())
-        .with_on_store_error(self.policy.on_store_error())
-        .with_local_share(self.policy.local_share())
-        .with_deny_cache(self.policy.deny_cache())
-        .with_local_budget(self.policy.local_budget())
+        self.check_under(limit, limit.quota_for(self.key), cost)
+    }
+
+    /// The check of `limit` under `quota` (the limit's own or the key's
+    /// override's), charging `cost`.
+    fn check_under(&self, limit: &'a Limit, quota: &'a Quota, cost: u64) -> Check<'a> {
+        Check::new(limit.state_name(), self.key, quota, cost)
+            .with_shadow(self.policy.shadow())
+            .with_on_store_error(self.policy.on_store_error())
+            .with_local_share(self.policy.local_share())
+            .with_deny_cache(self.policy.deny_cache())
+            .with_local_budget(self.policy.local_budget())
     }
 
     /// One check per limit of the policy, charging `cost`.
@@ -102,11 +103,17 @@ impl<'a> Resolved<'a> {
 
     /// How `limit` decides this key: by the key's `unlimited` or `block`
     /// override alone (shadow mode applied), else by the store.
+    ///
+    /// The key's override is looked up once, here: it gives the quota of
+    /// the check too (a lookup per request is all the overrides cost).
     fn part(&self, limit: &'a Limit, cost: u64) -> Part<'a> {
         let alone = match limit.override_for(self.key) {
             Some(Override::Unlimited) => Decision::unlimited(),
             Some(Override::Blocked) => Decision::blocked(),
-            Some(Override::Quota(_)) | None => return Part::Store(self.check(limit, cost)),
+            Some(Override::Quota(quota)) => {
+                return Part::Store(self.check_under(limit, quota, cost));
+            }
+            None => return Part::Store(self.check_under(limit, limit.quota(), cost)),
         };
         Part::Alone(if self.policy.shadow() {
             alone.shadowed()
@@ -301,7 +308,12 @@ impl<S: Store> Limiter<S> {
                     Part::Store(check) => self.store.decide_one(&check).await?,
                     Part::Alone(decision) => decision,
                 };
-                Ok(resolved.verdict(&[decision]))
+                // One limit: it decided, nothing to compare.
+                Ok(Verdict {
+                    resolved,
+                    limit: 0,
+                    decision,
+                })
             }
             // Boxed, so that the common case's future stays small.
             _ => Box::pin(self.decide_limits(resolved, cost)).await,

@@ -108,7 +108,12 @@ impl Overrides {
     }
 
     /// The override that applies to `key`, if any (see the module's docs).
+    #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<&Override> {
+        // Most limits have no override: no hashing, no call.
+        if self.exact.is_empty() && self.patterns.is_empty() {
+            return None;
+        }
         if let Some(rule) = self.exact.get(key) {
             return Some(rule);
         }
@@ -190,6 +195,17 @@ mod tests {
 
     fn limit_of(rule: Option<&Override>) -> Option<u64> {
         rule.and_then(Override::quota).map(Quota::limit)
+    }
+
+    /// Issue 15: a lookup returns at once when a limit has no override;
+    /// a limit with patterns only (no exact key) is not taken for one.
+    #[test]
+    fn issue_15_patterns_alone_are_found() {
+        let mut overrides = Overrides::default();
+        assert_eq!(overrides.get("a.premium"), None);
+        overrides.insert("*.premium".to_owned(), quota(5));
+        assert_eq!(limit_of(overrides.get("a.premium")), Some(5));
+        assert_eq!(overrides.get("a.free"), None);
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Limit {
     }
 
     /// The quota of keys without an override.
+    #[inline]
     pub fn quota(&self) -> &Quota {
         &self.quota
     }
@@ -69,6 +70,7 @@ impl Limit {
 
     /// The override that applies to `key`, if any: its exact key's, else
     /// the most specific matching pattern's.
+    #[inline]
     pub fn override_for(&self, key: &str) -> Option<&Override> {
         self.overrides.get(key)
     }
@@ -86,6 +88,7 @@ impl Limit {
     /// [`Check::policy`](crate::Check::policy) of its checks): the policy's
     /// name for its first limit, `name#i` for limit `i`. Policy names
     /// cannot hold `#`, so no two limits share one.
+    #[inline]
     pub fn state_name(&self) -> &str {
         &self.state_name
     }
@@ -232,16 +235,19 @@ impl Policy {
     }
 
     /// What the policy answers when the store cannot decide.
+    #[inline]
     pub fn on_store_error(&self) -> OnStoreError {
         self.on_store_error
     }
 
     /// The share of the limit granted alone in `local` mode.
+    #[inline]
     pub fn local_share(&self) -> LocalShare {
         self.local_share
     }
 
     /// Whether the store's denials are cached in this process.
+    #[inline]
     pub fn deny_cache(&self) -> bool {
         self.deny_cache
     }
@@ -256,11 +262,13 @@ impl Policy {
     }
 
     /// The policy's name.
+    #[inline]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The policy's limits, at least one.
+    #[inline]
     pub fn limits(&self) -> &[Limit] {
         &self.limits
     }
@@ -271,6 +279,7 @@ impl Policy {
     }
 
     /// Whether the policy is in shadow mode.
+    #[inline]
     pub fn shadow(&self) -> bool {
         self.shadow
     }

@@ -9,6 +9,11 @@
 //!   shared with other processes through Redis), so it pays for that read.
 //! - `sluice-fake-clock` and `governor-fake-clock` run both on their fake
 //!   clocks, which cost one atomic load: the limiters' own work.
+//! - `governor-with-state` is governor answering what Sluice answers: its
+//!   `StateInformationMiddleware` returns the key's state with each
+//!   admission and the capacity left is read from it. Plain `governor`
+//!   answers `()`, and Sluice always answers `limit`, `remaining`,
+//!   `reset_after` (and `retry_after` when denied), which its headers need.
 //!
 //! All get the same pre-made 12-byte `String` keys in the same seeded
 //! order, and the same quota: a burst of 10^9 (so every check is admitted
@@ -24,7 +29,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use governor::clock::{Clock as GovernorClock, FakeRelativeClock};
-use governor::middleware::NoOpMiddleware;
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
 use governor::state::keyed::DashMapStateStore;
 use sluice::{Algorithm, Clock, FakeClock, Limiter, MemoryStore, Policy, Quota};
 
@@ -57,13 +62,9 @@ impl<C: Clock> Keyed for Limiter<MemoryStore<C>> {
     }
 }
 
-/// Governor's keyed limiter on clock `C`.
-type Governor<C> = governor::RateLimiter<
-    String,
-    DashMapStateStore<String>,
-    C,
-    NoOpMiddleware<<C as GovernorClock>::Instant>,
->;
+/// Governor's keyed limiter on clock `C`, with middleware `M`.
+type Governor<C, M = NoOpMiddleware<<C as GovernorClock>::Instant>> =
+    governor::RateLimiter<String, DashMapStateStore<String>, C, M>;
 
 impl<C: GovernorClock + Sync> Keyed for Governor<C> {
     fn check(&self, key: &String) -> bool {
@@ -72,6 +73,26 @@ impl<C: GovernorClock + Sync> Keyed for Governor<C> {
 
     fn len(&self) -> usize {
         governor::RateLimiter::len(self)
+    }
+}
+
+/// Governor answering what Sluice answers: with its
+/// `StateInformationMiddleware`, an admission returns a snapshot of the
+/// key's state, and the burst capacity left is read from it (what a
+/// `RateLimit-Remaining` header needs). Without it, governor's admission
+/// is `()`: nothing to tell a client.
+struct WithState<C: GovernorClock>(Governor<C, StateInformationMiddleware>);
+
+impl<C: GovernorClock + Sync> Keyed for WithState<C> {
+    fn check(&self, key: &String) -> bool {
+        match self.0.check_key(key) {
+            Ok(snapshot) => std::hint::black_box(snapshot.remaining_burst_capacity()) <= BURST,
+            Err(_) => false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -99,10 +120,14 @@ fn sluice<C: Clock>(clock: C) -> Limiter<MemoryStore<C>> {
 
 /// Governor's GCRA with the same quota.
 fn governor<C: GovernorClock>(clock: C) -> Governor<C> {
-    let quota = governor::Quota::with_period(REFILL_EVERY)
+    governor::RateLimiter::dashmap_with_clock(governor_quota(), clock)
+}
+
+/// The quota of [`sluice`] in governor's terms.
+fn governor_quota() -> governor::Quota {
+    governor::Quota::with_period(REFILL_EVERY)
         .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(BURST).expect("non-zero"));
-    governor::RateLimiter::dashmap_with_clock(quota, clock)
+        .allow_burst(NonZeroU32::new(BURST).expect("non-zero"))
 }
 
 pub fn bench(c: &mut Criterion) {
@@ -132,6 +157,18 @@ pub fn bench(c: &mut Criterion) {
                 &mut group,
                 "governor-fake-clock",
                 &governor_fake,
+                keys,
+                order,
+                threads,
+            );
+            let governor_state = WithState(
+                governor(governor::clock::DefaultClock::default())
+                    .with_middleware::<StateInformationMiddleware>(),
+            );
+            bench_keyed(
+                &mut group,
+                "governor-with-state",
+                &governor_state,
                 keys,
                 order,
                 threads,
