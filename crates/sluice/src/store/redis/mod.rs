@@ -16,7 +16,9 @@
 //!   `SCRIPT FLUSH` is loaded again transparently.
 //! - **Bounded latency**: every decision is answered within
 //!   [`RedisOptions::timeout`] of its arrival, queueing included, and a
-//!   decision answered as failed charges nothing (`batch` says how).
+//!   decision answered as failed charges nothing (`batch` says how),
+//!   except when a cluster's client stalls re-mapping slots after a master
+//!   died (docs/RELIABILITY.md).
 //! - **Batching**: decisions waiting at the same moment share calls; on
 //!   Redis Cluster, per slot (`batch` says how), so a node that hangs or
 //!   dies fails only its slots' decisions. [`RedisOptions::batching`]
