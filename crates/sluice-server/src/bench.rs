@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Zipf;
 use serde::Serialize;
-use sluice::{Algorithm, Limiter, Policy, Quota, RedisOptions};
+use sluice::{Algorithm, BoxStore, Limiter, Policy, Quota, RedisOptions, RedisStore};
 
 use crate::config::StoreSpec;
 use crate::stores::{self, Connecting};
@@ -29,11 +29,41 @@ pub enum Distribution {
     Zipf,
 }
 
+/// How a bench on Redis has its decisions made: the store's own choice, or
+/// one path forced (to compare them on one Redis).
+#[derive(Clone, Copy, Debug, Default, PartialEq, clap::ValueEnum)]
+pub enum RedisPath {
+    /// As a deployment would: the module if loaded, else Functions, else
+    /// `EVALSHA`.
+    #[default]
+    Auto,
+    /// The native module's `SLUICE.CALL`; the bench fails if Redis has no
+    /// such command rather than measure another path.
+    Module,
+    /// The Lua library as a Redis Function (`FCALL`), never the module.
+    Function,
+    /// The Lua library by `EVALSHA`, never the module nor Functions.
+    Script,
+}
+
+impl RedisPath {
+    /// The store's options that make it take this path.
+    fn options(self, options: RedisOptions) -> RedisOptions {
+        match self {
+            RedisPath::Auto | RedisPath::Module => options,
+            RedisPath::Function => options.with_module(false),
+            RedisPath::Script => options.with_module(false).with_functions(false),
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// The store to decide on.
     pub store: StoreSpec,
+    /// On Redis, which path decides.
+    pub redis_path: RedisPath,
     /// The quota every key gets.
     pub quota: Quota,
     /// How many distinct keys.
@@ -53,6 +83,9 @@ pub struct BenchOptions {
 pub struct BenchReport {
     /// The store's kind.
     pub store: &'static str,
+    /// On Redis, the path that made the decisions: `module`, `function` or
+    /// `script` (none on memory).
+    pub redis_path: Option<&'static str>,
     /// The algorithm.
     pub algorithm: &'static str,
     /// Distinct keys.
@@ -94,8 +127,20 @@ struct Tally {
 
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let redis = RedisOptions::default().with_prefix("sluice-bench");
-    let store = stores::open(&options.store, &redis, Connecting::Wait).await?;
+    let redis = options
+        .redis_path
+        .options(RedisOptions::default().with_prefix("sluice-bench"));
+    let (store, redis_store) = match &options.store {
+        StoreSpec::Memory => (
+            stores::open(&options.store, &redis, Connecting::Wait).await?,
+            None,
+        ),
+        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
+            let store = stores::redis_store(&options.store, url, &redis, Connecting::Wait).await?;
+            let store = Arc::new(store);
+            (BoxStore::new(Arc::clone(&store)), Some(store))
+        }
+    };
     let policy = Policy::new(BENCH_POLICY, options.quota).context("the bench policy")?;
     let limiter = Limiter::new(store, [policy]);
     let keys: Arc<Vec<String>> =
@@ -152,9 +197,19 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    // The path is known once the first call has asked for the module.
+    let redis_path = redis_store.as_deref().map(RedisStore::library_form);
+    if options.redis_path == RedisPath::Module && redis_path != Some("module") {
+        anyhow::bail!(
+            "--redis-path module: the Redis has no SLUICE.CALL (load crates/sluice-redis-module's library), \
+             the decisions were made by {}",
+            redis_path.unwrap_or("memory")
+        );
+    }
     let us = |q: f64| total.latency_ns.value_at_quantile(q) as f64 / 1000.0;
     Ok(BenchReport {
         store: options.store.kind(),
+        redis_path,
         algorithm: options.quota.algorithm().name(),
         keys: options.keys,
         distribution: match options.distribution {
@@ -182,9 +237,12 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} on {}: {} keys ({}), {} in flight, {:.1} s",
+            "{} on {}{}: {} keys ({}), {} in flight, {:.1} s",
             self.algorithm,
             self.store,
+            self.redis_path
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
             self.keys,
             self.distribution,
             self.concurrency,

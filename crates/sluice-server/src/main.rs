@@ -8,7 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sluice::Algorithm;
-use sluice_server::bench::{self, BenchOptions, Distribution};
+use sluice_server::bench::{self, BenchOptions, Distribution, RedisPath};
 use sluice_server::config::{
     CONFIG_ENV, Config, ENVOY_CONFIG_ENV, Flags, GRPC_LISTEN_ENV, STORE_ENV, StoreSpec,
     parse_duration,
@@ -107,6 +107,10 @@ enum Command {
         /// Units each decision charges.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         cost: u64,
+        /// On Redis, which path decides: auto (the module if loaded, else
+        /// Functions, else EVALSHA), or module, function or script forced.
+        #[arg(long, value_enum, default_value = "auto")]
+        redis_path: RedisPath,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -205,11 +209,13 @@ fn main() -> ExitCode {
             concurrency,
             duration,
             cost,
+            redis_path,
             json,
         } => exit((|| {
             let store = StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
             let options = BenchOptions {
                 store,
+                redis_path,
                 quota: bench::quota(algorithm, limit, period, burst)?,
                 keys,
                 distribution,

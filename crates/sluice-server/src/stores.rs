@@ -116,7 +116,9 @@ pub fn purge_every_second(memory: &Arc<MemoryStore>) {
     });
 }
 
-async fn redis_store(
+/// The Redis store of `spec`, a Redis spec whose URL is `url`; errors name
+/// the spec with its password hidden.
+pub async fn redis_store(
     spec: &StoreSpec,
     url: &str,
     redis: &RedisOptions,
