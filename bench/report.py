@@ -32,6 +32,14 @@ FEATURED = ("token_bucket", "gcra")
 CRITERION_GROUPS = [
     f"keyed/{keys}/{threads}" for keys in ("1key", "100k") for threads in ("1thread", "2threads")
 ]
+# The scenarios of the module's targets against redis-cell (issue 15).
+MODULE_TARGET_SCENARIOS = ["random", "hot"]
+# The Redis paths of `sluice bench --redis-path`, in the order shown.
+MODULE_PATHS = {
+    "module": "module (`SLUICE.CALL`)",
+    "function": "Function (`FCALL`)",
+    "script": "script (`EVALSHA`)",
+}
 SCENARIO_TEXT = {
     "hot": "one hot key, 100/s: nearly every call denied",
     "allowing": "one hot key, 1,000,000/s (sliding window log: 100,000/s): every call admitted",
@@ -281,6 +289,38 @@ TARGETS = [
         "theirs": ("lua", {"script": "redis-cell", "scenario": "{scenario}"}, "rps"),
         "unit": "/s",
         "better": "higher",
+        "shown": "if either measured",
+    },
+    {
+        "area": "Redis module",
+        "what": "`sluice bench` on the module, {algorithm} {scenario}: decisions/s vs redis-cell `CL.THROTTLE`",
+        "each": lambda res: grid(algorithm=FEATURED, scenario=MODULE_TARGET_SCENARIOS),
+        "ours": (
+            "module",
+            {"target": "sluice", "path": "module", "algorithm": "{algorithm}", "scenario": "{scenario}"},
+            "result.decisions_per_sec",
+        ),
+        "theirs": ("module", {"script": "redis-cell", "scenario": "{scenario}"}, "rps"),
+        "unit": "/s",
+        "goal": 1.5,
+        "better": "higher",
+        "shown": "if either measured",
+    },
+    {
+        "area": "Redis module",
+        "what": "the module, {algorithm} {scenario}: Redis µs per decision vs redis-cell's (INFO commandstats)",
+        "each": lambda res: grid(algorithm=FEATURED, scenario=MODULE_TARGET_SCENARIOS),
+        "ours": (
+            "module",
+            {"target": "sluice", "path": "module", "algorithm": "{algorithm}", "scenario": "{scenario}"},
+            "redis_usec_per_decision",
+        ),
+        # redis-cell decides one key per call.
+        "theirs": ("module", {"script": "redis-cell", "scenario": "{scenario}"}, "redis_usec_per_call"),
+        "unit": "µs",
+        "digits": 2,
+        "goal": 0.5,
+        "better": "lower",
         "shown": "if either measured",
     },
     {
@@ -880,6 +920,99 @@ def sliding_log_section(res):
     )
 
 
+def module_section(res):
+    recs = res.area("module")
+    if not recs:
+        return "Not run."
+    out = [
+        "Sluice's native Redis module (`crates/sluice-redis-module`) against "
+        "the same library's two Lua paths, on one redis-server of its own with "
+        "the module and redis-cell loaded. `sluice bench --redis-path` forces "
+        "each path (64 decisions in flight; concurrent decisions share a call); "
+        "redis-cell's `CL.THROTTLE` and the careful GCRA script run under "
+        "`redis-benchmark -c 50 -P 16`, one decision per call. Redis µs per "
+        "decision is the command's `usec` in `INFO commandstats` (reset before "
+        "each run) over the decisions made; the ratios are against redis-cell "
+        "in the same scenario.",
+        "",
+    ]
+    algorithms = [a for a in res.algorithms if any(r.get("algorithm") == a for r in recs)]
+    for scenario in SCENARIOS:
+        cell = res.find("module", script="redis-cell", scenario=scenario)
+        cell_dps = res.value(cell, "rps")
+        cell_usec = res.value(cell, "redis_usec_per_call")
+        rows, cmds = [], []
+        for algorithm in algorithms:
+            for path, name in MODULE_PATHS.items():
+                r = res.find("module", target="sluice", path=path, algorithm=algorithm, scenario=scenario)
+                if r is None:
+                    continue
+                label = f"Sluice {algorithm}, {name}"
+                cmds.append((label, r.get("command")))
+                if not res.ok(r):
+                    rows.append((label, "failed", "", "", "", "", "", ""))
+                    continue
+                x = r["result"]
+                dps, usec = x.get("decisions_per_sec"), r.get("redis_usec_per_decision")
+                per_call = x["decisions"] / r["redis_calls"] if r.get("redis_calls") else None
+                rows.append(
+                    (
+                        label,
+                        fmt_int(dps),
+                        fmt_int(x.get("p99_us")),
+                        fmt_int(x.get("errors")),
+                        fmt_num(usec, 2),
+                        fmt_num(per_call, 1),
+                        fmt_ratio(ratio(dps, cell_dps)),
+                        fmt_ratio(ratio(usec, cell_usec)),
+                    )
+                )
+        for script, name in (("redis-cell", "redis-cell `CL.THROTTLE`"), ("gcra_reference", "careful GCRA script")):
+            r = res.find("module", script=script, scenario=scenario)
+            if r is None:
+                continue
+            cmds.append((name, r.get("command")))
+            if not res.ok(r):
+                rows.append((name, "failed", "", "", "", "", "", ""))
+                continue
+            p99 = r.get("p99_ms")
+            usec = r.get("redis_usec_per_call")
+            rows.append(
+                (
+                    name,
+                    fmt_int(r.get("rps")),
+                    fmt_int(None if p99 is None else p99 * 1000),
+                    "—",
+                    fmt_num(usec, 2),
+                    "1.0",
+                    fmt_ratio(ratio(r.get("rps"), cell_dps)),
+                    fmt_ratio(ratio(usec, cell_usec)),
+                )
+            )
+        if not rows:
+            continue
+        out.append(f"**{scenario}**: {SCENARIO_TEXT[scenario]}.\n")
+        out.append(
+            table(
+                [
+                    "path",
+                    "decisions/s",
+                    "p99 µs",
+                    "errors",
+                    "Redis µs/decision",
+                    "decisions/call",
+                    "decisions/s vs redis-cell",
+                    "Redis CPU vs redis-cell",
+                ],
+                rows,
+            )
+        )
+        out.append("")
+        out.append(commands_block(cmds))
+        out.append("")
+    return "\n".join(out)
+
+
 def http_section(res):
     recs = res.area("http")
     if not recs:
@@ -979,7 +1112,7 @@ def problems_section(res):
     for r in problems:
         what = " ".join(
             str(r[k])
-            for k in ("area", "name", "script", "target", "algorithm", "scenario", "store", "group", "id")
+            for k in ("area", "name", "script", "target", "path", "algorithm", "scenario", "store", "group", "id")
             if k in r
         )
         lines.append(f"- **{what}**: {r.get('error') or r.get('skipped')}")
@@ -1070,6 +1203,10 @@ def document(res, svg_name):
         "## The sliding window log by live entries",
         "",
         sliding_log_section(res),
+        "",
+        "## Redis: the native module against the Lua paths and redis-cell",
+        "",
+        module_section(res),
         "",
         "## HTTP (wrk)",
         "",

@@ -1,10 +1,15 @@
-//! The Redis commands a decision runs, the ones the Lua library runs, each
-//! through `RedisModule_Call` with the `!` flag: Redis replicates each
-//! write to the replicas and the AOF as it is made (wrapped with the
-//! others of the call in one `MULTI`/`EXEC`), never the `SLUICE.CALL`
-//! itself, which a replica would decide again with its own clock.
+//! The Redis commands a decision runs, the ones the Lua library runs. The
+//! writes go through `RedisModule_Call` with the `!` flag: Redis replicates
+//! each to the replicas and the AOF as it is made (wrapped with the others
+//! of the call in one `MULTI`/`EXEC`), never the `SLUICE.CALL` itself,
+//! which a replica would decide again with its own clock. The reads of a
+//! key's type and string (the `GET` and `TYPE` of every check) go through
+//! the low-level key API instead (`RedisModule_OpenKey`, `KeyType`,
+//! `StringDMA`): nothing to replicate, and no fake client, argument vector
+//! and reply to build per read.
 
-use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use redis_module::key::RedisKey;
+use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType};
 
 /// What a command answered: the few shapes the library reads.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,29 +67,38 @@ impl<'a> Keyspace<'a> {
         }
     }
 
-    /// The type of `key`.
+    /// `key` opened for reading (closed when dropped, before any write).
+    fn open(&self, key: &[u8]) -> RedisKey {
+        self.ctx.open_key(&self.ctx.create_string(key))
+    }
+
+    /// The type of `key`, as `TYPE` names it.
     pub fn kind(&self, key: &[u8]) -> Result<Kind, String> {
-        Ok(match self.run("TYPE", &[key])? {
-            Reply::Bytes(kind) => match &kind[..] {
-                b"none" => Kind::None,
-                b"string" => Kind::String,
-                b"zset" => Kind::Zset,
-                b"list" => Kind::Other(1),
-                b"set" => Kind::Other(2),
-                b"hash" => Kind::Other(3),
-                b"stream" => Kind::Other(4),
-                _ => Kind::Other(0),
-            },
-            other => return Err(format!("TYPE answered {other:?}")),
+        Ok(match self.open(key).key_type() {
+            KeyType::Empty => Kind::None,
+            KeyType::String => Kind::String,
+            KeyType::ZSet => Kind::Zset,
+            KeyType::List => Kind::Other(1),
+            KeyType::Set => Kind::Other(2),
+            KeyType::Hash => Kind::Other(3),
+            KeyType::Stream => Kind::Other(4),
+            KeyType::Module => Kind::Other(0),
         })
     }
 
-    /// The string at `key` (`None`: missing).
+    /// The string at `key` (`None`: missing), as `GET` answers it: an
+    /// error on a key of another type.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        match self.run("GET", &[key])? {
-            Reply::Bytes(value) => Ok(Some(value)),
-            Reply::Null => Ok(None),
-            other => Err(format!("GET answered {other:?}")),
+        let opened = self.open(key);
+        match opened.key_type() {
+            KeyType::Empty => Ok(None),
+            KeyType::String => opened
+                .read()
+                .map(|value| value.map(<[u8]>::to_vec))
+                .map_err(|e| format!("reading the string failed: {e}")),
+            _ => {
+                Err("WRONGTYPE Operation against a key holding the wrong kind of value".to_owned())
+            }
         }
     }
 

@@ -15,8 +15,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Zipf;
 use serde::Serialize;
-use sluice::store::{LocalBudgets, open_redis};
-use sluice::{Algorithm, BoxStore, Limiter, LocalBudget, Policy, Quota, RedisOptions, SystemClock};
+use sluice::store::LocalBudgets;
+use sluice::{
+    Algorithm, BoxStore, Limiter, LocalBudget, Policy, Quota, RedisOptions, RedisStore, SystemClock,
+};
 
 use crate::config::StoreSpec;
 use crate::stores::{self, Connecting};
@@ -30,11 +32,41 @@ pub enum Distribution {
     Zipf,
 }
 
+/// How a bench on Redis has its decisions made: the store's own choice, or
+/// one path forced (to compare them on one Redis).
+#[derive(Clone, Copy, Debug, Default, PartialEq, clap::ValueEnum)]
+pub enum RedisPath {
+    /// As a deployment would: the module if loaded, else Functions, else
+    /// `EVALSHA`.
+    #[default]
+    Auto,
+    /// The native module's `SLUICE.CALL`; the bench fails if Redis has no
+    /// such command rather than measure another path.
+    Module,
+    /// The Lua library as a Redis Function (`FCALL`), never the module.
+    Function,
+    /// The Lua library by `EVALSHA`, never the module nor Functions.
+    Script,
+}
+
+impl RedisPath {
+    /// The store's options that make it take this path.
+    fn options(self, options: RedisOptions) -> RedisOptions {
+        match self {
+            RedisPath::Auto | RedisPath::Module => options,
+            RedisPath::Function => options.with_module(false),
+            RedisPath::Script => options.with_module(false).with_functions(false),
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// The store to decide on.
     pub store: StoreSpec,
+    /// On Redis, which path decides.
+    pub redis_path: RedisPath,
     /// The quota every key gets.
     pub quota: Quota,
     /// How many distinct keys.
@@ -75,6 +107,9 @@ pub fn parse_local_budget(text: &str) -> Result<LocalBudget, String> {
 pub struct BenchReport {
     /// The store's kind.
     pub store: &'static str,
+    /// On Redis, the path that made the decisions: `module`, `function` or
+    /// `script` (none on memory).
+    pub redis_path: Option<&'static str>,
     /// The algorithm.
     pub algorithm: &'static str,
     /// Distinct keys.
@@ -116,20 +151,24 @@ struct Tally {
 
 /// Runs the bench `options` describes.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let redis = RedisOptions::default()
-        .with_prefix("sluice-bench")
-        .with_batching(options.batching);
-    let store = match (options.local_budget, &options.store) {
-        (None, _) | (_, StoreSpec::Memory) => {
-            stores::open(&options.store, &redis, Connecting::Wait).await?
-        }
-        (
-            Some(_),
-            StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url),
-        ) => {
-            let store = open_redis(url, &redis, Connecting::Wait).await;
-            let store = store.with_context(|| format!("connecting to {}", options.store))?;
-            BoxStore::new(LocalBudgets::new(store, SystemClock))
+    let redis = options.redis_path.options(
+        RedisOptions::default()
+            .with_prefix("sluice-bench")
+            .with_batching(options.batching),
+    );
+    let (store, redis_store) = match &options.store {
+        StoreSpec::Memory => (
+            stores::open(&options.store, &redis, Connecting::Wait).await?,
+            None,
+        ),
+        StoreSpec::Redis(url) | StoreSpec::RedisCluster(url) | StoreSpec::RedisSentinel(url) => {
+            let store = stores::redis_store(&options.store, url, &redis, Connecting::Wait).await?;
+            // Clones share the connection and the path in use.
+            let boxed = match options.local_budget {
+                Some(_) => BoxStore::new(LocalBudgets::new(store.clone(), SystemClock)),
+                None => BoxStore::new(store.clone()),
+            };
+            (boxed, Some(store))
         }
     };
     let policy = Policy::new(BENCH_POLICY, options.quota)
@@ -190,9 +229,19 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    // The path is known once the first call has asked for the module.
+    let redis_path = redis_store.as_ref().map(RedisStore::library_form);
+    if options.redis_path == RedisPath::Module && redis_path != Some("module") {
+        anyhow::bail!(
+            "--redis-path module: the Redis has no SLUICE.CALL (load crates/sluice-redis-module's library), \
+             the decisions were made by {}",
+            redis_path.unwrap_or("memory")
+        );
+    }
     let us = |q: f64| total.latency_ns.value_at_quantile(q) as f64 / 1000.0;
     Ok(BenchReport {
         store: options.store.kind(),
+        redis_path,
         algorithm: options.quota.algorithm().name(),
         keys: options.keys,
         distribution: match options.distribution {
@@ -220,9 +269,12 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} on {}: {} keys ({}), {} in flight, {:.1} s",
+            "{} on {}{}: {} keys ({}), {} in flight, {:.1} s",
             self.algorithm,
             self.store,
+            self.redis_path
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
             self.keys,
             self.distribution,
             self.concurrency,

@@ -8,7 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sluice::Algorithm;
-use sluice_server::bench::{self, BenchOptions, Distribution};
+use sluice_server::bench::{self, BenchOptions, Distribution, RedisPath};
 use sluice_server::config::{
     CONFIG_ENV, Config, ENVOY_CONFIG_ENV, Flags, GRPC_LISTEN_ENV, STORE_ENV, StoreSpec,
     parse_duration,
@@ -115,6 +115,10 @@ enum Command {
         /// decisions into shared calls (to measure what batching saves).
         #[arg(long)]
         no_batching: bool,
+        /// On Redis, which path decides: auto (the module if loaded, else
+        /// Functions, else EVALSHA), or module, function or script forced.
+        #[arg(long, value_enum, default_value = "auto")]
+        redis_path: RedisPath,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -215,11 +219,13 @@ fn main() -> ExitCode {
             cost,
             local_budget,
             no_batching,
+            redis_path,
             json,
         } => exit((|| {
             let store = StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
             let options = BenchOptions {
                 store,
+                redis_path,
                 quota: bench::quota(algorithm, limit, period, burst)?,
                 keys,
                 distribution,

@@ -135,7 +135,9 @@ pub fn return_idle_slices(budgets: &LocalBudgets) {
     });
 }
 
-async fn redis_store(
+/// The Redis store of `spec`, a Redis spec whose URL is `url`; errors name
+/// the spec with its password hidden.
+pub async fn redis_store(
     spec: &StoreSpec,
     url: &str,
     redis: &RedisOptions,

@@ -398,6 +398,7 @@ fn bench_reports_rate_share_and_latency_as_json() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["store"], "memory");
+    assert_eq!(report["redis_path"], serde_json::Value::Null);
     assert_eq!(report["algorithm"], "token_bucket");
     let decisions = report["decisions"].as_u64().unwrap();
     assert!(decisions > 500, "{report}");
@@ -459,6 +460,69 @@ fn bench_without_batching_makes_one_call_per_decision() {
     };
     assert_eq!(unbatched, decided, "one call per decision without batching");
     assert!(batched < made, "{batched} calls for {made} decisions");
+}
+
+/// Issue 15: `sluice bench --redis-path` forces the module, Functions or
+/// EVALSHA on one Redis (bench/run compares them so), says which path
+/// decided, and refuses to pass another path off as the module.
+#[test]
+fn issue_15_bench_forces_the_redis_path() {
+    let bench = |url: &str, path: &str| {
+        sluice(
+            &[
+                "bench",
+                "--store",
+                url,
+                "--redis-path",
+                path,
+                "--duration",
+                "200ms",
+                "--concurrency",
+                "4",
+                "--json",
+            ],
+            &[],
+        )
+    };
+    let calls = |server: &sluice_testkit::RedisServer, command: &str| {
+        let stats = server.cli(&["info", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let server = sluice_testkit::RedisServer::with_module();
+    for (path, command) in [
+        ("module", "sluice.call"),
+        ("function", "fcall"),
+        ("script", "evalsha"),
+    ] {
+        server.cli(&["config", "resetstat"]);
+        let out = bench(&server.url(), path);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["redis_path"], path, "{report}");
+        assert!(calls(&server, command) > 0, "{path}: no {command} calls");
+        for other in ["sluice.call", "fcall", "evalsha"] {
+            if other != command {
+                assert_eq!(calls(&server, other), 0, "{path} also used {other}");
+            }
+        }
+    }
+    let plain = sluice_testkit::RedisServer::start();
+    let out = bench(&plain.url(), "auto");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["redis_path"], "function", "{report}");
+    let out = bench(&plain.url(), "module");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no SLUICE.CALL"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -48,7 +48,7 @@
 //!   asking Sluice (for the forward-auth tests).
 //! - [`corpus`]: the fuzz targets' kept corpus (`fuzz/corpus/`), replayed
 //!   through their checks by a normal test.
-//! - `module`: [`module_path`] and [`module_args`], the native Sluice module
+//! - `module`: [`module_path()`] and [`module_args`], the native Sluice module
 //!   for a server ([`RedisServer::with_module`], [`RedisCluster::with_module`]).
 //! - `process`: shared plumbing: finding the binaries, reserving free ports,
 //!   spawning one `redis-server`, waiting for it to answer `PING`, `redis-cli`.
