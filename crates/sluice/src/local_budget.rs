@@ -31,7 +31,8 @@ pub const MIN_SLICE: u64 = 2;
 /// let quota = Quota::new(Algorithm::FixedWindow, 100_000, Duration::from_secs(1), None).unwrap();
 /// // 1% of 100,000 shared by 4 instances: slices of 250.
 /// assert_eq!(budget.slice(&quota), Some(250));
-/// assert_eq!(budget.bound(&quota), 1000);
+/// // Four instances each hold under a slice: 4 × 249.
+/// assert_eq!(budget.bound(&quota), 996);
 /// let small = Quota::new(Algorithm::FixedWindow, 100, Duration::from_secs(1), None).unwrap();
 /// assert_eq!(budget.slice(&small), None, "a quarter of one unit: no slices");
 /// assert!(LocalBudget::new(0.0, 1).is_err() && LocalBudget::new(0.5, 0).is_err());
