@@ -32,24 +32,9 @@ const REQUESTS: usize = 6000;
 /// Requests in flight at once, spread over the three processes.
 const WORKERS: usize = 24;
 
-/// How many calls clients made to the library (any of its forms), less
-/// those refused (a function not loaded yet).
+/// How many calls clients made to the library.
 fn redis_calls(server: &RedisServer) -> u64 {
-    let stats = server.cli(&["INFO", "commandstats"]);
-    let field = |line: &str, name: &str| -> u64 {
-        let rest = line.split(&format!("{name}=")).nth(1).unwrap_or("0");
-        rest.split(',').next().unwrap_or("0").parse().unwrap_or(0)
-    };
-    stats
-        .lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| {
-            ["fcall:", "evalsha:", "eval:", "sluice"]
-                .iter()
-                .any(|c| l.starts_with(c))
-        })
-        .map(|l| field(l, "calls") - field(l, "failed_calls"))
-        .sum()
+    server.library_calls()
 }
 
 /// Sends [`REQUESTS`] checks of `key` round the `servers`; how many were admitted.

@@ -104,6 +104,32 @@ impl RedisServer {
         self.node.cli(args)
     }
 
+    /// How many calls clients made to Sluice's decision library, in any of
+    /// its forms (`FCALL`, `EVALSHA`, `EVAL`, the module's `sluice.*`),
+    /// less those refused (a function not loaded yet), from `INFO
+    /// commandstats`: not the commands the library runs inside.
+    ///
+    /// # Panics
+    ///
+    /// As [`cli`](Self::cli).
+    pub fn library_calls(&self) -> u64 {
+        let stats = self.cli(&["INFO", "commandstats"]);
+        let field = |line: &str, name: &str| -> u64 {
+            let rest = line.split(&format!("{name}=")).nth(1).unwrap_or("0");
+            rest.split(',').next().unwrap_or("0").parse().unwrap_or(0)
+        };
+        stats
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter(|l| {
+                ["fcall:", "evalsha:", "eval:", "sluice"]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .map(|l| field(l, "calls") - field(l, "failed_calls"))
+            .sum()
+    }
+
     /// Kills the server with SIGKILL and waits for it to exit. Connections
     /// to it break and new ones are refused until [`restart`](Self::restart).
     /// Does nothing if it is already killed.

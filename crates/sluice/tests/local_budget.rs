@@ -17,25 +17,9 @@ use sluice_testkit::RedisServer;
 /// An epoch-like start, not aligned to any window used here.
 const T0: u64 = 1_764_000_000_123_457;
 
-/// How many calls clients made to the library (`FCALL`, `EVALSHA`, or a
-/// module's `sluice.*` command), less those refused (a function not
-/// loaded yet): not the commands it runs inside, nor the tests' own.
+/// How many calls clients made to the library.
 fn redis_calls(server: &RedisServer) -> u64 {
-    let stats = server.cli(&["INFO", "commandstats"]);
-    let field = |line: &str, name: &str| -> u64 {
-        let rest = line.split(&format!("{name}=")).nth(1).unwrap_or("0");
-        rest.split(',').next().unwrap_or("0").parse().unwrap_or(0)
-    };
-    stats
-        .lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| {
-            ["fcall:", "evalsha:", "eval:", "sluice"]
-                .iter()
-                .any(|c| l.starts_with(c))
-        })
-        .map(|l| field(l, "calls") - field(l, "failed_calls"))
-        .sum()
+    server.library_calls()
 }
 
 async fn budgets(server: &RedisServer, clock: &FakeClock) -> LocalBudgets {
