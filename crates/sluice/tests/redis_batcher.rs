@@ -69,6 +69,52 @@ fn signal(server: &RedisServer, name: &str) {
     assert!(status.success(), "kill {name} {pid}");
 }
 
+/// Blocks until `server`'s process is stopped (`kill` returns once the
+/// signal is sent, not once the process has stopped).
+fn wait_until_stopped(server: &RedisServer) {
+    let stat = format!("/proc/{}/stat", server.pid().unwrap());
+    wait_for("Redis to stop", || {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        text.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+    });
+}
+
+/// Blocks until some connection to `server` holds bytes Redis has not read
+/// yet: a command written to a stopped Redis, waiting for it.
+fn wait_until_unread_bytes(server: &RedisServer) {
+    let port = format!("{:04X}", server.port());
+    wait_for("a command waiting in Redis's socket", || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .map(|(_, p)| p);
+            let unread = fields
+                .get(4)
+                .and_then(|q| q.rsplit_once(':'))
+                .map(|(_, rx)| rx);
+            local_port == Some(port.as_str())
+                && unread.is_some_and(|rx| rx.bytes().any(|digit| digit != b'0'))
+        })
+    });
+}
+
+/// Polls `ready` every millisecond for up to 10 s.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// [`CONCURRENT`] concurrent checks while Redis is stalled: each is
 /// answered `Timeout` within the timeout of its arrival (plus scheduling),
 /// however many wait; and once Redis resumes and runs the calls it held,
@@ -175,6 +221,7 @@ async fn i11_a_late_reply_is_refunded() {
                   until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 1500000 return 1";
 
     signal(&server, "-STOP");
+    wait_until_stopped(&server);
     let decision = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -182,11 +229,11 @@ async fn i11_a_late_reply_is_refunded() {
             store.decide_one(&Check::new("late", "k", &quota, 1)).await
         })
     };
-    // Written by the driver within a few milliseconds (it cannot be
-    // observed while Redis is stopped); if it were not, Redis would run it
-    // after the script, late, and refuse it: the assertions below hold
-    // either way, only the path differs.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The call is in Redis's socket before the script is written, so Redis
+    // reads both in one turn and runs the call first.
+    // (Blocking here is fine: the store's tasks run on the runtime's
+    // workers, not on the test's thread.)
+    wait_until_unread_bytes(&server);
     let command = format!(
         "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
         script.len()
