@@ -59,17 +59,30 @@ impl RedisSentinel {
     /// If `redis-server` is missing, or the deployment does not come up
     /// within 10 s (the message holds every log).
     pub fn start(sentinels: usize) -> RedisSentinel {
+        Self::start_with_replica_args(sentinels, &[])
+    }
+
+    /// Like [`start`](Self::start), with more `redis-server` arguments for
+    /// the replica only, e.g. [`module_args`](crate::module_args): a fleet
+    /// half-way through a rolling upgrade, whose failover promotes a server
+    /// unlike the master it replaces.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with_replica_args(sentinels: usize, replica_args: &[String]) -> RedisSentinel {
         process::require_binaries();
         let dir = tempfile::Builder::new()
             .prefix("sluice-redis-sentinel-")
             .tempdir()
             .expect("cannot create a temporary directory for Redis Sentinel");
         let master = Node::start(dir.path(), Mode::Standalone, &[]);
-        let replica_of = [
+        let mut replica_of = vec![
             "--replicaof".to_owned(),
             HOST.to_owned(),
             master.port().to_string(),
         ];
+        replica_of.extend_from_slice(replica_args);
         let replica = Node::start(dir.path(), Mode::Standalone, &replica_of);
         let mut deployment = RedisSentinel {
             sentinels: Vec::new(),

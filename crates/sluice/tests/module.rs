@@ -194,3 +194,34 @@ async fn issue_15_a_module_loaded_later_is_used_after_a_reconnect() {
             .contains("cmdstat_sluice.call")
     );
 }
+
+/// A Sentinel failover to a replica that has the module (a rolling
+/// upgrade: the master had none) moves the store onto the module: it asks
+/// again on the new master's connection, as it does after a reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_a_sentinel_failover_to_a_server_with_the_module_uses_it() {
+    let mut redis =
+        sluice_testkit::RedisSentinel::start_with_replica_args(1, &sluice_testkit::module_args());
+    let store = RedisStore::connect_with(&redis.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let quota = Quota::new(Algorithm::TokenBucket, 100, Duration::from_secs(1), None).unwrap();
+    let check = Check::new("sentinel", "k", &quota, 1);
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    assert_eq!(store.library_form(), "function");
+    // Blocking the test's thread while the runtime's workers run on.
+    let old = redis.kill_master();
+    redis.wait_for_failover(old);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.library_form() != "module" {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted replica's module was not used"
+        );
+        let _ = store.decide_one(&check).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.decide_one(&check).await.unwrap().allowed);
+    let stats = redis.cli(1, &["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_sluice.call"), "{stats}");
+}

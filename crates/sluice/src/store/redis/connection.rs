@@ -137,13 +137,13 @@ impl Connection {
         }
     }
 
-    /// How many connections have been opened (a Sentinel's: 0): a change
-    /// means a reconnect, maybe to another Redis.
+    /// How many connections have been opened: a change means a reconnect,
+    /// maybe to another Redis.
     pub fn opened(&self) -> u64 {
         match self {
             Connection::Single(link) => link.opened(),
             Connection::Cluster(link) => link.opened(),
-            Connection::Sentinel(_) => 0,
+            Connection::Sentinel(c) => c.opened(),
         }
     }
 }

@@ -210,6 +210,12 @@ impl SentinelConnection {
         Ok(master)
     }
 
+    /// How many master connections have been opened: a change means a
+    /// new connection, maybe to another server after a failover.
+    pub fn opened(&self) -> u64 {
+        self.inner.generations.load(Ordering::Relaxed)
+    }
+
     fn forget(&self, generation: u64) {
         let mut master = self.inner.master.lock();
         if master.as_ref().is_some_and(|m| m.generation == generation) {
