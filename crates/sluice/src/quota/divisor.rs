@@ -45,21 +45,20 @@ impl Divisor {
         let rem = ((1u128 << (64 + log)) % d as u128) as u64;
         let e = d - rem;
         let how = if e < 1 << log {
-            // (m + 1) / 2^(64 + log) is within 1/(d 2^64) of 1/d: exact.
+            // 2^(64 + log) / d rounded up, over 2^(64 + log), exceeds 1/d
+            // by e / (d 2^(64 + log)) < 1 / (d 2^64): too little to move
+            // the quotient of any u64.
             How::Multiply {
                 magic: m.wrapping_add(1),
                 shift: log,
             }
         } else {
             // One more bit of precision: 2^(65 + log) / d, whose 65th bit
-            // is always set and is added back in `quotient`.
-            let mut m2 = m.wrapping_add(m);
-            let twice_rem = rem.wrapping_add(rem);
-            if twice_rem >= d || twice_rem < rem {
-                m2 = m2.wrapping_add(1);
-            }
+            // is always set and is added back in `quotient`. Its low bit
+            // is 0: here rem ≤ d - 2^log < d / 2, so 2 rem < d (libdivide
+            // tests for a carry that cannot happen on this path).
             How::MultiplyAdd {
-                magic: m2.wrapping_add(1),
+                magic: m.wrapping_add(m).wrapping_add(1),
                 shift: log,
             }
         };
