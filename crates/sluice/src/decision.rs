@@ -86,6 +86,7 @@ impl Source {
 
 impl Decision {
     /// An admission. `delay` is zero and `retry_after` is zero.
+    #[inline(always)]
     pub fn allowed(limit: u64, remaining: u64, reset_after_us: u64) -> Decision {
         Decision {
             allowed: true,
@@ -100,6 +101,7 @@ impl Decision {
     }
 
     /// A denial; `retry_after_us` is `None` when the request can never fit.
+    #[inline(always)]
     pub fn denied(
         limit: u64,
         remaining: u64,
@@ -182,6 +184,7 @@ impl Decision {
 
     /// The same decision, admitted in shadow mode if it was a denial: the
     /// caller lets the request through and reports that it would not have.
+    #[inline(always)]
     pub fn shadowed(self) -> Decision {
         if self.allowed {
             return self;
@@ -216,6 +219,7 @@ impl Decision {
     /// Shifts every duration by `skew_us`: used when a key's stored time is
     /// ahead of the caller's clock, so that durations still count from the
     /// caller's `now`.
+    #[inline(always)]
     pub(crate) fn delayed_by(mut self, skew_us: u64) -> Decision {
         if skew_us > 0 {
             let skew = Duration::from_micros(skew_us);

@@ -107,19 +107,22 @@ impl<'a> Resolved<'a> {
     /// The key's override is looked up once, here: it gives the quota of
     /// the check too (a lookup per request is all the overrides cost).
     fn part(&self, limit: &'a Limit, cost: u64) -> Part<'a> {
-        let alone = match limit.override_for(self.key) {
-            Some(Override::Unlimited) => Decision::unlimited(),
-            Some(Override::Blocked) => Decision::blocked(),
-            Some(Override::Quota(quota)) => {
-                return Part::Store(self.check_under(limit, quota, cost));
-            }
-            None => return Part::Store(self.check_under(limit, limit.quota(), cost)),
-        };
-        Part::Alone(if self.policy.shadow() {
-            alone.shadowed()
+        match limit.override_for(self.key) {
+            None => Part::Store(self.check_under(limit, limit.quota(), cost)),
+            Some(Override::Quota(quota)) => Part::Store(self.check_under(limit, quota, cost)),
+            Some(Override::Unlimited) => Part::Alone(self.alone(Decision::unlimited())),
+            Some(Override::Blocked) => Part::Alone(self.alone(Decision::blocked())),
+        }
+    }
+
+    /// `decision`, made by an override alone, in shadow mode if the
+    /// policy is.
+    fn alone(&self, decision: Decision) -> Decision {
+        if self.policy.shadow() {
+            decision.shadowed()
         } else {
-            alone
-        })
+            decision
+        }
     }
 
     /// One part per limit of the policy, charging `cost`.
@@ -304,10 +307,23 @@ impl<S: Store> Limiter<S> {
         match resolved.policy.limits() {
             // The common case: one check, no vectors to build.
             [limit] => {
-                let decision = match resolved.part(limit, cost) {
-                    Part::Store(check) => self.store.decide_one(&check).await?,
-                    Part::Alone(decision) => decision,
+                // The check is made where the store reads it (not moved
+                // out of a `Part`): a copy of a struct just written field
+                // by field stalls on the writes.
+                let decided = |decision| Verdict {
+                    resolved,
+                    limit: 0,
+                    decision: resolved.alone(decision),
                 };
+                let quota = match limit.override_for(resolved.key) {
+                    None => limit.quota(),
+                    Some(Override::Quota(quota)) => quota,
+                    Some(Override::Unlimited) => return Ok(decided(Decision::unlimited())),
+                    Some(Override::Blocked) => return Ok(decided(Decision::blocked())),
+                };
+                let decision = (self.store)
+                    .decide_one(&resolved.check_under(limit, quota, cost))
+                    .await?;
                 // One limit: it decided, nothing to compare.
                 Ok(Verdict {
                     resolved,

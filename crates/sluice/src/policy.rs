@@ -230,6 +230,7 @@ impl Policy {
     }
 
     /// The policy's local budget, if it has one.
+    #[inline]
     pub fn local_budget(&self) -> Option<LocalBudget> {
         self.local_budget
     }

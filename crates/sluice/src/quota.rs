@@ -4,6 +4,7 @@
 //! `per_minute`, `per_hour`, `per_period`), then [`Quota::allow_burst`] and
 //! [`Quota::with_algorithm`].
 
+mod divisor;
 mod rates;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::duration::display;
+pub(crate) use divisor::Divisor;
 
 /// The shortest period a quota may have.
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
@@ -211,9 +213,9 @@ pub struct Quota {
     period_us: u64,
     burst: u64,
     /// Scaled units refilled per microsecond: `limit / g`.
-    refill_per_us: u64,
+    refill_per_us: Divisor,
     /// Scaled units per token: `period_us / g`.
-    unit: u64,
+    unit: Divisor,
 }
 
 impl Quota {
@@ -270,17 +272,19 @@ impl Quota {
             limit,
             period_us,
             burst,
-            refill_per_us,
-            unit,
+            refill_per_us: Divisor::new(refill_per_us),
+            unit: Divisor::new(unit),
         })
     }
 
     /// The algorithm that decides.
+    #[inline]
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
 
     /// Units allowed per period.
+    #[inline]
     pub fn limit(&self) -> u64 {
         self.limit
     }
@@ -291,11 +295,13 @@ impl Quota {
     }
 
     /// The period in microseconds.
+    #[inline]
     pub fn period_us(&self) -> u64 {
         self.period_us
     }
 
     /// The bucket capacity; equal to `limit` for the window algorithms.
+    #[inline(always)]
     pub fn burst(&self) -> u64 {
         self.burst
     }
@@ -303,24 +309,49 @@ impl Quota {
     /// The most units one key can be granted at once from its untouched
     /// state: `burst` for buckets, `limit` for windows. A cost above it can
     /// never be admitted.
+    #[inline]
     pub fn capacity(&self) -> u64 {
         self.burst
     }
 
     /// Scaled units that one token is worth (`period_us / gcd`).
+    #[inline(always)]
     pub(crate) fn scaled_unit(&self) -> u64 {
-        self.unit
+        self.unit.get()
     }
 
     /// Scaled units the bucket regains per microsecond (`limit / gcd`).
+    #[inline(always)]
     pub(crate) fn refill_per_us(&self) -> u64 {
-        self.refill_per_us
+        self.refill_per_us.get()
+    }
+
+    /// `scaled / scaled_unit`, rounded down: whole tokens in `scaled`
+    /// units, without a `div` (see [`Divisor`]).
+    #[inline(always)]
+    pub(crate) fn tokens_in(&self, scaled: u64) -> u64 {
+        self.unit.quotient(scaled)
+    }
+
+    /// `scaled / refill_per_us`, rounded down: the whole microseconds in
+    /// which the bucket refills at most `scaled` units, without a `div`.
+    #[inline(always)]
+    pub(crate) fn refill_whole_us(&self, scaled: u64) -> u64 {
+        self.refill_per_us.quotient(scaled)
+    }
+
+    /// `scaled / refill_per_us`, rounded up: the whole microseconds the
+    /// bucket takes to refill `scaled` units, without a `div`.
+    #[inline(always)]
+    pub(crate) fn refill_us(&self, scaled: u64) -> u64 {
+        self.refill_per_us.ceil_quotient(scaled)
     }
 
     /// The bucket capacity in scaled units: `burst × scaled_unit`, at most
     /// [`MAX_SCALED`] for bucket algorithms.
+    #[inline(always)]
     pub(crate) fn scaled_capacity(&self) -> u64 {
-        self.burst.saturating_mul(self.unit)
+        self.burst.saturating_mul(self.unit.get())
     }
 
     /// A short stable digest of every parameter, the same in every process

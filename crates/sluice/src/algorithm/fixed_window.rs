@@ -29,6 +29,7 @@ pub struct State {
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,
 /// `None` when nothing changes (a denial, or a cost of zero).
+#[inline(always)]
 pub fn decide(
     state: Option<&State>,
     quota: &Quota,

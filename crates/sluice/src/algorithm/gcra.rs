@@ -38,6 +38,7 @@ pub struct State {
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,
 /// `None` when nothing changes (a denial, or a cost of zero).
+#[inline(always)]
 pub fn decide(
     state: Option<&State>,
     quota: &Quota,
@@ -58,6 +59,7 @@ pub(super) struct Step {
 }
 
 /// The GCRA step, also used by the leaky bucket, which adds the delay.
+#[inline(always)]
 pub(super) fn step(
     state: Option<&State>,
     quota: &Quota,
@@ -76,9 +78,11 @@ pub(super) fn step(
     });
     let backlog = ahead.min(u128::from(tolerance)) as u64;
     // Whole microseconds, rounded up, until `ahead` scaled units pass.
-    let empty_after =
-        |ahead: u128| u64::try_from(ahead.div_ceil(u128::from(rate))).unwrap_or(u64::MAX);
-    let remaining = |backlog: u64| (tolerance - backlog) / quota.scaled_unit();
+    let empty_after = |ahead: u128| match u64::try_from(ahead) {
+        Ok(ahead) => quota.refill_us(ahead),
+        Err(_) => u64::try_from(ahead.div_ceil(u128::from(rate))).unwrap_or(u64::MAX),
+    };
+    let remaining = |backlog: u64| quota.tokens_in(tolerance - backlog);
 
     let (decision, next) = if cost > quota.burst() {
         let d = Decision::denied(quota.burst(), remaining(backlog), empty_after(ahead), None);
@@ -87,9 +91,10 @@ pub(super) fn step(
         let after = backlog + cost * quota.scaled_unit();
         let reset = empty_after(ahead + u128::from(cost * quota.scaled_unit()));
         let d = Decision::allowed(quota.burst(), remaining(after), reset);
+        let whole_us = quota.refill_whole_us(after);
         let next = (cost > 0).then_some(State {
-            at_us: now_us + after / rate,
-            frac: after % rate,
+            at_us: now_us + whole_us,
+            frac: after - whole_us * rate,
         });
         (d, next)
     } else {

@@ -412,8 +412,3 @@ pub(crate) fn carry_debt(debt: u128, old: &Quota, new: &Quota) -> u64 {
     };
     carried.min(u128::from(most)) as u64
 }
-
-/// `a / b` rounded up; `b` is never zero for a valid quota.
-pub(crate) fn ceil_div(a: u64, b: u64) -> u64 {
-    a.div_ceil(b.max(1))
-}

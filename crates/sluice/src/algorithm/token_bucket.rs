@@ -23,7 +23,6 @@
 //! much later, which reads as a clock behind the stored time: denied, with
 //! every duration counted from `now`, until the debt has drained.
 
-use super::ceil_div;
 use crate::{Decision, Quota};
 
 /// A bucket's level at an instant.
@@ -37,6 +36,7 @@ pub struct State {
 
 /// Decides a request of `cost` at `now_us`; returns the state to store,
 /// `None` when nothing changes (a denial, or a cost of zero).
+#[inline(always)]
 pub fn decide(
     state: Option<&State>,
     quota: &Quota,
@@ -54,8 +54,8 @@ pub fn decide(
         }
     };
     let skew = t - now_us;
-    let full_after = |level: u64| ceil_div(capacity - level, rate);
-    let remaining = |level: u64| level / quota.scaled_unit();
+    let full_after = |level: u64| quota.refill_us(capacity - level);
+    let remaining = |level: u64| quota.tokens_in(level);
 
     if cost > quota.burst() {
         let d = Decision::denied(quota.burst(), remaining(level), full_after(level), None);
@@ -68,7 +68,7 @@ pub fn decide(
         let next = (cost > 0).then_some(State { level, at_us: t });
         (d.delayed_by(skew), next)
     } else {
-        let retry = ceil_div(need - level, rate);
+        let retry = quota.refill_us(need - level);
         let d = Decision::denied(
             quota.burst(),
             remaining(level),
@@ -105,7 +105,7 @@ pub(crate) fn indebted(debt: u64, quota: &Quota, now_us: u64) -> Option<State> {
         }),
         d => Some(State {
             level: 0,
-            at_us: now_us + ceil_div(d - capacity, quota.refill_per_us()),
+            at_us: now_us + quota.refill_us(d - capacity),
         }),
     }
 }

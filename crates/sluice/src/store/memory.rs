@@ -532,6 +532,7 @@ impl<C: Clock> MemoryStore<C> {
         }
     }
 
+    #[inline(always)]
     fn decide_single(&self, check: &Check<'_>) -> Decision {
         let now = self.clock.now_us();
         let probe = Probe::new(check.policy, check.key);

@@ -98,6 +98,7 @@ pub struct Check<'a> {
 
 impl<'a> Check<'a> {
     /// A check of `cost` on `key` under `policy`'s `quota`, not in shadow mode.
+    #[inline]
     pub fn new(policy: &'a str, key: &'a str, quota: &'a Quota, cost: u64) -> Check<'a> {
         Check {
             policy,
@@ -113,12 +114,14 @@ impl<'a> Check<'a> {
     }
 
     /// The same check, in shadow mode when `shadow`.
+    #[inline]
     pub fn with_shadow(mut self, shadow: bool) -> Check<'a> {
         self.shadow = shadow;
         self
     }
 
     /// The same check, answered by `mode` when the store cannot decide.
+    #[inline]
     pub fn with_on_store_error(mut self, mode: OnStoreError) -> Check<'a> {
         self.on_store_error = mode;
         self
@@ -126,12 +129,14 @@ impl<'a> Check<'a> {
 
     /// The same check, granted `share` of its quota locally in
     /// [`OnStoreError::Local`] mode.
+    #[inline]
     pub fn with_local_share(mut self, share: LocalShare) -> Check<'a> {
         self.local_share = share;
         self
     }
 
     /// The same check, whose denials a [`DenyCache`] may remember when `on`.
+    #[inline]
     pub fn with_deny_cache(mut self, on: bool) -> Check<'a> {
         self.deny_cache = on;
         self
@@ -139,12 +144,14 @@ impl<'a> Check<'a> {
 
     /// The same check, spending slices of its key's allowance locally
     /// under `budget` (through a [`LocalBudgets`]).
+    #[inline]
     pub fn with_local_budget(mut self, budget: Option<LocalBudget>) -> Check<'a> {
         self.local_budget = budget;
         self
     }
 
     /// The same check with another cost (zero reports the key as it stands).
+    #[inline]
     pub fn with_cost(mut self, cost: u64) -> Check<'a> {
         self.cost = cost;
         self
