@@ -182,7 +182,7 @@ impl Site<'_> {
                     let standing = algorithm::decide(Some(state), quota, 0, self.now).0;
                     self.set_packed(key, quota, state, self.ttl_ms(&standing))?;
                 }
-                None => self.run("DEL", &[key])?,
+                None => self.delete(key)?,
             }
         }
         Ok(Loaded::Packed(carried))
@@ -224,10 +224,10 @@ impl Site<'_> {
         let key = &save.key[..];
         let ttl = Self::text(save.ttl_ms);
         match save.what {
-            Write::Packed(value) => self.run("SET", &[key, &value, b"PX", &ttl]),
+            Write::Packed(value) => self.set(key, &value, save.ttl_ms),
             Write::Log { view, added } => {
                 if view.replace {
-                    self.run("DEL", &[key])?;
+                    self.delete(key)?;
                 }
                 match &view.newest {
                     // The same instant: one entry.
@@ -277,11 +277,13 @@ impl Site<'_> {
             return Ok(());
         };
         match sluice::store::refund::refund(Some(&state), quota, cost, at_us, self.now) {
-            None => self.run("DEL", &[key]),
+            None => self.delete(key),
             Some(after) if after != state => {
                 let value = packed::encode(quota, &after)
                     .ok_or_else(|| self.broken("no packed state".into()))?;
-                self.run("SET", &[key, &value, b"KEEPTTL"])
+                self.keyspace
+                    .set_keep_ttl(key, &value)
+                    .map_err(|e| self.broken(e))
             }
             Some(_) => Ok(()),
         }
@@ -468,7 +470,17 @@ impl Site<'_> {
     ) -> Result<(), Failure> {
         let value =
             packed::encode(quota, state).ok_or_else(|| self.broken("no packed state".into()))?;
-        self.run("SET", &[key, &value, b"PX", &Self::text(ttl_ms)])
+        self.set(key, &value, ttl_ms)
+    }
+
+    fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Failure> {
+        self.keyspace
+            .set(key, value, ttl_ms)
+            .map_err(|e| self.broken(e))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<(), Failure> {
+        self.keyspace.delete(key).map_err(|e| self.broken(e))
     }
 
     fn run(&self, command: &str, args: &[&[u8]]) -> Result<(), Failure> {
