@@ -228,12 +228,18 @@ impl<'a> Keyspace<'a> {
     /// The string at `key` (`None`: missing), as `GET` answers it: an
     /// error on a key of another type.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.read(key, <[u8]>::to_vec)
+    }
+
+    /// What `read` makes of the string at `key` (`None`: missing), read
+    /// in place (no copy); an error on a key of another type, as `GET`.
+    pub fn read<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, String> {
         let opened = self.open(key);
         match opened.key_type() {
             KeyType::Empty => Ok(None),
             KeyType::String => opened
                 .read()
-                .map(|value| value.map(<[u8]>::to_vec))
+                .map(|value| value.map(read))
                 .map_err(|e| format!("reading the string failed: {e}")),
             _ => {
                 Err("WRONGTYPE Operation against a key holding the wrong kind of value".to_owned())

@@ -158,24 +158,30 @@ impl Site<'_> {
                 },
             ));
         }
-        let raw = match self.keyspace.get(key) {
-            Ok(raw) => raw,
+        // Read in place: the state under `quota`, or what another
+        // quota's carries over (`Err`).
+        let read = self.keyspace.read(key, |raw| {
+            if raw.get(..HEADER_LEN) == Some(&packed::header(quota)[..]) {
+                return Ok(packed::decode(raw).ok());
+            }
+            Err(packed::saved_under(raw).and_then(|old| {
+                let state = packed::decode(raw).ok()?;
+                algorithm::carry(&state, &old, quota, self.now)
+            }))
+        });
+        let read = match read {
+            Ok(read) => read,
             // The log's sorted set: untouched (SET replaces it).
             Err(_) => {
                 other_type(Kind::String)?;
                 None
             }
         };
-        let Some(raw) = raw else {
-            return Ok(Loaded::Packed(None));
+        let carried = match read {
+            None => return Ok(Loaded::Packed(None)),
+            Some(Ok(state)) => return Ok(Loaded::Packed(state)),
+            Some(Err(carried)) => carried,
         };
-        if raw.get(..HEADER_LEN) == Some(&packed::header(quota)[..]) {
-            return Ok(Loaded::Packed(packed::decode(&raw).ok()));
-        }
-        let carried = packed::saved_under(&raw).and_then(|old| {
-            let state = packed::decode(&raw).ok()?;
-            algorithm::carry(&state, &old, quota, self.now)
-        });
         if keep {
             match &carried {
                 Some(state) => {
