@@ -1,15 +1,34 @@
-//! The Redis commands a decision runs, the ones the Lua library runs. The
-//! writes go through `RedisModule_Call` with the `!` flag: Redis replicates
-//! each to the replicas and the AOF as it is made (wrapped with the others
-//! of the call in one `MULTI`/`EXEC`), never the `SLUICE.CALL` itself,
-//! which a replica would decide again with its own clock. The reads of a
-//! key's type and string (the `GET` and `TYPE` of every check) go through
-//! the low-level key API instead (`RedisModule_OpenKey`, `KeyType`,
-//! `StringDMA`): nothing to replicate, and no fake client, argument vector
-//! and reply to build per read.
+//! The Redis commands a decision runs, the ones the Lua library runs, and
+//! their replication: Redis replicates each write to the replicas and the
+//! AOF as its effect (wrapped with the others of the call in one
+//! `MULTI`/`EXEC`), never the `SLUICE.CALL` itself, which a replica would
+//! decide again with its own clock.
+//!
+//! - The strings (every check's `GET`, `SET … PX`, `SET … KEEPTTL`, `DEL`
+//!   and `TYPE`) go through the low-level key API (`RedisModule_OpenKey`,
+//!   `KeyType`, `StringDMA`, `StringTruncate`, `SetAbsExpire`,
+//!   `DeleteKey`): no fake client, argument vector and reply to build per
+//!   command. A write is replicated by `RedisModule_Replicate` as the
+//!   command Redis itself propagates for the Lua library's (`SET key value
+//!   PXAT <ms>`, `SET key value KEEPTTL`, `DEL key`), and notified to
+//!   keyspace subscribers as that command would be. A string written in
+//!   place is kept in Redis's `raw` encoding (a replica, loading `SET`,
+//!   keeps short ones `embstr`): the same bytes and expiry.
+//! - The sorted sets of the sliding log go through `RedisModule_Call`,
+//!   the writes with the `!` flag, which replicates them as they are made.
+//! - The time is Redis's clock read by the module API (`TIME`'s clock),
+//!   or `TIME` itself on a Redis without the call.
+
+use std::cell::OnceCell;
+use std::ffi::CStr;
 
 use redis_module::key::RedisKey;
-use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType};
+use redis_module::raw::{self, NotifyEvent};
+use redis_module::{
+    CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType, RedisString,
+};
+
+use crate::ffi::{self, WriteKey};
 
 /// What a command answered: the few shapes the library reads.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,24 +60,75 @@ pub enum Kind {
 /// Runs commands on the keyspace of the calling client's database.
 pub struct Keyspace<'a> {
     ctx: &'a Context,
-    options: CallOptions,
+    options: OnceCell<CallOptions>,
+    /// The call's keys as Redis passed them, by the address of their bytes
+    /// (sorted): a key is opened and replicated with its own string, not
+    /// a copy.
+    names: Vec<(usize, &'a RedisString)>,
+    /// `PXAT`, made once per call.
+    pxat: OnceCell<RedisString>,
+}
+
+/// A key's name as a Redis string: the call's own argument, or a copy.
+enum Name<'a> {
+    Argument(&'a RedisString),
+    Copy(RedisString),
+}
+
+impl std::ops::Deref for Name<'_> {
+    type Target = RedisString;
+
+    fn deref(&self) -> &RedisString {
+        match self {
+            Name::Argument(name) => name,
+            Name::Copy(name) => name,
+        }
+    }
 }
 
 impl<'a> Keyspace<'a> {
-    /// Commands through `ctx`, replicated as effects.
-    pub fn new(ctx: &'a Context) -> Keyspace<'a> {
+    /// Commands through `ctx`, replicated as effects, on `keys` (the
+    /// call's key arguments; other keys are copied when opened).
+    pub fn new(ctx: &'a Context, keys: &'a [RedisString]) -> Keyspace<'a> {
+        let mut names: Vec<(usize, &RedisString)> = keys
+            .iter()
+            .map(|name| (name.as_slice().as_ptr() as usize, name))
+            .collect();
+        names.sort_unstable_by_key(|(at, _)| *at);
         Keyspace {
             ctx,
-            options: CallOptionsBuilder::new()
-                .replicate()
-                .errors_as_replies()
-                .build(),
+            options: OnceCell::new(),
+            names,
+            pxat: OnceCell::new(),
         }
+    }
+
+    /// `key` as a Redis string: the call's argument when `key` is one of
+    /// its keys' bytes, else a copy.
+    fn name(&self, key: &[u8]) -> Name<'a> {
+        let at = key.as_ptr() as usize;
+        match self.names.binary_search_by_key(&at, |(a, _)| *a) {
+            Ok(i) if self.names[i].1.as_slice().len() == key.len() => {
+                Name::Argument(self.names[i].1)
+            }
+            _ => Name::Copy(self.string(key)),
+        }
+    }
+
+    /// A Redis string of `bytes`.
+    fn string(&self, bytes: &[u8]) -> RedisString {
+        RedisString::create_from_slice(self.ctx.get_raw(), bytes)
     }
 
     /// Runs `command` with `args`.
     pub fn run(&self, command: &str, args: &[&[u8]]) -> Result<Reply, String> {
-        let result: CallResult<'static> = self.ctx.call_ext(command, &self.options, args);
+        let options = self.options.get_or_init(|| {
+            CallOptionsBuilder::new()
+                .replicate()
+                .errors_as_replies()
+                .build()
+        });
+        let result: CallResult<'static> = self.ctx.call_ext(command, options, args);
         match result {
             Ok(reply) => Ok(read(&reply)),
             Err(e) => Err(e
@@ -69,7 +139,76 @@ impl<'a> Keyspace<'a> {
 
     /// `key` opened for reading (closed when dropped, before any write).
     fn open(&self, key: &[u8]) -> RedisKey {
-        self.ctx.open_key(&self.ctx.create_string(key))
+        self.ctx.open_key(&self.name(key))
+    }
+
+    /// `key` opened for writing, and its name.
+    fn open_writable(&self, key: &[u8]) -> (WriteKey, Name<'a>) {
+        let name = self.name(key);
+        (WriteKey::open(self.ctx, &name), name)
+    }
+
+    /// Replicates `command` with `args` (see [`ffi::replicate`]).
+    fn replicate(&self, command: &CStr, args: &[&RedisString]) -> Result<(), String> {
+        ffi::replicate(self.ctx, command, args).map_err(|e| format!("{command:?}: {e}"))
+    }
+
+    /// Tells keyspace subscribers of `event` on `name`, when they listen
+    /// to events of `class` (asked first: nothing to build when none do).
+    fn notify(&self, class: NotifyEvent, event: &str, name: &RedisString) {
+        if raw::get_keyspace_events().intersects(class) {
+            self.ctx.notify_keyspace_event(class, event, name);
+        }
+    }
+
+    /// `SET key value PX ttl_ms`: the string `value`, expiring `ttl_ms`
+    /// from now on Redis's clock; replicated as `SET key value PXAT <ms>`,
+    /// the command Redis propagates for that `SET`.
+    pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), String> {
+        let at_ms = ffi::redis_millis()
+            .zip(i64::try_from(ttl_ms).ok())
+            .and_then(|(now, ttl)| now.checked_add(ttl))
+            .ok_or("SET: no expiry instant")?;
+        let (opened, name) = self.open_writable(key);
+        opened.set_string(value).map_err(|e| format!("SET: {e}"))?;
+        opened.expire_at(at_ms).map_err(|e| format!("SET: {e}"))?;
+        drop(opened);
+        let value = self.string(value);
+        let at = self.string(at_ms.to_string().as_bytes());
+        let pxat = self.pxat.get_or_init(|| self.string(b"PXAT"));
+        self.replicate(c"SET", &[&name, &value, pxat, &at])?;
+        self.notify(NotifyEvent::STRING, "set", &name);
+        self.notify(NotifyEvent::GENERIC, "expire", &name);
+        Ok(())
+    }
+
+    /// `SET key value KEEPTTL` on `key`, a string: `value` in place, the
+    /// expiry kept.
+    pub fn set_keep_ttl(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        let (opened, name) = self.open_writable(key);
+        if opened.kind() != KeyType::String {
+            return Err("SET KEEPTTL: the key is no string".to_owned());
+        }
+        opened.set_string(value).map_err(|e| format!("SET: {e}"))?;
+        drop(opened);
+        let value = self.string(value);
+        self.replicate(c"SET", &[&name, &value, &self.string(b"KEEPTTL")])?;
+        self.notify(NotifyEvent::STRING, "set", &name);
+        Ok(())
+    }
+
+    /// `DEL key`: replicated (and notified) only when there was a key, as
+    /// Redis does.
+    pub fn delete(&self, key: &[u8]) -> Result<(), String> {
+        let (opened, name) = self.open_writable(key);
+        if opened.kind() == KeyType::Empty {
+            return Ok(());
+        }
+        opened.delete().map_err(|e| format!("DEL: {e}"))?;
+        drop(opened);
+        self.replicate(c"DEL", &[&name])?;
+        self.notify(NotifyEvent::GENERIC, "del", &name);
+        Ok(())
     }
 
     /// The type of `key`, as `TYPE` names it.
@@ -89,12 +228,18 @@ impl<'a> Keyspace<'a> {
     /// The string at `key` (`None`: missing), as `GET` answers it: an
     /// error on a key of another type.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.read(key, <[u8]>::to_vec)
+    }
+
+    /// What `read` makes of the string at `key` (`None`: missing), read
+    /// in place (no copy); an error on a key of another type, as `GET`.
+    pub fn read<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, String> {
         let opened = self.open(key);
         match opened.key_type() {
             KeyType::Empty => Ok(None),
             KeyType::String => opened
                 .read()
-                .map(|value| value.map(<[u8]>::to_vec))
+                .map(|value| value.map(read))
                 .map_err(|e| format!("reading the string failed: {e}")),
             _ => {
                 Err("WRONGTYPE Operation against a key holding the wrong kind of value".to_owned())
@@ -116,8 +261,16 @@ impl<'a> Keyspace<'a> {
         }
     }
 
-    /// Redis `TIME`, in µs since the epoch.
+    /// Redis's clock (`TIME`'s), in µs since the epoch.
     pub fn time(&self) -> Result<u64, String> {
+        match ffi::redis_micros() {
+            Some(now) => Ok(now),
+            None => self.time_command(),
+        }
+    }
+
+    /// Redis `TIME`, in µs since the epoch.
+    fn time_command(&self) -> Result<u64, String> {
         let number = |r: &Reply| match r {
             Reply::Bytes(b) => sluice::store::packed::whole_number(b),
             _ => None,

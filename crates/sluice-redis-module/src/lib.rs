@@ -30,12 +30,15 @@
 //! - `run`: one call: groups decided all or nothing, peeks, refunds, the reply.
 //! - `state`: a key's state read (carried over, a log's view) and written back.
 //! - [`keyspace`]: the Redis commands, replicated as effects.
+//! - `ffi`: the module API calls with no safe wrapper (Redis's clocks, a
+//!   key's expiry set to an instant).
 
 // The unit tests build no entry point (see `entry`), so the command and
 // what only it calls are unused there.
 #![cfg_attr(test, allow(dead_code))]
 
 mod args;
+mod ffi;
 pub mod keyspace;
 mod run;
 mod state;
@@ -58,7 +61,8 @@ fn sluice_call(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::NoReply);
     }
     let call = args::parse(&bytes).map_err(RedisError::String)?;
-    let reply = run::run(keyspace::Keyspace::new(ctx), &call).map_err(RedisError::String)?;
+    let keys = &args[args::FIRST_KEY..args::FIRST_KEY + call.keys.len()];
+    let reply = run::run(keyspace::Keyspace::new(ctx, keys), &call).map_err(RedisError::String)?;
     Ok(RedisValue::Array(
         reply.into_iter().map(RedisValue::Integer).collect(),
     ))

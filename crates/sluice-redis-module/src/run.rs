@@ -29,17 +29,22 @@ pub fn run(keyspace: Keyspace<'_>, call: &Call<'_>) -> Result<Vec<i64>, String> 
     };
     let mut reply = Vec::with_capacity(1 + call.keys.len() * REPLY_PER_CHECK);
     reply.push(as_int(now));
-    let mut keys = call.keys.iter().copied();
+    let mut first = 0;
     for group in &call.groups {
-        let group_keys: Vec<&[u8]> = keys.by_ref().take(group.len()).collect();
+        // The parser checked that the groups hold as many checks as there
+        // are keys.
+        let group_keys = call.keys.get(first..first + group.len()).unwrap_or(&[]);
+        first += group.len();
         match call.mode {
-            Mode::Decide => match decide_group(&site, &group_keys, group) {
-                Ok(answers) => answers.iter().for_each(|a| reply.extend(a)),
-                Err((failure, position)) => {
+            Mode::Decide => {
+                let start = reply.len();
+                if let Err((failure, position)) = decide_group(&site, group_keys, group, &mut reply)
+                {
+                    reply.truncate(start);
                     let marker = marker(&failure, position);
                     (0..group.len()).for_each(|_| reply.extend(marker));
                 }
-            },
+            }
             mode => {
                 // Peeks and refunds are per check: a check's error is its own.
                 for (i, (key, values)) in group_keys.iter().zip(group).enumerate() {
@@ -125,12 +130,15 @@ fn decide_check(
 /// `decide_group`: every check decided; the admissions kept only when
 /// every enforced check admits (the last check's at once, as the Lua);
 /// else nothing is kept and the checks that admitted report what stands.
+/// The answers are appended to `reply` (the caller drops them on an
+/// error).
 fn decide_group(
     site: &Site<'_>,
     keys: &[&[u8]],
     group: &[[u64; VALUES_PER_CHECK]],
-) -> Result<Vec<Answer>, (Failure, usize)> {
-    let mut answers = Vec::with_capacity(group.len());
+    reply: &mut Vec<i64>,
+) -> Result<(), (Failure, usize)> {
+    let start = reply.len();
     let mut held = Vec::new();
     let mut all = true;
     for (i, (key, values)) in keys.iter().zip(group).enumerate() {
@@ -144,17 +152,23 @@ fn decide_group(
                 site.save(save.0, &save.1).map_err(|f| (f, at))?;
             }
         }
-        answers.push(answer(&decision));
+        reply.extend(answer(&decision));
     }
     if !all {
         for (i, (key, values)) in keys.iter().zip(group).enumerate() {
-            if answers[i][0] == 1 && answers[i][5] == 0 {
+            let at = start + i * REPLY_PER_CHECK;
+            let Some(answered) = reply.get_mut(at..at + REPLY_PER_CHECK) else {
+                continue;
+            };
+            if answered[0] == 1 && answered[5] == 0 {
                 let (standing, _) = decide_check(site, key, values, Some(0)).map_err(|f| (f, i))?;
-                answers[i][1..5].copy_from_slice(&answer(&standing)[1..5]);
+                if let Some(answered) = reply.get_mut(at + 1..at + 5) {
+                    answered.copy_from_slice(&answer(&standing)[1..5]);
+                }
             }
         }
     }
-    Ok(answers)
+    Ok(())
 }
 
 /// What the check would be told at its cost, nothing kept.

@@ -158,31 +158,37 @@ impl Site<'_> {
                 },
             ));
         }
-        let raw = match self.keyspace.get(key) {
-            Ok(raw) => raw,
+        // Read in place: the state under `quota`, or what another
+        // quota's carries over (`Err`).
+        let read = self.keyspace.read(key, |raw| {
+            if raw.get(..HEADER_LEN) == Some(&packed::header(quota)[..]) {
+                return Ok(packed::decode(raw).ok());
+            }
+            Err(packed::saved_under(raw).and_then(|old| {
+                let state = packed::decode(raw).ok()?;
+                algorithm::carry(&state, &old, quota, self.now)
+            }))
+        });
+        let read = match read {
+            Ok(read) => read,
             // The log's sorted set: untouched (SET replaces it).
             Err(_) => {
                 other_type(Kind::String)?;
                 None
             }
         };
-        let Some(raw) = raw else {
-            return Ok(Loaded::Packed(None));
+        let carried = match read {
+            None => return Ok(Loaded::Packed(None)),
+            Some(Ok(state)) => return Ok(Loaded::Packed(state)),
+            Some(Err(carried)) => carried,
         };
-        if raw.get(..HEADER_LEN) == Some(&packed::header(quota)[..]) {
-            return Ok(Loaded::Packed(packed::decode(&raw).ok()));
-        }
-        let carried = packed::saved_under(&raw).and_then(|old| {
-            let state = packed::decode(&raw).ok()?;
-            algorithm::carry(&state, &old, quota, self.now)
-        });
         if keep {
             match &carried {
                 Some(state) => {
                     let standing = algorithm::decide(Some(state), quota, 0, self.now).0;
                     self.set_packed(key, quota, state, self.ttl_ms(&standing))?;
                 }
-                None => self.run("DEL", &[key])?,
+                None => self.delete(key)?,
             }
         }
         Ok(Loaded::Packed(carried))
@@ -224,10 +230,10 @@ impl Site<'_> {
         let key = &save.key[..];
         let ttl = Self::text(save.ttl_ms);
         match save.what {
-            Write::Packed(value) => self.run("SET", &[key, &value, b"PX", &ttl]),
+            Write::Packed(value) => self.set(key, &value, save.ttl_ms),
             Write::Log { view, added } => {
                 if view.replace {
-                    self.run("DEL", &[key])?;
+                    self.delete(key)?;
                 }
                 match &view.newest {
                     // The same instant: one entry.
@@ -277,11 +283,13 @@ impl Site<'_> {
             return Ok(());
         };
         match sluice::store::refund::refund(Some(&state), quota, cost, at_us, self.now) {
-            None => self.run("DEL", &[key]),
+            None => self.delete(key),
             Some(after) if after != state => {
                 let value = packed::encode(quota, &after)
                     .ok_or_else(|| self.broken("no packed state".into()))?;
-                self.run("SET", &[key, &value, b"KEEPTTL"])
+                self.keyspace
+                    .set_keep_ttl(key, &value)
+                    .map_err(|e| self.broken(e))
             }
             Some(_) => Ok(()),
         }
@@ -468,7 +476,17 @@ impl Site<'_> {
     ) -> Result<(), Failure> {
         let value =
             packed::encode(quota, state).ok_or_else(|| self.broken("no packed state".into()))?;
-        self.run("SET", &[key, &value, b"PX", &Self::text(ttl_ms)])
+        self.set(key, &value, ttl_ms)
+    }
+
+    fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Failure> {
+        self.keyspace
+            .set(key, value, ttl_ms)
+            .map_err(|e| self.broken(e))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<(), Failure> {
+        self.keyspace.delete(key).map_err(|e| self.broken(e))
     }
 
     fn run(&self, command: &str, args: &[&[u8]]) -> Result<(), Failure> {

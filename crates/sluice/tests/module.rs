@@ -12,6 +12,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sluice::store::packed;
 use sluice::{Algorithm, Check, FakeClock, MemoryStore, Quota, RedisOptions, RedisStore, Store};
 use sluice_testkit::RedisServer;
 
@@ -97,9 +98,10 @@ async fn issue_15_a_key_written_by_one_path_is_read_by_the_other() {
 }
 
 /// The module's writes reach a replica that has no module as the writes
-/// themselves (`SET … PXAT`, `ZADD`, `PEXPIREAT`), never as `SLUICE.CALL`,
-/// which a replica would decide again with its own clock: after decisions
-/// at Redis `TIME`, the replica holds the same value and the same expiry
+/// themselves (`SET … PXAT`, `SET … KEEPTTL`, `DEL`, `ZADD`, `PEXPIREAT`),
+/// never as `SLUICE.CALL`, which a replica would decide again with its own
+/// clock: after decisions at Redis `TIME` (a quota changed and carried
+/// over, another algorithm's state deleted, a refund), the replica holds the same value and the same expiry
 /// instant for every algorithm.
 #[tokio::test]
 async fn issue_15_the_modules_writes_replicate_as_effects() {
@@ -115,10 +117,15 @@ async fn issue_15_the_modules_writes_replicate_as_effects() {
         thread::sleep(Duration::from_millis(20));
     }
     let store = RedisStore::connect(&master.url()).await.unwrap();
+    let client = redis::Client::open(master.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let mut keys = Vec::new();
     for algorithm in Algorithm::ALL {
         // A day: the windows end at midnight UTC, not during the test.
         let quota = Quota::new(algorithm, 5, Duration::from_secs(86_400), None).unwrap();
+        // Another quota: a state saved under the first is carried over
+        // (rewritten, or deleted when nothing carries).
+        let changed = Quota::new(algorithm, 4, Duration::from_secs(43_200), None).unwrap();
         let key = format!("k-{algorithm}");
         for cost in [1, 2, 9, 1] {
             store
@@ -127,6 +134,70 @@ async fn issue_15_the_modules_writes_replicate_as_effects() {
                 .unwrap();
         }
         keys.push(format!("sluice:{{{key}}}:replicated"));
+        let carried = format!("carried-{algorithm}");
+        for quota in [&quota, &changed] {
+            store
+                .decide_one(&Check::new("replicated", &carried, quota, 1))
+                .await
+                .unwrap();
+        }
+        keys.push(format!("sluice:{{{carried}}}:replicated"));
+        // Another algorithm's state carries nothing: the key is deleted,
+        // whatever the decision (here a denial, which writes nothing else).
+        let switched = format!("switched-{algorithm}");
+        // (A bucket's state carries to another bucket only.)
+        let other = if algorithm.has_burst() {
+            Algorithm::FixedWindow
+        } else {
+            Algorithm::Gcra
+        };
+        let other = Quota::new(other, 5, Duration::from_secs(86_400), None).unwrap();
+        for (quota, cost) in [(&other, 1), (&quota, 9)] {
+            store
+                .decide_one(&Check::new("replicated", &switched, quota, cost))
+                .await
+                .unwrap();
+        }
+        let switched = format!("sluice:{{{switched}}}:replicated");
+        if algorithm != Algorithm::SlidingWindowLog {
+            assert_eq!(master.cli(&["EXISTS", &switched]), "0", "{switched}");
+        }
+        keys.push(switched);
+        // A refund (`SET … KEEPTTL` on a string, `ZREM`/`ZADD` on a log)
+        // of a charge, both sent as the store sends them.
+        let refunded_key = format!("sluice:{{refunded-{algorithm}}}:replicated");
+        let mut values = Vec::new();
+        packed::pack(&packed::values(&quota, 1, false), &mut values);
+        let call = |mode: packed::Mode| {
+            redis::cmd("SLUICE.CALL")
+                .arg(1)
+                .arg(&refunded_key)
+                .arg("")
+                .arg(&*mode.argument())
+                .arg(1)
+                .arg(&values[..])
+                .to_owned()
+        };
+        let mut charged: Vec<i64> = Vec::new();
+        for _ in 0..2 {
+            charged = call(packed::Mode::Decide)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+        assert_eq!(charged[1], 1, "{refunded_key}: not admitted");
+        let before = master.cli(&["DUMP", &refunded_key]);
+        let at_us = u64::try_from(charged[0]).unwrap();
+        let _: Vec<i64> = call(packed::Mode::Refund { at_us })
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_ne!(
+            master.cli(&["DUMP", &refunded_key]),
+            before,
+            "{refunded_key}: no refund"
+        );
+        keys.push(refunded_key);
     }
     assert_eq!(store.library_form(), "module");
     assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
@@ -151,6 +222,27 @@ async fn issue_15_the_modules_writes_replicate_as_effects() {
         stats.contains("cmdstat_zadd") && stats.contains("cmdstat_set"),
         "{stats}"
     );
+}
+
+/// A key may hold any byte, a NUL too: the module opens and writes the
+/// call's own key arguments (it once copied each through a C string, which
+/// panicked on a NUL and took Redis down).
+#[tokio::test]
+async fn issue_15_a_key_with_a_nul_byte_is_decided() {
+    let server = RedisServer::with_module();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let quota = Quota::new(Algorithm::Gcra, 2, Duration::from_secs(60), None).unwrap();
+    let check = Check::new("nul", "a\0b", &quota, 1);
+    let allowed: Vec<bool> = [
+        store.decide_one(&check).await.unwrap(),
+        store.decide_one(&check).await.unwrap(),
+        store.decide_one(&check).await.unwrap(),
+    ]
+    .iter()
+    .map(|d| d.allowed)
+    .collect();
+    assert_eq!(allowed, [true, true, false]);
+    assert_eq!(store.library_form(), "module");
 }
 
 /// The store asks for the module again after a reconnect: a Redis that
