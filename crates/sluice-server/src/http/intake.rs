@@ -109,6 +109,10 @@ pub struct BoundedBodyFuture<S: Service<Request>> {
     state: State<S>,
 }
 
+// Not boxed: the router boxes this future whole already, and the large
+// variant, first, gives way to the small ones; a box would cost each
+// request one more allocation.
+#[allow(clippy::large_enum_variant)]
 enum State<S: Service<Request>> {
     /// Reading the body.
     Reading(Reading<S>),
