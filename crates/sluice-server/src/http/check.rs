@@ -144,11 +144,13 @@ pub async fn check(
     let answer = snapshot.check(&names, key, cost).await?;
     let status = super::decision_status(answer.allowed);
     let standings: Vec<Standing<'_>> = answer.verdicts.iter().map(Standing::from).collect();
-    let results: Vec<DecisionBody<'_>> = (answer.verdicts.iter())
-        .map(|v| DecisionBody::of(v, key, cost))
-        .collect();
-    let top = results[answer.deciding()].clone();
+    // As `Answer::deciding`, from the standings already made.
+    let deciding = sluice_tower::headers::most_restrictive(&standings).unwrap_or(0);
+    let top = DecisionBody::of(&answer.verdicts[deciding], key, cost);
     Ok(if request.multi {
+        let results: Vec<DecisionBody<'_>> = (answer.verdicts.iter())
+            .map(|v| DecisionBody::of(v, key, cost))
+            .collect();
         decision_response(status, &standings, &MultiBody { top, results })
     } else {
         decision_response(status, &standings, &top)

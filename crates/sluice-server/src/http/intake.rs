@@ -4,68 +4,204 @@
 //! body timeout (408 beyond it). Both answers close the connection: the
 //! rest of the body is never read, so the connection cannot carry another
 //! request.
+//!
+//! It runs for every request, so it is a [`Layer`] whose future is a
+//! concrete state machine, not `axum::middleware::from_fn` (which boxes
+//! its future and clones the boxed route for each request): it reads the
+//! body, then calls the route. Its timer is armed only when the body has
+//! not all arrived at the first read, so a body that came with its head
+//! costs no timer.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::LengthLimitError;
+use http_body_util::combinators::Collect;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
 
 use crate::http::MAX_BODY;
 use crate::http::error::ApiError;
 
-/// Reads the body of `request` whole, within `timeout` and [`MAX_BODY`],
-/// then hands it to `next`; answers 413, 408 or 400 when it cannot.
-pub async fn bounded_body(
-    State(timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return too_large();
+/// Reads each request's body whole, within a timeout and [`MAX_BODY`],
+/// before the route sees the request; answers 413, 408 or 400 when it
+/// cannot.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundedBodyLayer {
+    timeout: Duration,
+}
+
+impl BoundedBodyLayer {
+    /// Bodies must arrive whole within `timeout`.
+    pub fn new(timeout: Duration) -> BoundedBodyLayer {
+        BoundedBodyLayer { timeout }
     }
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(timeout, to_bytes(body, MAX_BODY)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+}
+
+impl<S> Layer<S> for BoundedBodyLayer {
+    type Service = BoundedBody<S>;
+
+    fn layer(&self, inner: S) -> BoundedBody<S> {
+        BoundedBody {
+            inner,
+            timeout: self.timeout,
         }
-        Ok(Err(e)) if e.source_is::<LengthLimitError>() => too_large(),
-        Ok(Err(_)) => closing(ApiError::bad_request("the request body could not be read")),
-        Err(_) => closing(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {}",
-                sluice::duration::display(timeout)
-            ),
-        )),
     }
 }
 
-/// Whether an [`axum::Error`]'s cause is a `T`.
-trait SourceIs {
-    fn source_is<T: std::error::Error + 'static>(&self) -> bool;
+/// The service of [`BoundedBodyLayer`] in front of the route `S`.
+#[derive(Clone, Debug)]
+pub struct BoundedBody<S> {
+    inner: S,
+    timeout: Duration,
 }
 
-impl SourceIs for axum::Error {
-    fn source_is<T: std::error::Error + 'static>(&self) -> bool {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(e) = cause {
-            if e.is::<T>() {
-                return true;
+impl<S> Service<Request> for BoundedBody<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Unpin,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoundedBodyFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> BoundedBodyFuture<S> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return BoundedBodyFuture {
+                state: State::Answered(Some(too_large())),
+            };
+        }
+        // The route is called once the body is in: the clone that was
+        // made ready goes with the request (tower's `Service` contract).
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let (parts, body) = request.into_parts();
+        BoundedBodyFuture {
+            state: State::Reading(Reading {
+                parts: Some(parts),
+                body: Limited::new(body, MAX_BODY).collect(),
+                deadline: None,
+                timeout: self.timeout,
+                inner,
+            }),
+        }
+    }
+}
+
+/// The future of [`BoundedBody`]: the body read, then the route's answer.
+pub struct BoundedBodyFuture<S: Service<Request>> {
+    state: State<S>,
+}
+
+// Not boxed: the router boxes this future whole already, and the large
+// variant, first, gives way to the small ones; a box would cost each
+// request one more allocation.
+#[allow(clippy::large_enum_variant)]
+enum State<S: Service<Request>> {
+    /// Reading the body.
+    Reading(Reading<S>),
+    /// The route answering.
+    Calling(S::Future),
+    /// Answered without the route (taken once).
+    Answered(Option<Response>),
+}
+
+struct Reading<S> {
+    parts: Option<axum::http::request::Parts>,
+    body: Collect<Limited<Body>>,
+    /// Armed when the body first has to be waited for.
+    deadline: Option<Pin<Box<Sleep>>>,
+    timeout: Duration,
+    inner: S,
+}
+
+impl<S> Future for BoundedBodyFuture<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Unpin,
+    S::Future: Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match &mut self.state {
+                State::Calling(future) => return Pin::new(future).poll(cx),
+                State::Answered(response) => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                        // Polled again after its answer: a caller's bug.
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    })));
+                }
+                State::Reading(reading) => {
+                    let next = match ready!(reading.poll_body(cx)) {
+                        Ok(request) => State::Calling(reading.inner.call(request)),
+                        Err(response) => State::Answered(Some(response)),
+                    };
+                    self.state = next;
+                }
             }
-            cause = e.source();
         }
-        false
     }
+}
+
+impl<S> Reading<S> {
+    /// The request with its body whole, or the answer that refuses it.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Request, Response>> {
+        let collected = match Pin::new(&mut self.body).poll(cx) {
+            Poll::Ready(collected) => collected,
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let deadline = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(deadline.as_mut().poll(cx));
+                return Poll::Ready(Err(closing(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {}",
+                        sluice::duration::display(timeout)
+                    ),
+                ))));
+            }
+        };
+        Poll::Ready(match (collected, self.parts.take()) {
+            (Ok(collected), Some(parts)) => {
+                Ok(Request::from_parts(parts, Body::from(collected.to_bytes())))
+            }
+            (Err(e), _) if is_over_limit(&*e) => Err(too_large()),
+            _ => Err(closing(ApiError::bad_request(
+                "the request body could not be read",
+            ))),
+        })
+    }
+}
+
+/// Whether `error`, or one of its causes, is a body over the limit.
+fn is_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 fn too_large() -> Response {
@@ -82,4 +218,92 @@ fn closing(error: ApiError) -> Response {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use tokio::sync::mpsc;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A route that echoes the body it was given, behind the layer.
+    fn app() -> Router {
+        Router::new()
+            .route("/", post(|body: Bytes| async move { body }))
+            .layer(BoundedBodyLayer::new(TIMEOUT))
+    }
+
+    /// A request whose body is what is sent on the channel, as it is sent.
+    fn streamed() -> (mpsc::Sender<Result<Bytes, Infallible>>, Request) {
+        let (send, receive) = mpsc::channel(4);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receive);
+        let request = Request::post("/").body(Body::from_stream(stream)).unwrap();
+        (send, request)
+    }
+
+    async fn text(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_arrives_within_the_timeout_reaches_the_route_whole() {
+        let (send, request) = streamed();
+        let sender = tokio::spawn(async move {
+            for part in ["{\"a\":", "1}"] {
+                tokio::time::sleep(TIMEOUT / 3).await;
+                send.send(Ok(Bytes::from(part))).await.unwrap();
+            }
+        });
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(text(response).await, "{\"a\":1}");
+        sender.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_gets_408_at_the_timeout_and_closes() {
+        let (send, request) = streamed();
+        send.send(Ok(Bytes::from("{\"a\""))).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(started.elapsed(), TIMEOUT);
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        drop(send);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_gets_413_and_a_declared_one_is_not_read() {
+        let (send, request) = streamed();
+        let chunk = Bytes::from(vec![b' '; 1024]);
+        let sender = tokio::spawn(async move {
+            // Sent until the layer stops reading: past MAX_BODY.
+            while send.send(Ok(chunk.clone())).await.is_ok() {}
+        });
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        sender.await.unwrap();
+
+        // Announced too large: refused before the body is polled at all.
+        let (send, mut request) = streamed();
+        let declared = HeaderValue::from(MAX_BODY + 1);
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, declared);
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        drop(send);
+    }
 }

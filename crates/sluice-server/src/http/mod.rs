@@ -13,11 +13,12 @@ pub mod policies;
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Router, middleware};
 use serde::Serialize;
 use sluice_tower::headers::{self, Standing};
 
@@ -28,10 +29,18 @@ use error::{ApiError, echo};
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The path of the forward-auth route: the only one that reads the
+/// peer's address (the server stamps it on these requests alone).
+pub const FORWARD_AUTH_PATH: &str = "/v1/forward-auth";
+
 /// The OpenAPI 3 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// The most headers a decision's answer sets: the content type, the three
+/// counts, `RateLimit-Policy`, `RateLimit` and `Retry-After`.
+const RESPONSE_HEADERS: usize = 7;
 
 /// Every route of the API over `service`, with the default body timeout.
 pub fn router(service: DecisionService) -> Router {
@@ -48,7 +57,7 @@ pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
             get(limits::peek).delete(limits::reset),
         )
         .route("/v1/policies", get(policies::list))
-        .route("/v1/forward-auth", any(forward_auth::forward_auth))
+        .route(FORWARD_AUTH_PATH, any(forward_auth::forward_auth))
         .route("/json", post(envoy_json::should_rate_limit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -56,11 +65,10 @@ pub fn router_with(service: DecisionService, body_timeout: Duration) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(
-            body_timeout,
-            intake::bounded_body,
-        ))
+        // Every body is read whole, within MAX_BODY, before a route sees
+        // it: the extractors' own limit (2 MiB) is never reached, so no
+        // `DefaultBodyLimit` (an extension stored in every request).
+        .layer(intake::BoundedBodyLayer::new(body_timeout))
         .with_state(service)
 }
 
@@ -81,8 +89,12 @@ pub fn decision_response(
     body: &impl Serialize,
 ) -> Response {
     let json = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = (status, json).into_response();
+    let mut response = Response::new(Body::from(json));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
+    // Room for the content type and the six rate-limit headers at once,
+    // rather than growing the map on the way.
+    headers.reserve(RESPONSE_HEADERS);
     headers.insert(header::CONTENT_TYPE, JSON);
     headers::insert(headers, standings);
     response

@@ -131,11 +131,15 @@ async fn serve_http(
     let http = http1(&settings);
     let bounds = Bounds::of(&settings, settings.max_connections);
     serve_connections(listener, bounds, shutdown, |io, peer| {
-        // Every request knows its peer: forward-auth keys by it.
+        // Forward-auth keys by the peer: its requests carry the address.
+        // Only its: storing an extension costs every other request an
+        // allocation of the extension map.
         let app = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
+                if request.uri().path() == crate::http::FORWARD_AUTH_PATH {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                }
                 request
             });
         http.serve_connection(io, TowerToHyperService::new(app))
