@@ -107,22 +107,27 @@ impl<'a> Resolved<'a> {
     /// The key's override is looked up once, here: it gives the quota of
     /// the check too (a lookup per request is all the overrides cost).
     fn part(&self, limit: &'a Limit, cost: u64) -> Part<'a> {
-        match limit.override_for(self.key) {
-            None => Part::Store(self.check_under(limit, limit.quota(), cost)),
-            Some(Override::Quota(quota)) => Part::Store(self.check_under(limit, quota, cost)),
-            Some(Override::Unlimited) => Part::Alone(self.alone(Decision::unlimited())),
-            Some(Override::Blocked) => Part::Alone(self.alone(Decision::blocked())),
+        match self.quota_of(limit) {
+            Ok(quota) => Part::Store(self.check_under(limit, quota, cost)),
+            Err(alone) => Part::Alone(alone),
         }
     }
 
-    /// `decision`, made by an override alone, in shadow mode if the
-    /// policy is.
-    fn alone(&self, decision: Decision) -> Decision {
-        if self.policy.shadow() {
-            decision.shadowed()
+    /// The quota `limit` decides this key under (its own or the key's
+    /// override's), or the decision of an `unlimited` or `block` override
+    /// alone, in shadow mode if the policy is.
+    fn quota_of(&self, limit: &'a Limit) -> Result<&'a Quota, Decision> {
+        let alone = match limit.override_for(self.key) {
+            None => return Ok(limit.quota()),
+            Some(Override::Quota(quota)) => return Ok(quota),
+            Some(Override::Unlimited) => Decision::unlimited(),
+            Some(Override::Blocked) => Decision::blocked(),
+        };
+        Err(if self.policy.shadow() {
+            alone.shadowed()
         } else {
-            decision
-        }
+            alone
+        })
     }
 
     /// One part per limit of the policy, charging `cost`.
@@ -310,20 +315,14 @@ impl<S: Store> Limiter<S> {
                 // The check is made where the store reads it (not moved
                 // out of a `Part`): a copy of a struct just written field
                 // by field stalls on the writes.
-                let decided = |decision| Verdict {
-                    resolved,
-                    limit: 0,
-                    decision: resolved.alone(decision),
+                let decision = match resolved.quota_of(limit) {
+                    Ok(quota) => {
+                        (self.store)
+                            .decide_one(&resolved.check_under(limit, quota, cost))
+                            .await?
+                    }
+                    Err(alone) => alone,
                 };
-                let quota = match limit.override_for(resolved.key) {
-                    None => limit.quota(),
-                    Some(Override::Quota(quota)) => quota,
-                    Some(Override::Unlimited) => return Ok(decided(Decision::unlimited())),
-                    Some(Override::Blocked) => return Ok(decided(Decision::blocked())),
-                };
-                let decision = (self.store)
-                    .decide_one(&resolved.check_under(limit, quota, cost))
-                    .await?;
                 // One limit: it decided, nothing to compare.
                 Ok(Verdict {
                     resolved,

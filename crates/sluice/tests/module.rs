@@ -269,15 +269,7 @@ async fn issue_15_a_module_loaded_later_is_used_after_a_reconnect() {
     assert!(store.decide_one(&check).await.unwrap().allowed);
     assert_eq!(store.library_form(), "function");
     server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.library_form() != "module" {
-        assert!(
-            Instant::now() < deadline,
-            "the module was not found after the reconnect"
-        );
-        let _ = store.decide_one(&check).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_the_module_decides(&store, &check, Duration::from_secs(10)).await;
     let d = store.decide_one(&check).await.unwrap();
     assert!(d.allowed && d.remaining < 98, "{d:?}");
     assert!(
@@ -304,16 +296,22 @@ async fn issue_15_a_sentinel_failover_to_a_server_with_the_module_uses_it() {
     // Blocking the test's thread while the runtime's workers run on.
     let old = redis.kill_master();
     redis.wait_for_failover(old);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.library_form() != "module" {
-        assert!(
-            Instant::now() < deadline,
-            "the promoted replica's module was not used"
-        );
-        let _ = store.decide_one(&check).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_the_module_decides(&store, &check, Duration::from_secs(20)).await;
     assert!(store.decide_one(&check).await.unwrap().allowed);
     let stats = redis.cli(1, &["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_sluice.call"), "{stats}");
+}
+
+/// Decides `check` until the store has moved onto the module, failing
+/// after `within`.
+async fn until_the_module_decides(store: &RedisStore, check: &Check<'_>, within: Duration) {
+    let deadline = Instant::now() + within;
+    while store.library_form() != "module" {
+        assert!(
+            Instant::now() < deadline,
+            "the store did not move onto the module within {within:?}"
+        );
+        let _ = store.decide_one(check).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
