@@ -8,13 +8,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice::{
     Algorithm, Check, Decision, FakeClock, MemoryStore, Quota, RedisOptions, RedisStore, Store,
 };
 use sluice_testkit::RedisCluster;
+
+use common::process::{signal, wait_until_stopped, wait_until_unread_bytes};
 
 /// An epoch-like time the fake clocks start at.
 const T0: u64 = 1_764_000_000_123_457;
@@ -277,14 +278,6 @@ async fn i15_a_batch_keeps_requests_over_several_slots_all_or_nothing() {
     }
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
-
 /// The keys each node holds.
 fn keys_per_node(cluster: &RedisCluster) -> Vec<Vec<String>> {
     (0..3)
@@ -451,4 +444,67 @@ async fn i15_a_dead_node_fails_only_its_slots_decisions() {
         over += want - got;
     }
     eprintln!("charged by failed decisions: {over}");
+}
+
+/// A decision on an idle lane is sent from its caller's task. A caller
+/// that goes away while Redis has its call (the task aborted: a client
+/// that hung up) must not leave the charge standing: the call is finished
+/// on a task of its own, its reply read, and what it charged refunded, as
+/// for a group that waited in the lane's queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i15_a_caller_gone_during_its_call_is_refunded() {
+    let cluster = RedisCluster::start();
+    let options = RedisOptions::default().with_timeout(Duration::from_secs(5));
+    let store = RedisStore::connect_with(&cluster.url(), options)
+        .await
+        .unwrap();
+    let q = quota(100);
+    let warm = store.decide_one(&Check::new("gone", "warm", &q, 1)).await;
+    assert!(warm.unwrap().allowed);
+    let check = Check::new("gone", "client-z", &q, 1);
+    assert_eq!(store.decide_one(&check).await.unwrap().remaining, 99);
+    let key = "sluice:{client-z}:gone";
+    let node = (0..3)
+        .find(|&n| cluster.cli(n, &["exists", key]) == "1")
+        .unwrap();
+    let (pid, port) = (cluster.pids()[node], cluster.ports()[node]);
+    assert_eq!(cluster.cli(node, &["config", "resetstat"]), "OK");
+
+    signal(pid, "-STOP");
+    wait_until_stopped(pid);
+    let caller = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let check = Check::new("gone", "client-z", &q, 1);
+            store.decide_one(&check).await
+        })
+    };
+    // The call is in the node's socket: Redis will run it.
+    wait_until_unread_bytes(port);
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    signal(pid, "-CONT");
+
+    // The call ran when Redis resumed, then its refund: polled (by
+    // INFO, not by the store, whose peeks are FCALLs too).
+    let fcalls = || {
+        let stats = cluster.cli(node, &["info", "commandstats"]);
+        let calls = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse::<u64>().unwrap());
+        (calls, stats)
+    };
+    let mut seen = fcalls();
+    for _ in 0..100 {
+        if seen.0 >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = fcalls();
+    }
+    assert_eq!(seen.0, 2, "the call and its refund: {}", seen.1);
+    let standing = store.peek(&check.with_cost(0)).await.unwrap();
+    assert_eq!(standing.remaining, 99, "the charge was given back");
 }

@@ -7,12 +7,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice::store::redis::QueueFull;
 use sluice::{Algorithm, Check, Quota, RedisOptions, RedisStore, Store, StoreError};
 use sluice_testkit::{RedisCluster, RedisSentinel, RedisServer};
+
+use common::process::{signal, wait_until_stopped, wait_until_unread_bytes};
 
 /// The store timeout of these tests.
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -51,67 +52,15 @@ impl Stall {
     fn begin(self, server: &RedisServer) {
         match self {
             Stall::Pause => assert_eq!(server.cli(&["client", "pause", "1000", "all"]), "OK"),
-            Stall::Stop => signal(server, "-STOP"),
+            Stall::Stop => signal(server.pid().unwrap(), "-STOP"),
         }
     }
 
     fn end(self, server: &RedisServer) {
         match self {
             Stall::Pause => assert_eq!(server.cli(&["client", "unpause"]), "OK"),
-            Stall::Stop => signal(server, "-CONT"),
+            Stall::Stop => signal(server.pid().unwrap(), "-CONT"),
         }
-    }
-}
-
-fn signal(server: &RedisServer, name: &str) {
-    let pid = server.pid().unwrap().to_string();
-    let status = Command::new("kill").args([name, &pid]).status().unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
-
-/// Blocks until `server`'s process is stopped (`kill` returns once the
-/// signal is sent, not once the process has stopped).
-fn wait_until_stopped(server: &RedisServer) {
-    let stat = format!("/proc/{}/stat", server.pid().unwrap());
-    wait_for("Redis to stop", || {
-        let text = std::fs::read_to_string(&stat).unwrap_or_default();
-        // The state follows the parenthesised command name.
-        text.rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('T'))
-    });
-}
-
-/// Blocks until some connection to `server` holds bytes Redis has not read
-/// yet: a command written to a stopped Redis, waiting for it.
-fn wait_until_unread_bytes(server: &RedisServer) {
-    let port = format!("{:04X}", server.port());
-    wait_for("a command waiting in Redis's socket", || {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        table.lines().skip(1).any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields
-                .get(1)
-                .and_then(|a| a.rsplit_once(':'))
-                .map(|(_, p)| p);
-            let unread = fields
-                .get(4)
-                .and_then(|q| q.rsplit_once(':'))
-                .map(|(_, rx)| rx);
-            local_port == Some(port.as_str())
-                && unread.is_some_and(|rx| rx.bytes().any(|digit| digit != b'0'))
-        })
-    });
-}
-
-/// Polls `ready` every millisecond for up to 10 s.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 10 s for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -220,8 +169,8 @@ async fn i11_a_late_reply_is_refunded() {
     let script = "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
                   until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 1500000 return 1";
 
-    signal(&server, "-STOP");
-    wait_until_stopped(&server);
+    signal(server.pid().unwrap(), "-STOP");
+    wait_until_stopped(server.pid().unwrap());
     let decision = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -233,13 +182,13 @@ async fn i11_a_late_reply_is_refunded() {
     // reads both in one turn and runs the call first.
     // (Blocking here is fine: the store's tasks run on the runtime's
     // workers, not on the test's thread.)
-    wait_until_unread_bytes(&server);
+    wait_until_unread_bytes(server.port());
     let command = format!(
         "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
         script.len()
     );
     std::io::Write::write_all(&mut busy, command.as_bytes()).unwrap();
-    signal(&server, "-CONT");
+    signal(server.pid().unwrap(), "-CONT");
 
     let answer = decision.await.unwrap();
     assert!(

@@ -19,6 +19,8 @@
 // use only part of it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::time::Duration;
 
 use proptest::prelude::*;

@@ -34,23 +34,25 @@
 //!
 //! **Redis Cluster: one lane per slot.** Redis refuses a call whose keys
 //! are in several slots (`CROSSSLOT`, even when one node holds them all),
-//! so on a cluster the groups are packed per slot: each slot is a lane
-//! with its own waiting groups (at most [`QUEUE`]; beyond, [`QueueFull`]
-//! for that slot only), its own [`IN_FLIGHT`] calls (each a task of its
-//! own) and its own offset to the time of the node that serves it (learnt
-//! from its replies; at first, the last offset learnt on any slot; after a
-//! refusal as late, read by `TIME` on the slot's node). A node that is
-//! down or slow holds up only its slots' lanes; the others go on. The
-//! cluster client follows `MOVED` and `ASK` on each call, as for an
-//! unbatched one. Only the lanes with groups waiting or in flight are kept
-//! (a slot's time offset stays: at most one number per slot).
+//! so on a cluster the groups are packed per slot ([`lanes`]): each slot is
+//! a lane with its own waiting groups (at most [`QUEUE`]; beyond,
+//! [`QueueFull`] for that slot only), its own [`IN_FLIGHT`] calls and its
+//! own offset to the time of the node that serves it (learnt from its
+//! replies; at first, the last offset learnt on any slot; after a refusal
+//! as late, read by `TIME` on the slot's node). A node that is down or
+//! slow holds up only its slots' lanes; the others go on. The cluster
+//! client follows `MOVED` and `ASK` on each call, as for an unbatched one.
+//! Only the lanes with groups waiting or in flight are kept (a slot's time
+//! offset stays: at most one number per slot).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+mod clock;
+mod lanes;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use redis::cluster_routing::Slot;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
@@ -61,6 +63,8 @@ use super::connection::{Connection, store_error};
 use super::library::{LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK};
 use super::reply;
 use crate::StoreError;
+use clock::RedisClock;
+use lanes::Lanes;
 
 /// Calls in flight at once.
 pub const IN_FLIGHT: usize = 2;
@@ -98,17 +102,34 @@ struct Job {
     done: oneshot::Sender<Reply>,
 }
 
-/// Queues groups for the driver; cheap to clone.
-#[derive(Clone, Debug)]
+/// Packs the groups of concurrent decisions into calls; cheap to clone.
+#[derive(Clone)]
 pub struct Batcher {
-    jobs: mpsc::Sender<Job>,
+    route: Route,
     timeout: Duration,
-    /// On a cluster: groups go to the lane of their slot.
-    sharded: bool,
+}
+
+/// Where a [`Batcher`]'s groups go.
+#[derive(Clone)]
+enum Route {
+    /// A single Redis: to the driver task, which packs the calls.
+    Driver(mpsc::Sender<Job>),
+    /// A cluster: to the lane of their slot.
+    Lanes(Arc<Lanes>),
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cluster = matches!(self.route, Route::Lanes(_));
+        f.debug_struct("Batcher")
+            .field("cluster", &cluster)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Batcher {
-    /// Starts the driver on the current tokio runtime; each check gets
+    /// Starts batching on the current tokio runtime; each check gets
     /// `timeout` from its arrival.
     pub fn start(connection: Connection, form: Arc<Form>, timeout: Duration) -> Batcher {
         Batcher::start_with_clock(connection, form, timeout, RedisClock::new())
@@ -121,24 +142,14 @@ impl Batcher {
         timeout: Duration,
         clock: RedisClock,
     ) -> Batcher {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let sharded = connection.is_cluster();
-        if sharded {
-            tokio::spawn(drive_lanes(
-                queue,
-                connection,
-                form,
-                timeout,
-                Arc::new(clock),
-            ));
+        let route = if connection.is_cluster() {
+            Route::Lanes(Arc::new(Lanes::new(connection, form, timeout, clock)))
         } else {
+            let (jobs, queue) = mpsc::channel(QUEUE);
             tokio::spawn(drive(queue, connection, form, timeout, clock));
-        }
-        Batcher {
-            jobs,
-            timeout,
-            sharded,
-        }
+            Route::Driver(jobs)
+        };
+        Batcher { route, timeout }
     }
 
     /// Decides `group`, which arrived at `arrived`, at `now` (Redis `TIME`
@@ -146,123 +157,53 @@ impl Batcher {
     /// times) in the next call; answers by `arrived` plus the timeout.
     pub async fn decide(&self, group: Group, now: Option<u64>, arrived: Instant) -> Reply {
         let (done, answer) = oneshot::channel();
-        let stopped = || StoreError::Protocol("the Redis call driver has stopped".into());
         let deadline = arrived + self.timeout;
-        // On a cluster the caller gives one slot's checks (keys of one
-        // hash tag): the first key names the slot.
-        let lane = match (self.sharded, group.keys.first()) {
-            (true, Some(key)) => Some(Slot::for_key(key)),
-            _ => None,
-        };
-        let job = Job {
+        let mut job = Job {
             group,
-            lane,
+            lane: None,
             now,
             deadline,
             done,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(StoreError::Unavailable(Box::new(QueueFull))),
-            Err(TrySendError::Closed(_)) => return Err(stopped()),
-        }
-        let mut answer = answer;
-        match tokio::time::timeout_at(deadline, &mut answer).await {
-            Ok(reply) => reply.map_err(|_| stopped())?,
-            Err(_) => {
-                // Closed first: a reply sent from now on is refused, and
-                // the driver refunds what it charged; one sent just before
-                // is a decision, and taken.
-                answer.close();
-                answer
-                    .try_recv()
-                    .unwrap_or(Err(StoreError::Timeout(self.timeout)))
+        match &self.route {
+            Route::Driver(jobs) => {
+                match jobs.try_send(job) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        return Err(StoreError::Unavailable(Box::new(QueueFull)));
+                    }
+                    Err(TrySendError::Closed(_)) => return Err(stopped()),
+                }
+                wait(answer, deadline, self.timeout).await
+            }
+            Route::Lanes(lanes) => {
+                // The caller gives one slot's checks (keys of one hash
+                // tag): the first key names the slot.
+                job.lane = job.group.keys.first().map(Slot::for_key);
+                lanes.decide(job, answer).await
             }
         }
     }
 }
 
-/// The offset between Redis `TIME` and this process's monotonic clock,
-/// learnt from replies, to send deadlines in Redis's time; one per lane
-/// (each cluster node has its own clock).
-struct RedisClock {
-    base: Instant,
-    /// Redis µs minus local µs since `base`, per lane (`None` once
-    /// forgotten), and under [`ANY`] the last learnt on a cluster lane.
-    offsets: Mutex<HashMap<Lane, Option<i64>>>,
+/// The error of a check whose call was dropped unanswered.
+fn stopped() -> StoreError {
+    StoreError::Protocol("the Redis call driver has stopped".into())
 }
 
-/// Where [`RedisClock`] keeps the offset last learnt on any cluster lane
-/// (a cluster's groups are never on lane `None`, a single Redis's).
-const ANY: Lane = None;
-
-impl RedisClock {
-    fn new() -> RedisClock {
-        RedisClock {
-            base: Instant::now(),
-            offsets: Mutex::new(HashMap::new()),
+/// The reply `answer` brings, or [`StoreError::Timeout`] at `deadline`.
+async fn wait(mut answer: oneshot::Receiver<Reply>, deadline: Instant, timeout: Duration) -> Reply {
+    match tokio::time::timeout_at(deadline, &mut answer).await {
+        Ok(reply) => reply.map_err(|_| stopped())?,
+        Err(_) => {
+            // Closed first: a reply sent from now on is refused, and the
+            // call refunds what it charged; one sent just before is a
+            // decision, and taken.
+            answer.close();
+            answer
+                .try_recv()
+                .unwrap_or(Err(StoreError::Timeout(timeout)))
         }
-    }
-
-    /// `lane`'s offset; for a cluster lane never learnt, the last one
-    /// learnt on any lane (the nodes' clocks agree to well within a
-    /// timeout where NTP runs), rather than a `TIME` call per slot. A node
-    /// whose clock is ahead refuses that lane's first call as late, and the
-    /// lane then reads its own node's `TIME`; one behind runs a call past
-    /// the caller's deadline, whose charge is refunded as a late reply's.
-    fn offset(&self, lane: Lane) -> Option<i64> {
-        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        match offsets.get(&lane) {
-            Some(&Some(offset)) => Some(offset),
-            // Forgotten after a refusal: this lane's node must be asked.
-            Some(None) => None,
-            None if lane.is_some() => offsets.get(&ANY).copied().flatten(),
-            None => None,
-        }
-    }
-
-    fn local_us(&self, at: Instant) -> i64 {
-        i64::try_from(at.duration_since(self.base).as_micros()).unwrap_or(i64::MAX)
-    }
-
-    /// Learns from `lane`'s Redis time `redis_us`, read before `received`.
-    fn learn(&self, lane: Lane, redis_us: i64, received: Instant) {
-        let offset = redis_us.saturating_sub(self.local_us(received));
-        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.insert(lane, Some(offset));
-        if lane.is_some() {
-            offsets.insert(ANY, Some(offset));
-        }
-    }
-
-    /// Forgets `lane`'s offset: its next call reads Redis `TIME` first.
-    fn forget(&self, lane: Lane) {
-        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.insert(lane, None);
-    }
-
-    /// `deadline` in `lane`'s Redis time (µs since the epoch), asking
-    /// `TIME` of the node that holds `key` first when no reply has told it
-    /// yet.
-    async fn redis_time(
-        &self,
-        lane: Lane,
-        key: &str,
-        deadline: Instant,
-        connection: &Connection,
-    ) -> redis::RedisResult<u64> {
-        let offset = match self.offset(lane) {
-            Some(offset) => offset,
-            None => {
-                let time = redis::cmd("TIME");
-                let (seconds, micros): (i64, i64) = connection.query_at(&time, key).await?;
-                let received = Instant::now();
-                let redis_us = seconds.saturating_mul(1_000_000).saturating_add(micros);
-                self.learn(lane, redis_us, received);
-                redis_us.saturating_sub(self.local_us(received))
-            }
-        };
-        Ok(u64::try_from(offset.saturating_add(self.local_us(deadline))).unwrap_or(0))
     }
 }
 
@@ -373,109 +314,6 @@ async fn send(
     let _ = tokio::time::timeout(timeout, refund).await;
 }
 
-/// The groups waiting on one lane of a cluster, and its calls in flight.
-#[derive(Default)]
-struct Waiting {
-    jobs: VecDeque<Job>,
-    calls: usize,
-}
-
-impl Waiting {
-    /// Queues `job`, unless [`QUEUE`] groups still wait once those whose
-    /// caller has gone or whose deadline has passed are dropped: then it is
-    /// answered [`QueueFull`].
-    fn queue(&mut self, job: Job, now: Instant) {
-        if self.jobs.len() >= QUEUE {
-            self.jobs
-                .retain(|j| !j.done.is_closed() && j.deadline > now);
-        }
-        if self.jobs.len() >= QUEUE {
-            let _ = job
-                .done
-                .send(Err(StoreError::Unavailable(Box::new(QueueFull))));
-            return;
-        }
-        self.jobs.push_back(job);
-    }
-
-    /// The jobs of the lane's next call: up to [`MAX_CHECKS`] checks.
-    fn next_call(&mut self, now: Instant, timeout: Duration) -> Vec<Job> {
-        let (mut checks, mut jobs) = (0, Vec::new());
-        while checks < MAX_CHECKS {
-            let Some(job) = self.jobs.pop_front() else {
-                break;
-            };
-            take(job, &mut jobs, &mut checks, now, timeout);
-        }
-        jobs
-    }
-}
-
-/// The driver on a cluster: the groups are sorted into lanes by slot, and
-/// each lane packs its own calls, [`IN_FLIGHT`] at a time.
-async fn drive_lanes(
-    mut queue: mpsc::Receiver<Job>,
-    connection: Connection,
-    form: Arc<Form>,
-    timeout: Duration,
-    clock: Arc<RedisClock>,
-) {
-    let mut lanes: HashMap<Lane, Waiting> = HashMap::new();
-    let mut in_flight = FuturesUnordered::new();
-    let mut open = true;
-    let mut ready: Vec<Lane> = Vec::new();
-    loop {
-        tokio::select! {
-            job = queue.recv(), if open => {
-                let Some(first) = job else {
-                    open = false;
-                    continue;
-                };
-                let now = Instant::now();
-                // What is queued now, at most one queue's worth (so that
-                // the replies are read between bursts).
-                let more = std::iter::from_fn(|| queue.try_recv().ok()).take(QUEUE);
-                for job in std::iter::once(first).chain(more) {
-                    ready.push(job.lane);
-                    lanes.entry(job.lane).or_default().queue(job, now);
-                }
-            }
-            Some(lane) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(waiting) = lanes.get_mut(&lane) {
-                    waiting.calls -= 1;
-                }
-                ready.push(lane);
-            }
-            else => return,
-        }
-        let now = Instant::now();
-        for lane in ready.drain(..) {
-            let Some(waiting) = lanes.get_mut(&lane) else {
-                continue;
-            };
-            while waiting.calls < IN_FLIGHT && !waiting.jobs.is_empty() {
-                let jobs = waiting.next_call(now, timeout);
-                if jobs.is_empty() {
-                    continue;
-                }
-                waiting.calls += 1;
-                // A task per call: with keys over many slots most calls
-                // carry one group, and polling them all here would put
-                // every decision's work on this one task.
-                let (connection, form, clock) =
-                    (connection.clone(), Arc::clone(&form), Arc::clone(&clock));
-                let call = tokio::spawn(async move {
-                    send(jobs, lane, &connection, &form, &clock, timeout).await;
-                });
-                in_flight.push(call.map(move |_| lane));
-            }
-            if waiting.calls == 0 && waiting.jobs.is_empty() {
-                lanes.remove(&lane);
-            }
-        }
-    }
-}
-
 /// Hands each job its part of the reply (`now`, then its checks' values),
 /// or the error. Returns the groups whose part no caller took (their
 /// deadline had passed), with that part.
@@ -561,67 +399,6 @@ mod tests {
     use crate::store::Check;
     use crate::store::redis::RedisStore;
     use crate::{Algorithm, Quota};
-
-    /// A job on `lane` due at `deadline`, and the receiver of its answer.
-    fn job(deadline: Instant) -> (Job, oneshot::Receiver<Reply>) {
-        let (done, answer) = oneshot::channel();
-        let mut group = Group::default();
-        group.push("k".to_owned(), [0; VALUES_PER_CHECK]);
-        let job = Job {
-            group,
-            lane: Some(Slot::for_key("k")),
-            now: None,
-            deadline,
-            done,
-        };
-        (job, answer)
-    }
-
-    /// A cluster lane holds at most [`QUEUE`] groups: one more is answered
-    /// [`QueueFull`] at once, unless groups whose caller has gone or whose
-    /// deadline has passed make room; a call takes at most [`MAX_CHECKS`]
-    /// checks.
-    #[test]
-    fn a_full_lane_refuses_until_stale_groups_make_room() {
-        let full = |answer: &mut oneshot::Receiver<Reply>| {
-            matches!(
-                answer.try_recv(),
-                Ok(Err(StoreError::Unavailable(cause))) if cause.downcast_ref::<QueueFull>().is_some()
-            )
-        };
-        let now = Instant::now();
-        let later = now + Duration::from_secs(60);
-        let mut lane = Waiting::default();
-        let mut answers = Vec::new();
-        for _ in 0..QUEUE {
-            let (job, answer) = job(later);
-            lane.queue(job, now);
-            answers.push(answer);
-        }
-        let (extra, mut answer) = job(later);
-        lane.queue(extra, now);
-        assert!(full(&mut answer), "beyond the queue");
-
-        // Two callers gone: room for two.
-        answers.truncate(QUEUE - 2);
-        for expected in [false, false, true] {
-            let (extra, mut answer) = job(later);
-            lane.queue(extra, now);
-            assert_eq!(full(&mut answer), expected);
-            answers.push(answer);
-        }
-        assert_eq!(lane.jobs.len(), QUEUE);
-
-        let call = lane.next_call(now, Duration::from_secs(1));
-        assert_eq!(call.len(), MAX_CHECKS);
-        assert_eq!(lane.jobs.len(), QUEUE - MAX_CHECKS);
-        // Once every deadline has passed, they all make room.
-        lane.jobs.extend(call);
-        let (extra, mut answer) = job(later + Duration::from_secs(1));
-        lane.queue(extra, later);
-        assert!(!full(&mut answer));
-        assert_eq!(lane.jobs.len(), 1);
-    }
 
     /// A reply that came late (Redis stopped between running a call and
     /// answering it) teaches an offset below the true one: every deadline
