@@ -14,7 +14,7 @@
 //! its own ([`Detached`]), so that a late reply is still read and what it
 //! charged refunded, as for a queued group.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,14 +25,14 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::clock::RedisClock;
-use super::{IN_FLIGHT, Job, Lane, MAX_CHECKS, QUEUE, QueueFull, Reply, send, take, wait};
+use super::{ByLane, IN_FLIGHT, Job, Lane, MAX_CHECKS, QUEUE, QueueFull, Reply, send, take, wait};
 use crate::StoreError;
 use crate::store::redis::call::Form;
 use crate::store::redis::connection::Connection;
 
 /// The lanes of a cluster, shared by the callers and the calls.
 pub(super) struct Lanes {
-    waiting: Mutex<HashMap<Lane, Waiting>>,
+    waiting: Mutex<ByLane<Waiting>>,
     connection: Connection,
     form: Arc<Form>,
     clock: RedisClock,
@@ -47,7 +47,7 @@ impl Lanes {
         clock: RedisClock,
     ) -> Lanes {
         Lanes {
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(ByLane::default()),
             connection,
             form,
             clock,
@@ -55,7 +55,7 @@ impl Lanes {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Lane, Waiting>> {
+    fn lock(&self) -> MutexGuard<'_, ByLane<Waiting>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -24,7 +24,8 @@
 //! stopped, run when it resumes, charges nothing. Redis's time is learnt
 //! from the replies (each carries Redis `TIME`): the offset between it and
 //! this process's monotonic clock is taken as `reply time - time received`,
-//! a lower bound, so the deadline sent is never later than the caller's.
+//! a lower bound, so the deadline sent is never later than the caller's
+//! (on a cluster, in the time of the node it was learnt from).
 //! A call Redis ran in time whose reply then came late (after the
 //! deadline: Redis stopped or busy between running it and answering) is
 //! still awaited, up to [`LATE_REPLY_WAIT`], and what it charged the checks
@@ -36,14 +37,14 @@
 //! are in several slots (`CROSSSLOT`, even when one node holds them all),
 //! so on a cluster the groups are packed per slot ([`lanes`]): each slot is
 //! a lane with its own waiting groups (at most [`QUEUE`]; beyond,
-//! [`QueueFull`] for that slot only), its own [`IN_FLIGHT`] calls and its
-//! own offset to the time of the node that serves it (learnt from its
-//! replies; at first, the last offset learnt on any slot; after a refusal
-//! as late, read by `TIME` on the slot's node). A node that is down or
+//! [`QueueFull`] for that slot only) and its own [`IN_FLIGHT`] calls; the
+//! offset to Redis's time is shared by the lanes until a node refuses a
+//! call as late, when that slot's lane reads its node's `TIME` and keeps
+//! an offset of its own ([`clock`]). A node that is down or
 //! slow holds up only its slots' lanes; the others go on. The cluster
 //! client follows `MOVED` and `ASK` on each call, as for an unbatched one.
-//! Only the lanes with groups waiting or in flight are kept (a slot's time
-//! offset stays: at most one number per slot).
+//! Only the lanes with groups waiting or in flight are kept (a slot's own
+//! time offset, once it has one, stays: at most one number per slot).
 
 mod clock;
 mod lanes;
@@ -86,6 +87,10 @@ type Reply = Result<Vec<i64>, StoreError>;
 /// Where a group's call goes: the single Redis (`None`), or the cluster
 /// slot of its keys (which one call's keys must share).
 type Lane = Option<Slot>;
+
+/// A map by lane, looked up on every call: foldhash, not SipHash (a lane
+/// is a slot, the CRC of a key, not something a client picks).
+type ByLane<V> = std::collections::HashMap<Lane, V, foldhash::fast::RandomState>;
 
 /// Why a check was refused at once: the queue of checks waiting for Redis
 /// is full. The source of a transient [`StoreError::Unavailable`].
