@@ -40,9 +40,54 @@ pub struct Limiter<S> {
 #[derive(Default)]
 struct Policies {
     list: Vec<Policy>,
-    /// Looked up on every request: foldhash, not SipHash (whose DoS
-    /// resistance buys nothing for names the operator configured).
+    /// Looked up on every request when there are more than [`SCAN_MAX`]
+    /// policies: foldhash, not SipHash (whose DoS resistance buys nothing
+    /// for names the operator configured).
     by_name: HashMap<String, usize, foldhash::fast::RandomState>,
+}
+
+/// Up to this many policies, a name is found by comparing it with each
+/// policy's in turn: a length comparison rules most out, and a few
+/// comparisons cost less than hashing the name and probing a table (about
+/// a hundred instructions per request with one policy).
+const SCAN_MAX: usize = 8;
+
+impl Policies {
+    /// The position of the policy named `name`.
+    #[inline]
+    fn find(&self, name: &str) -> Option<usize> {
+        if self.list.len() <= SCAN_MAX {
+            (self.list.iter()).position(|p| same_name(p.name().as_bytes(), name.as_bytes()))
+        } else {
+            self.by_name.get(name).copied()
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same bytes. A policy name is at most
+/// [`MAX_POLICY_NAME_LEN`](crate::policy::MAX_POLICY_NAME_LEN) bytes and
+/// usually a few: up to 16 bytes, two overlapping loads of each compare
+/// them in registers instead of a call to `memcmp`.
+#[inline(always)]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    /// The little-endian word of `N` bytes at `at` of `s`.
+    fn word<const N: usize>(s: &[u8], at: usize) -> u64 {
+        let mut w = [0; 8];
+        w[..N].copy_from_slice(&s[at..at + N]);
+        u64::from_le_bytes(w)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // The first, middle and last bytes are all of them.
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
 }
 
 impl<S> Clone for Limiter<S> {
@@ -116,6 +161,7 @@ impl<'a> Resolved<'a> {
     /// The quota `limit` decides this key under (its own or the key's
     /// override's), or the decision of an `unlimited` or `block` override
     /// alone, in shadow mode if the policy is.
+    #[inline]
     fn quota_of(&self, limit: &'a Limit) -> Result<&'a Quota, Decision> {
         let alone = match limit.override_for(self.key) {
             None => return Ok(limit.quota()),
@@ -234,7 +280,7 @@ impl<S: Store> Limiter<S> {
 
     /// The policy named `name`.
     pub fn policy(&self, name: &str) -> Option<&Policy> {
-        let at = *self.policies.by_name.get(name)?;
+        let at = self.policies.find(name)?;
         Some(&self.policies.list[at])
     }
 
@@ -246,12 +292,10 @@ impl<S: Store> Limiter<S> {
 
     /// Finds `policy` and checks `key` (1 to [`MAX_KEY_LEN`] bytes): the
     /// one lookup a request needs.
+    #[inline]
     pub fn resolve<'a>(&'a self, policy: &str, key: &'a str) -> Result<Resolved<'a>, Error> {
-        let index = *self
-            .policies
-            .by_name
-            .get(policy)
-            .ok_or_else(|| Error::UnknownPolicy(policy.to_owned()))?;
+        let index =
+            (self.policies.find(policy)).ok_or_else(|| Error::UnknownPolicy(policy.to_owned()))?;
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(Error::InvalidKey { got: key.len() });
         }
@@ -515,6 +559,78 @@ mod tests {
         let resolved = limiter.resolve("a", "k").unwrap();
         assert_eq!(resolved.index(), 0);
         assert_eq!(resolved.policy().quota().limit(), 3);
+    }
+
+    /// Names of every length a short comparison handles, that differ from
+    /// each other at one byte only (first, middle or last) or in length.
+    fn close_names() -> Vec<String> {
+        let mut names = Vec::new();
+        for len in 1..=20 {
+            let base: String = (0..len).map(|i| (b'a' + i as u8) as char).collect();
+            for at in [0, len / 2, len - 1] {
+                let mut other = base.clone().into_bytes();
+                other[at] = b'z';
+                names.push(String::from_utf8(other).unwrap());
+            }
+            names.push(base);
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Each policy is found by its own name whatever their number (a scan
+    /// up to `SCAN_MAX`, a hash map beyond), and a name that differs by one
+    /// byte or in length is no policy's.
+    #[test]
+    fn each_policy_is_found_by_its_name_alone() {
+        let names = close_names();
+        let sets = (names.chunks(1))
+            .chain(names.chunks(SCAN_MAX))
+            .chain([&names[..SCAN_MAX + 1], &names[..]]);
+        for set in sets {
+            let limiter = Limiter::new(MemoryStore::new(), set.iter().map(|n| policy(n, 1)));
+            for name in &names {
+                let found = limiter.resolve(name, "k").map(|r| r.index());
+                match set.iter().position(|n| n == name) {
+                    Some(i) => {
+                        assert_eq!(found.ok(), Some(i), "{name} among {set:?}");
+                        let named = limiter.policy(name).map(Policy::name);
+                        assert_eq!(named, Some(name.as_str()));
+                    }
+                    None => {
+                        assert!(
+                            matches!(found, Err(Error::UnknownPolicy(_))),
+                            "{name} found among {set:?}"
+                        );
+                        assert!(limiter.policy(name).is_none());
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The short comparison of names is byte equality: on a name and
+        /// the same name with one byte changed, or one byte longer.
+        #[test]
+        fn same_name_is_equality(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            at in proptest::num::usize::ANY,
+            to in proptest::num::u8::ANY,
+            longer in proptest::bool::ANY,
+        ) {
+            let mut b = a.clone();
+            if longer {
+                b.push(to);
+            } else if !b.is_empty() {
+                let at = at % b.len();
+                b[at] = to;
+            }
+            proptest::prop_assert_eq!(same_name(&a, &b), a == b);
+            proptest::prop_assert_eq!(same_name(&b, &a), a == b);
+            proptest::prop_assert!(same_name(&a, &a));
+        }
     }
 
     #[tokio::test]

@@ -476,19 +476,22 @@ impl<C: Clock> MemoryStore<C> {
         (hash >> 32) as usize & (self.shards.len() - 1)
     }
 
-    /// Decides `check` in `table`, writing its new state; returns the
-    /// decision and, when `UNDO` and something was written, how to take the
-    /// write back.
+    /// Decides `check` (whose quota's fingerprint is `fingerprint`) in
+    /// `table`, writing its new state; returns the decision and, when
+    /// `UNDO` and something was written, how to take the write back.
+    ///
+    /// Everything that needs no lock (the name, its hash, the fingerprint)
+    /// is made before the caller locks `table`, so that the lock is held
+    /// for the lookup and the step alone.
     #[inline(always)]
     fn decide_in<const UNDO: bool>(
         &self,
         table: &mut Table,
-        hash: u64,
-        probe: &Probe<'_>,
+        (hash, probe): (u64, &Probe<'_>),
         check: &Check<'_>,
+        fingerprint: u32,
         now: u64,
     ) -> (Decision, Option<Undo>) {
-        let fingerprint = self.fingerprint(check.quota);
         let mut found = table.find(hash, probe);
         if let Some(at) = found
             && table.entries[at].slot.fingerprint() != fingerprint
@@ -537,8 +540,9 @@ impl<C: Clock> MemoryStore<C> {
         let now = self.clock.now_us();
         let probe = Probe::new(check.policy, check.key);
         let hash = probe.hash(&self.hasher);
+        let fingerprint = self.fingerprint(check.quota);
         let mut table = self.shards[self.shard_of(hash)].table.lock();
-        self.decide_in::<false>(&mut table, hash, &probe, check, now)
+        self.decide_in::<false>(&mut table, (hash, &probe), check, fingerprint, now)
             .0
     }
 
@@ -547,6 +551,7 @@ impl<C: Clock> MemoryStore<C> {
         let probes: Vec<Probe<'_>> = checks.iter().map(|c| Probe::new(c.policy, c.key)).collect();
         let hashes: Vec<u64> = probes.iter().map(|p| p.hash(&self.hasher)).collect();
         let shard_of: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        let fingerprints: Vec<u32> = checks.iter().map(|c| self.fingerprint(c.quota)).collect();
         let mut shard_ids = shard_of.clone();
         shard_ids.sort_unstable();
         shard_ids.dedup();
@@ -560,7 +565,8 @@ impl<C: Clock> MemoryStore<C> {
         let mut undos = Vec::with_capacity(checks.len());
         for (i, check) in checks.iter().enumerate() {
             let table = locked(&mut guards, shard_of[i]);
-            let (decision, undo) = self.decide_in::<true>(table, hashes[i], &probes[i], check, now);
+            let name = (hashes[i], &probes[i]);
+            let (decision, undo) = self.decide_in::<true>(table, name, check, fingerprints[i], now);
             decisions.push(decision);
             undos.push(undo);
         }
@@ -583,7 +589,13 @@ impl<C: Clock> MemoryStore<C> {
                 };
                 let table = locked(&mut guards, shard_of[i]);
                 *decision = self
-                    .decide_in::<false>(table, hashes[i], &probes[i], &standing, now)
+                    .decide_in::<false>(
+                        table,
+                        (hashes[i], &probes[i]),
+                        &standing,
+                        fingerprints[i],
+                        now,
+                    )
                     .0;
             }
         }
@@ -642,8 +654,8 @@ impl<C: Clock> Store for MemoryStore<C> {
         let now = self.clock.now_us();
         let probe = Probe::new(check.policy, check.key);
         let hash = probe.hash(&self.hasher);
-        let table = self.shards[self.shard_of(hash)].table.lock();
         let fingerprint = self.fingerprint(check.quota);
+        let table = self.shards[self.shard_of(hash)].table.lock();
         match table.find(hash, &probe) {
             // The quota changed: what the state carried over would answer.
             Some(at) if table.entries[at].slot.fingerprint() != fingerprint => {

@@ -75,12 +75,15 @@ impl<'a> Probe<'a> {
         if len > INLINE {
             return Probe::Long { policy, key };
         }
-        // The little-endian limbs of the 24 bytes `policy`, SEP, `key`, zeros.
+        // The little-endian limbs of the 24 bytes `policy`, SEP, `key`,
+        // zeros: SEP and `key` (a shift by a constant), moved past `policy`
+        // (the one shift by a length).
+        let mut sep_key = shifted(read(key.as_bytes()), 1);
+        sep_key[0] |= u64::from(SEP);
         let mut limbs = read(policy.as_bytes());
-        let sep = shifted([u64::from(SEP), 0, 0], p);
-        let key_limbs = shifted(read(key.as_bytes()), p + 1);
+        let after = shifted(sep_key, p);
         for i in 0..3 {
-            limbs[i] |= sep[i] | key_limbs[i];
+            limbs[i] |= after[i];
         }
         Probe::Inline {
             len: len as u8,
@@ -177,24 +180,20 @@ fn read(s: &[u8]) -> [u64; 3] {
 }
 
 /// `limbs` moved `by` bytes (less than 24) towards the most significant
-/// end, as one 24-byte number; what goes past the end is dropped.
+/// end, as one 24-byte number; what goes past the end is dropped. Without
+/// branches: a choice of limbs, then one shift of each with the bits
+/// carried in from the limb below.
 #[inline(always)]
 fn shifted(limbs: [u64; 3], by: usize) -> [u64; 3] {
     let (q, r) = (by / 8, (by % 8) * 8);
-    let limb = |i: usize| if i >= q { limbs[i - q] } else { 0 };
-    // The bits that cross into limb `i` from the one below it.
-    let carried = |i: usize| {
-        if r == 0 || i < q + 1 {
-            0
-        } else {
-            limbs[i - q - 1] >> (64 - r)
-        }
+    let [a, b, c] = match q {
+        0 => limbs,
+        1 => [0, limbs[0], limbs[1]],
+        _ => [0, 0, limbs[0]],
     };
-    [
-        limb(0) << r | carried(0),
-        limb(1) << r | carried(1),
-        limb(2) << r | carried(2),
-    ]
+    // `>> 1 >> (63 - r)` is `>> (64 - r)`, and 0 (not an overflow) at r = 0.
+    let carried = |limb: u64| limb >> 1 >> (63 - r);
+    [a << r, b << r | carried(a), c << r | carried(b)]
 }
 
 impl Name {
