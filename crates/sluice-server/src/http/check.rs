@@ -3,10 +3,7 @@
 
 use std::borrow::Cow;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Deserializer};
 use sluice_tower::headers::Standing;
@@ -15,6 +12,7 @@ use crate::body::{DecisionBody, MultiBody};
 use crate::http::bad_body;
 use crate::http::decision_response;
 use crate::http::error::ApiError;
+use crate::http::intake::WholeBody;
 use crate::service::DecisionService;
 
 /// The most units one request may cost.
@@ -127,38 +125,43 @@ impl<'a> CheckRequest<'a> {
 /// Handles `POST /v1/check`.
 pub async fn check(
     State(service): State<DecisionService>,
-    body: Result<Bytes, BytesRejection>,
+    WholeBody(body): WholeBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {} KiB", super::MAX_BODY / 1024),
-        ),
-        status => ApiError::new(status, rejection.body_text()),
-    })?;
     let request = CheckRequest::decode(&body)?;
-    let names: Vec<&str> = request.policies.iter().map(AsRef::as_ref).collect();
     let (key, cost) = (&*request.key, request.cost);
-    tracing::debug!(policies = ?names, key, cost, "deciding");
+    tracing::debug!(policies = ?request.policies, key, cost, "deciding");
     let snapshot = service.snapshot();
-    let answer = snapshot.check(&names, key, cost).await?;
+    let answer = snapshot.check(&request.policies, key, cost).await?;
     let status = super::decision_status(answer.allowed);
-    let standings: Vec<Standing<'_>> = answer.verdicts.iter().map(Standing::from).collect();
+    // One policy, the usual case, needs no vector of standings.
+    let (one, many): ([Standing<'_>; 1], Vec<Standing<'_>>);
+    let standings: &[Standing<'_>] = match &answer.verdicts[..] {
+        [verdict] => {
+            one = [Standing::from(verdict)];
+            &one
+        }
+        verdicts => {
+            many = verdicts.iter().map(Standing::from).collect();
+            &many
+        }
+    };
     // As `Answer::deciding`, from the standings already made.
-    let deciding = sluice_tower::headers::most_restrictive(&standings).unwrap_or(0);
+    let deciding = sluice_tower::headers::most_restrictive(standings).unwrap_or(0);
     let top = DecisionBody::of(&answer.verdicts[deciding], key, cost);
     Ok(if request.multi {
         let results: Vec<DecisionBody<'_>> = (answer.verdicts.iter())
             .map(|v| DecisionBody::of(v, key, cost))
             .collect();
-        decision_response(status, &standings, &MultiBody { top, results })
+        decision_response(status, standings, &MultiBody { top, results })
     } else {
-        decision_response(status, &standings, &top)
+        decision_response(status, standings, &top)
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     fn refused(body: &str) -> String {

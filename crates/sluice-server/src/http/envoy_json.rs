@@ -4,9 +4,7 @@
 //! OVER_LIMIT; 400 for a body that is not such a request, 503 when the
 //! store cannot decide.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
@@ -14,15 +12,14 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use crate::envoy::EnvoyError;
 use crate::envoy::json::{request_from_json, response_to_json};
 use crate::http::error::{ApiError, echo};
+use crate::http::intake::WholeBody;
 use crate::service::DecisionService;
 
 /// Handles `POST /json`.
 pub async fn should_rate_limit(
     State(service): State<DecisionService>,
-    body: Result<Bytes, BytesRejection>,
+    WholeBody(body): WholeBody,
 ) -> Result<Response, ApiError> {
-    let body =
-        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let request = request_from_json(&body)
         .map_err(|e| ApiError::bad_request(format!("not a RateLimitRequest: {}", echo(&e))))?;
     let response = service

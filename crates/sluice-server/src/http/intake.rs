@@ -11,6 +11,12 @@
 //! body, then calls the route. Its timer is armed only when the body has
 //! not all arrived at the first read, so a body that came with its head
 //! costs no timer.
+//!
+//! The body read is handed to the route as a [`WholeBody`] in the
+//! request's extensions, the request's own body left empty: a route takes
+//! it with that extractor, not `Bytes` (which would find nothing), and
+//! the body is not collected a second time (about 2,000 instructions per
+//! request, under callgrind).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,12 +24,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::Request;
+use axum::body::HttpBody;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::BytesMut;
+use http_body_util::Limited;
 use tokio::time::Sleep;
 use tower::{Layer, Service};
 
@@ -95,7 +102,7 @@ where
         BoundedBodyFuture {
             state: State::Reading(Reading {
                 parts: Some(parts),
-                body: Limited::new(body, MAX_BODY).collect(),
+                body: Gather::new(body),
                 deadline: None,
                 timeout: self.timeout,
                 inner,
@@ -124,7 +131,7 @@ enum State<S: Service<Request>> {
 
 struct Reading<S> {
     parts: Option<axum::http::request::Parts>,
-    body: Collect<Limited<Body>>,
+    body: Gather,
     /// Armed when the body first has to be waited for.
     deadline: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
@@ -163,8 +170,8 @@ where
 impl<S> Reading<S> {
     /// The request with its body whole, or the answer that refuses it.
     fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Request, Response>> {
-        let collected = match Pin::new(&mut self.body).poll(cx) {
-            Poll::Ready(collected) => collected,
+        let gathered = match self.body.poll(cx) {
+            Poll::Ready(gathered) => gathered,
             Poll::Pending => {
                 let timeout = self.timeout;
                 let deadline = self
@@ -180,11 +187,12 @@ impl<S> Reading<S> {
                 ))));
             }
         };
-        Poll::Ready(match (collected, self.parts.take()) {
-            (Ok(collected), Some(parts)) => {
-                Ok(Request::from_parts(parts, Body::from(collected.to_bytes())))
+        Poll::Ready(match (gathered, self.parts.take()) {
+            (Gathered::Whole(body), Some(mut parts)) => {
+                parts.extensions.insert(WholeBody(body));
+                Ok(Request::from_parts(parts, Body::empty()))
             }
-            (Err(e), _) if is_over_limit(&*e) => Err(too_large()),
+            (Gathered::TooLarge, _) => Err(too_large()),
             _ => Err(closing(ApiError::bad_request(
                 "the request body could not be read",
             ))),
@@ -192,23 +200,110 @@ impl<S> Reading<S> {
     }
 }
 
-/// Whether `error`, or one of its causes, is a body over the limit.
-fn is_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<LengthLimitError>() {
-            return true;
+/// A body read frame by frame into one buffer, refused past [`MAX_BODY`].
+/// Not `Collect<Limited<Body>>`: a body that comes in one frame, the usual
+/// case, is kept as that frame (no list of buffers, no copy), and the
+/// read ends as soon as the body says it has ended, without one more poll.
+struct Gather {
+    body: Body,
+    /// The data so far, while it is one frame's.
+    first: Bytes,
+    /// The data so far, once more than one frame brought some.
+    more: Option<BytesMut>,
+}
+
+/// What [`Gather`] read.
+enum Gathered {
+    /// The body, whole.
+    Whole(Bytes),
+    /// Over [`MAX_BODY`].
+    TooLarge,
+    /// The body failed (the connection broke, a bad chunk).
+    Broken,
+}
+
+impl Gather {
+    fn new(body: Body) -> Gather {
+        Gather {
+            body,
+            first: Bytes::new(),
+            more: None,
         }
-        cause = e.source();
     }
-    false
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Gathered> {
+        loop {
+            if self.body.is_end_stream() {
+                return Poll::Ready(Gathered::Whole(self.take()));
+            }
+            let data = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => return Poll::Ready(Gathered::Whole(self.take())),
+                Some(Err(_)) => return Poll::Ready(Gathered::Broken),
+                // Trailers carry no data.
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            let had = self.more.as_ref().map_or(self.first.len(), BytesMut::len);
+            if had + data.len() > MAX_BODY {
+                return Poll::Ready(Gathered::TooLarge);
+            }
+            match &mut self.more {
+                Some(more) => more.extend_from_slice(&data),
+                None if self.first.is_empty() => self.first = data,
+                None => {
+                    let mut more = BytesMut::with_capacity(had + data.len());
+                    more.extend_from_slice(&self.first);
+                    more.extend_from_slice(&data);
+                    self.more = Some(more);
+                }
+            }
+        }
+    }
+
+    /// The data read, whole.
+    fn take(&mut self) -> Bytes {
+        match self.more.take() {
+            Some(more) => more.freeze(),
+            None => std::mem::take(&mut self.first),
+        }
+    }
+}
+
+/// A request's body, whole: what [`BoundedBodyLayer`] read, taken from the
+/// request's extensions. Behind no such layer, it reads the body itself,
+/// within [`MAX_BODY`].
+#[derive(Clone, Debug)]
+pub struct WholeBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for WholeBody {
+    type Rejection = ApiError;
+
+    async fn from_request(mut request: Request, state: &S) -> Result<WholeBody, ApiError> {
+        if let Some(body) = request.extensions_mut().remove::<WholeBody>() {
+            return Ok(body);
+        }
+        let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY)));
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(WholeBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large_error())
+            }
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
 }
 
 fn too_large() -> Response {
-    closing(ApiError::new(
+    closing(too_large_error())
+}
+
+fn too_large_error() -> ApiError {
+    ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the body is over {} KiB", MAX_BODY / 1024),
-    ))
+    )
 }
 
 /// `error`'s answer, telling hyper to close the connection after it.
@@ -225,7 +320,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use axum::Router;
-    use axum::body::Bytes;
     use axum::routing::post;
     use tokio::sync::mpsc;
     use tower::ServiceExt;
@@ -237,7 +331,7 @@ mod tests {
     /// A route that echoes the body it was given, behind the layer.
     fn app() -> Router {
         Router::new()
-            .route("/", post(|body: Bytes| async move { body }))
+            .route("/", post(|WholeBody(body): WholeBody| async move { body }))
             .layer(BoundedBodyLayer::new(TIMEOUT))
     }
 
@@ -269,6 +363,22 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(text(response).await, "{\"a\":1}");
         sender.await.unwrap();
+    }
+
+    /// Behind no layer, the extractor reads the body itself, within
+    /// MAX_BODY.
+    #[tokio::test]
+    async fn without_the_layer_the_extractor_reads_the_body_itself() {
+        let bare = Router::new().route("/", post(|WholeBody(body): WholeBody| async move { body }));
+        let request = Request::post("/").body(Body::from("{\"a\":1}")).unwrap();
+        let response = bare.clone().oneshot(request).await.unwrap();
+        assert_eq!(text(response).await, "{\"a\":1}");
+        let request = Request::post("/")
+            .body(Body::from(vec![b' '; MAX_BODY + 1]))
+            .unwrap();
+        let response = bare.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(text(response).await.contains("the body is over 64 KiB"));
     }
 
     #[tokio::test(start_paused = true)]

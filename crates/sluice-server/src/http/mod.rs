@@ -19,9 +19,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use serde::Serialize;
 use sluice_tower::headers::{self, Standing};
 
+use crate::body::WriteJson;
 use crate::config::ServerSettings;
 use crate::service::DecisionService;
 use error::{ApiError, echo};
@@ -81,14 +81,19 @@ pub fn decision_status(allowed: bool) -> StatusCode {
     }
 }
 
+/// The room a decision's JSON body is written into: one policy's answer
+/// fits, with a long key (a multi-policy answer grows it).
+const BODY_CAPACITY: usize = 256;
+
 /// A decision's answer: `status`, the rate-limit headers for `standings`,
 /// and `body` as JSON.
 pub fn decision_response(
     status: StatusCode,
     standings: &[Standing<'_>],
-    body: &impl Serialize,
+    body: &impl WriteJson,
 ) -> Response {
-    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut json = Vec::with_capacity(BODY_CAPACITY);
+    body.write_json(&mut json);
     let mut response = Response::new(Body::from(json));
     *response.status_mut() = status;
     let headers = response.headers_mut();

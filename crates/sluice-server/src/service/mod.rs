@@ -290,13 +290,13 @@ impl Snapshot {
     /// nothing was charged to it.
     pub async fn check<'a>(
         &'a self,
-        policies: &[&str],
+        policies: &[impl AsRef<str>],
         key: &'a str,
         cost: u64,
     ) -> Result<Answer<'a>, Error> {
         let resolved = policies
             .iter()
-            .map(|name| self.limiter.resolve(name, key))
+            .map(|name| self.limiter.resolve(name.as_ref(), key))
             .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
         let result = self.limiter.decide(&resolved, cost).await;

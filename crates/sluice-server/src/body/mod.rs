@@ -1,8 +1,17 @@
 //! The JSON body that describes one decision, as `sluice check` prints it
 //! and the HTTP API answers it.
+//!
+//! # Layout
+//!
+//! - `write`: [`WriteJson`], the bodies written as JSON by hand for the
+//!   HTTP answers, byte for byte what `serde_json` writes for them.
+
+mod write;
 
 use serde::Serialize;
 use sluice::{Algorithm, Decision, Quota, Verdict};
+
+pub use write::WriteJson;
 
 /// One decision as JSON:
 /// `{"allowed": true, "policy": "api", "key": "user-42", "burst": 10,
