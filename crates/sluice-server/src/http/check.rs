@@ -145,9 +145,7 @@ pub async fn check(
             &many
         }
     };
-    // As `Answer::deciding`, from the standings already made.
-    let deciding = sluice_tower::headers::most_restrictive(standings).unwrap_or(0);
-    let top = DecisionBody::of(&answer.verdicts[deciding], key, cost);
+    let top = DecisionBody::of(&answer.verdicts[answer.deciding()], key, cost);
     Ok(if request.multi {
         let results: Vec<DecisionBody<'_>> = (answer.verdicts.iter())
             .map(|v| DecisionBody::of(v, key, cost))

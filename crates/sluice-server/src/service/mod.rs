@@ -98,6 +98,10 @@ impl Answer<'_> {
     /// fewest remaining) of the policies not in shadow mode, or of all when
     /// every one is in shadow mode.
     pub fn deciding(&self) -> usize {
+        // One policy, the usual case: it decides, and no vector is made.
+        if self.verdicts.len() <= 1 {
+            return 0;
+        }
         let standings: Vec<Standing<'_>> = self.verdicts.iter().map(Standing::from).collect();
         sluice_tower::headers::most_restrictive(&standings).unwrap_or(0)
     }
