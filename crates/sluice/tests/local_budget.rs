@@ -309,3 +309,38 @@ async fn concurrent_decisions_share_one_take() {
     assert_eq!(stats.slices_taken(), 3);
     assert_eq!(charged(&limiter, "api", "hot").await, 300);
 }
+
+#[tokio::test]
+async fn on_a_cluster_slices_taken_together_go_back_to_their_slots() {
+    let cluster = sluice_testkit::RedisCluster::start();
+    let clock = FakeClock::new(T0);
+    // Redis's clock: each slot's call decides at its own node's time, and
+    // a log's entries are given back only by the exact time they were
+    // charged at.
+    let redis = RedisStore::connect(&cluster.url()).await.unwrap();
+    let store = LocalBudgets::new(redis, clock.clone());
+    let stats = store.stats();
+    let hour = quota(
+        Algorithm::SlidingWindowLog,
+        1_000,
+        Duration::from_secs(3600),
+    );
+    let budget = Some(LocalBudget::new(0.01, 1).unwrap());
+    let limiter = Limiter::new(store.clone(), [policy("api", hour, budget)]);
+    // One request over three clients' keys (three hash tags, so three
+    // slots): one call per slot, each its own slice.
+    let keys = ["k1", "k2", "k3"];
+    let checks = keys.map(|key| Check::new("api", key, &hour, 1).with_local_budget(budget));
+    let first = store.decide(&checks).await.unwrap();
+    assert!(first.iter().all(|d| d.allowed));
+    assert_eq!(stats.slices_taken(), 3);
+    for key in keys {
+        assert_eq!(charged(&limiter, "api", key).await, 10, "{key}");
+    }
+    // Each slice's rest goes back to its own key, by its own call's time.
+    assert_eq!(store.return_all().await, 27);
+    assert_eq!((stats.slices_returned(), stats.units_returned()), (3, 27));
+    for key in keys {
+        assert_eq!(charged(&limiter, "api", key).await, 1, "{key}");
+    }
+}

@@ -75,7 +75,7 @@ pub use stats::BudgetStats;
 pub use table::MAX_SLOTS;
 use table::{Busy, Part, Return, Table};
 
-use super::redis::RedisStore;
+use super::redis::{DecidedAt, RedisStore};
 use super::{Check, Store, ensure_distinct};
 use crate::algorithm::State;
 use crate::clock::Clock;
@@ -228,15 +228,15 @@ impl LocalBudgets {
             settled: false,
         };
         let asked = ask(checks, &pending.parts);
-        let (mut at_us, mut decisions) = (None, Vec::new());
+        let (mut decided_at, mut decisions) = (DecidedAt::Never, Vec::new());
         if !asked.is_empty() {
-            (at_us, decisions) = self.shared.store.decide_at(&asked).await?;
+            (decided_at, decisions) = self.shared.store.decide_at(&asked).await?;
         }
         let mut admitted = together(checks, &pending.parts, &decisions);
         if !admitted && retake(&mut pending.parts, &decisions, false) {
             // Nothing was charged: ask again, takes refused at a slice's
             // size now at their need only.
-            (at_us, decisions) = (self.shared.store)
+            (decided_at, decisions) = (self.shared.store)
                 .decide_at(&ask(checks, &pending.parts))
                 .await?;
             admitted = together(checks, &pending.parts, &decisions);
@@ -269,7 +269,7 @@ impl LocalBudgets {
             checks,
             &pending.parts,
             &decisions,
-            at_us,
+            &decided_at,
             admitted,
             self.shared.clock.now_us(),
         );

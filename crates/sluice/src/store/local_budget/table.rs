@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::store::Check;
+use crate::store::redis::DecidedAt;
 use crate::{Algorithm, Decision, Quota, Source};
 
 /// The most slots kept: a key beyond them is decided by the store alone.
@@ -23,8 +24,8 @@ struct Slot {
     left: u64,
     /// Units set aside by decisions still waiting for the store.
     reserved: u64,
-    /// When the store charged the newest slice (its clock); `None` when it
-    /// did not say (a request over several slots of a cluster): not returned.
+    /// When the store charged the newest slice (its clock): what a return
+    /// names.
     at_us: Option<u64>,
     /// When the slice stops being spent (by this process's clock).
     expires_us: u64,
@@ -217,8 +218,8 @@ impl Table {
     }
 
     /// Settles `parts` after the store answered `decisions` (one per part
-    /// that is not [`Part::Local`], in order; empty when none asked it) at
-    /// `at_us`, the request `admitted` or not: a granted take's rest is
+    /// that is not [`Part::Local`], in order; empty when none asked it),
+    /// each made when `decided_at` says, the request `admitted` or not: a granted take's rest is
     /// kept, every other reservation put back. Returns each check's
     /// decision as the caller is told it, and how many slices were taken.
     pub fn settle(
@@ -226,17 +227,19 @@ impl Table {
         checks: &[Check<'_>],
         parts: &[Part],
         decisions: &[Decision],
-        at_us: Option<u64>,
+        decided_at: &DecidedAt,
         admitted: bool,
         now_us: u64,
     ) -> (Vec<Decision>, u64) {
-        let mut from_store = decisions.iter();
+        let mut from_store = decisions.iter().enumerate();
         let mut out = Vec::with_capacity(parts.len());
         let mut taken = 0;
         for (check, part) in checks.iter().zip(parts) {
-            let store = match part {
-                Part::Local { .. } => None,
-                _ => from_store.next().copied(),
+            let (store, at_us) = match part {
+                Part::Local { .. } => (None, None),
+                _ => from_store
+                    .next()
+                    .map_or((None, None), |(i, d)| (Some(*d), decided_at.of(i))),
             };
             let slot = match self.slot(check) {
                 Some(slot) if part_generation(part) == Some(slot.generation) => Some(slot),

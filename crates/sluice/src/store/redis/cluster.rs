@@ -36,13 +36,15 @@ pub async fn decide_slot(
 /// Decides checks that may live in several cluster slots: one atomic call
 /// per hash tag, in order, stopping at the first group that denies; then
 /// the groups already charged are refunded, and every check charged
-/// nothing (refunded, or never reached) reports its standing.
+/// nothing (refunded, or never reached) reports its standing. Returns when
+/// each check's call decided it (what a refund of its charge names) and
+/// one decision per check.
 pub async fn decide_grouped(
     caller: &Caller,
     batcher: Option<&Batcher>,
     arrived: Instant,
     checks: &[Check<'_>],
-) -> Result<Vec<Decision>, StoreError> {
+) -> Result<(Vec<Option<u64>>, Vec<Decision>), StoreError> {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, check) in checks.iter().enumerate() {
         let key = caller.key_of(check);
@@ -53,6 +55,7 @@ pub async fn decide_grouped(
         }
     }
     let mut decisions = vec![None; checks.len()];
+    let mut decided_at = vec![None; checks.len()];
     let mut charged = Vec::new();
     let mut all = true;
     for (_, members) in &groups {
@@ -73,6 +76,7 @@ pub async fn decide_grouped(
         }
         for (&i, d) in members.iter().zip(made) {
             decisions[i] = Some(d);
+            decided_at[i] = Some(at);
         }
         if !all {
             break;
@@ -85,6 +89,7 @@ pub async fn decide_grouped(
             .collect();
         stale.extend(refund(caller, checks, &decisions, &charged).await?);
         for i in stale {
+            decided_at[i] = None;
             let standing = checks[i].with_cost(0);
             let (_, mut made) = caller
                 .run(std::slice::from_ref(&standing), Mode::Decide)
@@ -92,10 +97,11 @@ pub async fn decide_grouped(
             decisions[i] = made.pop();
         }
     }
-    decisions
+    let decisions = decisions
         .into_iter()
         .map(|d| d.ok_or_else(|| StoreError::Protocol("a check got no decision".into())))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((decided_at, decisions))
 }
 
 /// Gives back what the `charged` groups (each with the time its call

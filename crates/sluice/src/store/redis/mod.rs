@@ -295,30 +295,30 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// [`Store::decide`], also telling the time the decisions were made at
-    /// (µs, by the clock the library used) when one call made them all: on
-    /// a single Redis, and a single check on a cluster. What a charge must
-    /// name to be given back ([`RedisStore::refund`]).
+    /// [`Store::decide`], also telling when each decision was made (see
+    /// [`DecidedAt`]): what a charge must name to be given back
+    /// ([`RedisStore::refund`]).
     pub(crate) async fn decide_at(
         &self,
         checks: &[Check<'_>],
-    ) -> Result<(Option<u64>, Vec<Decision>), StoreError> {
+    ) -> Result<(DecidedAt, Vec<Decision>), StoreError> {
         let arrived = tokio::time::Instant::now();
         ensure_distinct(checks)?;
         let batcher = self.batcher.as_ref();
         match checks {
-            [] => Ok((None, Vec::new())),
+            [] => Ok((DecidedAt::Never, Vec::new())),
             // A cluster: checks in several slots are grouped per slot.
-            [_, _, ..] if self.caller.connection.is_cluster() => Ok((
-                None,
-                cluster::decide_grouped(&self.caller, batcher, arrived, checks).await?,
-            )),
+            [_, _, ..] if self.caller.connection.is_cluster() => {
+                let (at, decisions) =
+                    cluster::decide_grouped(&self.caller, batcher, arrived, checks).await?;
+                Ok((DecidedAt::PerCheck(at), decisions))
+            }
             // One call: through the batcher (answered within the timeout
             // of its arrival), or alone.
             _ => {
                 let (at, decisions) =
                     cluster::decide_slot(&self.caller, batcher, arrived, checks).await?;
-                Ok((Some(at), decisions))
+                Ok((DecidedAt::Once(at), decisions))
             }
         }
     }
@@ -329,6 +329,31 @@ impl RedisStore {
         let checks = std::slice::from_ref(check);
         self.caller.run(checks, Mode::Refund { at_us }).await?;
         Ok(())
+    }
+}
+
+/// When the decisions of one [`RedisStore::decide_at`] were made, in µs
+/// by the clock the library used (Redis's, or the caller's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum DecidedAt {
+    /// Nothing was asked.
+    #[default]
+    Never,
+    /// One call decided every check.
+    Once(u64),
+    /// Each check by its own slot's call (a cluster, checks in several
+    /// slots); `None` for a check that only got its standing.
+    PerCheck(Vec<Option<u64>>),
+}
+
+impl DecidedAt {
+    /// When the `i`th check was decided.
+    pub(crate) fn of(&self, i: usize) -> Option<u64> {
+        match self {
+            DecidedAt::Never => None,
+            DecidedAt::Once(at) => Some(*at),
+            DecidedAt::PerCheck(each) => each.get(i).copied().flatten(),
+        }
     }
 }
 
