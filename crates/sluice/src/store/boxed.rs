@@ -15,7 +15,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// it) is one type whether the store is memory or Redis. Each call costs
 /// one allocation for its future.
 ///
-/// [`store::open`](crate::store::open) gives the store a URL names
+/// [`store::open`](crate::store::open()) gives the store a URL names
 /// (`memory`, `redis://…`) as a `BoxStore`.
 ///
 /// ```

@@ -14,7 +14,7 @@
 //!   Redis module shares them.
 //! - [`refund`]: the Rust model of the Redis library's refunds.
 //! - `boxed`: [`BoxStore`], any store (or stack of store decorators) behind one type.
-//! - `open`: [`open`] and [`open_with`], the store a URL names (`memory`, `redis://…`)
+//! - `open`: [`open()`] and [`open_with`], the store a URL names (`memory`, `redis://…`)
 //!   as a [`BoxStore`], chosen at run time without generics.
 //! - [`breaker`]: [`Breaker`], the circuit breaker: after repeated failures,
 //!   answer at once and probe the store now and then.
