@@ -28,8 +28,22 @@ pub struct Call<'a> {
     pub time: Time,
     /// What to do.
     pub mode: Mode,
+    /// How many checks each all-or-nothing group holds, in key order.
+    pub sizes: Vec<usize>,
+    /// Every check's values, in key order.
+    pub values: Vec<[u64; VALUES_PER_CHECK]>,
+}
+
+impl Call<'_> {
     /// The all-or-nothing groups, in key order: each check's values.
-    pub groups: Vec<Vec<[u64; VALUES_PER_CHECK]>>,
+    pub fn groups(&self) -> impl Iterator<Item = &[[u64; VALUES_PER_CHECK]]> {
+        let mut rest = &self.values[..];
+        self.sizes.iter().map(move |&n| {
+            let (group, after) = rest.split_at(n.min(rest.len()));
+            rest = after;
+            group
+        })
+    }
 }
 
 /// Where the keys start: after the command's name and `numkeys`.
@@ -66,22 +80,26 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Call<'a>, String> {
     if !groups.len().is_multiple_of(2) {
         return Err("sluice: a group's number of checks without its values".into());
     }
-    let groups = groups
-        .chunks_exact(2)
-        .map(|pair| {
-            let n = packed::whole_number(pair[0]).and_then(|n| usize::try_from(n).ok());
-            n.and_then(|n| packed::unpack(pair[1], n))
-                .ok_or_else(|| "sluice: a group's checks are not packed values".to_owned())
+    // One vector for every group's values (a group is often one check).
+    let mut sizes = Vec::with_capacity(groups.len() / 2);
+    let mut values = Vec::with_capacity(n);
+    for pair in groups.chunks_exact(2) {
+        let size = packed::whole_number(pair[0]).and_then(|n| usize::try_from(n).ok());
+        size.and_then(|size| {
+            sizes.push(size);
+            packed::unpack_into(pair[1], size, &mut values)
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    if groups.iter().map(Vec::len).sum::<usize>() != keys.len() {
+        .ok_or("sluice: a group's checks are not packed values")?;
+    }
+    if values.len() != keys.len() {
         return Err("sluice: the groups' checks and the keys differ in number".into());
     }
     Ok(Call {
         keys,
         time,
         mode,
-        groups,
+        sizes,
+        values,
     })
 }
 
@@ -105,9 +123,51 @@ mod tests {
         assert_eq!(call.keys, [&b"k"[..]]);
         assert_eq!(call.time, Time::Redis { deadline: Some(99) });
         assert_eq!(call.mode, Mode::Refund { at_us: 42 });
-        assert_eq!(call.groups, [vec![values]]);
+        assert_eq!(call.groups().collect::<Vec<_>>(), [&[values][..]]);
         let given: Vec<&[u8]> = vec![b"SLUICE.CALL", b"0", b"5", b"p"];
         assert_eq!(parse(&given).unwrap().time, Time::Given(5));
+    }
+
+    #[test]
+    fn each_group_gets_its_own_checks_in_order() {
+        let quota = Quota::new(Algorithm::FixedWindow, 9, Duration::from_secs(1), None).unwrap();
+        let values: Vec<_> = (1..=3)
+            .map(|cost| packed::values(&quota, cost, false))
+            .collect();
+        let (mut two, mut one) = (Vec::new(), Vec::new());
+        packed::pack(&values[0], &mut two);
+        packed::pack(&values[1], &mut two);
+        packed::pack(&values[2], &mut one);
+        let args: Vec<&[u8]> = vec![
+            b"SLUICE.CALL",
+            b"3",
+            b"a",
+            b"b",
+            b"c",
+            b"",
+            b"d",
+            b"2",
+            &two,
+            b"1",
+            &one,
+        ];
+        let call = parse(&args).unwrap();
+        let groups: Vec<_> = call.groups().collect();
+        assert_eq!(groups, [&values[..2], &values[2..]]);
+        // More checks than keys, or fewer: refused.
+        let short: Vec<&[u8]> = vec![
+            b"SLUICE.CALL",
+            b"2",
+            b"a",
+            b"b",
+            b"",
+            b"d",
+            b"2",
+            &two,
+            b"1",
+            &one,
+        ];
+        assert!(parse(&short).is_err());
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! - The sorted sets of the sliding log go through `RedisModule_Call`,
 //!   the writes with the `!` flag, which replicates them as they are made.
 //! - The time is Redis's clock read by the module API (`TIME`'s clock),
-//!   or `TIME` itself on a Redis without the call.
+//!   or on a Redis without the call (before 7.2) the real-time clock
+//!   `TIME` reads, read in Redis's process.
 
 use std::cell::OnceCell;
 use std::ffi::CStr;
@@ -174,7 +175,7 @@ impl<'a> Keyspace<'a> {
         opened.expire_at(at_ms).map_err(|e| format!("SET: {e}"))?;
         drop(opened);
         let value = self.string(value);
-        let at = self.string(at_ms.to_string().as_bytes());
+        let at = self.string(itoa::Buffer::new().format(at_ms).as_bytes());
         let pxat = self.pxat.get_or_init(|| self.string(b"PXAT"));
         self.replicate(c"SET", &[&name, &value, pxat, &at])?;
         self.notify(NotifyEvent::STRING, "set", &name);
@@ -261,27 +262,19 @@ impl<'a> Keyspace<'a> {
         }
     }
 
-    /// Redis's clock (`TIME`'s), in µs since the epoch.
+    /// Redis's clock (`TIME`'s), in µs since the epoch: the module API's
+    /// on Redis 7.2+; on older ones the system's real-time clock, the one
+    /// `TIME` reads (`gettimeofday`), read in Redis's own process (a `TIME`
+    /// command run from here costs more than a batch's decisions).
     pub fn time(&self) -> Result<u64, String> {
-        match ffi::redis_micros() {
-            Some(now) => Ok(now),
-            None => self.time_command(),
+        if let Some(now) = ffi::redis_micros() {
+            return Ok(now);
         }
-    }
-
-    /// Redis `TIME`, in µs since the epoch.
-    fn time_command(&self) -> Result<u64, String> {
-        let number = |r: &Reply| match r {
-            Reply::Bytes(b) => sluice::store::packed::whole_number(b),
-            _ => None,
-        };
-        match self.run("TIME", &[])? {
-            Reply::Array(parts) if parts.len() == 2 => number(&parts[0])
-                .zip(number(&parts[1]))
-                .and_then(|(s, us)| s.checked_mul(1_000_000)?.checked_add(us))
-                .ok_or_else(|| "TIME answered something else than seconds and µs".to_owned()),
-            other => Err(format!("TIME answered {other:?}")),
-        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|since| u64::try_from(since.as_micros()).ok())
+            .ok_or_else(|| "the system clock is before 1970".to_owned())
     }
 
     /// Logs `message` as a warning in the Redis log.

@@ -3,6 +3,8 @@
 //! `now` and six integers per check, error markers for the checks that
 //! could not be decided.
 
+use std::cell::Cell;
+
 use sluice::store::packed::{self, LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK};
 use sluice::{Decision, Quota, algorithm};
 
@@ -26,11 +28,12 @@ pub fn run(keyspace: Keyspace<'_>, call: &Call<'_>) -> Result<Vec<i64>, String> 
         keyspace,
         now,
         slack_ms,
+        last_quota: Cell::default(),
     };
     let mut reply = Vec::with_capacity(1 + call.keys.len() * REPLY_PER_CHECK);
     reply.push(as_int(now));
     let mut first = 0;
-    for group in &call.groups {
+    for group in call.groups() {
         // The parser checked that the groups hold as many checks as there
         // are keys.
         let group_keys = call.keys.get(first..first + group.len()).unwrap_or(&[]);
@@ -96,22 +99,17 @@ fn marker(failure: &Failure, position: usize) -> Answer {
     ]
 }
 
-fn quota(site: &Site<'_>, values: &[u64; VALUES_PER_CHECK]) -> Result<Quota, Failure> {
-    packed::quota_of_check(values)
-        .ok_or_else(|| Failure::broken(&site.keyspace, &format!("no quota has {values:?}")))
-}
-
 /// Decides one check on `key`, charging `cost` (`None`: its own), as
 /// `decide_check`: carried first, then decided by the core's step; shadow
 /// mode reports a denial allowed. Returns the write that keeps an
 /// admission.
-fn decide_check(
+fn decide_check<'k>(
     site: &Site<'_>,
-    key: &[u8],
+    key: &'k [u8],
     values: &[u64; VALUES_PER_CHECK],
     cost: Option<u64>,
-) -> Result<(Decision, Option<(Save, Quota)>), Failure> {
-    let quota = quota(site, values)?;
+) -> Result<(Decision, Option<(Save<'k>, Quota)>), Failure> {
+    let quota = site.quota(values)?;
     let cost = cost.unwrap_or(values[1]);
     let loaded = site.load(key, &quota, cost, true)?;
     let (mut decision, next) = algorithm::decide(loaded.state(), &quota, cost, site.now);
@@ -144,13 +142,16 @@ fn decide_group(
     for (i, (key, values)) in keys.iter().zip(group).enumerate() {
         let (decision, save) = decide_check(site, key, values, None).map_err(|f| (f, i))?;
         all &= decision.allowed;
-        if let (Some(save), true) = (save, all) {
-            held.push((save, i));
-        }
-        if i == group.len() - 1 && all {
-            for (save, at) in held.drain(..) {
-                site.save(save.0, &save.1).map_err(|f| (f, at))?;
+        let last = i + 1 == group.len();
+        match (save, all) {
+            (Some(save), true) if !last => held.push((save, i)),
+            // A group of one check (most) holds nothing: no vector.
+            (save, true) if last => {
+                for (save, at) in held.drain(..).chain(save.map(|save| (save, i))) {
+                    site.save(save.0, &save.1).map_err(|f| (f, at))?;
+                }
             }
+            _ => {}
         }
         reply.extend(answer(&decision));
     }
@@ -177,7 +178,7 @@ fn peek_check(
     key: &[u8],
     values: &[u64; VALUES_PER_CHECK],
 ) -> Result<Answer, Failure> {
-    let quota = quota(site, values)?;
+    let quota = site.quota(values)?;
     let loaded = site.load(key, &quota, values[1], false)?;
     Ok(answer(&algorithm::peek(
         loaded.state(),
@@ -194,7 +195,7 @@ fn refund_check(
     values: &[u64; VALUES_PER_CHECK],
     at_us: u64,
 ) -> Result<Answer, Failure> {
-    let quota = quota(site, values)?;
+    let quota = site.quota(values)?;
     site.refund(key, &quota, values[1], at_us)?;
     Ok(REFUNDED)
 }

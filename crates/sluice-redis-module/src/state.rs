@@ -18,10 +18,11 @@
 //!   and is replaced at the next admission; a type it never writes fails
 //!   the check ([`Failure::refused`]) and is left alone.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use sluice::algorithm::{self, State, sliding_window_log::Entry};
-use sluice::store::packed::{self, HEADER_LEN, RENUMBER_AT};
+use sluice::store::packed::{self, HEADER_LEN, RENUMBER_AT, VALUES_PER_CHECK};
 use sluice::{Decision, Quota};
 
 use crate::keyspace::{Keyspace, Kind};
@@ -68,6 +69,10 @@ pub struct Site<'a> {
     pub now: u64,
     /// Added to every expiry (the caller's clock need not be Redis's).
     pub slack_ms: u64,
+    /// The last quota read from a check's values, and those values: the
+    /// checks of a call mostly share their policies, and a quota is
+    /// checked whole when it is made.
+    pub last_quota: Cell<Option<([u64; VALUES_PER_CHECK], Quota)>>,
 }
 
 /// The sliding log as a check reads it.
@@ -102,8 +107,8 @@ impl Loaded {
 }
 
 /// A write an admission makes once its group is known to admit.
-pub struct Save {
-    key: Vec<u8>,
+pub struct Save<'k> {
+    key: &'k [u8],
     what: Write,
     ttl_ms: u64,
 }
@@ -114,6 +119,21 @@ enum Write {
 }
 
 impl Site<'_> {
+    /// The quota a check's `values` name (its cost and shadow flag aside).
+    pub fn quota(&self, values: &[u64; VALUES_PER_CHECK]) -> Result<Quota, Failure> {
+        let mut numbers = *values;
+        (numbers[1], numbers[2]) = (0, 0);
+        if let Some((last, quota)) = self.last_quota.get()
+            && last == numbers
+        {
+            return Ok(quota);
+        }
+        let quota = packed::quota_of_check(values)
+            .ok_or_else(|| self.broken(format!("no quota has {values:?}")))?;
+        self.last_quota.set(Some((numbers, quota)));
+        Ok(quota)
+    }
+
     fn ttl_ms(&self, decision: &Decision) -> u64 {
         let reset_us = u64::try_from(decision.reset_after.as_micros()).unwrap_or(u64::MAX);
         reset_us.div_ceil(1000).max(1) + self.slack_ms
@@ -196,14 +216,14 @@ impl Site<'_> {
 
     /// The write that keeps `next`, the state decided from `loaded` by
     /// `decision`.
-    pub fn save_of(
+    pub fn save_of<'k>(
         &self,
-        key: &[u8],
+        key: &'k [u8],
         quota: &Quota,
         loaded: Loaded,
         decision: &Decision,
         next: State,
-    ) -> Result<Save, Failure> {
+    ) -> Result<Save<'k>, Failure> {
         let what = match loaded {
             Loaded::Packed(_) => Write::Packed(
                 packed::encode(quota, &next)
@@ -219,16 +239,15 @@ impl Site<'_> {
             }
         };
         Ok(Save {
-            key: key.to_vec(),
+            key,
             what,
             ttl_ms: self.ttl_ms(decision),
         })
     }
 
     /// Makes `save`'s writes, as `save_packed` and `save_log` do.
-    pub fn save(&self, save: Save, quota: &Quota) -> Result<(), Failure> {
-        let key = &save.key[..];
-        let ttl = Self::text(save.ttl_ms);
+    pub fn save(&self, save: Save<'_>, quota: &Quota) -> Result<(), Failure> {
+        let key = save.key;
         match save.what {
             Write::Packed(value) => self.set(key, &value, save.ttl_ms),
             Write::Log { view, added } => {
@@ -252,7 +271,7 @@ impl Site<'_> {
                     "ZADD",
                     &[key, &Self::text(added.at_us()), member.as_bytes()],
                 )?;
-                self.run("PEXPIRE", &[key, &ttl])?;
+                self.run("PEXPIRE", &[key, &Self::text(save.ttl_ms)])?;
                 if added.cum() > RENUMBER_AT {
                     self.renumber(key)?;
                 }

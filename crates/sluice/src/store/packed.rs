@@ -183,18 +183,27 @@ pub fn pack(values: &[u64; VALUES_PER_CHECK], out: &mut Vec<u8>) {
 /// The checks a group's packed values hold (the inverse of [`pack`]), or
 /// `None` when they are not `n` checks of whole numbers.
 pub fn unpack(raw: &[u8], n: usize) -> Option<Vec<[u64; VALUES_PER_CHECK]>> {
+    let mut checks = Vec::with_capacity(n);
+    unpack_into(raw, n, &mut checks)?;
+    Some(checks)
+}
+
+/// [`unpack`], appending the checks to `out` (one vector for every group
+/// of a call); `None`, with `out` as it may be left, when they are not `n`
+/// checks of whole numbers.
+pub fn unpack_into(raw: &[u8], n: usize, out: &mut Vec<[u64; VALUES_PER_CHECK]>) -> Option<()> {
     if raw.len() != n.checked_mul(VALUES_PER_CHECK * 8)? {
         return None;
     }
-    raw.chunks_exact(VALUES_PER_CHECK * 8)
-        .map(|check| {
-            let mut values = [0; VALUES_PER_CHECK];
-            for (value, bytes) in values.iter_mut().zip(check.chunks_exact(8)) {
-                *value = whole(f64::from_le_bytes(bytes.try_into().ok()?))?;
-            }
-            Some(values)
-        })
-        .collect()
+    out.reserve(n);
+    for check in raw.chunks_exact(VALUES_PER_CHECK * 8) {
+        let mut values = [0; VALUES_PER_CHECK];
+        for (value, bytes) in values.iter_mut().zip(check.chunks_exact(8)) {
+            *value = whole(f64::from_le_bytes(bytes.try_into().ok()?))?;
+        }
+        out.push(values);
+    }
+    Some(())
 }
 
 /// The quota whose numbers are `code`, `capacity`, `period`, `unit` and
@@ -279,15 +288,17 @@ pub fn decode(raw: &[u8]) -> Result<State, String> {
     };
     let (header, body) = raw.split_at_checked(HEADER_LEN).ok_or_else(foreign)?;
     let algorithm = algorithm_of(u64::from(header[0])).ok_or_else(foreign)?;
-    let numbers = body
-        .chunks(8)
-        .map(|chunk| {
-            let bytes: [u8; 8] = chunk.try_into().ok()?;
-            whole(f64::from_le_bytes(bytes))
-        })
-        .collect::<Option<Vec<u64>>>()
-        .ok_or_else(foreign)?;
-    Ok(match (algorithm, numbers.as_slice()) {
+    // At most three numbers, read without a vector: this runs for every
+    // check the native module decides.
+    let mut numbers = [0; 3];
+    if body.len() > 8 * numbers.len() || !body.len().is_multiple_of(8) {
+        return Err(foreign());
+    }
+    for (number, chunk) in numbers.iter_mut().zip(body.chunks_exact(8)) {
+        let bytes: [u8; 8] = chunk.try_into().map_err(|_| foreign())?;
+        *number = whole(f64::from_le_bytes(bytes)).ok_or_else(foreign)?;
+    }
+    Ok(match (algorithm, &numbers[..body.len() / 8]) {
         (Algorithm::TokenBucket, &[level, at_us]) => {
             State::TokenBucket(token_bucket::State { level, at_us })
         }
@@ -352,7 +363,11 @@ pub fn log(entries: VecDeque<sliding_window_log::Entry>) -> State {
 
 /// A double that is a whole number below 2^53, as every stored value is.
 fn whole(x: f64) -> Option<u64> {
-    (x.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&x)).then_some(x as u64)
+    // Whole when the integer it truncates to is itself: no `fract` (a
+    // call to libm's `trunc` on x86-64 without SSE4.1), as this runs for
+    // every value of every check the native module reads.
+    let n = x as u64;
+    ((0.0..9_007_199_254_740_992.0).contains(&x) && n as f64 == x).then_some(n)
 }
 
 #[cfg(test)]
@@ -361,12 +376,45 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn only_whole_numbers_below_2_pow_53_are_values() {
+        for (x, whole_value) in [
+            (0.0, Some(0)),
+            (-0.0, Some(0)),
+            (3.0, Some(3)),
+            (9_007_199_254_740_991.0, Some(9_007_199_254_740_991)),
+            (9_007_199_254_740_992.0, None),
+            (1.5, None),
+            (0.5, None),
+            (-1.0, None),
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+        ] {
+            assert_eq!(whole(x), whole_value, "{x}");
+        }
+    }
+
+    #[test]
     fn a_state_sluice_did_not_pack_is_refused_not_a_panic() {
         for raw in [&b""[..], b"hello", &[9u8; 41], &[1u8; 49]] {
             assert!(decode(raw).is_err(), "{raw:?}");
             assert!(saved_under(raw).is_none(), "{raw:?}");
         }
         assert!(decode_log(&["1:2:c3", "junk"]).is_err());
+        // A token bucket's header with one number too few, too many, or a
+        // partial one.
+        let quota = Quota::new(Algorithm::TokenBucket, 5, Duration::from_secs(1), None).unwrap();
+        let state = State::TokenBucket(token_bucket::State { level: 3, at_us: 7 });
+        let good = encode(&quota, &state).unwrap();
+        assert_eq!(decode(&good), Ok(state));
+        let whole_one = 9.0_f64.to_le_bytes();
+        for bad in [
+            &good[..good.len() - 8],
+            &[&good[..], &whole_one].concat(),
+            &[&good[..], &whole_one, &whole_one].concat(),
+            &good[..good.len() - 1],
+        ] {
+            assert!(decode(bad).is_err(), "{} bytes", bad.len());
+        }
         assert!(entry(b"5:0:c0").is_none());
         assert!(entry(b"5:3:c2").is_none());
         assert!(entry(b"+5:1:c1").is_none());
