@@ -112,30 +112,39 @@ impl WriteKey {
     /// Makes the key the string `value` (not empty), replacing a value of
     /// another type; an existing string is overwritten in place
     /// (`RedisModule_StringTruncate` when the length differs, then
-    /// `StringDMA`), its expiry left as it is.
-    pub fn set_string(&self, value: &[u8]) -> Result<(), &'static str> {
-        if value.is_empty() {
+    /// `StringDMA`), its expiry left as it is. A missing key is given
+    /// `value` itself (`RedisModule_StringSet`, as `SET` keeps its
+    /// argument), with no expiry.
+    pub fn set_string(&self, value: &RedisString) -> Result<(), &'static str> {
+        let bytes = value.as_slice();
+        if bytes.is_empty() {
             return Err("an empty string is no key");
         }
         match self.kind() {
-            KeyType::Empty | KeyType::String => {}
+            KeyType::String => {}
+            KeyType::Empty => {
+                return match raw::string_set(self.key, value.inner) {
+                    raw::Status::Ok => Ok(()),
+                    raw::Status::Err => Err("setting the string failed"),
+                };
+            }
             _ => self.delete()?,
         }
         let mut len = 0;
         let mut dma = raw::string_dma(self.key, &mut len, KeyMode::WRITE);
-        if len != value.len() {
+        if len != bytes.len() {
             // On an empty key this creates the string.
-            if raw::string_truncate(self.key, value.len()) != raw::Status::Ok {
+            if raw::string_truncate(self.key, bytes.len()) != raw::Status::Ok {
                 return Err("resizing the string failed");
             }
             dma = raw::string_dma(self.key, &mut len, KeyMode::WRITE);
         }
-        if dma.is_null() || len != value.len() {
+        if dma.is_null() || len != bytes.len() {
             return Err("writing the string failed");
         }
         // SAFETY: `dma` points at the key's `len` bytes, writable until
-        // the key is closed or changed, and `value` is another buffer.
-        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), dma.cast::<u8>(), len) };
+        // the key is closed or changed, and `bytes` is another buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dma.cast::<u8>(), len) };
         Ok(())
     }
 

@@ -6,14 +6,15 @@
 //!
 //! - The strings (every check's `GET`, `SET … PX`, `SET … KEEPTTL`, `DEL`
 //!   and `TYPE`) go through the low-level key API (`RedisModule_OpenKey`,
-//!   `KeyType`, `StringDMA`, `StringTruncate`, `SetAbsExpire`,
+//!   `KeyType`, `StringSet`, `StringDMA`, `StringTruncate`, `SetAbsExpire`,
 //!   `DeleteKey`): no fake client, argument vector and reply to build per
 //!   command. A write is replicated by `RedisModule_Replicate` as the
 //!   command Redis itself propagates for the Lua library's (`SET key value
 //!   PXAT <ms>`, `SET key value KEEPTTL`, `DEL key`), and notified to
-//!   keyspace subscribers as that command would be. A string written in
-//!   place is kept in Redis's `raw` encoding (a replica, loading `SET`,
-//!   keeps short ones `embstr`): the same bytes and expiry.
+//!   keyspace subscribers as that command would be. A new key holds the
+//!   replicated value itself, as `SET` keeps its argument; a string
+//!   written in place is kept in Redis's `raw` encoding (a replica,
+//!   loading `SET`, keeps short ones `embstr`): the same bytes and expiry.
 //! - The sorted sets of the sliding log go through `RedisModule_Call`,
 //!   the writes with the `!` flag, which replicates them as they are made.
 //! - The time is Redis's clock read by the module API (`TIME`'s clock),
@@ -171,10 +172,10 @@ impl<'a> Keyspace<'a> {
             .and_then(|(now, ttl)| now.checked_add(ttl))
             .ok_or("SET: no expiry instant")?;
         let (opened, name) = self.open_writable(key);
-        opened.set_string(value).map_err(|e| format!("SET: {e}"))?;
+        let value = self.string(value);
+        opened.set_string(&value).map_err(|e| format!("SET: {e}"))?;
         opened.expire_at(at_ms).map_err(|e| format!("SET: {e}"))?;
         drop(opened);
-        let value = self.string(value);
         let at = self.string(itoa::Buffer::new().format(at_ms).as_bytes());
         let pxat = self.pxat.get_or_init(|| self.string(b"PXAT"));
         self.replicate(c"SET", &[&name, &value, pxat, &at])?;
@@ -190,9 +191,9 @@ impl<'a> Keyspace<'a> {
         if opened.kind() != KeyType::String {
             return Err("SET KEEPTTL: the key is no string".to_owned());
         }
-        opened.set_string(value).map_err(|e| format!("SET: {e}"))?;
-        drop(opened);
         let value = self.string(value);
+        opened.set_string(&value).map_err(|e| format!("SET: {e}"))?;
+        drop(opened);
         self.replicate(c"SET", &[&name, &value, &self.string(b"KEEPTTL")])?;
         self.notify(NotifyEvent::STRING, "set", &name);
         Ok(())
