@@ -21,7 +21,7 @@
 //!   or on a Redis without the call (before 7.2) the real-time clock
 //!   `TIME` reads, read in Redis's process.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::ffi::CStr;
 
 use redis_module::key::RedisKey;
@@ -69,6 +69,63 @@ pub struct Keyspace<'a> {
     names: Vec<(usize, &'a RedisString)>,
     /// `PXAT`, made once per call.
     pxat: OnceCell<RedisString>,
+    /// The string this call last read or wrote, by key.
+    last: RefCell<LastString>,
+}
+
+/// The string at the key this call read or wrote last, as Redis holds it:
+/// the checks of one call on a hot key look its value up in Redis once.
+/// It stays true for the whole call: no other client runs meanwhile, Redis
+/// expires no key while a command runs (its clock is the command's start,
+/// and every expiry set here is later than that), and every write of the
+/// call goes through this `Keyspace`, which updates or forgets it.
+#[derive(Default)]
+struct LastString {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    known: Known,
+}
+
+/// What [`LastString`] knows of its key.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Known {
+    /// Nothing: no key read yet, or a write it did not follow.
+    #[default]
+    Nothing,
+    /// There is no such key.
+    Missing,
+    /// The key is a string, `value`.
+    String,
+}
+
+impl LastString {
+    /// The string at `key` (`None`: missing) when it is the one known.
+    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        match self.known {
+            Known::Nothing => None,
+            _ if self.key != key => None,
+            Known::Missing => Some(None),
+            Known::String => Some(Some(&self.value)),
+        }
+    }
+
+    /// `key` now holds `value` (`None`: no key).
+    fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.key.clear();
+        self.key.extend_from_slice(key);
+        self.value.clear();
+        self.known = match value {
+            Some(value) => {
+                self.value.extend_from_slice(value);
+                Known::String
+            }
+            None => Known::Missing,
+        };
+    }
+
+    fn forget(&mut self) {
+        self.known = Known::Nothing;
+    }
 }
 
 /// A key's name as a Redis string: the call's own argument, or a copy.
@@ -102,6 +159,7 @@ impl<'a> Keyspace<'a> {
             options: OnceCell::new(),
             names,
             pxat: OnceCell::new(),
+            last: RefCell::default(),
         }
     }
 
@@ -124,6 +182,7 @@ impl<'a> Keyspace<'a> {
 
     /// Runs `command` with `args`.
     pub fn run(&self, command: &str, args: &[&[u8]]) -> Result<Reply, String> {
+        self.last.borrow_mut().forget();
         let options = self.options.get_or_init(|| {
             CallOptionsBuilder::new()
                 .replicate()
@@ -171,6 +230,7 @@ impl<'a> Keyspace<'a> {
             .zip(i64::try_from(ttl_ms).ok())
             .and_then(|(now, ttl)| now.checked_add(ttl))
             .ok_or("SET: no expiry instant")?;
+        self.last.borrow_mut().forget();
         let (opened, name) = self.open_writable(key);
         let value = self.string(value);
         opened.set_string(&value).map_err(|e| format!("SET: {e}"))?;
@@ -181,12 +241,14 @@ impl<'a> Keyspace<'a> {
         self.replicate(c"SET", &[&name, &value, pxat, &at])?;
         self.notify(NotifyEvent::STRING, "set", &name);
         self.notify(NotifyEvent::GENERIC, "expire", &name);
+        self.last.borrow_mut().set(key, Some(value.as_slice()));
         Ok(())
     }
 
     /// `SET key value KEEPTTL` on `key`, a string: `value` in place, the
     /// expiry kept.
     pub fn set_keep_ttl(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.last.borrow_mut().forget();
         let (opened, name) = self.open_writable(key);
         if opened.kind() != KeyType::String {
             return Err("SET KEEPTTL: the key is no string".to_owned());
@@ -196,20 +258,22 @@ impl<'a> Keyspace<'a> {
         drop(opened);
         self.replicate(c"SET", &[&name, &value, &self.string(b"KEEPTTL")])?;
         self.notify(NotifyEvent::STRING, "set", &name);
+        self.last.borrow_mut().set(key, Some(value.as_slice()));
         Ok(())
     }
 
     /// `DEL key`: replicated (and notified) only when there was a key, as
     /// Redis does.
     pub fn delete(&self, key: &[u8]) -> Result<(), String> {
+        self.last.borrow_mut().forget();
         let (opened, name) = self.open_writable(key);
-        if opened.kind() == KeyType::Empty {
-            return Ok(());
+        if opened.kind() != KeyType::Empty {
+            opened.delete().map_err(|e| format!("DEL: {e}"))?;
+            drop(opened);
+            self.replicate(c"DEL", &[&name])?;
+            self.notify(NotifyEvent::GENERIC, "del", &name);
         }
-        opened.delete().map_err(|e| format!("DEL: {e}"))?;
-        drop(opened);
-        self.replicate(c"DEL", &[&name])?;
-        self.notify(NotifyEvent::GENERIC, "del", &name);
+        self.last.borrow_mut().set(key, None);
         Ok(())
     }
 
@@ -234,15 +298,28 @@ impl<'a> Keyspace<'a> {
     }
 
     /// What `read` makes of the string at `key` (`None`: missing), read
-    /// in place (no copy); an error on a key of another type, as `GET`.
+    /// in place; an error on a key of another type, as `GET`. The key this
+    /// call read or wrote last is not looked up again (see `LastString`);
+    /// `read` must not use this `Keyspace`.
     pub fn read<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, String> {
+        if let Some(known) = self.last.borrow().get(key) {
+            return Ok(known.map(read));
+        }
         let opened = self.open(key);
         match opened.key_type() {
-            KeyType::Empty => Ok(None),
-            KeyType::String => opened
-                .read()
-                .map(|value| value.map(read))
-                .map_err(|e| format!("reading the string failed: {e}")),
+            KeyType::Empty => {
+                self.last.borrow_mut().set(key, None);
+                Ok(None)
+            }
+            KeyType::String => {
+                let value = opened
+                    .read()
+                    .map_err(|e| format!("reading the string failed: {e}"))?;
+                if let Some(value) = value {
+                    self.last.borrow_mut().set(key, Some(value));
+                }
+                Ok(value.map(read))
+            }
             _ => {
                 Err("WRONGTYPE Operation against a key holding the wrong kind of value".to_owned())
             }

@@ -315,3 +315,54 @@ async fn until_the_module_decides(store: &RedisStore, check: &Check<'_>, within:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One call deciding the same keys many times (what batching makes of a
+/// hot key: one check per group, each group on the key again) sees each
+/// of its own writes: for every algorithm, 24 checks over two keys in one
+/// `SLUICE.CALL`, twice, answer what the memory store answers for the same
+/// checks one at a time, and leave the state the Lua library reads as the
+/// memory store's.
+#[tokio::test]
+async fn issue_15_one_call_on_a_key_many_times_sees_its_own_writes() {
+    let server = RedisServer::with_module();
+    let clock = FakeClock::new(START_US);
+    let memory = MemoryStore::with_clock(clock.clone());
+    let lua = store(&server, &clock, false).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    for algorithm in Algorithm::ALL {
+        let quota = Quota::new(algorithm, 10, Duration::from_secs(86_400), None).unwrap();
+        let names = [format!("hot-{algorithm}"), format!("warm-{algorithm}")];
+        // Hot, hot, warm, hot, hot, warm…: the key read last changes too.
+        let order: Vec<&String> = (0..24).map(|i| &names[usize::from(i % 3 == 2)]).collect();
+        for round in 0..2 {
+            let mut call = redis::cmd("SLUICE.CALL");
+            call.arg(order.len());
+            for name in &order {
+                call.arg(format!("sluice:{{{name}}}:p"));
+            }
+            call.arg(START_US).arg(&*packed::Mode::Decide.argument());
+            let mut values = Vec::new();
+            packed::pack(&packed::values(&quota, 1, false), &mut values);
+            for _ in &order {
+                call.arg(1).arg(&values[..]);
+            }
+            let reply: Vec<i64> = call.query_async(&mut raw).await.unwrap();
+            for (i, (name, answer)) in order.iter().zip(reply[1..].chunks(6)).enumerate() {
+                let check = Check::new("p", name, &quota, 1);
+                let expected = memory.decide_one(&check).await.unwrap();
+                let what = format!("{algorithm}, round {round}, check {i} on {name}");
+                assert_eq!(answer[0], i64::from(expected.allowed), "{what}: allowed");
+                assert_eq!(answer[1], expected.remaining as i64, "{what}: remaining");
+            }
+        }
+        for name in &names {
+            let check = Check::new("p", name, &quota, 1);
+            assert_eq!(
+                lua.peek(&check).await.unwrap(),
+                memory.peek(&check).await.unwrap(),
+                "{algorithm}: {name} as the Lua reads it"
+            );
+        }
+    }
+}
