@@ -11,10 +11,12 @@
 //!   command. A write is replicated by `RedisModule_Replicate` as the
 //!   command Redis itself propagates for the Lua library's (`SET key value
 //!   PXAT <ms>`, `SET key value KEEPTTL`, `DEL key`), and notified to
-//!   keyspace subscribers as that command would be. A new key holds the
-//!   replicated value itself, as `SET` keeps its argument; a string
-//!   written in place is kept in Redis's `raw` encoding (a replica,
-//!   loading `SET`, keeps short ones `embstr`): the same bytes and expiry.
+//!   keyspace subscribers as that command would be. A call writes a key
+//!   once, its last state, when it moves to another key or ends (see
+//!   `last_key`). A new key holds the replicated value itself, as `SET`
+//!   keeps its argument; a string written in place is kept in Redis's
+//!   `raw` encoding (a replica, loading `SET`, keeps short ones `embstr`):
+//!   the same bytes and expiry.
 //! - The sorted sets of the sliding log go through `RedisModule_Call`,
 //!   the writes with the `!` flag, which replicates them as they are made.
 //! - The time is Redis's clock read by the module API (`TIME`'s clock),
@@ -31,6 +33,7 @@ use redis_module::{
 };
 
 use crate::ffi::{self, WriteKey};
+use crate::last_key::{LastKey, Pending};
 
 /// What a command answered: the few shapes the library reads.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,63 +72,8 @@ pub struct Keyspace<'a> {
     names: Vec<(usize, &'a RedisString)>,
     /// `PXAT`, made once per call.
     pxat: OnceCell<RedisString>,
-    /// The string this call last read or wrote, by key.
-    last: RefCell<LastString>,
-}
-
-/// The string at the key this call read or wrote last, as Redis holds it:
-/// the checks of one call on a hot key look its value up in Redis once.
-/// It stays true for the whole call: no other client runs meanwhile, Redis
-/// expires no key while a command runs (its clock is the command's start,
-/// and every expiry set here is later than that), and every write of the
-/// call goes through this `Keyspace`, which updates or forgets it.
-#[derive(Default)]
-struct LastString {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    known: Known,
-}
-
-/// What [`LastString`] knows of its key.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum Known {
-    /// Nothing: no key read yet, or a write it did not follow.
-    #[default]
-    Nothing,
-    /// There is no such key.
-    Missing,
-    /// The key is a string, `value`.
-    String,
-}
-
-impl LastString {
-    /// The string at `key` (`None`: missing) when it is the one known.
-    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        match self.known {
-            Known::Nothing => None,
-            _ if self.key != key => None,
-            Known::Missing => Some(None),
-            Known::String => Some(Some(&self.value)),
-        }
-    }
-
-    /// `key` now holds `value` (`None`: no key).
-    fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.key.clear();
-        self.key.extend_from_slice(key);
-        self.value.clear();
-        self.known = match value {
-            Some(value) => {
-                self.value.extend_from_slice(value);
-                Known::String
-            }
-            None => Known::Missing,
-        };
-    }
-
-    fn forget(&mut self) {
-        self.known = Known::Nothing;
-    }
+    /// The key this call touched last, and its write not yet made.
+    last: RefCell<LastKey>,
 }
 
 /// A key's name as a Redis string: the call's own argument, or a copy.
@@ -166,7 +114,12 @@ impl<'a> Keyspace<'a> {
     /// `key` as a Redis string: the call's argument when `key` is one of
     /// its keys' bytes, else a copy.
     fn name(&self, key: &[u8]) -> Name<'a> {
-        let at = key.as_ptr() as usize;
+        self.name_at(key, key.as_ptr() as usize)
+    }
+
+    /// `key`, whose bytes were given at `at`, as a Redis string: the
+    /// call's argument when they were one of its keys', else a copy.
+    fn name_at(&self, key: &[u8], at: usize) -> Name<'a> {
         match self.names.binary_search_by_key(&at, |(a, _)| *a) {
             Ok(i) if self.names[i].1.as_slice().len() == key.len() => {
                 Name::Argument(self.names[i].1)
@@ -182,6 +135,7 @@ impl<'a> Keyspace<'a> {
 
     /// Runs `command` with `args`.
     pub fn run(&self, command: &str, args: &[&[u8]]) -> Result<Reply, String> {
+        self.flush()?;
         self.last.borrow_mut().forget();
         let options = self.options.get_or_init(|| {
             CallOptionsBuilder::new()
@@ -203,12 +157,6 @@ impl<'a> Keyspace<'a> {
         self.ctx.open_key(&self.name(key))
     }
 
-    /// `key` opened for writing, and its name.
-    fn open_writable(&self, key: &[u8]) -> (WriteKey, Name<'a>) {
-        let name = self.name(key);
-        (WriteKey::open(self.ctx, &name), name)
-    }
-
     /// Replicates `command` with `args` (see [`ffi::replicate`]).
     fn replicate(&self, command: &CStr, args: &[&RedisString]) -> Result<(), String> {
         ffi::replicate(self.ctx, command, args).map_err(|e| format!("{command:?}: {e}"))
@@ -224,14 +172,69 @@ impl<'a> Keyspace<'a> {
 
     /// `SET key value PX ttl_ms`: the string `value`, expiring `ttl_ms`
     /// from now on Redis's clock; replicated as `SET key value PXAT <ms>`,
-    /// the command Redis propagates for that `SET`.
+    /// the command Redis propagates for that `SET`. Made in Redis by
+    /// [`Keyspace::flush`]: the call's last write of a key stands for all.
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), String> {
         let at_ms = ffi::redis_millis()
             .zip(i64::try_from(ttl_ms).ok())
             .and_then(|(now, ttl)| now.checked_add(ttl))
             .ok_or("SET: no expiry instant")?;
-        self.last.borrow_mut().forget();
-        let (opened, name) = self.open_writable(key);
+        self.pend(key, Some(value), Pending::Set { at_ms })
+    }
+
+    /// `SET key value KEEPTTL` on `key`, a string: `value` in place, the
+    /// expiry kept (made as [`Keyspace::set`] is).
+    pub fn set_keep_ttl(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        let known = self.last.borrow().get(key).map(|value| value.is_some());
+        let is_string = match known {
+            Some(is_string) => is_string,
+            None => self.kind(key)? == Kind::String,
+        };
+        if !is_string {
+            return Err("SET KEEPTTL: the key is no string".to_owned());
+        }
+        self.pend(key, Some(value), Pending::KeepTtl)
+    }
+
+    /// `DEL key` (made as [`Keyspace::set`] is): replicated (and
+    /// notified) only when there was a key, as Redis does.
+    pub fn delete(&self, key: &[u8]) -> Result<(), String> {
+        self.pend(key, None, Pending::Delete)
+    }
+
+    /// Keeps `write` of `key` for later, after making the write pending
+    /// for another key.
+    fn pend(&self, key: &[u8], value: Option<&[u8]>, write: Pending) -> Result<(), String> {
+        if !self.last.borrow().is(key) {
+            self.flush()?;
+        }
+        self.last.borrow_mut().write(key, value, write);
+        Ok(())
+    }
+
+    /// Makes the pending write in Redis, if there is one: call it before
+    /// the call answers.
+    pub fn flush(&self) -> Result<(), String> {
+        let mut last = self.last.borrow_mut();
+        let Some(write) = last.take_pending() else {
+            return Ok(());
+        };
+        let (key, at) = last.key();
+        let name = self.name_at(key, at);
+        let made = match write {
+            Pending::Set { at_ms } => self.write_set(name, last.value(), at_ms),
+            Pending::KeepTtl => self.write_keep_ttl(name, last.value()),
+            Pending::Delete => self.write_delete(name),
+        };
+        if made.is_err() {
+            last.forget();
+        }
+        made
+    }
+
+    /// `SET key value PXAT at_ms`, made.
+    fn write_set(&self, name: Name<'_>, value: &[u8], at_ms: i64) -> Result<(), String> {
+        let opened = WriteKey::open(self.ctx, &name);
         let value = self.string(value);
         opened.set_string(&value).map_err(|e| format!("SET: {e}"))?;
         opened.expire_at(at_ms).map_err(|e| format!("SET: {e}"))?;
@@ -241,15 +244,12 @@ impl<'a> Keyspace<'a> {
         self.replicate(c"SET", &[&name, &value, pxat, &at])?;
         self.notify(NotifyEvent::STRING, "set", &name);
         self.notify(NotifyEvent::GENERIC, "expire", &name);
-        self.last.borrow_mut().set(key, Some(value.as_slice()));
         Ok(())
     }
 
-    /// `SET key value KEEPTTL` on `key`, a string: `value` in place, the
-    /// expiry kept.
-    pub fn set_keep_ttl(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        self.last.borrow_mut().forget();
-        let (opened, name) = self.open_writable(key);
+    /// `SET key value KEEPTTL`, made.
+    fn write_keep_ttl(&self, name: Name<'_>, value: &[u8]) -> Result<(), String> {
+        let opened = WriteKey::open(self.ctx, &name);
         if opened.kind() != KeyType::String {
             return Err("SET KEEPTTL: the key is no string".to_owned());
         }
@@ -258,27 +258,25 @@ impl<'a> Keyspace<'a> {
         drop(opened);
         self.replicate(c"SET", &[&name, &value, &self.string(b"KEEPTTL")])?;
         self.notify(NotifyEvent::STRING, "set", &name);
-        self.last.borrow_mut().set(key, Some(value.as_slice()));
         Ok(())
     }
 
-    /// `DEL key`: replicated (and notified) only when there was a key, as
-    /// Redis does.
-    pub fn delete(&self, key: &[u8]) -> Result<(), String> {
-        self.last.borrow_mut().forget();
-        let (opened, name) = self.open_writable(key);
-        if opened.kind() != KeyType::Empty {
-            opened.delete().map_err(|e| format!("DEL: {e}"))?;
-            drop(opened);
-            self.replicate(c"DEL", &[&name])?;
-            self.notify(NotifyEvent::GENERIC, "del", &name);
+    /// `DEL key`, made when there is a key.
+    fn write_delete(&self, name: Name<'_>) -> Result<(), String> {
+        let opened = WriteKey::open(self.ctx, &name);
+        if opened.kind() == KeyType::Empty {
+            return Ok(());
         }
-        self.last.borrow_mut().set(key, None);
+        opened.delete().map_err(|e| format!("DEL: {e}"))?;
+        drop(opened);
+        self.replicate(c"DEL", &[&name])?;
+        self.notify(NotifyEvent::GENERIC, "del", &name);
         Ok(())
     }
 
     /// The type of `key`, as `TYPE` names it.
     pub fn kind(&self, key: &[u8]) -> Result<Kind, String> {
+        self.flush()?;
         Ok(match self.open(key).key_type() {
             KeyType::Empty => Kind::None,
             KeyType::String => Kind::String,
@@ -299,16 +297,17 @@ impl<'a> Keyspace<'a> {
 
     /// What `read` makes of the string at `key` (`None`: missing), read
     /// in place; an error on a key of another type, as `GET`. The key this
-    /// call read or wrote last is not looked up again (see `LastString`);
+    /// call read or wrote last is not looked up again (see `last_key`);
     /// `read` must not use this `Keyspace`.
     pub fn read<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>, String> {
         if let Some(known) = self.last.borrow().get(key) {
             return Ok(known.map(read));
         }
+        self.flush()?;
         let opened = self.open(key);
         match opened.key_type() {
             KeyType::Empty => {
-                self.last.borrow_mut().set(key, None);
+                self.last.borrow_mut().read(key, None);
                 Ok(None)
             }
             KeyType::String => {
@@ -316,7 +315,7 @@ impl<'a> Keyspace<'a> {
                     .read()
                     .map_err(|e| format!("reading the string failed: {e}"))?;
                 if let Some(value) = value {
-                    self.last.borrow_mut().set(key, Some(value));
+                    self.last.borrow_mut().read(key, Some(value));
                 }
                 Ok(value.map(read))
             }
@@ -358,6 +357,18 @@ impl<'a> Keyspace<'a> {
     /// Logs `message` as a warning in the Redis log.
     pub fn warn(&self, message: &str) {
         self.ctx.log_warning(message);
+    }
+}
+
+impl Drop for Keyspace<'_> {
+    /// Makes a write still pending (the call flushes before it answers;
+    /// this is for a path that returned early).
+    fn drop(&mut self) {
+        if let Err(error) = self.flush() {
+            self.warn(&format!(
+                "sluice: a write at the end of a call failed: {error}"
+            ));
+        }
     }
 }
 

@@ -30,6 +30,8 @@
 //! - `run`: one call: groups decided all or nothing, peeks, refunds, the reply.
 //! - `state`: a key's state read (carried over, a log's view) and written back.
 //! - [`keyspace`]: the Redis commands, replicated as effects.
+//! - `last_key`: the key a call touched last, its value and its write kept
+//!   for the end of the call.
 //! - `ffi`: the module API calls with no safe wrapper (Redis's clocks, a
 //!   key's expiry set to an instant).
 
@@ -40,6 +42,7 @@
 mod args;
 mod ffi;
 pub mod keyspace;
+mod last_key;
 mod run;
 mod state;
 

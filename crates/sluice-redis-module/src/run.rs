@@ -60,6 +60,9 @@ pub fn run(keyspace: Keyspace<'_>, call: &Call<'_>) -> Result<Vec<i64>, String> 
             }
         }
     }
+    // The writes kept for the end (a hot key's last) are made before the
+    // answer.
+    site.keyspace.flush()?;
     Ok(reply)
 }
 
