@@ -75,6 +75,8 @@ mod link;
 mod refund;
 mod reply;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -309,10 +311,14 @@ impl RedisStore {
         match checks {
             [] => Ok((None, Vec::new())),
             // A cluster: checks in several slots are grouped per slot.
-            [_, _, ..] if self.caller.connection.is_cluster() => Ok((
-                None,
-                cluster::decide_grouped(&self.caller, batcher, arrived, checks).await?,
-            )),
+            // Boxed, as the unbatched call in `decide_slot`: its future is
+            // kilobytes, which every decision's future would carry.
+            [_, _, ..] if self.caller.connection.is_cluster() => {
+                let grouped: Pin<Box<dyn Future<Output = _> + Send + '_>> = Box::pin(
+                    cluster::decide_grouped(&self.caller, batcher, arrived, checks),
+                );
+                Ok((None, grouped.await?))
+            }
             // One call: through the batcher (answered within the timeout
             // of its arrival), or alone.
             _ => {
