@@ -228,7 +228,6 @@ impl Site<'_> {
     /// Makes `save`'s writes, as `save_packed` and `save_log` do.
     pub fn save(&self, save: Save, quota: &Quota) -> Result<(), Failure> {
         let key = &save.key[..];
-        let ttl = Self::text(save.ttl_ms);
         match save.what {
             Write::Packed(value) => self.set(key, &value, save.ttl_ms),
             Write::Log { view, added } => {
@@ -252,7 +251,7 @@ impl Site<'_> {
                     "ZADD",
                     &[key, &Self::text(added.at_us()), member.as_bytes()],
                 )?;
-                self.run("PEXPIRE", &[key, &ttl])?;
+                self.run("PEXPIRE", &[key, &Self::text(save.ttl_ms)])?;
                 if added.cum() > RENUMBER_AT {
                     self.renumber(key)?;
                 }
