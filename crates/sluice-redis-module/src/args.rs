@@ -1,7 +1,9 @@
 //! The command's arguments, read: `SLUICE.CALL <numkeys> <key>… <time>
 //! <mode> [<n> <packed values>]…`, that is `FCALL`'s after the function's
 //! name, so the store sends the module exactly what it sends the Lua
-//! library (see the Redis store's `library` module for the protocol).
+//! library (see the Redis store's `library` module for the protocol). The
+//! one addition: a mode prefixed with [`packed::BYTES_REPLY`] asks for the
+//! reply as one bulk string.
 
 use sluice::store::packed::{self, Mode, VALUES_PER_CHECK};
 
@@ -28,6 +30,9 @@ pub struct Call<'a> {
     pub time: Time,
     /// What to do.
     pub mode: Mode,
+    /// Whether the reply is one bulk string of little-endian `i64`s
+    /// (the mode had the [`packed::BYTES_REPLY`] prefix), not an array.
+    pub bytes_reply: bool,
     /// How many checks each all-or-nothing group holds, in key order.
     pub sizes: Vec<usize>,
     /// Every check's values, in key order.
@@ -71,6 +76,10 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Call<'a>, String> {
         },
         now => Time::Given(packed::whole_number(now).ok_or("sluice: invalid time")?),
     };
+    let (bytes_reply, mode) = match mode.split_first() {
+        Some((&packed::BYTES_REPLY, mode)) => (true, mode),
+        _ => (false, *mode),
+    };
     let mode = Mode::parse(mode).ok_or_else(|| {
         format!(
             "sluice: unknown mode {}",
@@ -98,6 +107,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Call<'a>, String> {
         keys,
         time,
         mode,
+        bytes_reply,
         sizes,
         values,
     })
@@ -124,8 +134,27 @@ mod tests {
         assert_eq!(call.time, Time::Redis { deadline: Some(99) });
         assert_eq!(call.mode, Mode::Refund { at_us: 42 });
         assert_eq!(call.groups().collect::<Vec<_>>(), [&[values][..]]);
+        assert!(!call.bytes_reply);
         let given: Vec<&[u8]> = vec![b"SLUICE.CALL", b"0", b"5", b"p"];
         assert_eq!(parse(&given).unwrap().time, Time::Given(5));
+    }
+
+    /// The `b` prefix asks for the bytes reply and leaves the mode as it is.
+    #[test]
+    fn a_bytes_reply_is_asked_by_the_modes_prefix() {
+        for (mode, expected) in [
+            (&b"bd"[..], Mode::Decide),
+            (b"bp", Mode::Peek),
+            (b"br42", Mode::Refund { at_us: 42 }),
+        ] {
+            let args: Vec<&[u8]> = vec![b"SLUICE.CALL", b"0", b"5", mode];
+            let call = parse(&args).unwrap();
+            assert_eq!((call.mode, call.bytes_reply), (expected, true));
+        }
+        for bad in [&b"b"[..], b"bb", b"bbd", b"db"] {
+            let args: Vec<&[u8]> = vec![b"SLUICE.CALL", b"0", b"5", bad];
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

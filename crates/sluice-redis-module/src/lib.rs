@@ -13,10 +13,16 @@
 //! `LATE`), the mode (`d`, `p`, `r<at>`), then per all-or-nothing group
 //! its number of checks and their packed values; the reply is the time
 //! decided at, then six integers per check (see the Redis store's
-//! `library` module and `lua/main.lua`). The keys, values and expiries are
-//! the Lua library's, so a key written by one is read by the other (a
-//! fleet mid-rollout), and the `RedisStore` uses the command whenever the
-//! server has it.
+//! `library` module and `lua/main.lua`). A mode prefixed with `b` (`bd`,
+//! `bp`, `br<at>`: `sluice::store::packed::BYTES_REPLY`) asks for the same
+//! integers as one bulk string, 8 bytes of little-endian `i64` each, which
+//! the client reads without a RESP integer per value; errors (`LATE`, bad
+//! arguments) stay errors. A module older than that form answers
+//! `sluice: unknown mode bd`, and the store asks for the array again.
+//!
+//! The keys, values and expiries are the Lua library's, so a key written
+//! by one is read by the other (a fleet mid-rollout), and the `RedisStore`
+//! uses the command whenever the server has it.
 //!
 //! Atomic: a module command runs alone, as a script does. Its writes are
 //! replicated as effects (see [`keyspace`]), never the command itself.
@@ -66,9 +72,21 @@ fn sluice_call(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let call = args::parse(&bytes).map_err(RedisError::String)?;
     let keys = &args[args::FIRST_KEY..args::FIRST_KEY + call.keys.len()];
     let reply = run::run(keyspace::Keyspace::new(ctx, keys), &call).map_err(RedisError::String)?;
+    if call.bytes_reply {
+        return Ok(RedisValue::StringBuffer(bytes_of(&reply)));
+    }
     Ok(RedisValue::Array(
         reply.into_iter().map(RedisValue::Integer).collect(),
     ))
+}
+
+/// The bytes reply: each integer as 8 bytes, little-endian, in order.
+fn bytes_of(reply: &[i64]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(reply.len() * 8);
+    for n in reply {
+        bytes.extend_from_slice(&n.to_le_bytes());
+    }
+    bytes
 }
 
 // The entry point Redis calls on MODULE LOAD is `unsafe extern "C"` (see
@@ -91,5 +109,18 @@ mod entry {
             // COMMAND INFO only).
             [super::COMMAND, super::sluice_call, "write deny-oom getkeys-api", 1, 1, 1, ""],
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each integer as 8 bytes, little-endian, in order.
+    #[test]
+    fn the_bytes_reply_is_each_integer_little_endian() {
+        let bytes = super::bytes_of(&[1, -1, 258]);
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(bytes[..8], [1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes[8..16], [0xff; 8]);
+        assert_eq!(bytes[16..], [2, 1, 0, 0, 0, 0, 0, 0]);
     }
 }

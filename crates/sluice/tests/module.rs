@@ -366,3 +366,72 @@ async fn issue_15_one_call_on_a_key_many_times_sees_its_own_writes() {
         }
     }
 }
+
+/// Issue 15: the bytes reply (mode `bd`, `bp`, `br<at>`) holds the same
+/// integers, in the same order, as the array the plain mode answers, for
+/// the same call: twin keys take the same decisions (admissions, denials,
+/// a group with a key of another type, which answers error markers), peeks
+/// and refunds, in both forms; a late call stays an error.
+#[tokio::test]
+async fn issue_15_the_bytes_reply_holds_the_arrays_integers() {
+    let server = RedisServer::with_module();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    for twin in ["array", "bytes"] {
+        server.cli(&["LPUSH", &format!("{{{twin}}}:listed"), "x"]);
+    }
+    // Two groups: two checks of different algorithms, then one on a list.
+    let quotas = [
+        Quota::new(Algorithm::TokenBucket, 3, Duration::from_secs(1), Some(4)).unwrap(),
+        Quota::new(Algorithm::SlidingWindowLog, 2, Duration::from_secs(2), None).unwrap(),
+        Quota::new(Algorithm::FixedWindow, 5, Duration::from_secs(1), None).unwrap(),
+    ];
+    let names = ["a", "b", "listed"];
+    let call = |twin: &str, mode: String, now: String, cost: u64| {
+        let mut cmd = redis::cmd("SLUICE.CALL");
+        cmd.arg(names.len());
+        for name in names {
+            cmd.arg(format!("{{{twin}}}:{name}"));
+        }
+        cmd.arg(now).arg(mode);
+        let mut first = Vec::new();
+        for quota in &quotas[..2] {
+            packed::pack(&packed::values(quota, cost, false), &mut first);
+        }
+        let mut second = Vec::new();
+        packed::pack(&packed::values(&quotas[2], cost, false), &mut second);
+        cmd.arg(2).arg(first).arg(1).arg(second);
+        cmd
+    };
+    let (mut now, mut decided_at) = (START_US, START_US);
+    for (step, (cost, gap_ms)) in STEPS.iter().copied().enumerate() {
+        for mode in [String::from("p"), "d".into(), format!("r{decided_at}")] {
+            let array: Vec<i64> = call("array", mode.clone(), now.to_string(), cost)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let bytes: Vec<u8> = call("bytes", format!("b{mode}"), now.to_string(), cost)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert_eq!(bytes.len(), array.len() * 8, "step {step}, mode {mode}");
+            let from_bytes: Vec<i64> = bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            assert_eq!(from_bytes, array, "step {step}, mode {mode}");
+            assert_eq!(array.len(), 1 + names.len() * packed::REPLY_PER_CHECK);
+            if !mode.starts_with('r') {
+                assert_eq!(array[13], -1, "the listed key's error marker: {array:?}");
+            }
+            if mode == "d" {
+                decided_at = now;
+            }
+        }
+        now += gap_ms * 1_000;
+    }
+    let late: redis::RedisResult<Vec<u8>> = call("bytes", "bd".into(), "<1".into(), 1)
+        .query_async(&mut raw)
+        .await;
+    assert_eq!(late.unwrap_err().code(), Some(packed::LATE));
+}

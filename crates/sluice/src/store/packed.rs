@@ -47,6 +47,14 @@ pub const VALUES_PER_CHECK: usize = 7;
 /// `-1, problem, detail, position, 0, 0` (see `lua/main.lua`).
 pub const REPLY_PER_CHECK: usize = 6;
 
+/// The prefix of a mode argument (`bd`, `bp`, `br<at_us>`) that asks the
+/// native module for its reply as one bulk string: the same integers, in
+/// the same order, each as 8 bytes of a little-endian `i64` (errors stay
+/// errors). Spares the client a RESP integer per value. The Lua library,
+/// and a module older than this form, refuse it as an unknown mode
+/// (`sluice: unknown mode bd`), and the store then asks for the array.
+pub const BYTES_REPLY: u8 = b'b';
+
 /// The code of the error the library answers, deciding nothing, when it
 /// runs after the deadline it was given: a first argument `<<deadline>`
 /// (instead of the empty one) means Redis `TIME`, and refuse the call if

@@ -9,7 +9,9 @@ use std::time::Duration;
 use redis::{Cmd, RedisError, RedisResult};
 
 use super::connection::{Connection, within};
-use super::library::{self, Mode, VALUES_PER_CHECK};
+#[cfg(test)]
+use super::library::REPLY_PER_CHECK;
+use super::library::{self, BYTES_REPLY, Mode, VALUES_PER_CHECK};
 use super::{keys, reply};
 use crate::clock::Clock;
 use crate::store::Check;
@@ -50,6 +52,10 @@ pub struct Form {
     /// Whether the module answered since it was last found missing (for
     /// the log line that says which form decides).
     module_seen: AtomicBool,
+    /// As `module_missing_on`, for the module's bytes reply: the
+    /// connection on which the module refused it (a module older than
+    /// that form), plus 1.
+    bytes_refused_on: AtomicU64,
 }
 
 impl Form {
@@ -61,12 +67,30 @@ impl Form {
             module,
             module_missing_on: AtomicU64::new(0),
             module_seen: AtomicBool::new(false),
+            bytes_refused_on: AtomicU64::new(0),
         }
     }
 
     /// Whether to try the module on `connection`.
     fn try_module(&self, connection: &Connection) -> bool {
         self.module && self.module_missing_on.load(Ordering::Relaxed) != connection.opened() + 1
+    }
+
+    /// Whether to ask for the bytes reply on `connection`.
+    fn try_bytes(&self, connection: &Connection) -> bool {
+        self.bytes_refused_on.load(Ordering::Relaxed) != connection.opened() + 1
+    }
+
+    fn bytes_refused(&self, connection: &Connection) {
+        let was = self
+            .bytes_refused_on
+            .swap(connection.opened() + 1, Ordering::Relaxed);
+        if was != connection.opened() + 1 {
+            tracing::info!(
+                "this Redis's Sluice module answers no bytes reply (an older version): \
+                 it answers arrays"
+            );
+        }
     }
 
     fn module_answered(&self) {
@@ -123,12 +147,7 @@ pub async fn call(
 ) -> RedisResult<Vec<i64>> {
     let time = Time { now, deadline };
     if form.try_module(connection) {
-        let cmd = command(MODULE_COMMAND, None, time, mode, groups);
-        let first_key = groups.iter().find_map(|g| g.keys.first());
-        let sent = match first_key {
-            Some(key) => connection.query_at(&cmd, key).await,
-            None => connection.query(&cmd).await,
-        };
+        let sent = query_bytes(connection, form, MODULE_COMMAND, None, time, mode, groups).await;
         match sent {
             Err(e) if says(&e, "unknown command") => form.module_missing(connection),
             result => {
@@ -140,7 +159,10 @@ pub async fn call(
         }
     }
     if form.functions() {
-        let fcall = || command("FCALL", Some(library::function_name()), time, mode, groups);
+        let fcall = || {
+            let id = Some(library::function_name());
+            command("FCALL", id, time, mode, false, groups)
+        };
         match connection.query(&fcall()).await {
             Err(e) if says(&e, "Function not found") => {
                 let load = redis::cmd("FUNCTION")
@@ -163,7 +185,10 @@ pub async fn call(
             result => return result,
         }
     }
-    let evalsha = || command("EVALSHA", Some(library::script_sha()), time, mode, groups);
+    let evalsha = || {
+        let id = Some(library::script_sha());
+        command("EVALSHA", id, time, mode, false, groups)
+    };
     match connection.query(&evalsha()).await {
         Err(e) if e.code() == Some("NOSCRIPT") => {
             let load = redis::cmd("SCRIPT")
@@ -175,6 +200,45 @@ pub async fn call(
         }
         result => result,
     }
+}
+
+/// Sends the call `name` (`id`) names, asking for the bytes reply
+/// ([`BYTES_REPLY`]) unless Redis refused it on this connection; on a
+/// refusal (an unknown mode: a module older than that form), asks again
+/// for the array, and only for arrays on this connection. Either reply
+/// reads as the same integers ([`reply::Integers`]).
+async fn query_bytes(
+    connection: &Connection,
+    form: &Form,
+    name: &str,
+    id: Option<&str>,
+    time: Time,
+    mode: Mode,
+    groups: &[&Group],
+) -> RedisResult<Vec<i64>> {
+    let first_key = groups.iter().find_map(|g| g.keys.first());
+    let send = |bytes: bool| async move {
+        let cmd = command(name, id, time, mode, bytes, groups);
+        let reply: reply::Integers = match first_key {
+            Some(key) => connection.query_at(&cmd, key).await?,
+            None => connection.query(&cmd).await?,
+        };
+        Ok(reply.0)
+    };
+    if form.try_bytes(connection) {
+        match send(true).await {
+            Err(e) if refuses_bytes(&e) => form.bytes_refused(connection),
+            result => return result,
+        }
+    }
+    send(false).await
+}
+
+/// Whether Redis refused a call's mode as unknown: the library (the Lua
+/// one, or a module older than the bytes reply) read the
+/// [`BYTES_REPLY`] prefix as part of the mode.
+fn refuses_bytes(error: &RedisError) -> bool {
+    says(error, "unknown mode")
 }
 
 /// The time a call decides at, and the deadline it must start by.
@@ -194,8 +258,16 @@ pub const MODULE_COMMAND: &str = "SLUICE.CALL";
 /// [`library::Call::arguments`] from groups already packed: `<now> <mode>
 /// [<n> <packed values>]…` (a test holds the two equal), where `<now>` is
 /// `<<deadline>` for Redis `TIME` with a deadline. The module's command
-/// has no `<id>`.
-fn command(name: &str, id: Option<&str>, time: Time, mode: Mode, groups: &[&Group]) -> Cmd {
+/// has no `<id>`. With `bytes`, the mode has the [`BYTES_REPLY`] prefix
+/// (the module's bytes reply; the Lua library refuses it).
+fn command(
+    name: &str,
+    id: Option<&str>,
+    time: Time,
+    mode: Mode,
+    bytes: bool,
+    groups: &[&Group],
+) -> Cmd {
     let mut cmd = redis::cmd(name);
     if let Some(id) = id {
         cmd.arg(id);
@@ -212,7 +284,12 @@ fn command(name: &str, id: Option<&str>, time: Time, mode: Mode, groups: &[&Grou
         } => cmd.arg(format!("<{deadline}")),
         _ => cmd.arg(""),
     };
-    cmd.arg(&*mode.argument());
+    let argument = mode.argument();
+    if bytes {
+        cmd.arg([&[BYTES_REPLY][..], argument.as_bytes()].concat());
+    } else {
+        cmd.arg(&*argument);
+    }
     for group in groups {
         cmd.arg(group.keys.len()).arg(&group.values[..]);
     }
@@ -315,7 +392,7 @@ mod tests {
             now: Some(7),
             deadline: None,
         };
-        let cmd = command("FCALL", Some("f"), time, mode, &[&group]);
+        let cmd = command("FCALL", Some("f"), time, mode, false, &[&group]);
         let sent: Vec<Vec<u8>> = cmd
             .args_iter()
             .map(|a| match a {
@@ -332,12 +409,80 @@ mod tests {
         assert_eq!(sent, expected);
     }
 
+    /// An unknown mode (what the Lua library, and a module older than the
+    /// bytes reply, answer to `bd`) is a refusal of the bytes reply; other
+    /// errors are not.
+    #[test]
+    fn an_unknown_mode_refuses_the_bytes_reply() {
+        let server = |code: &str, detail: &str| {
+            redis::make_extension_error(code.to_owned(), Some(detail.to_owned()))
+        };
+        assert!(refuses_bytes(&server("ERR", "sluice: unknown mode bd")));
+        assert!(!refuses_bytes(&server(
+            "LATE",
+            "the call reached Redis after its deadline"
+        )));
+        assert!(!refuses_bytes(&server(
+            "ERR",
+            "unknown command 'SLUICE.CALL'"
+        )));
+        let io = RedisError::from(std::io::Error::other("unknown mode"));
+        assert!(!refuses_bytes(&io), "only Redis's answer counts");
+    }
+
+    /// A library that does not know the bytes reply (here the Lua one on a
+    /// real Redis, which refuses `bd` with the words of a module older than
+    /// that form) gets the array on the same connection, with the same
+    /// integers, and no second refusal.
+    #[tokio::test]
+    async fn a_library_without_the_bytes_reply_gets_the_array() {
+        let redis = sluice_testkit::RedisServer::start();
+        let store = crate::store::redis::RedisStore::connect(&redis.url())
+            .await
+            .unwrap();
+        let connection = store.caller.connection.clone();
+        let load = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(library::function_library())
+            .to_owned();
+        connection.query::<()>(&load).await.unwrap();
+        let quota = Quota::new(Algorithm::FixedWindow, 5, Duration::from_secs(60), None).unwrap();
+        let mut group = Group::default();
+        group.push("k".to_owned(), library::values(&quota, 2, false));
+        let form = Form::new(true, true);
+        let time = Time {
+            now: Some(1_764_000_000_000_000),
+            deadline: None,
+        };
+        let id = Some(library::function_name());
+        let groups = [&group];
+        let call = || query_bytes(&connection, &form, "FCALL", id, time, Mode::Peek, &groups);
+        assert!(form.try_bytes(&connection));
+        let first = call().await.unwrap();
+        assert!(!form.try_bytes(&connection), "refused on this connection");
+        assert_eq!(call().await.unwrap(), first);
+        let array = command("FCALL", id, time, Mode::Peek, false, &[&group]);
+        let direct: Vec<i64> = connection.query(&array).await.unwrap();
+        assert_eq!((first.len(), &first), (1 + REPLY_PER_CHECK, &direct));
+        let info = redis.cli(&["INFO", "commandstats"]);
+        let fcall = info
+            .lines()
+            .find(|l| l.starts_with("cmdstat_fcall:"))
+            .unwrap();
+        let fields: Vec<&str> = fcall.split([':', ',']).collect();
+        assert!(
+            fields.contains(&"calls=4") && fields.contains(&"failed_calls=1"),
+            "one refusal, then arrays: {fcall}"
+        );
+    }
+
     /// On Redis `TIME`, a deadline goes where the time would: `<` and it.
     #[test]
     fn a_deadline_replaces_the_empty_time() {
         let group = Group::default();
         let sent = |time| {
-            let cmd = command("FCALL", Some("f"), time, Mode::Decide, &[&group]);
+            let cmd = command("FCALL", Some("f"), time, Mode::Decide, false, &[&group]);
             let args: Vec<Vec<u8>> = cmd
                 .args_iter()
                 .map(|a| match a {

@@ -4,6 +4,9 @@
 //! (packed with other decisions on that slot); refunds and standings are
 //! calls of their own.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use tokio::time::Instant;
 
 use super::batch::Batcher;
@@ -29,7 +32,14 @@ pub async fn decide_slot(
             let reply = batcher.decide(group, caller.now(), arrived).await?;
             reply::parse(&reply, checks, |c| caller.key_of(c))
         }
-        None => caller.run(checks, Mode::Decide).await,
+        // Boxed: a call's future is kilobytes, and every decision's future
+        // would carry (and move) it, batched ones too. As a `dyn` future,
+        // so that the compiler checks it `Send` once, not at every caller.
+        None => {
+            let call: Pin<Box<dyn Future<Output = _> + Send + '_>> =
+                Box::pin(caller.run(checks, Mode::Decide));
+            call.await
+        }
     }
 }
 

@@ -30,8 +30,12 @@
 //! then per all-or-nothing group its number of checks and their
 //! [`VALUES_PER_CHECK`] numbers each ([`values`]), packed as little-endian
 //! doubles. The reply is the time decided at, then [`REPLY_PER_CHECK`]
-//! integers per check (see `main.lua`). A [`Call`] of one check builds all
-//! of it:
+//! integers per check (see `main.lua`). The native module's
+//! `SLUICE.CALL <number of keys> <keys…>` takes the same arguments, and a
+//! mode prefixed with [`BYTES_REPLY`] (`bd`) asks it for the same integers
+//! as one bulk string, 8 bytes of little-endian `i64` each (the Lua
+//! library refuses that mode as unknown). A [`Call`] of one check builds
+//! all of it:
 //!
 //! ```
 //! use std::time::Duration;
@@ -68,7 +72,9 @@ pub const SOURCE: &str = concat!(
     include_str!("lua/main.lua"),
 );
 
-pub use crate::store::packed::{LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK, code, pack, values};
+pub use crate::store::packed::{
+    BYTES_REPLY, LATE, Mode, REPLY_PER_CHECK, VALUES_PER_CHECK, code, pack, values,
+};
 
 /// The library as a script for `SCRIPT LOAD`/`EVALSHA`.
 pub fn script() -> &'static str {

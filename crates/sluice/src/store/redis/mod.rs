@@ -75,6 +75,8 @@ mod link;
 mod refund;
 mod reply;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,9 +310,13 @@ impl RedisStore {
         match checks {
             [] => Ok((DecidedAt::Never, Vec::new())),
             // A cluster: checks in several slots are grouped per slot.
+            // Boxed, as the unbatched call in `decide_slot`: its future is
+            // kilobytes, which every decision's future would carry.
             [_, _, ..] if self.caller.connection.is_cluster() => {
-                let (at, decisions) =
-                    cluster::decide_grouped(&self.caller, batcher, arrived, checks).await?;
+                let grouped: Pin<Box<dyn Future<Output = _> + Send + '_>> = Box::pin(
+                    cluster::decide_grouped(&self.caller, batcher, arrived, checks),
+                );
+                let (at, decisions) = grouped.await?;
                 Ok((DecidedAt::PerCheck(at), decisions))
             }
             // One call: through the batcher (answered within the timeout

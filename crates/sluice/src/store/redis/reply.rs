@@ -1,11 +1,51 @@
 //! Reading the library's reply: the time it decided at, then
-//! [`REPLY_PER_CHECK`] integers per check (see `lua/main.lua`).
+//! [`REPLY_PER_CHECK`] integers per check (see `lua/main.lua`), as an
+//! array of RESP integers or, from the native module asked for it, as one
+//! bulk string of 8-byte little-endian integers ([`Integers`] reads
+//! either); [`parse`] makes the decisions of both.
 
 use std::time::Duration;
 
 use super::library::REPLY_PER_CHECK;
 use crate::store::Check;
 use crate::{Decision, StoreError};
+
+/// A reply's integers, from either form: an array of RESP integers (the
+/// Lua library, a module older than the bytes reply), or the module's
+/// bytes reply ([`BYTES_REPLY`](super::library::BYTES_REPLY)), read with
+/// no [`redis::Value`] per integer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Integers(pub Vec<i64>);
+
+impl redis::FromRedisValue for Integers {
+    fn from_redis_value_ref(v: &redis::Value) -> Result<Self, redis::ParsingError> {
+        match v {
+            redis::Value::BulkString(bytes) => unpack(bytes),
+            other => Vec::<i64>::from_redis_value_ref(other).map(Integers),
+        }
+    }
+
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        match v {
+            redis::Value::BulkString(bytes) => unpack(&bytes),
+            other => Vec::<i64>::from_redis_value(other).map(Integers),
+        }
+    }
+}
+
+/// The integers of a bytes reply: 8 bytes each, little-endian, in order.
+fn unpack(bytes: &[u8]) -> Result<Integers, redis::ParsingError> {
+    let (integers, []) = bytes.as_chunks::<8>() else {
+        return Err(format!(
+            "a bytes reply of {} bytes, not whole 8-byte integers",
+            bytes.len()
+        )
+        .into());
+    };
+    Ok(Integers(
+        integers.iter().map(|&b| i64::from_le_bytes(b)).collect(),
+    ))
+}
 
 /// The time and the decisions in a reply for `checks`, whose Redis keys
 /// `key_of` gives; an error marker for any check (see `lua/main.lua`) is
@@ -173,6 +213,46 @@ mod tests {
         let failed = [7, -1, 2, 0, 0, 0, 0];
         let error = parse(&failed, &checks[..1], key_of).unwrap_err();
         assert!(error.to_string().contains("Redis log"), "{error}");
+    }
+
+    /// The bytes reply reads as the same integers as the array, in order,
+    /// negative ones included; a length that is not whole integers is
+    /// refused.
+    #[test]
+    fn a_bytes_reply_reads_as_the_arrays_integers() {
+        use redis::{FromRedisValue, Value};
+        let integers = [
+            1_764_000_000_123_456,
+            0,
+            3,
+            10,
+            -1,
+            0,
+            1,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let bytes: Vec<u8> = integers.iter().flat_map(|n| n.to_le_bytes()).collect();
+        let array = Value::Array(integers.iter().map(|&n| Value::Int(n)).collect());
+        let from_bytes = Integers::from_redis_value(Value::BulkString(bytes.clone())).unwrap();
+        let from_ref = Integers::from_redis_value_ref(&Value::BulkString(bytes.clone())).unwrap();
+        let from_array = Integers::from_redis_value(array).unwrap();
+        assert_eq!(from_bytes.0, integers);
+        assert_eq!(from_bytes, from_array);
+        assert_eq!(from_ref, from_array);
+        // 1, not 2^56: little-endian.
+        let one = Integers::from_redis_value(Value::BulkString(vec![1, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(one.unwrap().0, [1]);
+        for length in [1, 7, 9, bytes.len() - 1] {
+            let cut = Value::BulkString(bytes[..length].to_vec());
+            assert!(Integers::from_redis_value(cut).is_err(), "{length} bytes");
+        }
+        assert_eq!(
+            Integers::from_redis_value(Value::BulkString(Vec::new()))
+                .unwrap()
+                .0,
+            []
+        );
     }
 
     #[test]
