@@ -161,13 +161,25 @@ impl<'a> Resolved<'a> {
     /// The quota `limit` decides this key under (its own or the key's
     /// override's), or the decision of an `unlimited` or `block` override
     /// alone, in shadow mode if the policy is.
-    #[inline]
+    ///
+    /// Inlined for a limit without overrides (most): its quota is returned
+    /// in a register, not a `Result` holding a `Decision` written to memory.
+    #[inline(always)]
     fn quota_of(&self, limit: &'a Limit) -> Result<&'a Quota, Decision> {
-        let alone = match limit.override_for(self.key) {
-            None => return Ok(limit.quota()),
-            Some(Override::Quota(quota)) => return Ok(quota),
-            Some(Override::Unlimited) => Decision::unlimited(),
-            Some(Override::Blocked) => Decision::blocked(),
+        match limit.override_for(self.key) {
+            None => Ok(limit.quota()),
+            Some(rule) => self.overridden(rule),
+        }
+    }
+
+    /// [`Resolved::quota_of`] for a key with an override `rule`.
+    #[cold]
+    #[inline(never)]
+    fn overridden(&self, rule: &'a Override) -> Result<&'a Quota, Decision> {
+        let alone = match rule {
+            Override::Quota(quota) => return Ok(quota),
+            Override::Unlimited => Decision::unlimited(),
+            Override::Blocked => Decision::blocked(),
         };
         Err(if self.policy.shadow() {
             alone.shadowed()

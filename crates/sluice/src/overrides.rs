@@ -108,12 +108,19 @@ impl Overrides {
     }
 
     /// The override that applies to `key`, if any (see the module's docs).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<&Override> {
         // Most limits have no override: no hashing, no call.
         if self.exact.is_empty() && self.patterns.is_empty() {
             return None;
         }
+        self.lookup(key)
+    }
+
+    /// [`Overrides::get`] when there are overrides: out of line, so that a
+    /// check without any inlines the two length tests alone.
+    #[inline(never)]
+    fn lookup(&self, key: &str) -> Option<&Override> {
         if let Some(rule) = self.exact.get(key) {
             return Some(rule);
         }

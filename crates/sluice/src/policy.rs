@@ -70,7 +70,7 @@ impl Limit {
 
     /// The override that applies to `key`, if any: its exact key's, else
     /// the most specific matching pattern's.
-    #[inline]
+    #[inline(always)]
     pub fn override_for(&self, key: &str) -> Option<&Override> {
         self.overrides.get(key)
     }

@@ -43,6 +43,63 @@ pub fn decide(
     cost: u64,
     now_us: u64,
 ) -> (Decision, Option<State>) {
+    let (raw, next) = step(state, quota, cost, now_us);
+    (raw.decision(quota), next)
+}
+
+/// [`decide`] on a state where it lies, leaving the [`Decision`] to be
+/// built from the returned [`Raw`] (by [`Raw::decision`], under the same
+/// quota): a store can do that after releasing its lock. Returns whether
+/// the state was written.
+#[inline(always)]
+pub(crate) fn decide_raw(state: &mut State, quota: &Quota, cost: u64, now_us: u64) -> (Raw, bool) {
+    match step(Some(state), quota, cost, now_us) {
+        (raw, Some(next)) => {
+            *state = next;
+            (raw, true)
+        }
+        (raw, None) => (raw, false),
+    }
+}
+
+/// What the token bucket's step found, in raw numbers: the few it needs
+/// to write the state and its expiry, from which [`Raw::decision`] builds
+/// the [`Decision`] (the divisions and the `Duration`s are left to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Raw {
+    /// The level after the decision, in scaled units.
+    level: u64,
+    /// How far the stored instant is ahead of `now` (a clock behind).
+    skew_us: u64,
+    /// Whole microseconds until the bucket is full again, from `now`.
+    pub(crate) reset_after_us: u64,
+    /// Admitted (`None`), denied short of this many scaled units
+    /// (`Some(Some(_))`), or denied for good: the cost exceeds the burst.
+    short: Option<Option<u64>>,
+}
+
+impl Raw {
+    /// The decision of [`decide`], built from these numbers under `quota`
+    /// (the quota they were found under).
+    #[inline(always)]
+    pub(crate) fn decision(self, quota: &Quota) -> Decision {
+        let remaining = quota.tokens_in(self.level);
+        let skew = self.skew_us;
+        match self.short {
+            None => Decision::allowed(quota.burst(), remaining, self.reset_after_us),
+            Some(short) => Decision::denied(
+                quota.burst(),
+                remaining,
+                self.reset_after_us,
+                short.map(|units| quota.refill_us(units) + skew),
+            ),
+        }
+    }
+}
+
+/// The step of [`decide`], its decision in raw numbers.
+#[inline(always)]
+fn step(state: Option<&State>, quota: &Quota, cost: u64, now_us: u64) -> (Raw, Option<State>) {
     let capacity = quota.scaled_capacity();
     let rate = quota.refill_per_us();
     let (t, level) = match state {
@@ -53,29 +110,25 @@ pub fn decide(
             (t, refilled.min(u128::from(capacity)) as u64)
         }
     };
-    let skew = t - now_us;
-    let full_after = |level: u64| quota.refill_us(capacity - level);
-    let remaining = |level: u64| quota.tokens_in(level);
+    // Durations count from the caller's `now`: lengthened by the skew.
+    let skew_us = t - now_us;
+    let raw = |level: u64, short| Raw {
+        level,
+        skew_us,
+        reset_after_us: quota.refill_us(capacity - level) + skew_us,
+        short,
+    };
 
     if cost > quota.burst() {
-        let d = Decision::denied(quota.burst(), remaining(level), full_after(level), None);
-        return (d.delayed_by(skew), None);
+        return (raw(level, Some(None)), None);
     }
     let need = cost * quota.scaled_unit();
     if level >= need {
         let level = level - need;
-        let d = Decision::allowed(quota.burst(), remaining(level), full_after(level));
         let next = (cost > 0).then_some(State { level, at_us: t });
-        (d.delayed_by(skew), next)
+        (raw(level, None), next)
     } else {
-        let retry = quota.refill_us(need - level);
-        let d = Decision::denied(
-            quota.burst(),
-            remaining(level),
-            full_after(level),
-            Some(retry),
-        );
-        (d.delayed_by(skew), None)
+        (raw(level, Some(Some(need - level))), None)
     }
 }
 

@@ -58,7 +58,7 @@ use std::num::NonZeroUsize;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use self::entry::{Entry, Probe, Slot, SlotUndo, expiry};
+use self::entry::{Entry, Pending, Probe, Slot, SlotUndo, expiry};
 use self::index::Index;
 use crate::algorithm;
 use crate::clock::{Clock, SystemClock};
@@ -481,8 +481,9 @@ impl<C: Clock> MemoryStore<C> {
     /// `UNDO` and something was written, how to take the write back.
     ///
     /// Everything that needs no lock (the name, its hash, the fingerprint)
-    /// is made before the caller locks `table`, so that the lock is held
-    /// for the lookup and the step alone.
+    /// is made before the caller locks `table`, and the decision is left
+    /// [`Pending`] for the caller to build ([`built`]) once it has released
+    /// the lock, so that the lock is held for the lookup and the step alone.
     #[inline(always)]
     fn decide_in<const UNDO: bool>(
         &self,
@@ -491,7 +492,7 @@ impl<C: Clock> MemoryStore<C> {
         check: &Check<'_>,
         fingerprint: u32,
         now: u64,
-    ) -> (Decision, Option<Undo>) {
+    ) -> (Pending, Option<Undo>) {
         let mut found = table.find(hash, probe);
         if let Some(at) = found
             && table.entries[at].slot.fingerprint() != fingerprint
@@ -500,7 +501,7 @@ impl<C: Clock> MemoryStore<C> {
             let quota = (fingerprint, check.quota);
             found = table.carry(at, (hash, probe), quota, now, &self.hasher);
         }
-        let (decision, undo) = match found {
+        match found {
             Some(at) => {
                 let entry = &mut table.entries[at];
                 let before = UNDO.then(|| Undo::Restore {
@@ -523,15 +524,10 @@ impl<C: Clock> MemoryStore<C> {
                     };
                     table.insert(hash, entry);
                     table.quotas.entry(fingerprint).or_insert(*check.quota);
-                    (decision, Some(Undo::Remove))
+                    (Pending::Built(decision), Some(Undo::Remove))
                 }
-                (decision, None) => (decision, None),
+                (decision, None) => (Pending::Built(decision), None),
             },
-        };
-        if check.shadow {
-            (decision.shadowed(), undo)
-        } else {
-            (decision, undo)
         }
     }
 
@@ -541,9 +537,13 @@ impl<C: Clock> MemoryStore<C> {
         let probe = Probe::new(check.policy, check.key);
         let hash = probe.hash(&self.hasher);
         let fingerprint = self.fingerprint(check.quota);
-        let mut table = self.shards[self.shard_of(hash)].table.lock();
-        self.decide_in::<false>(&mut table, (hash, &probe), check, fingerprint, now)
-            .0
+        let pending = {
+            let mut table = self.shards[self.shard_of(hash)].table.lock();
+            self.decide_in::<false>(&mut table, (hash, &probe), check, fingerprint, now)
+                .0
+        };
+        // The lock is released: the decision is built outside it.
+        built(pending, check)
     }
 
     fn decide_many(&self, checks: &[Check<'_>]) -> Vec<Decision> {
@@ -566,8 +566,8 @@ impl<C: Clock> MemoryStore<C> {
         for (i, check) in checks.iter().enumerate() {
             let table = locked(&mut guards, shard_of[i]);
             let name = (hashes[i], &probes[i]);
-            let (decision, undo) = self.decide_in::<true>(table, name, check, fingerprints[i], now);
-            decisions.push(decision);
+            let (pending, undo) = self.decide_in::<true>(table, name, check, fingerprints[i], now);
+            decisions.push(built(pending, check));
             undos.push(undo);
         }
         if admitted_together(checks, &mut decisions) {
@@ -588,18 +588,24 @@ impl<C: Clock> MemoryStore<C> {
                     ..checks[i]
                 };
                 let table = locked(&mut guards, shard_of[i]);
-                *decision = self
-                    .decide_in::<false>(
-                        table,
-                        (hashes[i], &probes[i]),
-                        &standing,
-                        fingerprints[i],
-                        now,
-                    )
-                    .0;
+                let name = (hashes[i], &probes[i]);
+                let pending = self.decide_in::<false>(table, name, &standing, fingerprints[i], now);
+                *decision = built(pending.0, &standing);
             }
         }
         decisions
+    }
+}
+
+/// The decision of `check` from what [`MemoryStore::decide_in`] left
+/// pending, in shadow mode if the check is.
+#[inline(always)]
+fn built(pending: Pending, check: &Check<'_>) -> Decision {
+    let decision = pending.decision(check.quota);
+    if check.shadow {
+        decision.shadowed()
+    } else {
+        decision
     }
 }
 

@@ -255,12 +255,56 @@ trait Slotted: Step {
     fn in_slot(slot: &Slot) -> Option<(u32, &Self::State)>;
     /// [`Slotted::in_slot`], to change the state in place.
     fn in_slot_mut(slot: &mut Slot) -> Option<(u32, &mut Self::State)>;
+
+    /// [`Step::decide_in_place`], the decision left [`Pending`]: by default
+    /// built at once; the token bucket leaves it in raw numbers, so that
+    /// the store builds it after releasing the shard's lock.
+    #[inline(always)]
+    fn decide_pending(
+        state: &mut Self::State,
+        quota: &Quota,
+        cost: u64,
+        now_us: u64,
+    ) -> (Pending, bool) {
+        let (decision, wrote) = Self::decide_in_place(state, quota, cost, now_us);
+        (Pending::Built(decision), wrote)
+    }
+}
+
+/// A decision made under a shard's lock, to be built once it is released:
+/// the token bucket's raw numbers, or any other algorithm's decision.
+pub(super) enum Pending {
+    /// The decision, built.
+    Built(Decision),
+    /// The token bucket's numbers ([`token_bucket::Raw::decision`]).
+    TokenBucket(token_bucket::Raw),
+}
+
+impl Pending {
+    /// How long until the key is back to its untouched state, in whole
+    /// microseconds: the decision's `reset_after`, for the entry's expiry.
+    #[inline(always)]
+    pub(super) fn reset_after_us(&self) -> u64 {
+        match self {
+            Pending::Built(decision) => decision.reset_after.as_micros() as u64,
+            Pending::TokenBucket(raw) => raw.reset_after_us,
+        }
+    }
+
+    /// The decision, built under `quota` (the quota it was made under).
+    #[inline(always)]
+    pub(super) fn decision(self, quota: &Quota) -> Decision {
+        match self {
+            Pending::Built(decision) => decision,
+            Pending::TokenBucket(raw) => raw.decision(quota),
+        }
+    }
 }
 
 /// Declares [`Slot`] with one variant per algorithm, and how each
 /// algorithm's state goes in and out of it.
 macro_rules! slots {
-    ($($variant:ident($stored:ty)),* $(,)?) => {
+    ($($variant:ident($stored:ty) $(= $pending:path)?),* $(,)?) => {
         /// A key's state and the fingerprint of the quota it was made under
         /// (a key whose quota changed is carried over to the new one, see
         /// the store's `carry`, instead of reading its old state in the new
@@ -294,6 +338,18 @@ macro_rules! slots {
                         _ => None,
                     }
                 }
+
+                $(
+                    #[inline(always)]
+                    fn decide_pending(
+                        state: &mut Self::State,
+                        quota: &Quota,
+                        cost: u64,
+                        now_us: u64,
+                    ) -> (Pending, bool) {
+                        $pending(state, quota, cost, now_us)
+                    }
+                )?
             }
         )*
 
@@ -331,8 +387,20 @@ macro_rules! slots {
     };
 }
 
+/// The token bucket's step on a slot, its decision left in raw numbers.
+#[inline(always)]
+fn token_bucket_pending(
+    state: &mut token_bucket::State,
+    quota: &Quota,
+    cost: u64,
+    now_us: u64,
+) -> (Pending, bool) {
+    let (raw, wrote) = token_bucket::decide_raw(state, quota, cost, now_us);
+    (Pending::TokenBucket(raw), wrote)
+}
+
 slots! {
-    TokenBucket(token_bucket::State),
+    TokenBucket(token_bucket::State) = token_bucket_pending,
     Gcra(gcra::State),
     LeakyBucket(leaky_bucket::State),
     FixedWindow(fixed_window::State),
@@ -436,7 +504,8 @@ impl Slot {
 impl Entry {
     /// [`algorithm::decide`] on this key's state, which is ignored unless it
     /// was made under the quota of `fingerprint`; writes the new state in
-    /// place. Returns the decision and whether anything was written.
+    /// place. Returns the decision, [`Pending`] (built by the caller, after
+    /// the lock), and whether anything was written.
     ///
     /// The algorithm's own step runs on the state where it lies, so the
     /// decision is the algorithm's and nothing is copied on the way.
@@ -447,7 +516,7 @@ impl Entry {
         quota: &Quota,
         cost: u64,
         now_us: u64,
-    ) -> (Decision, bool) {
+    ) -> (Pending, bool) {
         struct InPlace<'a> {
             slot: &'a mut Slot,
             fingerprint: u32,
@@ -456,19 +525,14 @@ impl Entry {
             now_us: u64,
         }
         impl SlotVisitor for InPlace<'_> {
-            type Output = Option<(Decision, bool)>;
+            type Output = Option<(Pending, bool)>;
             #[inline(always)]
             fn visit<A: Slotted>(self) -> Self::Output {
                 let (f, state) = A::in_slot_mut(self.slot)?;
                 if f != self.fingerprint {
                     return None;
                 }
-                Some(A::decide_in_place(
-                    state,
-                    self.quota,
-                    self.cost,
-                    self.now_us,
-                ))
+                Some(A::decide_pending(state, self.quota, self.cost, self.now_us))
             }
         }
         let in_place = InPlace {
@@ -485,13 +549,13 @@ impl Entry {
             None => match Slot::fresh(fingerprint, quota, cost, now_us) {
                 (d, Some(slot)) => {
                     self.slot = slot;
-                    (d, true)
+                    (Pending::Built(d), true)
                 }
-                (d, None) => (d, false),
+                (d, None) => (Pending::Built(d), false),
             },
         };
         if wrote {
-            self.expires_at_us = expiry(now_us, &decision);
+            self.expires_at_us = now_us.saturating_add(decision.reset_after_us());
         }
         (decision, wrote)
     }
