@@ -68,7 +68,7 @@ use clock::RedisClock;
 use lanes::Lanes;
 
 /// Calls in flight at once.
-pub const IN_FLIGHT: usize = 2;
+pub const IN_FLIGHT: usize = 4;
 /// The most checks in one call, so that no call holds Redis for long.
 pub const MAX_CHECKS: usize = 128;
 /// The most groups waiting for a call. Far more than Redis decides within
