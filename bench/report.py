@@ -1010,11 +1010,14 @@ def module_section(res):
     recs = res.area("module")
     if not recs:
         return "Not run."
+    depths = sorted({r["result"]["concurrency"] for r in recs if "concurrency" in r.get("result", {})})
+    depth = " or ".join(f"{d:,}" for d in depths) or "?"
     out = [
         "Sluice's native Redis module (`crates/sluice-redis-module`) against "
         "the same library's two Lua paths, on one redis-server of its own with "
         "the module and redis-cell loaded. `sluice bench --redis-path` forces "
-        "each path (64 decisions in flight; concurrent decisions share a call); "
+        f"each path ({depth} decisions in flight, as many as redis-benchmark "
+        "keeps requests; concurrent decisions share a call); "
         "redis-cell's `CL.THROTTLE` and the careful GCRA script run under "
         "`redis-benchmark -c 50 -P 16`, one decision per call. Redis µs per "
         "decision is the command's `usec` in `INFO commandstats` (reset before "
