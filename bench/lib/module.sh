@@ -7,8 +7,8 @@
 #   - `sluice bench --redis-path module|function|script`: the same library
 #     deciding by SLUICE.CALL, by FCALL and by EVALSHA (the path is forced,
 #     and the bench fails rather than measure another one), with as many
-#     decisions in flight as redis-benchmark keeps requests (MODULE_CONCURRENCY,
-#     its -c × -P), so that both sides are compared at the same depth;
+#     decisions in flight as redis-benchmark keeps requests (its -c × -P),
+#     so that both sides are compared at the same depth;
 #   - redis-cell's CL.THROTTLE and the careful GCRA script under
 #     redis-benchmark, by bench/run's own `measure_lua` (its records are
 #     moved to this section's area).
@@ -27,8 +27,6 @@
 # SCENARIOS, scenario_quota, lua_command and measure_lua.
 
 MODULE_SO=$ROOT/target/release/libsluice_redis.so
-# sluice bench's decisions in flight here: redis-benchmark's requests in flight.
-MODULE_CONCURRENCY=$((RB_CLIENTS * RB_PIPELINE))
 # The algorithms the section measures: redis-cell's (GCRA) and the default.
 MODULE_ALGORITHMS=(token_bucket gcra)
 # Each Redis path of `sluice bench --redis-path` and the command INFO
@@ -59,7 +57,7 @@ measure_module_path() {
     esac
     local command=("$SLUICE_BIN" bench --store "redis://$HOST:$port" --redis-path "$path"
         --algorithm "$algorithm" --limit "$limit" --period 1s "${burst_flag[@]}" --keys "$keys"
-        --distribution uniform --concurrency "$MODULE_CONCURRENCY" --duration "$SLUICE_BENCH_DURATION" --cost 1 --json)
+        --distribution uniform --concurrency "$((RB_CLIENTS * RB_PIPELINE))" --duration "$SLUICE_BENCH_DURATION" --cost 1 --json)
     local shown_command out
     shown_command="$(shown "${command[@]}")"
     shown_command=${shown_command/#$ROOT\//}
