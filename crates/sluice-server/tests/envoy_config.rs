@@ -20,14 +20,17 @@ use sluice_server::server::envoy_watch::EnvoyWatch;
 use sluice_server::service::DecisionService;
 use sluice_server::stores::StoreHandles;
 
-fn limits(per_minute: u32) -> String {
+/// A limits file of `per_day` for each user. A day, not a minute: the
+/// windows are aligned to the unit, and a test that crossed a minute's end
+/// between two requests saw its count start again.
+fn limits(per_day: u32) -> String {
     format!(
         "domain: rl
 descriptors:
   - key: user
     rate_limit:
-      unit: minute
-      requests_per_unit: {per_minute}
+      unit: day
+      requests_per_unit: {per_day}
 "
     )
 }
@@ -181,7 +184,7 @@ async fn a_configmap_symlink_swap_is_reloaded_keeping_counters() {
     assert_eq!(
         remaining(&service).await,
         (OK, 3),
-        "5 a minute, the one spent kept"
+        "5 a day, the one spent kept"
     );
     assert_eq!(watch.poll(&service), None);
 
@@ -276,7 +279,7 @@ async fn sluice_serve_reloads_on_sighup_and_on_a_changed_file() {
     let third = ask().await;
     assert_eq!(
         third.json["statuses"][0]["limitRemaining"], 7,
-        "10 a minute, 3 spent"
+        "10 a day, 3 spent"
     );
 
     write(
