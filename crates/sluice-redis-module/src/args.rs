@@ -183,7 +183,7 @@ mod tests {
         let call = parse(&args).unwrap();
         let groups: Vec<_> = call.groups().collect();
         assert_eq!(groups, [&values[..2], &values[2..]]);
-        // More checks than keys, or fewer: refused.
+        // More checks than keys: refused.
         let short: Vec<&[u8]> = vec![
             b"SLUICE.CALL",
             b"2",
